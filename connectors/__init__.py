@@ -1,0 +1,1 @@
+"""Adapters to outside systems, one sub-package each (Kafka clients, Postfix, SIEMs)."""

@@ -1,0 +1,1 @@
+"""Floodgate's processing: the pure threshold engine, the streaming app and the CLI."""

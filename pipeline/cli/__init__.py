@@ -1,0 +1,45 @@
+"""The ``floodgate`` command: one sub-command per job, each in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pipeline.cli import check_config, replay_cmd, schemas_cmd
+
+COMMANDS = (check_config, replay_cmd, schemas_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="floodgate",
+        description="Catch and stop outbound email abuse: sliding-window thresholds per "
+                    "SASL user, sender, sender domain or client IP.",
+    )
+    parser.add_argument("--version", action="version", version=f"floodgate {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `floodgate replay ... | head`
+        sys.stderr.close()
+        return 0
+    return code
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("floodgate")
+    except PackageNotFoundError:
+        return "unknown"

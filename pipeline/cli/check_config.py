@@ -1,0 +1,50 @@
+"""``floodgate check-config FILE``: validate a config and say exactly what is wrong."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from schemas.config import FloodgateConfig, Threshold
+from schemas.config_file import ConfigError, load_config
+from schemas.durations import format_duration
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("check-config", help="validate a config file (and FLOODGATE_* overrides)")
+    parser.add_argument("file", help="the YAML config file")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_or_report(args.file)
+    if config is None:
+        return 1
+    print(f"{args.file}: OK, {len(config.thresholds)} threshold(s)")
+    for threshold in config.thresholds:
+        print(f"  {describe(threshold)}")
+    return 0
+
+
+def load_or_report(path: str) -> FloodgateConfig | None:
+    """The config, or None after printing every problem to stderr."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s); nothing was started",
+              file=sys.stderr)
+        return None
+
+
+def describe(threshold: Threshold) -> str:
+    """One line an operator can read: ``burst: >= 60 messages in 30s per sasl_username ...``."""
+    unit = threshold.count.value
+    spam = f" with >= {threshold.spams} spam" if threshold.spams else ""
+    scope = f" from {', '.join(threshold.sender_domains)}" if threshold.sender_domains else ""
+    return (f"{threshold.name}: >= {threshold.messages} {unit}{spam} in "
+            f"{format_duration(threshold.window)} per {threshold.key.value}, "
+            f"{threshold.direction.value}{scope} -> {threshold.action.value} for "
+            f"{format_duration(threshold.duration)}")

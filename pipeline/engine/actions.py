@@ -1,0 +1,89 @@
+"""ActionEvents the engine emits: fired, expired and lifted, with deterministic ids.
+
+An action id is a UUIDv5 of what defines the firing (threshold, subject, time),
+so replaying the same events after a crash republishes the same ids, and
+consumers can drop the repeats.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from dataclasses import dataclass, field
+
+from pipeline.engine.clock import from_ms, to_ms
+from schemas.config import Threshold
+from schemas.events import ActionEvent, Evidence
+from schemas.vocabulary import ActionState, Origin, SubjectType
+
+ACTION_NAMESPACE = uuid.UUID("5f0c1f8e-3a59-4e2b-9d0b-6c1f9f7d2a10")
+
+
+def action_id(threshold: str, subject_type: SubjectType, subject: str, triggered_ms: int) -> str:
+    return str(uuid.uuid5(ACTION_NAMESPACE, f"{threshold}\x1f{subject_type.value}\x1f{subject}\x1f{triggered_ms}"))
+
+
+def fired(threshold: Threshold, subject_type: SubjectType, subject: str, triggered_ms: int,
+          expires_ms: int, evidence: Evidence) -> ActionEvent:
+    triggered_at = from_ms(triggered_ms)
+    return ActionEvent(
+        action_id=action_id(threshold.name, subject_type, subject, triggered_ms),
+        ts=triggered_at,
+        subject_type=subject_type,
+        subject=subject,
+        action=threshold.action,
+        threshold=threshold.name,
+        state=ActionState.ACTIVE,
+        origin=Origin.AUTO,
+        triggered_at=triggered_at,
+        expires_at=from_ms(expires_ms),
+        evidence=evidence,
+    )
+
+
+def expired(action: ActionEvent) -> ActionEvent:
+    return action.model_copy(update={"state": ActionState.EXPIRED, "ts": action.expires_at})
+
+
+def lifted(action: ActionEvent, at_ms: int, actor: str | None, reason: str | None) -> ActionEvent:
+    return action.model_copy(update={
+        "state": ActionState.LIFTED, "ts": from_ms(at_ms), "actor": actor, "reason": reason,
+    })
+
+
+@dataclass(order=True)
+class _Due:
+    expires_ms: int
+    seq: int
+    action: ActionEvent = field(compare=False)
+
+
+class ExpiryQueue:
+    """Active actions in expiry order, to publish their ``expired`` state on time."""
+
+    def __init__(self) -> None:
+        self._heap: list[_Due] = []
+        self._seq = 0
+        self._gone: set[str] = set()
+
+    def push(self, action: ActionEvent) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, _Due(to_ms(action.expires_at), self._seq, action))
+
+    def forget(self, action_id: str) -> None:
+        """Drop an action that ended otherwise (lifted): it will not expire."""
+        self._gone.add(action_id)
+
+    def due(self, now_ms: int) -> list[ActionEvent]:
+        """The ``expired`` events of every action whose end is at or before ``now_ms``."""
+        out = []
+        while self._heap and self._heap[0].expires_ms <= now_ms:
+            action = heapq.heappop(self._heap).action
+            if action.action_id in self._gone:
+                self._gone.discard(action.action_id)
+                continue
+            out.append(expired(action))
+        return out
+
+    def __len__(self) -> int:
+        return len(self._heap) - len(self._gone)

@@ -1,0 +1,88 @@
+"""Which messages count, for which threshold, under which subject.
+
+Rules, applied before any window is touched:
+
+* a message counts when the MTA queued it, or when it was refused *as spam*
+  (a spam filter's reject is the abuse we look for); other refusals (relay
+  denied, failed auth, deferred by an active Floodgate action) do not count;
+* mail the MTA made itself (bounces, delay notices, the null sender ``<>``)
+  counts against nobody;
+* exempt client networks, senders (address or ``@domain``) and SASL accounts
+  are never counted;
+* a threshold counts only its direction and, when it names them, its sender
+  domains.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from schemas.config import Exempt, Threshold
+from schemas.events import MailEvent
+from schemas.vocabulary import CountMode, DirectionScope, SubjectType
+
+MAX_UNIT = 2**31 - 1  # weights and recipient counts are stored as 32-bit values
+
+
+class Exemptions:
+    """The config's ``exempt`` section, compiled for fast matching."""
+
+    def __init__(self, exempt: Exempt) -> None:
+        self._networks = [ipaddress.ip_network(n) for n in exempt.client_ips]
+        self._addresses = {s for s in exempt.senders if not s.startswith("@")}
+        self._domains = {s[1:] for s in exempt.senders if s.startswith("@")}
+        self._accounts = set(exempt.sasl_usernames)
+
+    def covers(self, event: MailEvent) -> bool:
+        if event.sasl_username and event.sasl_username in self._accounts:
+            return True
+        if event.sender:
+            if event.sender.lower() in self._addresses:
+                return True
+            if event.sender_domain in self._domains:
+                return True
+        if event.client_ip and self._networks:
+            ip = ipaddress.ip_address(event.client_ip)
+            return any(ip in network for network in self._networks)
+        return False
+
+
+def is_countable(event: MailEvent, exemptions: Exemptions) -> bool:
+    """Whether the message counts at all, before any threshold's own scope."""
+    if not (event.accepted or event.spam is True):
+        return False
+    if event.mta_generated or not event.sender:
+        return False
+    return not exemptions.covers(event)
+
+
+def in_scope(threshold: Threshold, event: MailEvent) -> bool:
+    """Whether the threshold counts this (countable) message."""
+    if threshold.direction is not DirectionScope.ANY and threshold.direction.value != event.direction.value:
+        return False
+    return not threshold.sender_domains or event.sender_domain in threshold.sender_domains
+
+
+def subject_of(key: SubjectType, event: MailEvent) -> str | None:
+    """The normalised subject a message counts under; None when the message has none."""
+    if key is SubjectType.SASL_USERNAME:
+        return event.sasl_username or None
+    if key is SubjectType.SENDER:
+        return event.sender.lower() if event.sender else None
+    if key is SubjectType.SENDER_DOMAIN:
+        return event.sender_domain
+    return event.client_ip
+
+
+def units(threshold: Threshold, event: MailEvent) -> int:
+    """What one message adds to the threshold's window: 1, or its recipient count (>= 1)."""
+    if threshold.count is CountMode.MESSAGES:
+        return 1
+    return min(max(event.recipient_count, 1), MAX_UNIT)
+
+
+def key_types(thresholds: Iterable[Threshold]) -> list[SubjectType]:
+    """The subject types that at least one threshold counts by, in a fixed order."""
+    used = {t.key for t in thresholds}
+    return [k for k in SubjectType if k in used]

@@ -1,0 +1,153 @@
+"""Apply one message to one subject's state and say which thresholds fire.
+
+Semantics (the brute-force reference in the tests states them the same way):
+for a threshold and a subject, T is the newest time of any message counted so
+far. At each counted message the window is (T - window, T]; for messages in
+time order T is the message's own time, so the window is (t - window, t]. A
+late message still counts when it falls inside the subject's present window,
+and the decision is taken for that present, since that is when enforcement
+happens. The threshold fires when units >= messages and spam units >= spams,
+and T is not before the end of its last action; the new action lasts from T
+to T + duration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.engine.actions import fired
+from pipeline.engine.clock import from_ms, span_ms, to_ms
+from pipeline.engine.counting import (
+    MAX_UNIT,
+    Exemptions,
+    in_scope,
+    is_countable,
+    key_types,
+    subject_of,
+    units,
+)
+from pipeline.engine.subject_state import SubjectState, ThresholdState
+from schemas.config import FloodgateConfig, Threshold
+from schemas.events import ActionEvent, Evidence, MailEvent
+from schemas.vocabulary import SubjectType
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    type: SubjectType
+    value: str
+
+    @property
+    def key(self) -> str:
+        """The Kafka and table key: ``type:value``."""
+        return f"{self.type.value}:{self.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    threshold: Threshold
+    window_ms: int
+    duration_ms: int
+    volume_cap: int  # kept units of all mail: enough for both limits' evidence
+
+
+class ThresholdEngine:
+    """The config's thresholds, ready to apply to events. Holds no per-subject state."""
+
+    def __init__(self, config: FloodgateConfig) -> None:
+        self._exemptions = Exemptions(config.exempt)
+        self._by_key: dict[SubjectType, list[_Compiled]] = {}
+        for threshold in config.thresholds:
+            self._by_key.setdefault(threshold.key, []).append(_Compiled(
+                threshold, span_ms(threshold.window), span_ms(threshold.duration),
+                max(threshold.messages, threshold.spams, 1),
+            ))
+        self.key_types = key_types(config.thresholds)
+
+    def subjects(self, event: MailEvent) -> list[Subject]:
+        """The subjects whose state this event may change (one per key type)."""
+        if not is_countable(event, self._exemptions):
+            return []
+        found = []
+        for key in self.key_types:
+            value = subject_of(key, event)
+            if value and any(in_scope(c.threshold, event) for c in self._by_key[key]):
+                found.append(Subject(key, value))
+        return found
+
+    def observe(self, subject: Subject, state: SubjectState, event: MailEvent) -> list[ActionEvent]:
+        """Count ``event`` under ``subject`` (from ``subjects``), updating ``state`` in place.
+
+        Returns the actions that fire; at most one per threshold.
+        """
+        ts = to_ms(event.ts)
+        spam = event.spam is True
+        recipients = min(max(event.recipient_count, 1), MAX_UNIT)
+        actions = []
+        for compiled in self._by_key.get(subject.type, ()):
+            threshold = compiled.threshold
+            if not in_scope(threshold, event):
+                continue
+            record = state.thresholds.get(threshold.name)
+            if record is None:
+                record = state.thresholds[threshold.name] = ThresholdState()
+            action = _count(compiled, record, subject, ts, units(threshold, event), spam, recipients)
+            if action is not None:
+                actions.append(action)
+        return actions
+
+    def lift(self, state: SubjectState, threshold: str) -> None:
+        """Forget a threshold's window and action after an operator lifted it.
+
+        Counting starts afresh, so a lifted subject is not hit again at once by
+        the burst that caused the action.
+        """
+        record = state.thresholds.get(threshold)
+        if record is not None:
+            state.thresholds[threshold] = ThresholdState(now=record.now)
+
+    def prune(self, state: SubjectState, now_ms: int) -> bool:
+        """Drop idle threshold records (and those of removed thresholds); True if nothing is left."""
+        windows = {c.threshold.name: c.window_ms for cs in self._by_key.values() for c in cs}
+        for name in list(state.thresholds):
+            window = windows.get(name)
+            if window is None or state.thresholds[name].is_idle(now_ms, window):
+                del state.thresholds[name]
+        return not state.thresholds
+
+
+def _count(compiled: _Compiled, record: ThresholdState, subject: Subject, ts: int, weight: int,
+           spam: bool, recipients: int) -> ActionEvent | None:
+    threshold = compiled.threshold
+    now = max(record.now, ts)
+    start = now - compiled.window_ms
+    if ts <= start:
+        return None  # older than the present window: it can never count again
+    record.now = now
+    record.volume.slide(start)
+    record.volume.add(ts, weight, compiled.volume_cap, extra=recipients << 1 | spam)
+    if threshold.spams:
+        record.spams.slide(start)
+        if spam:
+            record.spams.add(ts, weight, threshold.spams)
+    if (record.volume.total < threshold.messages or record.spams.total < threshold.spams
+            or now < record.active_until):
+        return None
+    record.active_until = now + compiled.duration_ms
+    return fired(threshold, subject.type, subject.value, now, record.active_until,
+                 _evidence(compiled, record, start, now))
+
+
+def _evidence(compiled: _Compiled, record: ThresholdState, start: int, now: int) -> Evidence:
+    extras = record.volume.extras
+    spam_units = sum(w for w, x in zip(record.volume.weights, extras, strict=True) if x & 1)
+    return Evidence(
+        window_start=from_ms(start),
+        window_end=from_ms(now),
+        messages=record.volume.total,
+        spams=max(record.spams.total, spam_units),
+        recipients=sum(x >> 1 for x in extras),
+        count=compiled.threshold.count,
+        limit_messages=compiled.threshold.messages,
+        limit_spams=compiled.threshold.spams,
+    )

@@ -1,0 +1,18 @@
+"""Contracts: every record on a topic and the configuration, as pydantic models.
+
+The JSON Schemas under ``schemas/json/`` are generated from these models
+(``floodgate schemas export``) and are what other teams build on.
+"""
+
+from schemas.config import FloodgateConfig, Threshold
+from schemas.events import ActionEvent, Evidence, MailEvent, PolicyEvent, PolicyRequest
+
+__all__ = [
+    "ActionEvent",
+    "Evidence",
+    "FloodgateConfig",
+    "MailEvent",
+    "PolicyEvent",
+    "PolicyRequest",
+    "Threshold",
+]

@@ -1,0 +1,152 @@
+"""The one configuration model, loaded once (see ``schemas.config_file``) and passed down."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_core import PydanticCustomError
+
+from schemas.durations import Duration
+from schemas.vocabulary import ActionKind, CountMode, DirectionScope, SubjectType
+
+# The engine keeps up to max(messages, spams) entries per subject and threshold:
+# this bound keeps one subject's state under a megabyte.
+MAX_THRESHOLD_COUNT = 100_000
+# Window timestamps are stored as 32-bit millisecond offsets.
+MAX_WINDOW = timedelta(days=30)
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]{1,63}$")
+
+
+def _network(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        raise PydanticCustomError(
+            "network", '"{value}" is not an IP address or CIDR network', {"value": value}
+        ) from None
+
+
+def _domain(value: str) -> str:
+    normal = value.strip().rstrip(".").lower()
+    if not _DOMAIN.match(normal):
+        raise PydanticCustomError("domain", '"{value}" is not a domain name', {"value": value})
+    return normal
+
+
+def _sender_pattern(value: str) -> str:
+    """An exact address, or ``@domain`` for every sender of a domain."""
+    normal = value.strip().lower()
+    local, at, domain = normal.rpartition("@")
+    if not at or not domain or not _DOMAIN.match(domain):
+        raise PydanticCustomError(
+            "sender",
+            '"{value}" is not an address or @domain',
+            {"value": value},
+        )
+    return f"{local}@{domain}"
+
+
+Network = Annotated[str, AfterValidator(lambda v: str(_network(v)))]
+DomainName = Annotated[str, AfterValidator(_domain)]
+SenderPattern = Annotated[str, AfterValidator(_sender_pattern)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Networks(_Section):
+    internal: list[Network] = Field(
+        default_factory=list, description="Clients whose mail is ours: outbound when it leaves"
+    )
+    local_domains: list[DomainName] = Field(default_factory=list)
+
+
+class Exempt(_Section):
+    """Mail matching any of these is never counted and never acted on."""
+
+    client_ips: list[Network] = Field(default_factory=list)
+    senders: list[SenderPattern] = Field(
+        default_factory=list, description="Addresses, or @domain for a whole domain"
+    )
+    sasl_usernames: list[str] = Field(default_factory=list)
+
+
+class Threshold(_Section):
+    """Fires when, in a window ending at a message, counted units >= messages and spam units >= spams."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    key: SubjectType
+    direction: DirectionScope = DirectionScope.OUTBOUND
+    sender_domains: list[DomainName] = Field(
+        default_factory=list, description="Count only mail from these sender domains; empty = all"
+    )
+    window: Duration
+    messages: int = Field(ge=0, le=MAX_THRESHOLD_COUNT)
+    spams: int = Field(0, ge=0, le=MAX_THRESHOLD_COUNT)
+    count: CountMode = CountMode.MESSAGES
+    action: ActionKind
+    duration: Duration
+
+    @model_validator(mode="after")
+    def _check(self) -> Threshold:
+        if self.messages == 0 and self.spams == 0:
+            raise PydanticCustomError(
+                "threshold", "messages and spams are both 0: it would fire on every message", {}
+            )
+        for name, value in (("window", self.window), ("duration", self.duration)):
+            if value <= timedelta(0):
+                raise PydanticCustomError("threshold", f"{name} must be longer than 0", {})
+        if self.window > MAX_WINDOW:
+            raise PydanticCustomError("threshold", "window must be at most 30d", {})
+        return self
+
+
+class KafkaSettings(_Section):
+    """Connection settings passed to every Kafka client (confluent-kafka and aiokafka)."""
+
+    bootstrap_servers: str | None = Field(
+        None, description="host:port[,host:port]; none means `floodgate up` runs its own broker"
+    )
+    client_id: str = "floodgate"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+
+
+class Topics(_Section):
+    mail_events: str = "floodgate.mail-events"
+    policy_events: str = "floodgate.policy-events"
+    actions: str = "floodgate.actions"
+    dead_letter: str = "floodgate.dead-letter"
+
+
+class FloodgateConfig(_Section):
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: Topics = Field(default_factory=Topics)
+    networks: Networks = Field(default_factory=Networks)
+    exempt: Exempt = Field(default_factory=Exempt)
+    thresholds: list[Threshold] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> FloodgateConfig:
+        first_index: dict[str, int] = {}
+        for index, threshold in enumerate(self.thresholds):
+            if threshold.name in first_index:
+                # `index` lets the config loader point at the offending line.
+                raise PydanticCustomError(
+                    "duplicate_name",
+                    '"{name}" is already the name of thresholds[{first}]',
+                    {"name": threshold.name, "first": first_index[threshold.name], "index": index},
+                )
+            first_index[threshold.name] = index
+        return self

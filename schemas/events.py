@@ -1,0 +1,207 @@
+"""Records that cross a process or Kafka boundary.
+
+Every record on a Floodgate topic is one of these models serialised as JSON.
+Consumers ignore fields they do not know (``extra="ignore"``), producers only
+ever add optional fields, and ``schema_version`` is raised on a breaking
+change, so old consumers keep working while the topics evolve.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from schemas.vocabulary import (
+    ActionKind,
+    ActionState,
+    CountMode,
+    Direction,
+    EventSource,
+    Origin,
+    SubjectType,
+)
+
+# Bounds on outside input (Postfix log records are cut at 2000 bytes anyway).
+MAX_ADDRESS = 512
+MAX_RECIPIENTS_LISTED = 10_000
+MAX_NAME = 255
+MAX_TEXT = 2000
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def _ip(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        raise ValueError(f'"{value}" is not an IPv4 or IPv6 address') from None
+
+
+EventTime = Annotated[AwareDatetime, AfterValidator(_utc)]
+IpAddress = Annotated[str | None, AfterValidator(_ip)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=False, str_strip_whitespace=False)
+
+
+def domain_of(address: str | None) -> str | None:
+    """The lower-cased domain of ``user@domain``; None for the null sender or no ``@``."""
+    if not address or "@" not in address:
+        return None
+    domain = address.rsplit("@", 1)[1].strip().rstrip(".").lower()
+    return domain or None
+
+
+class MailEvent(_Record):
+    """One message attempt, as a connector saw it.
+
+    ``event_id`` is stable: the same message reported twice (by the log and by
+    the policy service, or after a connector restart) carries the same id, so
+    counters drop the repeat. ``recipients`` may be cut at 10,000 entries;
+    ``recipient_count`` always holds the true number.
+    """
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(min_length=1, max_length=MAX_TEXT)
+    ts: EventTime = Field(description="Event time: when the MTA handled the message")
+    host: str = Field(min_length=1, max_length=MAX_NAME, description="Mail server that saw it")
+    queue_id: str | None = Field(None, max_length=64)
+    message_id: str | None = Field(None, max_length=MAX_TEXT)
+    client_ip: IpAddress = None
+    client_name: str | None = Field(None, max_length=MAX_NAME)
+    sasl_username: str | None = Field(None, max_length=MAX_ADDRESS)
+    sender: str | None = Field(
+        None, max_length=MAX_ADDRESS, description='Envelope sender; "" is the null sender <>'
+    )
+    sender_domain: str | None = Field(
+        None, max_length=MAX_NAME, description="Lower-cased domain of sender (derived if absent)"
+    )
+    recipients: list[Annotated[str, Field(max_length=MAX_ADDRESS)]] = Field(
+        default_factory=list, max_length=MAX_RECIPIENTS_LISTED
+    )
+    recipient_count: int = Field(0, ge=0, description="At least len(recipients)")
+    size: int | None = Field(None, ge=0, description="Message size in bytes")
+    direction: Direction = Direction.UNKNOWN
+    accepted: bool = Field(description="True when the MTA queued the message")
+    spam: bool | None = Field(None, description="Spam verdict; null when no filter judged it")
+    spam_score: float | None = None
+    mta_generated: bool = Field(
+        False, description="Bounce, delay notice or other mail the MTA made itself"
+    )
+    reject_reason: str | None = Field(None, max_length=MAX_TEXT)
+    source: EventSource
+
+    @model_validator(mode="after")
+    def _derive(self) -> MailEvent:
+        if self.sender_domain is None:
+            self.sender_domain = domain_of(self.sender)
+        else:
+            self.sender_domain = self.sender_domain.rstrip(".").lower()
+        self.recipient_count = max(self.recipient_count, len(self.recipients))
+        return self
+
+
+class Evidence(_Record):
+    """What the window held when a threshold fired.
+
+    Counts are exact up to what the decision needs: the engine keeps the newest
+    ``max(messages, spams)`` units of a window, so a count is never below the
+    threshold's limits but may stop at them when traffic went far beyond.
+    """
+
+    window_start: EventTime = Field(description="Exclusive start of the window")
+    window_end: EventTime = Field(description="Inclusive end of the window: the firing event's time")
+    messages: int = Field(ge=0, description="Units counted (messages or recipients, see count)")
+    spams: int = Field(ge=0, description="Spam units counted")
+    recipients: int = Field(ge=0, description="Recipients of the counted messages")
+    count: CountMode
+    limit_messages: int = Field(ge=0)
+    limit_spams: int = Field(ge=0)
+
+
+class ActionEvent(_Record):
+    """A decision about one subject and each later change of its state.
+
+    The Kafka key is ``subject_type:subject`` (see ``key``), so a compacted
+    topic keeps the latest state of every subject's actions.
+    """
+
+    schema_version: Literal[1] = 1
+    action_id: str = Field(min_length=1, max_length=128)
+    ts: EventTime = Field(description="When this state took effect")
+    subject_type: SubjectType
+    subject: str = Field(min_length=1, max_length=MAX_ADDRESS)
+    action: ActionKind
+    threshold: str | None = Field(None, max_length=MAX_NAME, description="None for manual")
+    state: ActionState
+    origin: Origin
+    triggered_at: EventTime
+    expires_at: EventTime
+    evidence: Evidence | None = None
+    actor: str | None = Field(None, max_length=MAX_NAME, description="Operator, for manual changes")
+    reason: str | None = Field(None, max_length=MAX_TEXT)
+
+    @property
+    def key(self) -> str:
+        return f"{self.subject_type.value}:{self.subject}"
+
+
+class PolicyRequest(_Record):
+    """The attributes of one Postfix policy delegation request, as received.
+
+    Values are kept as the strings Postfix sent (empty where Postfix had none);
+    attributes this version does not name are kept in ``other``.
+    """
+
+    request: str = ""
+    protocol_state: str = ""
+    protocol_name: str = ""
+    helo_name: str = ""
+    queue_id: str = ""
+    sender: str = ""
+    recipient: str = ""
+    recipient_count: str = ""
+    client_address: str = ""
+    client_name: str = ""
+    client_port: str = ""
+    reverse_client_name: str = ""
+    instance: str = ""
+    sasl_method: str = ""
+    sasl_username: str = ""
+    sasl_sender: str = ""
+    size: str = ""
+    ccert_subject: str = ""
+    ccert_issuer: str = ""
+    ccert_fingerprint: str = ""
+    ccert_pubkey_fingerprint: str = ""
+    encryption_protocol: str = ""
+    encryption_cipher: str = ""
+    encryption_keysize: str = ""
+    etrn_domain: str = ""
+    stress: str = ""
+    server_address: str = ""
+    server_port: str = ""
+    policy_context: str = ""
+    compatibility_level: str = ""
+    mail_version: str = ""
+    other: dict[str, str] = Field(default_factory=dict)
+
+
+class PolicyEvent(_Record):
+    """A policy request the responder answered, with its answer."""
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(min_length=1, max_length=MAX_TEXT)
+    ts: EventTime
+    host: str = Field(min_length=1, max_length=MAX_NAME, description="Responder host")
+    request: PolicyRequest
+    answer: str = Field(max_length=MAX_TEXT, description="The action line sent to Postfix")
+    action_id: str | None = Field(None, description="The active action that decided the answer")

@@ -1,0 +1,81 @@
+"""The closed sets of words every topic and the config share.
+
+Their string values are part of the public contract: SIEM rules and other
+teams' consumers match on them, so values are only ever added, never renamed.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SubjectType(StrEnum):
+    """What a threshold counts per: the key of a window."""
+
+    SASL_USERNAME = "sasl_username"
+    SENDER = "sender"
+    SENDER_DOMAIN = "sender_domain"
+    CLIENT_IP = "client_ip"
+
+
+class Direction(StrEnum):
+    """Where a message goes relative to the ISP's own networks and domains."""
+
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+    INTERNAL = "internal"
+    UNKNOWN = "unknown"
+
+
+class DirectionScope(StrEnum):
+    """Which directions a threshold counts; ``any`` counts every message."""
+
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+    INTERNAL = "internal"
+    ANY = "any"
+
+
+class CountMode(StrEnum):
+    """What one message adds to a window: one, or one per recipient."""
+
+    MESSAGES = "messages"
+    RECIPIENTS = "recipients"
+
+
+class ActionKind(StrEnum):
+    """What is done to a subject's mail while an action is active.
+
+    Ordered from weakest to strongest by ``ACTION_STRENGTH``.
+    """
+
+    WARN = "warn"
+    DEFER = "defer"
+    QUARANTINE = "quarantine"
+    BLOCK = "block"
+
+
+ACTION_STRENGTH: dict[ActionKind, int] = {
+    ActionKind.WARN: 0,
+    ActionKind.DEFER: 1,
+    ActionKind.QUARANTINE: 2,
+    ActionKind.BLOCK: 3,
+}
+
+
+class ActionState(StrEnum):
+    ACTIVE = "active"
+    LIFTED = "lifted"
+    EXPIRED = "expired"
+
+
+class Origin(StrEnum):
+    AUTO = "auto"
+    MANUAL = "manual"
+
+
+class EventSource(StrEnum):
+    """Which connector saw a message: the mail log or the policy service."""
+
+    LOG = "log"
+    POLICY = "policy"

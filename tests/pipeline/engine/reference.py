@@ -1,0 +1,86 @@
+"""A brute-force statement of the engine's semantics, written for clarity, not speed.
+
+It keeps every counted message forever and recounts the whole window at each
+one; the engine must give exactly the same firings with its bounded state.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from pipeline.engine.clock import span_ms, to_ms
+from schemas.config import FloodgateConfig, Threshold
+from schemas.events import MailEvent
+
+
+@dataclass(frozen=True)
+class Firing:
+    threshold: str
+    subject_type: str
+    subject: str
+    triggered_ms: int
+    expires_ms: int
+    messages: int  # true units in the window
+    spams: int
+
+
+def _counts(config: FloodgateConfig, event: MailEvent) -> bool:
+    if not event.accepted and event.spam is not True:
+        return False
+    if event.mta_generated or not event.sender:
+        return False
+    exempt = config.exempt
+    if event.sasl_username in exempt.sasl_usernames:
+        return False
+    sender = event.sender.lower()
+    if sender in exempt.senders or f"@{event.sender_domain}" in exempt.senders:
+        return False
+    if event.client_ip:
+        ip = ipaddress.ip_address(event.client_ip)
+        if any(ip in ipaddress.ip_network(n) for n in exempt.client_ips):
+            return False
+    return True
+
+
+def _subject(threshold: Threshold, event: MailEvent) -> str | None:
+    value = {
+        "sasl_username": event.sasl_username,
+        "sender": event.sender.lower() if event.sender else None,
+        "sender_domain": event.sender_domain,
+        "client_ip": event.client_ip,
+    }[threshold.key.value]
+    return value or None
+
+
+def _in_scope(threshold: Threshold, event: MailEvent) -> bool:
+    if threshold.direction.value not in ("any", event.direction.value):
+        return False
+    return not threshold.sender_domains or event.sender_domain in threshold.sender_domains
+
+
+def reference_firings(config: FloodgateConfig, events: list[MailEvent]) -> list[Firing]:
+    history: dict[tuple[str, str], list[tuple[int, int, bool]]] = {}
+    active_until: dict[tuple[str, str], int] = {}
+    firings = []
+    for event in events:
+        if not _counts(config, event):
+            continue
+        for threshold in config.thresholds:
+            subject = _subject(threshold, event)
+            if subject is None or not _in_scope(threshold, event):
+                continue
+            weight = 1 if threshold.count.value == "messages" else max(event.recipient_count, 1)
+            seen = history.setdefault((threshold.name, subject), [])
+            seen.append((to_ms(event.ts), weight, event.spam is True))
+            now = max(ts for ts, _, _ in seen)
+            start = now - span_ms(threshold.window)
+            units = sum(w for ts, w, _ in seen if start < ts <= now)
+            spams = sum(w for ts, w, spam in seen if spam and start < ts <= now)
+            key = (threshold.name, subject)
+            if units >= threshold.messages and spams >= threshold.spams \
+                    and now >= active_until.get(key, 0):
+                active_until[key] = now + span_ms(threshold.duration)
+                firings.append(Firing(threshold.name, threshold.key.value, subject, now,
+                                      active_until[key], units, spams))
+    return firings

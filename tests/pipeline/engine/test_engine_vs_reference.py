@@ -1,0 +1,138 @@
+"""Property tests: the bounded engine fires exactly where the brute-force reference does."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.engine.clock import to_ms
+from pipeline.engine.evaluator import ThresholdEngine
+from pipeline.engine.subject_state import SubjectState, decode_state, encode_state
+from schemas.config import Exempt, FloodgateConfig, Threshold
+from schemas.events import ActionEvent, MailEvent
+from tests.pipeline.engine.builders import T0, mail
+from tests.pipeline.engine.reference import reference_firings
+
+GRACE_MS = 2_000  # how far out of order events may arrive
+
+limits = st.tuples(st.integers(0, 6), st.integers(0, 4)).filter(lambda ms: any(ms))
+thresholds = st.builds(
+    lambda limit, **fields: Threshold(messages=limit[0], spams=limit[1], **fields),
+    limit=limits,
+    name=st.just("x"),  # replaced by index below
+    key=st.sampled_from(["sasl_username", "sender", "sender_domain", "client_ip"]),
+    direction=st.sampled_from(["outbound", "inbound", "any"]),
+    sender_domains=st.sampled_from([[], ["example.net"]]),
+    # Round values make window edges and expiries land exactly on event times.
+    window=st.one_of(st.sampled_from([1, 500, 1_000, 2_000, 5_000]), st.integers(1, 8_000))
+    .map(lambda ms: timedelta(milliseconds=ms)),
+    count=st.sampled_from(["messages", "recipients"]),
+    action=st.sampled_from(["defer", "block", "quarantine", "warn"]),
+    duration=st.one_of(st.sampled_from([1, 500, 1_000, 3_000]), st.integers(1, 12_000))
+    .map(lambda ms: timedelta(milliseconds=ms)),
+)
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> FloodgateConfig:
+    drawn = draw(st.lists(thresholds, min_size=1, max_size=4))
+    named = [t.model_copy(update={"name": f"t{i}"}) for i, t in enumerate(drawn)]
+    exempt = draw(st.sampled_from([
+        Exempt(),
+        Exempt(client_ips=["10.0.0.3/32"], senders=["@other.org"], sasl_usernames=["carol"]),
+    ]))
+    return FloodgateConfig(thresholds=named, exempt=exempt)
+
+
+@st.composite
+def traffic(draw: st.DrawFn) -> list[MailEvent]:
+    count = draw(st.integers(0, 150))
+    clock = 0
+    events = []
+    for _ in range(count):
+        clock += draw(st.sampled_from([0, 0, 1, 5, 50, 300, 500, 500, 1_000, 4_000]))
+        late = draw(st.sampled_from([0, 0, 0, 0, 1, 500, 700, GRACE_MS]))
+        user = draw(st.sampled_from(["alice", "bob", "carol", None]))
+        domain = draw(st.sampled_from(["example.net", "other.org"]))
+        sender = draw(st.sampled_from([f"{user or 'anon'}@{domain}", "Alice@Example.NET", "", None]))
+        events.append(mail(
+            max(clock - late, 0),
+            sasl_username=user,
+            sender=sender,
+            client_ip=draw(st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3", "2001:db8::1"])),
+            recipients=[f"r{i}@dest.example" for i in range(draw(st.integers(1, 4)))],
+            spam=draw(st.sampled_from([True, True, False, None])),
+            accepted=draw(st.sampled_from([True, True, True, False])),
+            direction=draw(st.sampled_from(["outbound", "outbound", "inbound", "internal"])),
+            mta_generated=draw(st.sampled_from([False] * 9 + [True])),
+        ))
+    return events
+
+
+def run_engine(config: FloodgateConfig, events: list[MailEvent]) -> list[ActionEvent]:
+    """Drive the engine as the pipeline does: state read from bytes and written back per event."""
+    engine = ThresholdEngine(config)
+    stored: dict[str, bytes] = {}
+    fired = []
+    for event in events:
+        for subject in engine.subjects(event):
+            state = decode_state(stored[subject.key]) if subject.key in stored else SubjectState()
+            fired += engine.observe(subject, state, event)
+            stored[subject.key] = encode_state(state)
+    return fired
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(configs(), traffic())
+def test_engine_fires_exactly_where_the_reference_does(
+    config: FloodgateConfig, events: list[MailEvent]
+) -> None:
+    # One event may fire several thresholds; their order among themselves is not part
+    # of the contract, so both sides are compared in one canonical order.
+    expected = sorted(reference_firings(config, events),
+                      key=lambda f: (f.triggered_ms, f.threshold, f.subject))
+    actual = sorted(run_engine(config, events),
+                    key=lambda a: (to_ms(a.triggered_at), a.threshold or "", a.subject))
+    assert [(a.threshold, a.subject_type.value, a.subject, to_ms(a.triggered_at),
+             to_ms(a.expires_at)) for a in actual] == \
+           [(f.threshold, f.subject_type, f.subject, f.triggered_ms, f.expires_ms)
+            for f in expected]
+    limits = {t.name: t for t in config.thresholds}
+    for action, truth in zip(actual, expected, strict=True):
+        evidence = action.evidence
+        assert evidence is not None
+        cap = max(limits[truth.threshold].messages, limits[truth.threshold].spams, 1)
+        # Exact up to what the decision needs, never more than the truth.
+        assert min(truth.messages, cap) <= evidence.messages <= truth.messages
+        assert min(truth.spams, limits[truth.threshold].spams) <= evidence.spams <= truth.spams
+        assert evidence.window_end == action.triggered_at
+
+
+@settings(max_examples=200, deadline=None)
+@given(configs(), traffic())
+def test_state_stays_within_the_thresholds_needs(
+    config: FloodgateConfig, events: list[MailEvent]
+) -> None:
+    engine = ThresholdEngine(config)
+    states: dict[str, SubjectState] = {}
+    caps = {t.name: (max(t.messages, t.spams, 1), t.spams) for t in config.thresholds}
+    for event in events:
+        for subject in engine.subjects(event):
+            state = states.setdefault(subject.key, SubjectState())
+            engine.observe(subject, state, event)
+            for name, record in state.thresholds.items():
+                volume_cap, spam_cap = caps[name]
+                assert len(record.volume) <= volume_cap
+                assert len(record.spams) <= spam_cap
+                assert all(record.now - ts < 8_000 for ts in record.volume.times)
+
+
+def test_reference_sanity_one_burst() -> None:
+    """Guards the reference itself: 3 messages within 10 s fire once, at the third."""
+    config = FloodgateConfig(thresholds=[Threshold(
+        name="b", key="sender", window="10s", messages=3, action="warn", duration="1m")])
+    events = [mail(ms) for ms in (0, 4_000, 9_000, 9_500)]
+    firings = reference_firings(config, events)
+    assert [(f.triggered_ms - to_ms(T0), f.messages) for f in firings] == [(9_000, 3)]
