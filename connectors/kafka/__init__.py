@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by every confluent-kafka client: settings and the embedded broker."""

@@ -1,0 +1,44 @@
+"""Create topics with explicit partition counts (never rely on broker auto-creation).
+
+Faust refuses to count into a table whose changelog has a different partition
+count from its source topic, and a broker's auto-created default rarely
+matches: create every topic up front.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from connectors.kafka.client_config import common_config
+from schemas.config import KafkaSettings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int = 1
+    config: dict[str, str] = field(default_factory=dict)  # e.g. cleanup.policy=compact
+
+
+class TopicError(RuntimeError):
+    """A topic could not be created."""
+
+
+def ensure_topics(settings: KafkaSettings, specs: list[TopicSpec], timeout_s: float = 30.0) -> None:
+    """Create each topic that does not exist yet; existing topics are left as they are."""
+    admin = AdminClient(common_config(settings))
+    futures = admin.create_topics(
+        [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor,
+                  config=s.config) for s in specs],
+        operation_timeout=timeout_s, request_timeout=timeout_s)
+    for name, future in futures.items():
+        try:
+            future.result(timeout_s)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise TopicError(f"cannot create topic {name}: {error.str()}") from None

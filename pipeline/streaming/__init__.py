@@ -1,0 +1,1 @@
+"""The Faust streaming application (aiokafka transport, RocksDB tables through rocksdict)."""
