@@ -193,16 +193,19 @@ def _data_path(error: Any, data: dict[str, Any]) -> PathKey:
     path: list[str | int] = []
     node: Any = data
     for part in error["loc"]:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
+        if not _holds(node, part):
             if error["type"] == "missing" and isinstance(node, dict):
                 path.append(part)
             break
+        node = node[part]
         path.append(part)
     return tuple(path)
+
+
+def _holds(node: Any, part: str | int) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and part < len(node)
 
 
 def _message(error: Any) -> str:
@@ -212,7 +215,7 @@ def _message(error: Any) -> str:
     if kind == "missing":
         return "required setting is missing"
     given = error.get("input")
-    if kind == "enum":
+    if kind in ("enum", "literal_error"):
         return f'"{given}" is not one of: {error["ctx"]["expected"].replace(" or ", ", ")}'
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return f'"{given}" is not a whole number'

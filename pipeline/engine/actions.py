@@ -20,7 +20,8 @@ ACTION_NAMESPACE = uuid.UUID("5f0c1f8e-3a59-4e2b-9d0b-6c1f9f7d2a10")
 
 
 def action_id(threshold: str, subject_type: SubjectType, subject: str, triggered_ms: int) -> str:
-    return str(uuid.uuid5(ACTION_NAMESPACE, f"{threshold}\x1f{subject_type.value}\x1f{subject}\x1f{triggered_ms}"))
+    name = "\x1f".join((threshold, subject_type.value, subject, str(triggered_ms)))
+    return str(uuid.uuid5(ACTION_NAMESPACE, name))
 
 
 def fired(threshold: Threshold, subject_type: SubjectType, subject: str, triggered_ms: int,

@@ -28,7 +28,9 @@ def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def _consume(settings: KafkaSettings, topic: str, want: int, deadline_s: float) -> list[tuple[int, bytes, bytes]]:
+def _consume(
+    settings: KafkaSettings, topic: str, want: int, deadline_s: float
+) -> list[tuple[int, bytes, bytes]]:
     consumer = Consumer(consumer_config(settings, _unique("reader")))
     consumer.subscribe([topic])
     got: list[tuple[int, bytes, bytes]] = []

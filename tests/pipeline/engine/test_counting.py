@@ -1,0 +1,59 @@
+import pytest
+
+from pipeline.engine.counting import Exemptions, in_scope, is_countable, subject_of, units
+from schemas.config import Exempt
+from schemas.vocabulary import SubjectType
+from tests.pipeline.engine.builders import mail, threshold
+
+NO_EXEMPTIONS = Exemptions(Exempt())
+
+
+@pytest.mark.parametrize(("fields", "counts"), [
+    ({}, True),
+    ({"accepted": False, "spam": True}, True),   # refused as spam: the abuse we look for
+    ({"accepted": False, "spam": None, "reject_reason": "Relay access denied"}, False),
+    ({"accepted": False, "spam": False}, False),  # e.g. deferred by an active Floodgate action
+    ({"sender": ""}, False),                      # null sender: a bounce
+    ({"mta_generated": True}, False),
+    ({"sender": None}, False),
+])
+def test_which_messages_count(fields: dict[str, object], counts: bool) -> None:
+    assert is_countable(mail(**fields), NO_EXEMPTIONS) is counts
+
+
+@pytest.mark.parametrize("fields", [
+    {"client_ip": "192.0.2.77"},
+    {"client_ip": "2001:db8::25"},
+    {"sender": "Alerts@Example.ORG"},
+    {"sender": "anyone@lists.example.com"},
+    {"sasl_username": "monitoring"},
+])
+def test_exempt_mail_never_counts(fields: dict[str, object]) -> None:
+    exemptions = Exemptions(Exempt(
+        client_ips=["192.0.2.0/24", "2001:db8::/32"],
+        senders=["alerts@example.org", "@lists.example.com"],
+        sasl_usernames=["monitoring"]))
+    assert not is_countable(mail(**fields), exemptions)
+    assert is_countable(mail(), exemptions)
+
+
+def test_direction_and_sender_domain_scope() -> None:
+    outbound_only = threshold(direction="outbound", sender_domains=["example.net"])
+    assert in_scope(outbound_only, mail())
+    assert not in_scope(outbound_only, mail(direction="inbound"))
+    assert not in_scope(outbound_only, mail(sender="x@other.org"))
+    assert in_scope(threshold(direction="any"), mail(direction="unknown"))
+
+
+def test_subjects_are_normalised() -> None:
+    event = mail(sender="Alice@Example.NET", client_ip="2001:DB8:0:0::1")
+    assert subject_of(SubjectType.SENDER, event) == "alice@example.net"
+    assert subject_of(SubjectType.SENDER_DOMAIN, event) == "example.net"
+    assert subject_of(SubjectType.CLIENT_IP, event) == "2001:db8::1"
+    assert subject_of(SubjectType.SASL_USERNAME, mail(sasl_username=None)) is None
+
+
+def test_units_per_count_mode() -> None:
+    event = mail(recipients=["a@x.org", "b@x.org", "c@x.org"])
+    assert units(threshold(count="messages"), event) == 1
+    assert units(threshold(count="recipients"), event) == 3

@@ -1,0 +1,118 @@
+"""The design card's examples, edges and lifecycle, one scenario each."""
+
+from pipeline.engine.clock import to_ms
+from pipeline.engine.evaluator import Subject, ThresholdEngine
+from pipeline.engine.subject_state import SubjectState
+from schemas.config import FloodgateConfig
+from schemas.events import ActionEvent, MailEvent
+from schemas.vocabulary import SubjectType
+from tests.pipeline.engine.builders import T0, config, mail, threshold
+
+BURST = threshold(name="burst", key="sasl_username", window="30s", messages=60, spams=0,
+                  action="defer", duration="15m")
+ALL_SPAM = threshold(name="all-spam", key="sender", window="30s", messages=10, spams=10,
+                     action="block", duration="1h")
+
+
+def run(cfg: FloodgateConfig, events: list[MailEvent]) -> list[tuple[int, ActionEvent]]:
+    """(index of the firing event, action) for every firing."""
+    engine = ThresholdEngine(cfg)
+    states: dict[Subject, SubjectState] = {}
+    out = []
+    for index, event in enumerate(events):
+        for subject in engine.subjects(event):
+            for action in engine.observe(subject, states.setdefault(subject, SubjectState()), event):
+                out.append((index, action))
+    return out
+
+
+def test_sixty_emails_in_thirty_seconds_fire_at_the_sixtieth_once() -> None:
+    events = [mail(i * 400) for i in range(100)]  # 2.5 messages a second, for 40 s
+    fired = run(config(BURST), events)
+    assert [index for index, _ in fired] == [59]
+    action = fired[0][1]
+    assert (action.subject_type, action.subject, action.action.value) == (
+        SubjectType.SASL_USERNAME, "alice", "defer")
+    assert action.evidence is not None
+    assert action.evidence.messages == 60 and action.evidence.spams == 0
+    assert to_ms(action.expires_at) - to_ms(action.triggered_at) == 15 * 60_000
+
+
+def test_fifty_nine_in_the_window_never_fire() -> None:
+    # 59 messages every 30 s: each window (t - 30 s, t] holds 59 at most.
+    events = [mail(i * (30_000 / 59)) for i in range(59 * 4)]
+    assert run(config(BURST), events) == []
+
+
+def test_window_start_is_exclusive() -> None:
+    small = threshold(name="three", window="10s", messages=3, duration="1m")
+    assert run(config(small), [mail(0), mail(5_000), mail(10_000)]) == []
+    assert [i for i, _ in run(config(small), [mail(0), mail(5_000), mail(9_999)])] == [2]
+
+
+def test_ten_spams_out_of_ten_messages() -> None:
+    nine_spam_one_ham = [mail(i * 100, spam=i != 4) for i in range(10)]
+    assert run(config(ALL_SPAM), nine_spam_one_ham) == []
+    ten_spam = [mail(i * 100, spam=True) for i in range(10)]
+    fired = run(config(ALL_SPAM), ten_spam)
+    assert [i for i, _ in fired] == [9]
+    assert fired[0][1].subject == "alice@example.net"
+    assert fired[0][1].evidence is not None and fired[0][1].evidence.spams == 10
+
+
+def test_spam_rejected_before_queueing_counts_other_refusals_do_not() -> None:
+    refused_as_spam = [mail(i * 100, accepted=False, spam=True) for i in range(10)]
+    assert len(run(config(ALL_SPAM), refused_as_spam)) == 1
+    relay_denied = [mail(i * 100, accepted=False, spam=None) for i in range(100)]
+    assert run(config(BURST), relay_denied) == []
+
+
+def test_fires_again_only_after_the_action_expired() -> None:
+    short = threshold(name="short", window="10s", messages=3, duration="20s", action="warn")
+    events = [mail(i * 1_000) for i in range(60)]  # one a second for a minute
+    fired = run(config(short), events)
+    # at 2 s (third message), then at the first message at or after each expiry
+    assert [to_ms(a.triggered_at) - to_ms(T0) for _, a in fired] == [2_000, 22_000, 42_000]
+    assert len({a.action_id for _, a in fired}) == 3
+
+
+def test_counting_recipients() -> None:
+    per_rcpt = threshold(name="rcpts", window="1m", messages=10, count="recipients")
+    events = [mail(i, recipients=[f"r{n}@x.org" for n in range(4)]) for i in range(3)]
+    fired = run(config(per_rcpt), events)
+    assert [i for i, _ in fired] == [2]
+    assert fired[0][1].evidence is not None
+    assert fired[0][1].evidence.messages == 12 and fired[0][1].evidence.recipients == 12
+
+
+def test_bounces_are_counted_against_nobody() -> None:
+    bounces = [mail(i, sender="", mta_generated=True, sasl_username=None) for i in range(100)]
+    domain = threshold(name="dom", key="sender_domain", messages=5)
+    assert run(config(BURST, domain), bounces) == []
+
+
+def test_action_ids_are_deterministic() -> None:
+    events = [mail(i * 10) for i in range(60)]
+    first = run(config(BURST), events)
+    again = run(config(BURST), [e.model_copy() for e in events])
+    assert [a.action_id for _, a in first] == [a.action_id for _, a in again]
+
+
+def test_lift_restarts_counting() -> None:
+    engine = ThresholdEngine(config(threshold(name="t", window="1m", messages=3, duration="1h")))
+    state = SubjectState()
+    subject = Subject(SubjectType.SASL_USERNAME, "alice")
+    fired = [a for i in range(3) for a in engine.observe(subject, state, mail(i))]
+    assert len(fired) == 1
+    engine.lift(state, "t")
+    assert [a for i in range(3, 5) for a in engine.observe(subject, state, mail(i))] == []
+    assert len(engine.observe(subject, state, mail(5))) == 1
+
+
+def test_prune_forgets_idle_subjects() -> None:
+    engine = ThresholdEngine(config(threshold(name="t", window="10s", messages=3, duration="1m")))
+    state = SubjectState()
+    subject = Subject(SubjectType.SASL_USERNAME, "alice")
+    engine.observe(subject, state, mail(0))
+    assert not engine.prune(state, to_ms(T0) + 5_000)
+    assert engine.prune(state, to_ms(T0) + 10_000)

@@ -1,0 +1,19 @@
+from pipeline.engine.clock import to_ms
+from pipeline.replay import replay
+from schemas.vocabulary import ActionState
+from tests.pipeline.engine.builders import T0, config, mail, threshold
+
+
+def test_duplicates_by_event_id_count_once() -> None:
+    cfg = config(threshold(name="t", window="1m", messages=3, duration="1m"))
+    events = [mail(i, event_id="mx1:SAME") for i in range(5)]
+    assert replay(cfg, events) == []
+
+
+def test_actions_expire_in_event_time() -> None:
+    cfg = config(threshold(name="t", window="10s", messages=3, duration="1m", action="warn"))
+    events = [mail(i) for i in range(3)] + [mail(70_000, sasl_username="bob")]
+    actions = replay(cfg, events)
+    assert [(a.state, to_ms(a.ts) - to_ms(T0)) for a in actions] == [
+        (ActionState.ACTIVE, 2), (ActionState.EXPIRED, 60_002)]
+    assert actions[0].action_id == actions[1].action_id

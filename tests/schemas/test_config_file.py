@@ -1,0 +1,137 @@
+"""check-config's promise: every problem with its file, line and setting path."""
+
+from pathlib import Path
+
+import pytest
+
+from schemas.config_file import ConfigError, load_config
+from schemas.vocabulary import ActionKind, SubjectType
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "deploy" / "examples" / "floodgate.yaml"
+
+
+def problems(tmp_path: Path, text: str, environ: dict[str, str] | None = None) -> list[str]:
+    path = tmp_path / "floodgate.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ or {})
+    return [str(p).replace(str(path), "F") for p in caught.value.problems]
+
+
+THRESHOLD = """\
+  - name: {name}
+    key: sasl_username
+    window: {window}
+    messages: 60
+    action: defer
+    duration: 15m
+"""
+
+
+def test_the_shipped_example_holds_the_design_cards_two_thresholds() -> None:
+    config = load_config(EXAMPLE, {})
+    burst, spam = config.thresholds
+    assert (burst.key, burst.window.total_seconds(), burst.messages, burst.spams,
+            burst.action) == (SubjectType.SASL_USERNAME, 30, 60, 0, ActionKind.DEFER)
+    assert (spam.window.total_seconds(), spam.messages, spam.spams) == (30, 10, 10)
+
+
+def test_bad_duration_points_at_its_line(tmp_path: Path) -> None:
+    text = "thresholds:\n" + THRESHOLD.format(name="a", window="30s") \
+        + THRESHOLD.format(name="b", window="30s") + THRESHOLD.format(name="c", window="30x")
+    assert problems(tmp_path, text) == [
+        'F:16: thresholds[2].window: "30x" is not a duration '
+        "(write it like 30s, 15m, 1h30m or 2d)"]
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    text = """\
+networks:
+  internal: [10.0.0.300/8]
+exempt:
+  senders: [nobody]
+thresholds:
+  - name: x
+    key: sasl_user
+    window: 30s
+    messages: ten
+    action: defer
+    duration: 15m
+    colour: red
+"""
+    assert problems(tmp_path, text) == [
+        'F:2: networks.internal[0]: "10.0.0.300/8" is not an IP address or CIDR network',
+        'F:4: exempt.senders[0]: "nobody" is not an address or @domain',
+        "F:7: thresholds[0].key: \"sasl_user\" is not one of: 'sasl_username', 'sender', "
+        "'sender_domain', 'client_ip'",
+        'F:9: thresholds[0].messages: "ten" is not a whole number',
+        "F:12: thresholds[0].colour: unknown setting (check its spelling and indentation)",
+    ]
+
+
+def test_missing_setting_points_at_its_parent(tmp_path: Path) -> None:
+    text = "thresholds:\n  - name: x\n    key: sender\n    messages: 5\n    action: warn\n" \
+           "    duration: 1m\n"
+    assert problems(tmp_path, text) == ["F:2: thresholds[0].window: required setting is missing"]
+
+
+def test_duplicate_names_and_keys(tmp_path: Path) -> None:
+    text = "thresholds:\n" + THRESHOLD.format(name="a", window="1m") \
+        + THRESHOLD.format(name="a", window="2m")
+    assert problems(tmp_path, text) == [
+        'F:8: thresholds[1].name: "a" is already the name of thresholds[0]']
+    assert problems(tmp_path, "kafka:\n  client_id: a\n  client_id: b\n") == [
+        "F:3: kafka.client_id: set twice in the same mapping"]
+
+
+def test_semantic_checks(tmp_path: Path) -> None:
+    text = "thresholds:\n  - {name: z, key: sender, window: 0s, messages: 0, spams: 0, " \
+           "action: warn, duration: 1m}\n"
+    assert problems(tmp_path, text) == [
+        "F:2: thresholds[0]: messages and spams are both 0: it would fire on every message"]
+
+
+def test_invalid_yaml_and_wrong_shapes(tmp_path: Path) -> None:
+    assert problems(tmp_path, "thresholds: [\n") [0].startswith("F:2: invalid YAML")
+    assert problems(tmp_path, "- a\n- b\n") == ["F:1: the top level must be a mapping"]
+    assert problems(tmp_path, "thresholds: 5\n") == ["F:1: thresholds: expected a list, got 5"]
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "absent.yaml", {})
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(binary, {})
+
+
+def test_environment_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text(EXAMPLE.read_text())
+    config = load_config(path, {
+        "FLOODGATE_KAFKA__BOOTSTRAP_SERVERS": "k1:9092,k2:9092",
+        "FLOODGATE_THRESHOLDS__0__MESSAGES": "120",
+        "FLOODGATE_NETWORKS__LOCAL_DOMAINS": "[example.com, example.org]",
+        "OTHER": "ignored",
+    })
+    assert config.kafka.bootstrap_servers == "k1:9092,k2:9092"
+    assert config.thresholds[0].messages == 120
+    assert config.networks.local_domains == ["example.com", "example.org"]
+
+
+def test_environment_problems_name_the_variable(tmp_path: Path) -> None:
+    assert problems(tmp_path, "{}\n", {"FLOODGATE_KAFKA__SECURITY_PROTOCOL": "FOO"}) == [
+        "FLOODGATE_KAFKA__SECURITY_PROTOCOL: kafka.security_protocol: \"FOO\" is not one of: "
+        "'PLAINTEXT', 'SSL', 'SASL_PLAINTEXT', 'SASL_SSL'"]
+    assert problems(tmp_path, "{}\n", {"FLOODGATE_THRESHOLDS__3__MESSAGES": "1"}) == [
+        "FLOODGATE_THRESHOLDS__3__MESSAGES: thresholds[3]: no such list item to override in "
+        "the config file"]
+
+
+def test_secrets_are_not_printed(tmp_path: Path) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text("kafka:\n  sasl_password: hunter2\n")
+    config = load_config(path, {})
+    assert "hunter2" not in repr(config)
