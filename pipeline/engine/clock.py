@@ -1,10 +1,12 @@
-"""Engine time: integer milliseconds since the epoch, and clocks for the adapters."""
+"""Engine time: integer milliseconds since the epoch.
+
+The engine never reads a clock: event times and ``now_ms`` arguments carry
+time in, so replay, tests and live adapters drive it alike.
+"""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
 
 def to_ms(value: datetime) -> int:
@@ -22,27 +24,3 @@ def span_ms(value: timedelta) -> int:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class Clock(Protocol):
-    def now_ms(self) -> int: ...
-
-
-class SystemClock:
-    """Wall-clock time, for live adapters (action expiry, idle-state cleanup)."""
-
-    def now_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-
-class FakeClock:
-    """A clock tests move by hand."""
-
-    def __init__(self, start_ms: int = 0) -> None:
-        self._now = start_ms
-
-    def now_ms(self) -> int:
-        return self._now
-
-    def advance(self, ms: int) -> None:
-        self._now += ms

@@ -59,7 +59,9 @@ def is_countable(event: MailEvent, exemptions: Exemptions) -> bool:
 
 def in_scope(threshold: Threshold, event: MailEvent) -> bool:
     """Whether the threshold counts this (countable) message."""
-    if threshold.direction is not DirectionScope.ANY and threshold.direction.value != event.direction.value:
+    # Both are StrEnums: members compare equal to the same word.
+    if (threshold.direction is not DirectionScope.ANY
+            and threshold.direction != event.direction):  # type: ignore[comparison-overlap]
         return False
     return not threshold.sender_domains or event.sender_domain in threshold.sender_domains
 

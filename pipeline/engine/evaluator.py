@@ -63,6 +63,7 @@ class ThresholdEngine:
                 max(threshold.messages, threshold.spams, 1),
             ))
         self.key_types = key_types(config.thresholds)
+        self._windows = {t.name: span_ms(t.window) for t in config.thresholds}
 
     def subjects(self, event: MailEvent) -> list[Subject]:
         """The subjects whose state this event may change (one per key type)."""
@@ -108,9 +109,8 @@ class ThresholdEngine:
 
     def prune(self, state: SubjectState, now_ms: int) -> bool:
         """Drop idle threshold records (and those of removed thresholds); True if nothing is left."""
-        windows = {c.threshold.name: c.window_ms for cs in self._by_key.values() for c in cs}
         for name in list(state.thresholds):
-            window = windows.get(name)
+            window = self._windows.get(name)
             if window is None or state.thresholds[name].is_idle(now_ms, window):
                 del state.thresholds[name]
         return not state.thresholds

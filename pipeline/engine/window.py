@@ -13,11 +13,17 @@ So the window holds the newest entries whose weights first reach ``cap``
 (at most ``cap`` entries, since weights are >= 1), all inside the window.
 Late events (timestamp below T) are inserted in order; a late event older
 than the kept entries of a full window is dropped at once, as it should be.
+
+Columns are ``array`` objects so the state codec copies them as raw bytes.
 """
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
+
+TIME_TYPE = "q"  # signed 64-bit milliseconds
+VALUE_TYPE = "I"  # unsigned 32-bit weights and extras
 
 
 class CappedWindow:
@@ -25,13 +31,15 @@ class CappedWindow:
 
     __slots__ = ("extras", "times", "total", "weights")
 
-    def __init__(self, times: list[int] | None = None, weights: list[int] | None = None,
-                 extras: list[int] | None = None) -> None:
-        self.times: list[int] = times if times is not None else []
-        self.weights: list[int] = weights if weights is not None else [1] * len(self.times)
+    def __init__(self, times: list[int] | array[int] | None = None,
+                 weights: list[int] | array[int] | None = None,
+                 extras: list[int] | array[int] | None = None) -> None:
+        self.times = array(TIME_TYPE, times or ())
+        n = len(self.times)
+        self.weights = array(VALUE_TYPE, weights) if weights is not None else array(VALUE_TYPE, [1]) * n
         # A caller's small integer carried with each entry (the engine keeps
         # recipient count and spam flag there for evidence).
-        self.extras: list[int] = extras if extras is not None else [0] * len(self.times)
+        self.extras = array(VALUE_TYPE, extras) if extras is not None else array(VALUE_TYPE, [0]) * n
         self.total = sum(self.weights)
 
     def add(self, ts: int, weight: int, cap: int, extra: int = 0) -> None:
@@ -39,8 +47,9 @@ class CappedWindow:
 
         ``weight`` must be >= 1; ``cap`` >= 1 keeps the newest entries summing to it.
         """
-        at = bisect_right(self.times, ts)
-        self.times.insert(at, ts)
+        times = self.times
+        at = len(times) if not times or times[-1] <= ts else bisect_right(times, ts)
+        times.insert(at, ts)
         self.weights.insert(at, weight)
         self.extras.insert(at, extra)
         self.total += weight
@@ -48,16 +57,24 @@ class CappedWindow:
 
     def slide(self, start_exclusive: int) -> None:
         """Forget entries at or before ``start_exclusive``: the window is now (start, ...]."""
-        cut = bisect_right(self.times, start_exclusive)
-        if cut:
-            self.total -= sum(self.weights[:cut])
-            self._drop_oldest(cut)
+        times = self.times
+        if not times or times[0] > start_exclusive:
+            return
+        cut = bisect_right(times, start_exclusive)
+        self.total -= sum(self.weights[:cut])
+        self._drop_oldest(cut)
+
+    @property
+    def unit_weights(self) -> bool:
+        """True when every weight is 1 (weights are >= 1, so the sum tells)."""
+        return self.total == len(self.weights)
 
     def _trim_to(self, cap: int) -> None:
+        weights = self.weights
         cut = 0
         total = self.total
-        while cut < len(self.weights) and total - self.weights[cut] >= cap:
-            total -= self.weights[cut]
+        while cut < len(weights) and total - weights[cut] >= cap:
+            total -= weights[cut]
             cut += 1
         if cut:
             self.total = total

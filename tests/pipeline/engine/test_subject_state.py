@@ -29,10 +29,10 @@ def test_round_trip_keeps_everything() -> None:
 
 
 def test_encoding_is_compact() -> None:
-    # 60 messages of a "60 in 30 s" threshold: 4 bytes a time, unit weights and no extras elided.
+    # 60 messages of a "60 in 30 s" threshold: 8 bytes a time, unit weights and no extras elided.
     window = CappedWindow([1_795_780_800_000 + i * 100 for i in range(60)])
     data = encode_state(SubjectState({"burst": ThresholdState(now=1, volume=window)}))
-    assert len(data) < 60 * 4 + 64
+    assert len(data) < 60 * 8 + 64
 
 
 @pytest.mark.parametrize("damage", [
