@@ -6,6 +6,7 @@ number through ``on_problem`` and skipped; nothing is dropped silently.
 
 from __future__ import annotations
 
+import gzip
 import heapq
 import sys
 from collections.abc import Callable, Iterator
@@ -31,14 +32,41 @@ class InputProblem:
 ProblemSink = Callable[[InputProblem], None]
 
 
-def read_mail_events(paths: list[str], on_problem: ProblemSink) -> Iterator[MailEvent]:
+LogEvents = Callable[[list[str]], Iterator[MailEvent]]
+
+
+def read_mail_events(paths: list[str], on_problem: ProblemSink,
+                     from_logs: LogEvents | None = None) -> Iterator[MailEvent]:
     """Events of all ``paths`` (``-`` is standard input), merged by event time.
 
-    Each file is read lazily; the merge assumes each file is roughly in time
-    order, as logs are, and keeps the order of equal times.
+    A file whose first line is not a MailEvent is a mail log: with
+    ``from_logs`` all such files go, in the order given (oldest first, as
+    rotated logs are), through one log reader. Each file is read lazily; the
+    merge assumes each stream is roughly in time order, as logs are.
     """
-    streams = [_events_of(path, on_problem) for path in paths]
+    json_paths: list[str] = []
+    log_paths: list[str] = []
+    for path in paths:
+        (log_paths if from_logs is not None and _looks_like_log(path) else json_paths).append(path)
+    streams = [_events_of(path, on_problem) for path in json_paths]
+    if log_paths and from_logs is not None:
+        streams.append(from_logs(log_paths))
     return heapq.merge(*streams, key=lambda event: event.ts)
+
+
+def _looks_like_log(path: str) -> bool:
+    """True unless the first non-empty line is a JSON object with an ``event_id``."""
+    if path == "-":
+        return False
+    try:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rb") as stream:
+            for line in stream:
+                if line.strip():
+                    return not (line.lstrip().startswith(b"{") and b'"event_id"' in line)
+    except OSError:
+        return False  # reported by the JSON reader with the reason
+    return False
 
 
 def _events_of(path: str, on_problem: ProblemSink) -> Iterator[MailEvent]:

@@ -125,6 +125,7 @@ class KafkaSettings(_Section):
 
 class Topics(_Section):
     mail_events: str = "floodgate.mail-events"
+    deliveries: str = "floodgate.deliveries"
     policy_events: str = "floodgate.policy-events"
     actions: str = "floodgate.actions"
     dead_letter: str = "floodgate.dead-letter"

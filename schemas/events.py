@@ -109,6 +109,31 @@ class MailEvent(_Record):
         return self
 
 
+class DeliveryEvent(_Record):
+    """One delivery attempt's outcome for one recipient (sent, deferred, bounced, expired).
+
+    ``event_id`` is the MailEvent's id of the message it belongs to (the
+    original message when a content filter re-injected a copy).
+    """
+
+    schema_version: Literal[1] = 1
+    delivery_id: str = Field(min_length=1, max_length=MAX_TEXT)
+    event_id: str = Field(min_length=1, max_length=MAX_TEXT)
+    ts: EventTime
+    host: str = Field(min_length=1, max_length=MAX_NAME)
+    queue_id: str = Field(max_length=64)
+    recipient: str = Field(max_length=MAX_ADDRESS)
+    orig_recipient: str | None = Field(None, max_length=MAX_ADDRESS)
+    status: str = Field(max_length=32, description="sent, deferred, bounced, expired, ...")
+    dsn: str | None = Field(None, max_length=16)
+    relay: str | None = Field(None, max_length=MAX_NAME)
+    delay_s: float | None = None
+    response: str | None = Field(None, max_length=MAX_TEXT)
+    sender: str | None = Field(None, max_length=MAX_ADDRESS)
+    sasl_username: str | None = Field(None, max_length=MAX_ADDRESS)
+    client_ip: IpAddress = None
+
+
 class Evidence(_Record):
     """What the window held when a threshold fired.
 

@@ -8,13 +8,14 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.config import FloodgateConfig
-from schemas.events import ActionEvent, MailEvent, PolicyEvent
+from schemas.events import ActionEvent, DeliveryEvent, MailEvent, PolicyEvent
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 
 # file stem -> model; each file documents one topic's records (or the config).
 EXPORTED: dict[str, type[BaseModel]] = {
     "mail_event": MailEvent,
+    "delivery_event": DeliveryEvent,
     "action_event": ActionEvent,
     "policy_event": PolicyEvent,
     "config": FloodgateConfig,

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from typing import Any, TextIO
 
+from connectors.direction import DirectionRules
 from connectors.event_files import InputProblem, read_mail_events
+from connectors.postfix_log.reader import LogReader, file_reference_time, open_log_lines
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.parse_cmd import add_log_options, zone_or_report
 from pipeline.replay import Replay
-from schemas.events import ActionEvent
+from schemas.events import ActionEvent, MailEvent
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "replay", help="print the actions recorded MailEvents (JSON lines) would have caused")
-    parser.add_argument("files", nargs="+", metavar="FILE", help="JSON-lines MailEvents; - for stdin")
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="JSON-lines MailEvents (- for stdin) or Postfix logs, oldest first")
     parser.add_argument("--config", required=True, help="the YAML config with the thresholds")
     parser.add_argument("--format", choices=("jsonl", "table"), default="table",
                         help="jsonl: one ActionEvent per line; table: a readable summary")
+    add_log_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -33,9 +39,20 @@ def run(args: argparse.Namespace) -> int:
         problems.append(problem)
         print(problem, file=sys.stderr)
 
+    zone = zone_or_report(args.timezone)
+    if zone is None:
+        return 2
+
+    def from_logs(paths: list[str]) -> Iterator[MailEvent]:
+        reader = LogReader(DirectionRules(config.networks), zone, file_reference_time(paths[0]),
+                           args.host)
+        for path in paths:
+            yield from (e for e in reader.read(open_log_lines(path)) if isinstance(e, MailEvent))
+        yield from (e for e in reader.finish() if isinstance(e, MailEvent))
+
     run_ = Replay(config)
     writer = _write_jsonl if args.format == "jsonl" else _TableWriter(sys.stdout)
-    for event in read_mail_events(args.files, report):
+    for event in read_mail_events(args.files, report, from_logs):
         for action in run_.feed(event):
             writer(action)
     stats = run_.stats

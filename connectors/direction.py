@@ -1,0 +1,45 @@
+"""Which way a message goes, from the config's networks and local domains.
+
+Shared by every connector that makes MailEvents (mail log, policy service),
+so they agree: a message is ours when its client authenticated (SASL), was
+submitted locally (pickup), or connected from ``networks.internal``. Our mail
+to any recipient outside ``local_domains`` is outbound, else internal; mail
+from elsewhere to our domains is inbound.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from schemas.config import Networks
+from schemas.events import domain_of
+from schemas.vocabulary import Direction
+
+
+class DirectionRules:
+    def __init__(self, networks: Networks) -> None:
+        self._internal = [ipaddress.ip_network(n) for n in networks.internal]
+        self._local = frozenset(networks.local_domains)
+
+    def is_ours(self, client_ip: str | None, sasl_username: str | None, local_submission: bool) -> bool:
+        if sasl_username or local_submission:
+            return True
+        if not client_ip:
+            return False
+        try:
+            ip = ipaddress.ip_address(client_ip)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._internal)
+
+    def classify(self, client_ip: str | None, sasl_username: str | None, local_submission: bool,
+                 recipients: Iterable[str]) -> Direction:
+        """The direction; UNKNOWN for outside mail whose recipients are unknown or not ours."""
+        domains = [domain_of(r) for r in recipients]
+        remote = any(d is None or d not in self._local for d in domains)
+        if self.is_ours(client_ip, sasl_username, local_submission):
+            return Direction.OUTBOUND if remote or not domains else Direction.INTERNAL
+        if domains and not remote:
+            return Direction.INBOUND
+        return Direction.UNKNOWN

@@ -1,0 +1,239 @@
+"""Postfix log messages (the text after ``tag[pid]: ``) as typed facts.
+
+One function per daemon family; each returns a fact, ``IGNORED`` for lines
+that carry nothing Floodgate needs (connects, TLS, statistics), or None for
+a line it does not understand (counted and sampled by the caller).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+# Short ids are upper-case hex; long ids (enable_long_queue_ids) use an alphabet
+# without vowels, so words like "warning" never look like one.
+_QID = r"(?P<qid>[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{10,25})"
+_QID_PREFIX = re.compile(_QID + r": (?P<rest>.*)", re.S)
+_CLIENT = re.compile(
+    r"client=(?P<name>[^\[\s,]*)\[(?P<ip>[^\]]*)\](?::\d+)?"
+    r"(?:, sasl_method=(?P<method>[^,\s]*))?(?:, sasl_username=(?P<user>[^,]*))?"
+    r"(?:, sasl_sender=(?P<ssender>[^,]*))?")
+_PICKUP = re.compile(r"uid=(?P<uid>\d+) from=<(?P<sender>[^>]*)>")
+_MESSAGE_ID = re.compile(r"message-id=<?(?P<mid>[^>]*)>?")
+_QUEUED = re.compile(r"from=<?(?P<sender>[^>,]*)>?, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)")
+_EXPIRED = re.compile(r"from=<?(?P<sender>[^>,]*)>?, status=expired")
+_DELIVERY = re.compile(
+    r"to=<(?P<to>[^>]*)>,(?: orig_to=<(?P<orig>[^>]*)>,)? relay=(?P<relay>[^,]*),"
+    r"(?: conn_use=\d+,)? delay=(?P<delay>[\d.]+),(?: delays=[\d./]+,)? dsn=(?P<dsn>[\d.]+),"
+    r" status=(?P<status>\w+)(?: \((?P<text>.*)\))?", re.S)
+_NOTIFY = re.compile(r"(?P<kind>sender|postmaster) (?:non-delivery|delivery status|delay status)"
+                     r" notification: (?P<new>\w+)")
+_REJECT = re.compile(
+    r"(?P<action>reject|milter-reject|discard|hold|filter|redirect|warn): "
+    r"(?P<stage>[A-Z-]+) from (?P<name>[^\[\s]*)\[(?P<ip>[^\]]*)\](?::\d+)?: (?P<reason>.*?);"
+    r"(?: from=<(?P<sender>[^>]*)>)?(?: to=<(?P<to>[^>]*)>)?", re.S)
+_HEADER_REJECT = re.compile(
+    r"(?P<action>reject|discard|hold|warning|redirect|filter): (?:header|body) .*?"
+    r"; from=<(?P<sender>[^>]*)> to=<(?P<to>[^>]*)>.*?(?:: (?P<reason>.*))?$", re.S)
+_QUEUED_AS = re.compile(r"queued as (?P<qid>[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{10,25})\b")
+
+DELIVERY_DAEMONS: Final = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry",
+                                     "discard"})
+# Messages that carry nothing Floodgate needs: recognised, not counted as unparsed.
+_NOISE = re.compile(
+    r"(?:dis)?connect (?:from|to) |(?:Anonymous|Trusted|Untrusted|Verified) TLS connection |"
+    r"(?:warning|statistics|fatal|panic|error): |lost connection |timeout after |"
+    r"too many errors |improper command pipelining |setting up TLS |Server certificate |"
+    r"SSL_accept |TLS library problem|host \S+ said: |message repeated |conversation with |"
+    r"CONNECT from |PASS (?:NEW|OLD) |PREGREET |DNSBL rank |HANGUP |COMMAND |WHITELISTED |"
+    r"PASS |DISCONNECT |NOQUEUE: (?:client=|filter: |warn: )|addr \S+ listed by |"
+    r"reload |daemon started|terminating on signal|starting the Postfix|stopping the Postfix|"
+    r"refreshing the Postfix|Postfix is |postfix/postfix-script|"
+    r"max (?:connection|cache|message|recipient|new) |sent queue file update |"
+    r"(?:SASL )?\w+ authentication failed|discarding EHLO keywords|"
+    r"the Postfix mail system is |cache \S+ full cleanup|"
+    r"(?:table|dict_|deleting|mapping|fork|spawn|rewriting)", re.S)
+
+
+class Ignored:
+    """A line recognised as carrying nothing Floodgate needs."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "IGNORED"
+
+
+IGNORED: Final = Ignored()
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSeen:
+    qid: str
+    client_name: str
+    client_ip: str
+    sasl_method: str | None
+    sasl_username: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PickedUp:
+    qid: str
+    uid: int
+    sender: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageIdSeen:
+    qid: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    qid: str
+    sender: str
+    size: int
+    nrcpt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    qid: str
+    recipient: str
+    orig_recipient: str | None
+    relay: str
+    delay_s: float
+    dsn: str
+    status: str  # sent | deferred | bounced | expired | ...
+    text: str
+    queued_as: str | None  # "250 ... queued as X": the next hop queued it under X
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    qid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    qid: str
+    sender: str
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """Postfix made a new message (bounce, delay notice) about ``qid``: ``new_qid``."""
+
+    qid: str
+    new_qid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """smtpd or cleanup refused mail (per recipient at RCPT, or the whole message)."""
+
+    qid: str | None  # None for NOQUEUE
+    action: str  # reject | milter-reject | discard | hold | ...
+    stage: str  # RCPT, DATA, END-OF-MESSAGE, header, ...
+    client_name: str | None
+    client_ip: str | None
+    reason: str
+    sender: str | None
+    recipient: str | None
+
+
+Fact = ClientSeen | PickedUp | MessageIdSeen | Queued | Delivery | Removed | Expired | Notification | Refused
+
+
+def parse_postfix(daemon: str, message: str) -> Fact | Ignored | None:
+    """The fact in one Postfix message, IGNORED for noise, None when not understood."""
+    if message.startswith("NOQUEUE: "):
+        return _refused(None, message[9:]) or (IGNORED if _NOISE.match(message) else None)
+    match = _QID_PREFIX.match(message)
+    if match is None:
+        return IGNORED if _NOISE.match(message) else None
+    qid, rest = match["qid"], match["rest"]
+    fact = _by_daemon(daemon, qid, rest)
+    if fact is not None:
+        return fact
+    return IGNORED if _known_qid_noise(rest) else None
+
+
+def _by_daemon(daemon: str, qid: str, rest: str) -> Fact | Ignored | None:
+    if daemon in DELIVERY_DAEMONS:
+        return _delivery(qid, rest)
+    if daemon == "qmgr":
+        return _qmgr(qid, rest)
+    if daemon == "cleanup":
+        if rest.startswith("message-id="):
+            m = _MESSAGE_ID.match(rest)
+            return MessageIdSeen(qid, m["mid"].strip()) if m else None
+        return _refused(qid, rest) or _header_action(qid, rest)
+    if daemon == "smtpd":
+        if rest.startswith("client="):
+            m = _CLIENT.match(rest)
+            if m:
+                return ClientSeen(qid, m["name"], m["ip"], m["method"] or None,
+                                  (m["user"] or "").strip() or None)
+            return None
+        return _refused(qid, rest)
+    if daemon == "pickup":
+        m = _PICKUP.match(rest)
+        return PickedUp(qid, int(m["uid"]), m["sender"]) if m else None
+    if daemon == "bounce":
+        m = _NOTIFY.match(rest)
+        return Notification(qid, m["new"]) if m else None
+    if daemon == "postsuper" and rest.startswith("removed"):
+        return Removed(qid)
+    return None
+
+
+def _qmgr(qid: str, rest: str) -> Fact | Ignored | None:
+    if rest == "removed":
+        return Removed(qid)
+    m = _QUEUED.match(rest)
+    if m:
+        return Queued(qid, m["sender"], int(m["size"]), int(m["nrcpt"]))
+    m = _EXPIRED.match(rest)
+    if m:
+        return Expired(qid, m["sender"])
+    return _delivery(qid, rest)  # qmgr logs some deliveries itself (e.g. "delivery temporarily suspended")
+
+
+def _delivery(qid: str, rest: str) -> Delivery | None:
+    m = _DELIVERY.match(rest)
+    if m is None:
+        return None
+    text = m["text"] or ""
+    queued = _QUEUED_AS.search(text) if m["status"] == "sent" else None
+    return Delivery(qid, m["to"], m["orig"], m["relay"], float(m["delay"]), m["dsn"], m["status"],
+                    text, queued["qid"] if queued else None)
+
+
+def _refused(qid: str | None, rest: str) -> Refused | None:
+    m = _REJECT.match(rest)
+    if m is None:
+        return None
+    return Refused(qid, m["action"], m["stage"], m["name"] or None, m["ip"] or None,
+                   m["reason"].strip(), m["sender"], m["to"])
+
+
+def _header_action(qid: str, rest: str) -> Refused | None:
+    m = _HEADER_REJECT.match(rest)
+    if m is None:
+        return None
+    return Refused(qid, m["action"], "header", None, None, (m["reason"] or "").strip(),
+                   m["sender"], m["to"])
+
+
+def _known_qid_noise(rest: str) -> bool:
+    """Per-message lines we recognise but need not act on."""
+    return rest.startswith((
+        "enabling PIX workarounds", "host ", "lost connection", "conversation with",
+        "replace: ", "prepend: ", "warning: ", "info: ", "redirect: ", "filter: ",
+        "placed on hold", "released from hold", "requeued", "sender delivery status",
+        "skipped", "to=<", "uid=", "from=<", "resent-message-id=", "hold: ", "discard: ",
+        "BDAT ", "DATA ", "reject_warning: ",
+    )) or _NOISE.match(rest) is not None

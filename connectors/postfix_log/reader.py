@@ -1,0 +1,54 @@
+"""Read Postfix (and spam-filter) log files into MailEvents and DeliveryEvents."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+
+from connectors.direction import DirectionRules
+from connectors.postfix_log.syslog_formats import MAX_LINE, SyslogParser
+from connectors.postfix_log.tracker import MessageTracker, Output
+
+
+def open_log_lines(path: str) -> Iterator[str]:
+    """Lines of a plain or gzip-compressed log, decoded leniently (logs are not always UTF-8)."""
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as stream:
+        for raw in stream:
+            yield raw[:MAX_LINE + 1].decode("utf-8", "replace")
+
+
+def file_reference_time(path: str) -> datetime:
+    """The file's modification time: the year BSD timestamps are read in."""
+    try:
+        return datetime.fromtimestamp(Path(path).stat().st_mtime, UTC)
+    except OSError:
+        return datetime.now(UTC)
+
+
+class LogReader:
+    """Parses lines in order, through one tracker (so messages span rotated files)."""
+
+    def __init__(self, rules: DirectionRules, zone: tzinfo = UTC,
+                 reference: datetime | None = None, default_host: str | None = None) -> None:
+        self.tracker = MessageTracker(rules)
+        self._syslog = SyslogParser(zone, reference)
+        self._default_host = default_host
+
+    def read(self, lines: Iterable[str]) -> Iterator[Output]:
+        for line in lines:
+            if not line.strip():
+                continue
+            record = self._syslog.parse(line)
+            if record is None:
+                self.tracker.reject_unparsed(line.rstrip("\n"))
+                continue
+            if record.host is None and self._default_host:
+                record = type(record)(record.ts, self._default_host, record.tag, record.pid,
+                                      record.message)
+            yield from self.tracker.feed(record)
+
+    def finish(self) -> list[Output]:
+        return self.tracker.flush()

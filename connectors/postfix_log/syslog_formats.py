@@ -1,0 +1,160 @@
+"""Syslog envelopes as found in the wild, parsed into one LogRecord each.
+
+Supported: classic BSD (``Nov 27 01:47:03 host tag[pid]: msg``, no year, optional
+fraction), rsyslog RFC 3339 (``2026-11-27T01:47:03.123+01:00 host tag[pid]: msg``),
+RFC 5424 (``<22>1 2026-11-27T01:47:03Z host tag pid - - msg``), Postfix's own
+``maillog_file`` (BSD-like), journald JSON (``journalctl -o json``) and rspamd's
+own log file (``2026-11-27 01:47:03 #123(normal) <id>; task; ...``, no host).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+
+MAX_LINE = 64 * 1024  # Postfix cuts records at 2000 bytes; anything far longer is not a log line
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_PRI = r"(?:<\d{1,3}>)?"
+_TAG = r"(?P<tag>[^\s\[:]+)(?:\[(?P<pid>\d+)\])?:\s?"
+_BSD = re.compile(
+    _PRI + r"(?P<mon>[A-Z][a-z]{2}) +(?P<day>\d{1,2}) (?P<time>\d\d:\d\d:\d\d)(?P<frac>\.\d+)? "
+    r"(?P<host>\S+) " + _TAG + r"(?P<msg>.*)", re.S)
+_ISO = re.compile(
+    _PRI + r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) "
+    r"(?P<host>\S+) " + _TAG + r"(?P<msg>.*)", re.S)
+_RFC5424 = re.compile(
+    r"<\d{1,3}>1 (?P<ts>\S+) (?P<host>\S+) (?P<tag>\S+) (?P<pid>\S+) \S+ "
+    r"(?P<sd>-|(?:\[(?:[^\]\\]|\\.)*\])+) ?(?P<msg>.*)", re.S)
+_RSPAMD = re.compile(
+    r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:,\d+)? #(?P<pid>\d+)\((?P<kind>[a-z_]+)\) (?P<msg>.*)",
+    re.S)
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    ts: datetime
+    host: str | None  # None where the format has none (rspamd's own file)
+    tag: str  # "postfix/submission/smtpd", "amavis", "rspamd"
+    pid: int | None
+    message: str
+
+    @property
+    def daemon(self) -> str:
+        """The program after the last ``/``: ``smtpd`` for ``postfix/submission/smtpd``."""
+        return self.tag.rsplit("/", 1)[-1]
+
+    @property
+    def service(self) -> str:
+        """The syslog name before the daemon: ``postfix/submission`` (or the tag itself)."""
+        return self.tag.rsplit("/", 1)[0]
+
+
+class YearGuess:
+    """Years for BSD timestamps, which have none.
+
+    The first line takes the year of ``reference`` (the file's mtime or now),
+    or the year before when that would put it more than a day in the future;
+    later lines add a year when the month wraps from December to January.
+    """
+
+    def __init__(self, reference: datetime) -> None:
+        self._reference = reference
+        self._year: int | None = None
+        self._last_month = 0
+
+    def year_for(self, month: int, day: int) -> int:
+        if self._year is None:
+            year = self._reference.year
+            if (month, day) > (self._reference.month, self._reference.day + 1):
+                year -= 1
+            self._year = year
+        elif month < self._last_month - 6:  # Dec -> Jan: a new year began
+            self._year += 1
+        self._last_month = month
+        return self._year
+
+
+class SyslogParser:
+    """Turns one line into a LogRecord, or None when no known envelope fits.
+
+    ``zone`` is the time zone of timestamps that carry none (BSD and rspamd).
+    """
+
+    def __init__(self, zone: tzinfo = UTC, reference: datetime | None = None) -> None:
+        self._zone = zone
+        self._years = YearGuess(reference or datetime.now(UTC))
+
+    def parse(self, line: str) -> LogRecord | None:
+        if len(line) > MAX_LINE:
+            return None
+        line = line.rstrip("\r\n")
+        first = line[:1]
+        try:
+            if first == "{":
+                return _journald(line)
+            match = _BSD.match(line)
+            if match:
+                return self._bsd(match)
+            if first == "<":
+                match = _RFC5424.match(line)
+                if match:
+                    return _rfc5424(match)
+            match = _ISO.match(line)
+            if match:
+                return LogRecord(_iso_time(match["ts"], self._zone), match["host"], match["tag"],
+                                 _pid(match["pid"]), match["msg"])
+            match = _RSPAMD.match(line)
+            if match:
+                ts = datetime.fromisoformat(match["ts"]).replace(tzinfo=self._zone)
+                return LogRecord(ts, None, "rspamd", int(match["pid"]), match["msg"])
+        except (ValueError, OverflowError):
+            return None  # e.g. "Feb 30", a broken year: not a usable line
+        return None
+
+    def _bsd(self, match: re.Match[str]) -> LogRecord:
+        month = _MONTHS.get(match["mon"])
+        if month is None:
+            raise ValueError(match["mon"])
+        day = int(match["day"])
+        hour, minute, second = (int(p) for p in match["time"].split(":"))
+        micro = round(float(match["frac"]) * 1_000_000) if match["frac"] else 0
+        year = self._years.year_for(month, day)
+        ts = datetime(year, month, day, hour, minute, second, min(micro, 999_999), tzinfo=self._zone)
+        return LogRecord(ts, match["host"], match["tag"], _pid(match["pid"]), match["msg"])
+
+
+def _pid(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+def _iso_time(text: str, zone: tzinfo) -> datetime:
+    ts = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    return ts if ts.tzinfo else ts.replace(tzinfo=zone)
+
+
+def _rfc5424(match: re.Match[str]) -> LogRecord:
+    message = match["msg"]
+    if message.startswith("\ufeff"):  # the BOM RFC 5424 allows before UTF-8 text
+        message = message[1:]
+    return LogRecord(_iso_time(match["ts"], UTC), None if match["host"] == "-" else match["host"],
+                     match["tag"], _pid(match["pid"]), message)
+
+
+def _journald(line: str) -> LogRecord | None:
+    entry = json.loads(line)
+    if not isinstance(entry, dict):
+        return None
+    message = entry.get("MESSAGE")
+    if isinstance(message, list):  # journald gives non-UTF-8 text as a byte list
+        message = bytes(b & 0xFF for b in message if isinstance(b, int)).decode("utf-8", "replace")
+    stamp = entry.get("__REALTIME_TIMESTAMP")
+    tag = entry.get("SYSLOG_IDENTIFIER")
+    if not isinstance(message, str) or not isinstance(stamp, str) or not stamp.isdigit() or not tag:
+        return None
+    ts = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(stamp))
+    pid = entry.get("SYSLOG_PID") or entry.get("_PID")
+    return LogRecord(ts, entry.get("_HOSTNAME"), str(tag), _pid(str(pid) if pid else None), message)

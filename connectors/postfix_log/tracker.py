@@ -1,0 +1,434 @@
+"""Correlate Postfix log lines by (host, queue id) into MailEvents and DeliveryEvents.
+
+Lines of many concurrent sessions arrive interleaved; a message's facts are
+gathered in a small record until it can be reported:
+
+* as soon as every recipient (``nrcpt``) has a first delivery outcome, or it
+  is removed or expired, or ``settle_s`` of log time passed since it was
+  queued (a deferred recipient may not be retried for hours);
+* at once when it was refused before queueing (``NOQUEUE: reject``, or a
+  milter or header reject at end of message).
+
+A copy that a content filter (Amavis on 127.0.0.1:10025, a DKIM milter
+smtpd) re-injected is the same message: its own MailEvent is suppressed and
+its deliveries are reported under the original's ``event_id``.
+
+Memory is bounded: records are dropped when done, records idle for
+``stale_after_s`` of log time and the oldest beyond ``max_messages`` are
+evicted (reported first when they were queued) and counted.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import re
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+from connectors.direction import DirectionRules
+from connectors.postfix_log.postfix_lines import (
+    ClientSeen,
+    Delivery,
+    Expired,
+    Ignored,
+    MessageIdSeen,
+    Notification,
+    PickedUp,
+    Queued,
+    Refused,
+    Removed,
+    parse_postfix,
+)
+from connectors.postfix_log.spam_verdicts import SpamVerdict, parse_verdict
+from connectors.postfix_log.syslog_formats import LogRecord
+from schemas.events import MAX_RECIPIENTS_LISTED, DeliveryEvent, MailEvent
+from schemas.vocabulary import EventSource
+
+Key = tuple[str, str]  # (host, queue id)
+V = TypeVar("V")
+Output = MailEvent | DeliveryEvent
+SAMPLES_KEPT = 20
+_SPAM_WORDS = re.compile(r"\bspam\b|\bspamming\b|rspamd|junk mail|\bUBE\b", re.I)
+_LOOPBACK_RELAY = re.compile(r"^(?:[^\[]*)\[(?P<ip>[^\]]+)\]")
+
+
+@dataclass
+class TrackerStats:
+    lines: int = 0
+    postfix_lines: int = 0
+    facts: int = 0
+    ignored: int = 0
+    unparsed: int = 0
+    verdicts: int = 0
+    other_lines: int = 0  # other programs' lines (opendkim, dovecot, ...): not ours to parse
+    late_verdicts: int = 0
+    mail_events: int = 0
+    delivery_events: int = 0
+    evicted: int = 0
+    unparsed_samples: deque[str] = field(default_factory=lambda: deque(maxlen=SAMPLES_KEPT))
+
+    @property
+    def unparsed_share(self) -> float:
+        return self.unparsed / self.postfix_lines if self.postfix_lines else 0.0
+
+
+@dataclass
+class _Message:
+    host: str
+    qid: str
+    first_ts: datetime
+    last_ms: int
+    client_name: str | None = None
+    client_ip: str | None = None
+    sasl_username: str | None = None
+    local_submission: bool = False
+    message_id: str | None = None
+    sender: str | None = None
+    size: int | None = None
+    nrcpt: int | None = None
+    queued_ts: datetime | None = None
+    recipients: list[str] = field(default_factory=list)
+    spam: bool | None = None
+    spam_score: float | None = None
+    mta_generated: bool = False
+    original_event_id: str | None = None  # set on a content filter's re-injected copy
+    origin: _Message | None = None  # that original, while it is still tracked
+    reported: bool = False
+
+    @property
+    def event_id(self) -> str:
+        return self.original_event_id or f"{self.host}/{self.qid}"
+
+
+class MessageTracker:
+    def __init__(self, rules: DirectionRules, settle_s: float = 10.0,
+                 stale_after_s: float = 6 * 3600, max_messages: int = 200_000) -> None:
+        self._rules = rules
+        self._settle_ms = int(settle_s * 1000)
+        self._stale_ms = int(stale_after_s * 1000)
+        self._max = max_messages
+        self._messages: OrderedDict[Key, _Message] = OrderedDict()
+        self._due: list[tuple[int, str, str]] = []  # (deadline ms, host, qid)
+        self._early_verdicts: OrderedDict[Key, SpamVerdict] = OrderedDict()
+        self._reinjected: OrderedDict[Key, str] = OrderedDict()  # copy -> original event_id
+        self._by_message_id: OrderedDict[Key, str] = OrderedDict()  # (host, msgid) -> qid
+        self._finished: OrderedDict[Key, None] = OrderedDict()  # refused: later lines are repeats
+        self._now_ms = 0
+        self.stats = TrackerStats()
+
+    # -- input -------------------------------------------------------------
+
+    def feed(self, record: LogRecord) -> list[Output]:
+        """Apply one log record; return what became reportable."""
+        self.stats.lines += 1
+        ts_ms = int(record.ts.timestamp() * 1000)
+        self._now_ms = max(self._now_ms, ts_ms)
+        out: list[Output] = []
+        if is_postfix_tag(record.tag):
+            self._postfix(record, ts_ms, out)
+        else:
+            verdict = parse_verdict(record.tag, record.message)
+            if verdict is not None:
+                self.stats.verdicts += 1
+                self._verdict(record.host or "", verdict)
+            else:
+                self.stats.other_lines += 1
+        self._report_due(out)
+        if self.stats.lines % 1024 == 0:
+            self._evict_stale(out)
+        return out
+
+    def flush(self) -> list[Output]:
+        """End of input: report every queued message still open."""
+        out: list[Output] = []
+        for message in list(self._messages.values()):
+            self._report(message, out)
+        self._messages.clear()
+        return out
+
+    def reject_unparsed(self, line: str) -> None:
+        """A line no envelope fits: counted and sampled."""
+        self.stats.lines += 1
+        self.stats.postfix_lines += 1
+        self._unparsed(line)
+
+    def _unparsed(self, line: str) -> None:
+        self.stats.unparsed += 1
+        self.stats.unparsed_samples.append(line[:300])
+
+    # -- Postfix facts -----------------------------------------------------
+
+    def _postfix(self, record: LogRecord, ts_ms: int, out: list[Output]) -> None:
+        self.stats.postfix_lines += 1
+        fact = parse_postfix(record.daemon, record.message)
+        if fact is None:
+            self._unparsed(f"{record.tag}: {record.message}")
+            return
+        if isinstance(fact, Ignored):
+            self.stats.ignored += 1
+            return
+        self.stats.facts += 1
+        host = record.host or ""
+        qid = fact.qid
+        if qid is None:
+            assert isinstance(fact, Refused)  # only NOQUEUE refusals have no queue id
+            self._refused_noqueue(record, fact, out)
+            return
+        if (host, qid) in self._finished:
+            return
+        message = self._message(host, qid, record.ts, ts_ms, out)
+        if isinstance(fact, ClientSeen):
+            message.client_name, message.client_ip = fact.client_name, _ip(fact.client_ip)
+            message.sasl_username = fact.sasl_username
+        elif isinstance(fact, PickedUp):
+            message.local_submission = True
+            message.sender = fact.sender
+        elif isinstance(fact, MessageIdSeen):
+            self._message_id(message, fact.message_id)
+        elif isinstance(fact, Queued):
+            self._queued(message, fact, record.ts, ts_ms)
+        elif isinstance(fact, Delivery):
+            self._delivery(message, fact, record.ts, ts_ms, out)
+        elif isinstance(fact, Removed | Expired):
+            if isinstance(fact, Expired) and message.sender is None:
+                message.sender = fact.sender
+            self._report(message, out)
+            self._messages.pop((host, fact.qid), None)
+        elif isinstance(fact, Notification):
+            notice = self._message(host, fact.new_qid, record.ts, ts_ms, out)
+            notice.mta_generated = True
+        elif isinstance(fact, Refused):
+            self._refused_queued(message, fact, out)
+
+    def _message(self, host: str, qid: str, ts: datetime, ts_ms: int, out: list[Output]) -> _Message:
+        key = (host, qid)
+        message = self._messages.get(key)
+        if message is None:
+            message = self._messages[key] = _Message(host, qid, ts, ts_ms)
+            original = self._reinjected.pop(key, None)
+            if original is not None:
+                message.original_event_id = original
+            verdict = self._early_verdicts.pop(key, None) or self._early_verdicts.pop(("", qid), None)
+            if verdict is not None:
+                _apply(message, verdict)
+            if len(self._messages) > self._max:
+                oldest, first = next(iter(self._messages.items()))
+                self._evict(oldest, first, out)
+        else:
+            message.last_ms = ts_ms
+            self._messages.move_to_end(key)
+        return message
+
+    def _message_id(self, message: _Message, message_id: str) -> None:
+        message.message_id = message_id or None
+        if not message_id:
+            return
+        key = (message.host, message_id)
+        earlier = self._messages.get((message.host, self._by_message_id.get(key, "")))
+        if (earlier is not None and earlier is not message and earlier.original_event_id is None
+                and _is_loopback(message.client_ip)):
+            # A content filter (Amavis, a DKIM milter smtpd) handed the same
+            # message back through a loopback smtpd: a copy, not new mail.
+            message.original_event_id, message.origin = earlier.event_id, earlier
+        elif message.original_event_id is None:
+            _remember(self._by_message_id, key, message.qid, self._max)
+
+    def _queued(self, message: _Message, fact: Queued, ts: datetime, ts_ms: int) -> None:
+        if message.queued_ts is not None:
+            return  # qmgr repeats this line on every retry: the message was queued once
+        message.sender, message.size, message.nrcpt = fact.sender, fact.size, fact.nrcpt
+        message.queued_ts = ts
+        if fact.sender == "" or fact.sender.lower().startswith("double-bounce@"):
+            message.mta_generated = True
+        heapq.heappush(self._due, (ts_ms + self._settle_ms, message.host, message.qid))
+
+    def _delivery(self, message: _Message, fact: Delivery, ts: datetime, ts_ms: int,
+                  out: list[Output]) -> None:
+        recipient = fact.orig_recipient or fact.recipient
+        if recipient not in message.recipients and len(message.recipients) < MAX_RECIPIENTS_LISTED:
+            message.recipients.append(recipient)
+        handed_to_filter = fact.queued_as is not None and _is_loopback_relay(fact.relay)
+        if handed_to_filter:
+            self._link_copy(message, str(fact.queued_as))
+        else:
+            self.stats.delivery_events += 1
+            source = message.origin or message  # a copy's deliveries belong to the original
+            out.append(DeliveryEvent(
+                delivery_id=f"{message.host}/{message.qid}/{fact.recipient}/{ts_ms}",
+                event_id=message.event_id, ts=ts, host=message.host, queue_id=message.qid,
+                recipient=fact.recipient[:512], orig_recipient=fact.orig_recipient,
+                status=fact.status[:32], dsn=fact.dsn, relay=fact.relay[:255], delay_s=fact.delay_s,
+                response=fact.text[:2000] or None, sender=source.sender,
+                sasl_username=source.sasl_username, client_ip=source.client_ip))
+        if message.nrcpt is not None and len(message.recipients) >= message.nrcpt:
+            self._report(message, out)
+
+    def _refused_queued(self, message: _Message, fact: Refused, out: list[Output]) -> None:
+        if fact.action not in ("reject", "milter-reject") or fact.stage == "RCPT":
+            return  # a single refused recipient, or an action that still accepts the mail
+        if message.sender is None:
+            message.sender = fact.sender
+        if fact.recipient and fact.recipient not in message.recipients:
+            message.recipients.append(fact.recipient)
+        if message.spam is None and _SPAM_WORDS.search(fact.reason):
+            message.spam = True
+        self._report(message, out, accepted=False, reason=fact.reason)
+        self._messages.pop((message.host, message.qid), None)
+        _remember(self._finished, (message.host, message.qid), None, self._max)
+
+    def _refused_noqueue(self, record: LogRecord, fact: Refused, out: list[Output]) -> None:
+        if fact.action != "reject":
+            self.stats.ignored += 1
+            return
+        host = record.host or ""
+        recipients = [fact.recipient] if fact.recipient else []
+        client_ip = _ip(fact.client_ip)
+        self.stats.mail_events += 1
+        out.append(MailEvent(
+            event_id=f"{host}/NOQUEUE/{int(record.ts.timestamp() * 1_000_000)}/{record.pid}/"
+                     f"{fact.recipient or ''}",
+            ts=record.ts, host=host or "unknown", client_ip=client_ip, client_name=fact.client_name,
+            sender=fact.sender, recipients=recipients,
+            direction=self._rules.classify(client_ip, None, False, recipients),
+            accepted=False, spam=True if _SPAM_WORDS.search(fact.reason) else None,
+            reject_reason=fact.reason[:2000], source=EventSource.LOG))
+
+    # -- spam verdicts -----------------------------------------------------
+
+    def _verdict(self, host: str, verdict: SpamVerdict) -> None:
+        qid = verdict.qid
+        if qid is None and verdict.message_id:
+            qid = self._by_message_id.get((host, verdict.message_id))
+        if qid is None:
+            self.stats.late_verdicts += 1
+            return
+        message = self._messages.get((host, qid)) if host else self._any_host(qid)
+        if verdict.queued_as and message is not None:
+            self._link_copy(message, verdict.queued_as)
+        if message is None:
+            _remember(self._early_verdicts, (host, qid), verdict, self._max)
+        elif message.reported:
+            self.stats.late_verdicts += 1
+        else:
+            _apply(message, verdict)
+
+    def _link_copy(self, original: _Message, copy_qid: str) -> None:
+        """``copy_qid`` is the next hop's queue id for ``original``: the same message."""
+        copy = self._messages.get((original.host, copy_qid))
+        if copy is None:
+            _remember(self._reinjected, (original.host, copy_qid), original.event_id, self._max)
+        elif copy is not original and copy.original_event_id is None and not copy.reported:
+            copy.original_event_id, copy.origin = original.event_id, original
+
+    def _any_host(self, qid: str) -> _Message | None:
+        """A verdict line without a host (rspamd's own log): the message with that queue id."""
+        for (_, found_qid), message in reversed(self._messages.items()):
+            if found_qid == qid:
+                return message
+        return None
+
+    # -- reporting ---------------------------------------------------------
+
+    def _report_due(self, out: list[Output]) -> None:
+        while self._due and self._due[0][0] <= self._now_ms:
+            _, host, qid = heapq.heappop(self._due)
+            message = self._messages.get((host, qid))
+            if message is not None:
+                self._report(message, out)
+
+    def _report(self, message: _Message, out: list[Output], accepted: bool = True,
+                reason: str | None = None) -> None:
+        if message.reported or message.original_event_id is not None:
+            message.reported = True
+            return
+        if accepted and message.queued_ts is None:
+            return  # never queued (e.g. a session that ended before DATA): not a message
+        message.reported = True
+        self.stats.mail_events += 1
+        out.append(MailEvent(
+            event_id=message.event_id, ts=message.queued_ts or message.first_ts,
+            host=message.host or "unknown", queue_id=message.qid,
+            message_id=(message.message_id or "")[:2000] or None,
+            client_ip=message.client_ip, client_name=message.client_name,
+            sasl_username=message.sasl_username, sender=message.sender,
+            recipients=message.recipients,
+            recipient_count=max(message.nrcpt or 0, len(message.recipients)),
+            size=message.size,
+            direction=self._rules.classify(message.client_ip, message.sasl_username,
+                                           message.local_submission, message.recipients),
+            accepted=accepted, spam=message.spam, spam_score=message.spam_score,
+            mta_generated=message.mta_generated, reject_reason=reason[:2000] if reason else None,
+            source=EventSource.LOG))
+
+    def _evict_stale(self, out: list[Output]) -> None:
+        cutoff = self._now_ms - self._stale_ms
+        while self._messages:
+            key, message = next(iter(self._messages.items()))
+            if message.last_ms >= cutoff:
+                break
+            self._evict(key, message, out)
+
+    def _evict(self, key: Key, message: _Message, out: list[Output]) -> None:
+        self._report(message, out)  # a queued message is still reported, never lost
+        del self._messages[key]
+        self.stats.evicted += 1
+
+    @property
+    def open_messages(self) -> int:
+        return len(self._messages)
+
+
+def _apply(message: _Message, verdict: SpamVerdict) -> None:
+    if verdict.spam is not None:
+        message.spam = verdict.spam
+    if verdict.score is not None:
+        message.spam_score = verdict.score
+
+
+def _remember(table: OrderedDict[Key, V], key: Key, value: V, limit: int) -> None:
+    """Set a bounded lookup entry; the oldest goes when the table is full."""
+    table[key] = value
+    if len(table) > limit:
+        table.popitem(last=False)
+
+
+def _ip(text: str | None) -> str | None:
+    if not text or text == "unknown":
+        return None
+    try:
+        return str(ipaddress.ip_address(text.removeprefix("IPv6:")))
+    except ValueError:
+        return None
+
+
+def _is_loopback_relay(relay: str) -> bool:
+    m = _LOOPBACK_RELAY.match(relay)
+    return m is not None and _is_loopback(m["ip"])
+
+
+def _is_loopback(ip: str | None) -> bool:
+    if not ip:
+        return False
+    try:
+        return ipaddress.ip_address(ip.removeprefix("IPv6:")).is_loopback
+    except ValueError:
+        return False
+
+
+# Postfix daemons, as the last part of a syslog tag (``postfix-out/submission/smtpd``).
+POSTFIX_DAEMONS = frozenset({
+    "smtpd", "smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard", "cleanup",
+    "qmgr", "oqmgr", "pickup", "bounce", "defer", "trace", "postscreen", "dnsblog", "tlsproxy",
+    "anvil", "scache", "verify", "postsuper", "postdrop", "sendmail", "master", "postfix-script",
+    "postlogd", "trivial-rewrite", "tlsmgr", "showq", "flush", "proxymap", "spawn", "postmap",
+    "postqueue", "postlog", "postmulti", "postalias", "postconf", "qmqpd", "lmtpd",
+})
+
+
+def is_postfix_tag(tag: str) -> bool:
+    """``postfix/smtpd``, ``postfix-out/smtp``, any ``syslog_name/.../daemon``; not ``amavis``."""
+    service, slash, daemon = tag.rpartition("/")
+    return bool(slash) and daemon in POSTFIX_DAEMONS and bool(service)
