@@ -24,15 +24,18 @@ _MESSAGE_ID = re.compile(r"message-id=<?(?P<mid>[^>]*)>?")
 _QUEUED = re.compile(r"from=<?(?P<sender>[^>,]*)>?, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)")
 _EXPIRED = re.compile(r"from=<?(?P<sender>[^>,]*)>?, status=expired")
 _DELIVERY = re.compile(
-    r"to=<(?P<to>[^>]*)>,(?: orig_to=<(?P<orig>[^>]*)>,)? relay=(?P<relay>[^,]*),"
+    r"to=<?(?P<to>[^>,]*)>?,(?: orig_to=<?(?P<orig>[^>,]*)>?,)? relay=(?P<relay>[^,]*),"
     r"(?: conn_use=\d+,)? delay=(?P<delay>[\d.]+),(?: delays=[\d./]+,)? dsn=(?P<dsn>[\d.]+),"
-    r" status=(?P<status>\w+)(?: \((?P<text>.*)\))?", re.S)
-_NOTIFY = re.compile(r"(?P<kind>sender|postmaster) (?:non-delivery|delivery status|delay status)"
+    r" status=(?P<status>[\w-]+)(?: \((?P<text>.*)\))?", re.S)
+_NOTIFY = re.compile(r"(?P<kind>sender|postmaster) (?:non-delivery|delivery status|delay)"
                      r" notification: (?P<new>\w+)")
+_PROXY = re.compile(
+    r"(?:(?P<qid>\w+): )?proxy-(?P<verdict>reject|accept): (?P<stage>[A-Z-]+): (?P<reason>.*?);"
+    r"(?: from=<(?P<sender>[^>]*)>)?(?: to=<(?P<to>[^>]*)>)?", re.S)
 _REJECT = re.compile(
     r"(?P<action>reject|milter-reject|discard|hold|filter|redirect|warn): "
-    r"(?P<stage>[A-Z-]+) from (?P<name>[^\[\s]*)\[(?P<ip>[^\]]*)\](?::\d+)?: (?P<reason>.*?);"
-    r"(?: from=<(?P<sender>[^>]*)>)?(?: to=<(?P<to>[^>]*)>)?", re.S)
+    r"(?P<stage>[A-Z-]+) from (?P<name>[^\[\s]*)\[(?P<ip>[^\]]*)\](?::\d+)?: (?P<reason>[^;]*)"
+    r"(?:;(?: from=<(?P<sender>[^>]*)>)?(?: to=<(?P<to>[^>]*)>)?)?", re.S)
 _HEADER_REJECT = re.compile(
     r"(?P<action>reject|discard|hold|warning|redirect|filter): (?:header|body) .*?"
     r"; from=<(?P<sender>[^>]*)> to=<(?P<to>[^>]*)>.*?(?:: (?P<reason>.*))?$", re.S)
@@ -47,7 +50,9 @@ _NOISE = re.compile(
     r"too many errors |improper command pipelining |setting up TLS |Server certificate |"
     r"SSL_accept |TLS library problem|host \S+ said: |message repeated |conversation with |"
     r"CONNECT from |PASS (?:NEW|OLD) |PREGREET |DNSBL rank |HANGUP |COMMAND |WHITELISTED |"
-    r"PASS |DISCONNECT |NOQUEUE: (?:client=|filter: |warn: )|addr \S+ listed by |"
+    r"PASS |DISCONNECT |NOQUEUE: (?:client=|filter: |warn: |reject_warning: )|addr \S+ listed by |"
+    r"(?:Deleted|Requeued|Placed on hold|Released from hold): \d+ message|"
+    r"certificate verification failed |SSL_connect error |bare <LF> received |"
     r"reload |daemon started|terminating on signal|starting the Postfix|stopping the Postfix|"
     r"refreshing the Postfix|Postfix is |postfix/postfix-script|"
     r"max (?:connection|cache|message|recipient|new) |sent queue file update |"
@@ -149,6 +154,8 @@ Fact = ClientSeen | PickedUp | MessageIdSeen | Queued | Delivery | Removed | Exp
 
 def parse_postfix(daemon: str, message: str) -> Fact | Ignored | None:
     """The fact in one Postfix message, IGNORED for noise, None when not understood."""
+    if "proxy-" in message[:40]:
+        return _proxy(message)
     if message.startswith("NOQUEUE: "):
         return _refused(None, message[9:]) or (IGNORED if _NOISE.match(message) else None)
     match = _QID_PREFIX.match(message)
@@ -220,6 +227,17 @@ def _refused(qid: str | None, rest: str) -> Refused | None:
                    m["reason"].strip(), m["sender"], m["to"])
 
 
+def _proxy(message: str) -> Refused | Ignored | None:
+    """A before-queue content filter's verdict (smtpd_proxy_filter)."""
+    m = _PROXY.match(message.removeprefix("NOQUEUE: "))
+    if m is None:
+        return None
+    if m["verdict"] == "accept":
+        return IGNORED  # the filter queued it; that queue's lines tell the rest
+    return Refused(m["qid"], "proxy-reject", m["stage"], None, None, m["reason"].strip(),
+                   m["sender"], m["to"])
+
+
 def _header_action(qid: str, rest: str) -> Refused | None:
     m = _HEADER_REJECT.match(rest)
     if m is None:
@@ -235,5 +253,5 @@ def _known_qid_noise(rest: str) -> bool:
         "replace: ", "prepend: ", "warning: ", "info: ", "redirect: ", "filter: ",
         "placed on hold", "released from hold", "requeued", "sender delivery status",
         "skipped", "to=<", "uid=", "from=<", "resent-message-id=", "hold: ", "discard: ",
-        "BDAT ", "DATA ", "reject_warning: ",
+        "BDAT ", "DATA ", "reject_warning: ", "milter-", "skipped, ",
     )) or _NOISE.match(rest) is not None

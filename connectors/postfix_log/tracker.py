@@ -51,6 +51,7 @@ Key = tuple[str, str]  # (host, queue id)
 V = TypeVar("V")
 Output = MailEvent | DeliveryEvent
 SAMPLES_KEPT = 20
+REFUSING = frozenset({"reject", "milter-reject", "proxy-reject"})  # actions that refuse the mail
 _SPAM_WORDS = re.compile(r"\bspam\b|\bspamming\b|rspamd|junk mail|\bUBE\b", re.I)
 _LOOPBACK_RELAY = re.compile(r"^(?:[^\[]*)\[(?P<ip>[^\]]+)\]")
 
@@ -91,6 +92,7 @@ class _Message:
     nrcpt: int | None = None
     queued_ts: datetime | None = None
     recipients: list[str] = field(default_factory=list)
+    deferred: dict[str, None] = field(default_factory=dict)  # recipients still being retried
     spam: bool | None = None
     spam_score: float | None = None
     mta_generated: bool = False
@@ -193,8 +195,9 @@ class MessageTracker:
         elif isinstance(fact, Delivery):
             self._delivery(message, fact, record.ts, ts_ms, out)
         elif isinstance(fact, Removed | Expired):
-            if isinstance(fact, Expired) and message.sender is None:
-                message.sender = fact.sender
+            if isinstance(fact, Expired):
+                message.sender = message.sender if message.sender is not None else fact.sender
+                self._expired(message, record.ts, ts_ms, out)
             self._report(message, out)
             self._messages.pop((host, fact.qid), None)
         elif isinstance(fact, Notification):
@@ -250,24 +253,41 @@ class MessageTracker:
         recipient = fact.orig_recipient or fact.recipient
         if recipient not in message.recipients and len(message.recipients) < MAX_RECIPIENTS_LISTED:
             message.recipients.append(recipient)
+        if fact.status == "deferred":
+            message.deferred[fact.recipient] = None
+        else:
+            message.deferred.pop(fact.recipient, None)
         handed_to_filter = fact.queued_as is not None and _is_loopback_relay(fact.relay)
         if handed_to_filter:
             self._link_copy(message, str(fact.queued_as))
         else:
-            self.stats.delivery_events += 1
-            source = message.origin or message  # a copy's deliveries belong to the original
-            out.append(DeliveryEvent(
-                delivery_id=f"{message.host}/{message.qid}/{fact.recipient}/{ts_ms}",
-                event_id=message.event_id, ts=ts, host=message.host, queue_id=message.qid,
-                recipient=fact.recipient[:512], orig_recipient=fact.orig_recipient,
-                status=fact.status[:32], dsn=fact.dsn, relay=fact.relay[:255], delay_s=fact.delay_s,
-                response=fact.text[:2000] or None, sender=source.sender,
-                sasl_username=source.sasl_username, client_ip=source.client_ip))
+            out.append(self._outcome(message, ts, ts_ms, fact.recipient, fact.status,
+                                     orig=fact.orig_recipient, dsn=fact.dsn, relay=fact.relay,
+                                     delay_s=fact.delay_s, response=fact.text))
         if message.nrcpt is not None and len(message.recipients) >= message.nrcpt:
             self._report(message, out)
 
+    def _expired(self, message: _Message, ts: datetime, ts_ms: int, out: list[Output]) -> None:
+        """The queue lifetime ended: every recipient still deferred has failed for good."""
+        for recipient in message.deferred:
+            out.append(self._outcome(message, ts, ts_ms, recipient, "expired"))
+        message.deferred.clear()
+
+    def _outcome(self, message: _Message, ts: datetime, ts_ms: int, recipient: str, status: str,
+                 orig: str | None = None, dsn: str | None = None, relay: str | None = None,
+                 delay_s: float | None = None, response: str | None = None) -> DeliveryEvent:
+        self.stats.delivery_events += 1
+        source = message.origin or message  # a copy's deliveries belong to the original
+        return DeliveryEvent(
+            delivery_id=f"{message.host}/{message.qid}/{recipient}/{ts_ms}/{status}",
+            event_id=message.event_id, ts=ts, host=message.host or "unknown", queue_id=message.qid,
+            recipient=recipient[:512], orig_recipient=orig, status=status[:32], dsn=dsn,
+            relay=relay[:255] if relay else None, delay_s=delay_s,
+            response=response[:2000] if response else None, sender=source.sender,
+            sasl_username=source.sasl_username, client_ip=source.client_ip)
+
     def _refused_queued(self, message: _Message, fact: Refused, out: list[Output]) -> None:
-        if fact.action not in ("reject", "milter-reject") or fact.stage == "RCPT":
+        if fact.action not in REFUSING or fact.stage == "RCPT":
             return  # a single refused recipient, or an action that still accepts the mail
         if message.sender is None:
             message.sender = fact.sender
@@ -280,7 +300,7 @@ class MessageTracker:
         _remember(self._finished, (message.host, message.qid), None, self._max)
 
     def _refused_noqueue(self, record: LogRecord, fact: Refused, out: list[Output]) -> None:
-        if fact.action != "reject":
+        if fact.action not in REFUSING:
             self.stats.ignored += 1
             return
         host = record.host or ""
@@ -306,6 +326,8 @@ class MessageTracker:
             self.stats.late_verdicts += 1
             return
         message = self._messages.get((host, qid)) if host else self._any_host(qid)
+        if message is not None and message.origin is not None and not message.origin.reported:
+            message = message.origin  # a filter's verdict on a copy is a verdict on the message
         if verdict.queued_as and message is not None:
             self._link_copy(message, verdict.queued_as)
         if message is None:

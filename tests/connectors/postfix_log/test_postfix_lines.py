@@ -1,0 +1,104 @@
+"""Postfix message parsing, checked against the whyscream grok-pattern corpus (BSD-3-Clause)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from connectors.postfix_log.postfix_lines import (
+    IGNORED,
+    ClientSeen,
+    Delivery,
+    MessageIdSeen,
+    Queued,
+    Refused,
+    Removed,
+    parse_postfix,
+)
+from tests.connectors.postfix_log.corpora import WHYSCREAM, needs_corpora
+
+# The daemons whose lines make or change MailEvents; the rest must at least not crash.
+COUNTED = ("smtpd", "smtp", "qmgr", "cleanup", "lmtp", "local", "pipe", "virtual", "error",
+           "pickup", "bounce", "postsuper", "discard")
+
+
+def test_client_line_with_sasl() -> None:
+    fact = parse_postfix("smtpd", "BA8F630001DA: client=c.example.com[89.247.252.52]:4711, "
+                                  "sasl_method=PLAIN, sasl_username=alice@example.net")
+    assert fact == ClientSeen("BA8F630001DA", "c.example.com", "89.247.252.52", "PLAIN",
+                              "alice@example.net")
+
+
+def test_qmgr_with_and_without_angle_brackets() -> None:
+    assert parse_postfix("qmgr", "4ABC12: from=<a@x.org>, size=502, nrcpt=5 (queue active)") == \
+        Queued("4ABC12", "a@x.org", 502, 5)
+    assert parse_postfix("qmgr", "4ABC12: from=a@x.org, size=502, nrcpt=5 (queue active)") == \
+        Queued("4ABC12", "a@x.org", 502, 5)
+    assert parse_postfix("qmgr", "4ABC12: removed") == Removed("4ABC12")
+
+
+def test_long_queue_ids_and_words_that_are_not_ids() -> None:
+    fact = parse_postfix("cleanup", "4ZYQ3h0CBMz9sYk: message-id=<m@x.org>")
+    assert fact == MessageIdSeen("4ZYQ3h0CBMz9sYk", "m@x.org")
+    assert parse_postfix("smtpd", "warning: hostname x does not resolve") is IGNORED
+
+
+def test_delivery_with_next_hop_queue_id() -> None:
+    fact = parse_postfix("smtp", "7EE668039: to=<admin@example.com>, orig_to=<a@example.com>, "
+                                 "relay=127.0.0.1[127.0.0.1]:2525, delay=3.6, "
+                                 "delays=0.2/0.02/0.04/3.3, dsn=2.0.0, status=sent "
+                                 "(250 2.0.0 Ok: queued as 153053D)")
+    assert isinstance(fact, Delivery)
+    assert (fact.recipient, fact.orig_recipient, fact.status, fact.queued_as, fact.delay_s) == (
+        "admin@example.com", "a@example.com", "sent", "153053D", 3.6)
+
+
+def test_noqueue_reject() -> None:
+    fact = parse_postfix("smtpd", "NOQUEUE: reject: RCPT from unknown[192.0.2.1]: 554 5.7.1 "
+                                  "<x@y.org>: Relay access denied; from=<a@b.org> to=<x@y.org> "
+                                  "proto=ESMTP helo=<h>")
+    assert fact == Refused(None, "reject", "RCPT", "unknown", "192.0.2.1",
+                           "554 5.7.1 <x@y.org>: Relay access denied", "a@b.org", "x@y.org")
+
+
+@needs_corpora
+def test_whyscream_corpus() -> None:
+    cases = sorted(WHYSCREAM.glob("*.yaml"))
+    assert len(cases) > 150
+    understood = not_understood = checked = 0
+    for path in cases:
+        daemon = path.name.rsplit("_", 1)[0]
+        case = yaml.safe_load(path.read_text())
+        expected = case.get("results") or {}
+        fact = parse_postfix(daemon, str(case["data"]))  # must never raise
+        if daemon not in COUNTED:
+            continue
+        if fact is None:
+            not_understood += 1
+            continue
+        understood += 1
+        checked += _agrees(path, fact, expected)
+    share = not_understood / (understood + not_understood)
+    print(f"whyscream: {understood} understood, {not_understood} not understood "
+          f"({share:.1%}), {checked} compared field by field")
+    assert checked >= 40
+    assert share < 0.05
+
+
+def _agrees(path: Path, fact: object, expected: dict[str, object]) -> int:
+    """Compare the fields both sides have; 1 when a fact was compared."""
+    if fact is IGNORED:
+        return 0
+    qid = expected.get("postfix_queueid")
+    if qid not in (None, "NOQUEUE"):
+        assert getattr(fact, "qid", None) == str(qid), path.name
+    if isinstance(fact, ClientSeen | Refused) and "postfix_client_ip" in expected:
+        assert getattr(fact, "client_ip", None) == str(expected["postfix_client_ip"]), path.name
+    if isinstance(fact, Delivery) and "postfix_status" in expected:
+        assert fact.status == expected["postfix_status"], path.name
+    if isinstance(fact, Refused) and "postfix_action" in expected:
+        assert fact.action == expected["postfix_action"], path.name
+    if isinstance(fact, Queued) and "postfix_size" in expected:
+        assert fact.size == int(str(expected["postfix_size"])), path.name
+    return 1
