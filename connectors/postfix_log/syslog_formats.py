@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 MAX_LINE = 64 * 1024  # Postfix cuts records at 2000 bytes; anything far longer is not a log line
 
@@ -87,6 +88,8 @@ class SyslogParser:
     def __init__(self, zone: tzinfo = UTC, reference: datetime | None = None) -> None:
         self._zone = zone
         self._years = YearGuess(reference or datetime.now(UTC))
+        self._last_stamp: tuple[str | Any, ...] = ()
+        self._last_ts = datetime.now(UTC)
 
     def parse(self, line: str) -> LogRecord | None:
         if len(line) > MAX_LINE:
@@ -116,6 +119,13 @@ class SyslogParser:
         return None
 
     def _bsd(self, match: re.Match[str]) -> LogRecord:
+        stamp = match.group("mon", "day", "time", "frac")
+        if stamp != self._last_stamp:  # busy logs repeat each second's stamp many times
+            self._last_ts = self._bsd_time(match)
+            self._last_stamp = stamp
+        return LogRecord(self._last_ts, match["host"], match["tag"], _pid(match["pid"]), match["msg"])
+
+    def _bsd_time(self, match: re.Match[str]) -> datetime:
         month = _MONTHS.get(match["mon"])
         if month is None:
             raise ValueError(match["mon"])
@@ -123,8 +133,7 @@ class SyslogParser:
         hour, minute, second = (int(p) for p in match["time"].split(":"))
         micro = round(float(match["frac"]) * 1_000_000) if match["frac"] else 0
         year = self._years.year_for(month, day)
-        ts = datetime(year, month, day, hour, minute, second, min(micro, 999_999), tzinfo=self._zone)
-        return LogRecord(ts, match["host"], match["tag"], _pid(match["pid"]), match["msg"])
+        return datetime(year, month, day, hour, minute, second, min(micro, 999_999), tzinfo=self._zone)
 
 
 def _pid(text: str | None) -> int | None:

@@ -51,6 +51,9 @@ Key = tuple[str, str]  # (host, queue id)
 V = TypeVar("V")
 Output = MailEvent | DeliveryEvent
 SAMPLES_KEPT = 20
+# Lookups that join lines seconds apart (message-id to queue id, next-hop queue
+# ids, verdicts before their message): a few thousand recent entries suffice.
+RECENT_LOOKUPS = 20_000
 REFUSING = frozenset({"reject", "milter-reject", "proxy-reject"})  # actions that refuse the mail
 _SPAM_WORDS = re.compile(r"\bspam\b|\bspamming\b|rspamd|junk mail|\bUBE\b", re.I)
 _LOOPBACK_RELAY = re.compile(r"^(?:[^\[]*)\[(?P<ip>[^\]]+)\]")
@@ -119,6 +122,9 @@ class MessageTracker:
         self._by_message_id: OrderedDict[Key, str] = OrderedDict()  # (host, msgid) -> qid
         self._finished: OrderedDict[Key, None] = OrderedDict()  # refused: later lines are repeats
         self._now_ms = 0
+        self._last_ts: datetime | None = None
+        self._last_ms = 0
+        self._tag_kinds: dict[str, bool] = {}
         self.stats = TrackerStats()
 
     # -- input -------------------------------------------------------------
@@ -126,10 +132,17 @@ class MessageTracker:
     def feed(self, record: LogRecord) -> list[Output]:
         """Apply one log record; return what became reportable."""
         self.stats.lines += 1
-        ts_ms = int(record.ts.timestamp() * 1000)
+        if record.ts is not self._last_ts:  # parsers reuse one datetime per distinct stamp
+            self._last_ts, self._last_ms = record.ts, int(record.ts.timestamp() * 1000)
+        ts_ms = self._last_ms
         self._now_ms = max(self._now_ms, ts_ms)
         out: list[Output] = []
-        if is_postfix_tag(record.tag):
+        postfix = self._tag_kinds.get(record.tag)
+        if postfix is None:
+            postfix = self._tag_kinds[record.tag] = is_postfix_tag(record.tag)
+            if len(self._tag_kinds) > RECENT_LOOKUPS:
+                self._tag_kinds.clear()
+        if postfix:
             self._postfix(record, ts_ms, out)
         else:
             verdict = parse_verdict(record.tag, record.message)
@@ -237,7 +250,7 @@ class MessageTracker:
             # message back through a loopback smtpd: a copy, not new mail.
             message.original_event_id, message.origin = earlier.event_id, earlier
         elif message.original_event_id is None:
-            _remember(self._by_message_id, key, message.qid, self._max)
+            _remember(self._by_message_id, key, message.qid, RECENT_LOOKUPS)
 
     def _queued(self, message: _Message, fact: Queued, ts: datetime, ts_ms: int) -> None:
         if message.queued_ts is not None:
@@ -297,7 +310,7 @@ class MessageTracker:
             message.spam = True
         self._report(message, out, accepted=False, reason=fact.reason)
         self._messages.pop((message.host, message.qid), None)
-        _remember(self._finished, (message.host, message.qid), None, self._max)
+        _remember(self._finished, (message.host, message.qid), None, RECENT_LOOKUPS)
 
     def _refused_noqueue(self, record: LogRecord, fact: Refused, out: list[Output]) -> None:
         if fact.action not in REFUSING:
@@ -331,7 +344,7 @@ class MessageTracker:
         if verdict.queued_as and message is not None:
             self._link_copy(message, verdict.queued_as)
         if message is None:
-            _remember(self._early_verdicts, (host, qid), verdict, self._max)
+            _remember(self._early_verdicts, (host, qid), verdict, RECENT_LOOKUPS)
         elif message.reported:
             self.stats.late_verdicts += 1
         else:
@@ -341,7 +354,7 @@ class MessageTracker:
         """``copy_qid`` is the next hop's queue id for ``original``: the same message."""
         copy = self._messages.get((original.host, copy_qid))
         if copy is None:
-            _remember(self._reinjected, (original.host, copy_qid), original.event_id, self._max)
+            _remember(self._reinjected, (original.host, copy_qid), original.event_id, RECENT_LOOKUPS)
         elif copy is not original and copy.original_event_id is None and not copy.reported:
             copy.original_event_id, copy.origin = original.event_id, original
 
