@@ -8,8 +8,8 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from connectors.direction import DirectionRules
-from connectors.postfix_log.syslog_formats import MAX_LINE, SyslogParser
-from connectors.postfix_log.tracker import MessageTracker, Output
+from connectors.postfix_log.syslog_formats import MAX_LINE, LogRecord, SyslogParser
+from connectors.postfix_log.tracker import MessageTracker, Output, Position
 
 
 def open_log_lines(path: str) -> Iterator[str]:
@@ -39,16 +39,19 @@ class LogReader:
 
     def read(self, lines: Iterable[str]) -> Iterator[Output]:
         for line in lines:
-            if not line.strip():
-                continue
-            record = self._syslog.parse(line)
-            if record is None:
-                self.tracker.reject_unparsed(line.rstrip("\n"))
-                continue
-            if record.host is None and self._default_host:
-                record = type(record)(record.ts, self._default_host, record.tag, record.pid,
-                                      record.message)
-            yield from self.tracker.feed(record)
+            yield from self.feed_line(line)
+
+    def feed_line(self, line: str, position: Position = ()) -> list[Output]:
+        """One line (``position``: where it starts) and what it made reportable."""
+        if not line.strip():
+            return []
+        record = self._syslog.parse(line)
+        if record is None:
+            self.tracker.reject_unparsed(line.rstrip("\n"))
+            return []
+        if record.host is None and self._default_host:
+            record = LogRecord(record.ts, self._default_host, record.tag, record.pid, record.message)
+        return self.tracker.feed(record, position)
 
     def finish(self) -> list[Output]:
         return self.tracker.flush()

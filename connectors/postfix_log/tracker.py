@@ -48,12 +48,14 @@ from schemas.events import MAX_RECIPIENTS_LISTED, DeliveryEvent, MailEvent
 from schemas.vocabulary import EventSource
 
 Key = tuple[str, str]  # (host, queue id)
+Position = tuple[int, ...]  # a reader's place in its input, ordered (e.g. file number, offset)
 V = TypeVar("V")
 Output = MailEvent | DeliveryEvent
 SAMPLES_KEPT = 20
 # Lookups that join lines seconds apart (message-id to queue id, next-hop queue
 # ids, verdicts before their message): a few thousand recent entries suffice.
 RECENT_LOOKUPS = 20_000
+RESUME_HOLD_MS = 600_000
 REFUSING = frozenset({"reject", "milter-reject", "proxy-reject"})  # actions that refuse the mail
 _SPAM_WORDS = re.compile(r"\bspam\b|\bspamming\b|rspamd|junk mail|\bUBE\b", re.I)
 _LOOPBACK_RELAY = re.compile(r"^(?:[^\[]*)\[(?P<ip>[^\]]+)\]")
@@ -99,6 +101,7 @@ class _Message:
     spam: bool | None = None
     spam_score: float | None = None
     mta_generated: bool = False
+    first_position: Position = ()  # where its first line is, for the tailer's checkpoint
     original_event_id: str | None = None  # set on a content filter's re-injected copy
     origin: _Message | None = None  # that original, while it is still tracked
     reported: bool = False
@@ -125,12 +128,18 @@ class MessageTracker:
         self._last_ts: datetime | None = None
         self._last_ms = 0
         self._tag_kinds: dict[str, bool] = {}
+        self._position: Position = ()
         self.stats = TrackerStats()
 
     # -- input -------------------------------------------------------------
 
-    def feed(self, record: LogRecord) -> list[Output]:
-        """Apply one log record; return what became reportable."""
+    def feed(self, record: LogRecord, position: Position = ()) -> list[Output]:
+        """Apply one log record; return what became reportable.
+
+        ``position`` is where the record starts in the input; ``resume_position``
+        tells the earliest one a restart must read again.
+        """
+        self._position = position
         self.stats.lines += 1
         if record.ts is not self._last_ts:  # parsers reuse one datetime per distinct stamp
             self._last_ts, self._last_ms = record.ts, int(record.ts.timestamp() * 1000)
@@ -223,7 +232,7 @@ class MessageTracker:
         key = (host, qid)
         message = self._messages.get(key)
         if message is None:
-            message = self._messages[key] = _Message(host, qid, ts, ts_ms)
+            message = self._messages[key] = _Message(host, qid, ts, ts_ms, first_position=self._position)
             original = self._reinjected.pop(key, None)
             if original is not None:
                 message.original_event_id = original
@@ -410,6 +419,19 @@ class MessageTracker:
         self._report(message, out)  # a queued message is still reported, never lost
         del self._messages[key]
         self.stats.evicted += 1
+
+    def resume_position(self) -> Position | None:
+        """The earliest start of a message not yet reported; None when there is none.
+
+        A tailer that restarts from here loses nothing; messages already
+        reported then come again with the same event_id, which consumers drop.
+        """
+        # A session idle for long without being queued (refused, or the client left)
+        # will most likely never be: it does not hold the checkpoint back.
+        recent = self._now_ms - RESUME_HOLD_MS
+        pending = [m.first_position for m in self._messages.values()
+                   if not m.reported and m.first_position and (m.queued_ts or m.last_ms >= recent)]
+        return min(pending) if pending else None
 
     @property
     def open_messages(self) -> int:

@@ -6,9 +6,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import check_config, parse_cmd, replay_cmd, schemas_cmd
+from pipeline.cli import check_config, parse_cmd, replay_cmd, schemas_cmd, tail_cmd
 
-COMMANDS = (check_config, parse_cmd, replay_cmd, schemas_cmd)
+COMMANDS = (check_config, parse_cmd, replay_cmd, schemas_cmd, tail_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,61 @@
+"""``floodgate tail FILE --config CONFIG``: follow a live mail log and publish to Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from connectors.direction import DirectionRules
+from connectors.kafka.client_config import KafkaNotConfigured, producer_config
+from connectors.postfix_log.follow import FileFollower
+from connectors.postfix_log.reader import LogReader
+from connectors.postfix_log.tail import CheckpointError, Tailer, load_checkpoint
+from pipeline.cli.check_config import load_or_report
+from pipeline.cli.parse_cmd import add_log_options, zone_or_report
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("tail", help="follow a live mail log and publish its events to Kafka")
+    parser.add_argument("file", metavar="FILE", help="the live log, e.g. /var/log/mail.log")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--checkpoint", required=True,
+                        help="file that keeps the read position across restarts")
+    add_log_options(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = load_or_report(args.config)
+    zone = zone_or_report(args.timezone)
+    if config is None or zone is None:
+        return 1
+    checkpoint = Path(args.checkpoint)
+    try:
+        start = load_checkpoint(checkpoint)
+        producer = Producer(producer_config(config.kafka, **{"message.timeout.ms": 0}))
+    except (CheckpointError, KafkaNotConfigured) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    reader = LogReader(DirectionRules(config.networks), zone, None, args.host)
+    follower = FileFollower(args.file, start, stop)
+    tailer = Tailer(reader, follower, producer, config.topics, checkpoint, stop)
+    logging.getLogger("floodgate.tail").info(
+        "following %s from %s", args.file, f"inode {start.inode} offset {start.offset}"
+        if start else "its start")
+    tailer.run()
+    stats = reader.tracker.stats
+    logging.getLogger("floodgate.tail").info(
+        "stopped: %d lines, %d records published, %d refused by Kafka, %d not understood",
+        stats.lines, tailer.published, tailer.failed, stats.unparsed)
+    return 0 if tailer.failed == 0 else 1
