@@ -201,8 +201,8 @@ class MessageTracker:
             assert isinstance(fact, Refused)  # only NOQUEUE refusals have no queue id
             self._refused_noqueue(record, fact, out)
             return
-        if (host, qid) in self._finished:
-            return
+        if isinstance(fact, Refused) and (host, qid) in self._finished:
+            return  # the same refusal logged again (a client retrying in one session)
         message = self._message(host, qid, record.ts, ts_ms, out)
         if isinstance(fact, ClientSeen):
             message.client_name, message.client_ip = fact.client_name, _ip(fact.client_ip)
@@ -309,6 +309,9 @@ class MessageTracker:
             sasl_username=source.sasl_username, client_ip=source.client_ip)
 
     def _refused_queued(self, message: _Message, fact: Refused, out: list[Output]) -> None:
+        if fact.action == "hold":
+            self._held(message, fact, out)
+            return
         if fact.action not in REFUSING or fact.stage == "RCPT":
             return  # a single refused recipient, or an action that still accepts the mail
         if message.sender is None:
@@ -320,6 +323,16 @@ class MessageTracker:
         self._report(message, out, accepted=False, reason=fact.reason)
         self._messages.pop((message.host, message.qid), None)
         _remember(self._finished, (message.host, message.qid), None, RECENT_LOOKUPS)
+
+    def _held(self, message: _Message, fact: Refused, out: list[Output]) -> None:
+        """Queued into the hold queue (HOLD action): accepted, and qmgr will not say so."""
+        if message.sender is None:
+            message.sender = fact.sender
+        if fact.recipient and fact.recipient not in message.recipients:
+            message.recipients.append(fact.recipient)
+        if message.queued_ts is None:
+            message.queued_ts = message.first_ts
+            heapq.heappush(self._due, (self._now_ms + self._settle_ms, message.host, message.qid))
 
     def _refused_noqueue(self, record: LogRecord, fact: Refused, out: list[Output]) -> None:
         if fact.action not in REFUSING:

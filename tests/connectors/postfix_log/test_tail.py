@@ -113,17 +113,21 @@ def test_tail_loses_nothing_through_rotation_truncation_and_kill(
     with open(log, "r+") as f:
         f.truncate(0)
     append(log, 300, 400)
+    time.sleep(3)
+    log.unlink()                                  # gone for a while, then back
+    time.sleep(1)
+    append(log, 400, 450)
     time.sleep(4)
     tail.kill(signal.SIGTERM)
 
-    mails = [MailEvent.model_validate_json(v) for v in read_all(kafka_settings, mail_topic, 3, 400, 60)]
+    mails = [MailEvent.model_validate_json(v) for v in read_all(kafka_settings, mail_topic, 3, 450, 60)]
     deliveries = [DeliveryEvent.model_validate_json(v)
-                  for v in read_all(kafka_settings, delivery_topic, 3, 400, 30)]
-    expected = {f"mx1/{0xA00000 + n:X}" for n in range(400)}
+                  for v in read_all(kafka_settings, delivery_topic, 3, 450, 30)]
+    expected = {f"mx1/{0xA00000 + n:X}" for n in range(450)}
     assert {m.event_id for m in mails} == expected, (tmp_path / "tail.out").read_text()[-3000:]
     assert {d.event_id for d in deliveries} == expected
     sample = next(m for m in mails if m.event_id == "mx1/A00005")
     assert (sample.sasl_username, sample.sender, sample.direction.value) == (
         "user5", "user5@example.net", "outbound")
-    assert len(mails) < 2 * 400  # repeats after the crash are bounded, not a full re-read
+    assert len(mails) < 2 * 450  # repeats after the crash are bounded, not a full re-read
     assert checkpoint.exists()

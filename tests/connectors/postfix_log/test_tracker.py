@@ -194,3 +194,36 @@ def test_garbage_lines_are_counted_not_fatal() -> None:
                              "AAA111: client=broken", "", "x" * 100_000])
     stats = reader.tracker.stats
     assert (mails, stats.unparsed) == ([], 3)
+
+
+def test_held_mail_is_accepted_mail() -> None:
+    lines = [
+        _line(0, "EEE555: client=e[10.0.0.9], sasl_method=PLAIN, sasl_username=erin"),
+        _line(1, "EEE555: hold: RCPT from e[10.0.0.9]: <erin@example.net>: Sender address "
+                 "triggers HOLD action; from=<erin@example.net> to=<z@far.example> proto=ESMTP "
+                 "helo=<e>"),
+        _line(20, "FFF666: client=f[10.0.0.10]"),  # time passes: the held message is reported
+    ]
+    mails, _, _ = read(lines)
+    assert [(m.queue_id, m.accepted, m.sender, m.recipients) for m in mails] == [
+        ("EEE555", True, "erin@example.net", ["z@far.example"])]
+
+
+@needs_corpora
+def test_a_real_mail_server_day() -> None:
+    """Lightmeter's anonymised /var/log/mail.log set: amavis, postscreen, submission, lmtp."""
+    import tarfile
+
+    archive = LIGHTMETER.parent / "complete.tar.gz"
+    with tarfile.open(archive) as tar:
+        texts = [tar.extractfile(f"logs_sample/{name}").read().decode("utf-8", "replace")  # type: ignore[union-attr]
+                 for name in ("mail.log.1", "mail.log")]
+    mails, deliveries, reader = read([line for text in texts for line in text.splitlines()])
+    stats = reader.tracker.stats
+    print(f"complete.tar.gz: {stats.lines} lines, {stats.postfix_lines} Postfix, "
+          f"{stats.verdicts} verdicts, {stats.unparsed} not understood ({stats.unparsed_share:.2%}), "
+          f"{len(mails)} MailEvents, {len(deliveries)} DeliveryEvents")
+    assert stats.unparsed_share < 0.005
+    assert stats.verdicts > 100  # amavis verdicts joined
+    assert len({m.event_id for m in mails}) == len(mails)  # each message once
+    assert sum(1 for m in mails if m.spam is not None) > 50
