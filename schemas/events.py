@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -35,6 +36,7 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+@lru_cache(maxsize=8192)  # busy clients repeat: parse each address once
 def _ip(value: str | None) -> str | None:
     if value is None or value == "":
         return None

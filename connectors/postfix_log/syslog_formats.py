@@ -88,8 +88,7 @@ class SyslogParser:
     def __init__(self, zone: tzinfo = UTC, reference: datetime | None = None) -> None:
         self._zone = zone
         self._years = YearGuess(reference or datetime.now(UTC))
-        self._last_stamp: tuple[str | Any, ...] = ()
-        self._last_ts = datetime.now(UTC)
+        self._stamps: dict[tuple[str | Any, ...], datetime] = {}
 
     def parse(self, line: str) -> LogRecord | None:
         if len(line) > MAX_LINE:
@@ -120,10 +119,12 @@ class SyslogParser:
 
     def _bsd(self, match: re.Match[str]) -> LogRecord:
         stamp = match.group("mon", "day", "time", "frac")
-        if stamp != self._last_stamp:  # busy logs repeat each second's stamp many times
-            self._last_ts = self._bsd_time(match)
-            self._last_stamp = stamp
-        return LogRecord(self._last_ts, match["host"], match["tag"], _pid(match["pid"]), match["msg"])
+        ts = self._stamps.get(stamp)
+        if ts is None:  # busy logs repeat each second's stamp many times
+            if len(self._stamps) >= 256:
+                self._stamps.clear()
+            ts = self._stamps[stamp] = self._bsd_time(match)
+        return LogRecord(ts, match["host"], match["tag"], _pid(match["pid"]), match["msg"])
 
     def _bsd_time(self, match: re.Match[str]) -> datetime:
         month = _MONTHS.get(match["mon"])

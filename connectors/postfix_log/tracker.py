@@ -26,6 +26,7 @@ import re
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import TypeVar
 
 from connectors.direction import DirectionRules
@@ -465,6 +466,7 @@ def _remember(table: OrderedDict[Key, V], key: Key, value: V, limit: int) -> Non
         table.popitem(last=False)
 
 
+@lru_cache(maxsize=8192)
 def _ip(text: str | None) -> str | None:
     if not text or text == "unknown":
         return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import resource
 import statistics
 import time
@@ -29,6 +30,14 @@ from schemas.config import Networks
 def _rss_mib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+_STAMP = re.compile(r"^Nov [ \d]\d \d\d:\d\d:\d\d")
+
+
+def _stamp(second: int) -> str:
+    day = 27 + second // 86400 % 2
+    return f"Nov {day:2d} {second // 3600 % 24:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
 
 
 def generate(lines: int, seed: int = 3) -> Iterator[str]:
@@ -61,7 +70,8 @@ def generate(lines: int, seed: int = 3) -> Iterator[str]:
             open_sessions.append(script)
             second += rng.choice((0, 0, 0, 1))
         session = open_sessions[rng.randrange(len(open_sessions))]
-        yield session.pop(0)
+        # Logs are written in time order: each line carries the time it is written.
+        yield _STAMP.sub(_stamp(second), session.pop(0), count=1)
         produced += 1
         if not session:
             open_sessions.remove(session)
