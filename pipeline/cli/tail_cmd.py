@@ -25,8 +25,9 @@ def register(sub: Any) -> None:
     parser = sub.add_parser("tail", help="follow a live mail log and publish its events to Kafka")
     parser.add_argument("file", metavar="FILE", help="the live log, e.g. /var/log/mail.log")
     parser.add_argument("--config", required=True)
-    parser.add_argument("--checkpoint", required=True,
-                        help="file that keeps the read position across restarts")
+    parser.add_argument("--checkpoint",
+                        help="file that keeps the read position across restarts (default: "
+                             "floodgate-tail.<log name>.pos in the working directory)")
     add_log_options(parser)
     parser.set_defaults(run=run)
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     zone = zone_or_report(args.timezone)
     if config is None or zone is None:
         return 1
-    checkpoint = Path(args.checkpoint)
+    checkpoint = Path(args.checkpoint or f"floodgate-tail.{Path(args.file).name}.pos").resolve()
     try:
         start = load_checkpoint(checkpoint)
         producer = Producer(producer_config(config.kafka, **{"message.timeout.ms": 0}))
@@ -51,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     follower = FileFollower(args.file, start, stop)
     tailer = Tailer(reader, follower, producer, config.topics, checkpoint, stop)
     logging.getLogger("floodgate.tail").info(
-        "following %s from %s", args.file, f"inode {start.inode} offset {start.offset}"
-        if start else "its start")
+        "following %s from %s; checkpoint %s", args.file,
+        f"inode {start.inode} offset {start.offset}" if start else "its start", checkpoint)
     tailer.run()
     stats = reader.tracker.stats
     logging.getLogger("floodgate.tail").info(
