@@ -27,6 +27,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from itertools import islice
 from typing import TypeVar
 
 from connectors.direction import DirectionRules
@@ -57,6 +58,7 @@ SAMPLES_KEPT = 20
 # ids, verdicts before their message): a few thousand recent entries suffice.
 RECENT_LOOKUPS = 20_000
 RESUME_HOLD_MS = 600_000
+HOSTLESS_SCAN = 2_000  # open messages searched for a verdict line that names no host
 REFUSING = frozenset({"reject", "milter-reject", "proxy-reject"})  # actions that refuse the mail
 _SPAM_WORDS = re.compile(r"\bspam\b|\bspamming\b|rspamd|junk mail|\bUBE\b", re.I)
 _LOOPBACK_RELAY = re.compile(r"^(?:[^\[]*)\[(?P<ip>[^\]]+)\]")
@@ -383,7 +385,8 @@ class MessageTracker:
 
     def _any_host(self, qid: str) -> _Message | None:
         """A verdict line without a host (rspamd's own log): the message with that queue id."""
-        for (_, found_qid), message in reversed(self._messages.items()):
+        # The filter logs while the message is being received: look among the newest only.
+        for (_, found_qid), message in islice(reversed(self._messages.items()), HOSTLESS_SCAN):
             if found_qid == qid:
                 return message
         return None
