@@ -131,12 +131,59 @@ class Topics(_Section):
     dead_letter: str = "floodgate.dead-letter"
 
 
+REPLY_PLACEHOLDERS = ("subject", "subject_type", "threshold", "expires_at", "action_id")
+
+
+class ReplyTexts(_Section):
+    """What Postfix tells the client, per action. Placeholders: {subject}, {subject_type},
+    {threshold}, {expires_at} (UTC, ISO 8601), {action_id}. Values from requests never
+    reach a reply; control characters are stripped and the text is cut at 450 characters."""
+
+    block: str = ("5.7.1 Sending suspended for {subject_type} {subject}: too much mail or spam "
+                  "(ref {action_id})")
+    defer: str = ("4.7.1 Too much mail from {subject_type} {subject}; try again after {expires_at} "
+                  "(ref {action_id})")
+    quarantine: str = "Held for review: {subject_type} {subject} (ref {action_id})"
+    warn: str = "Floodgate warning for {subject_type} {subject} ({threshold}, ref {action_id})"
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> ReplyTexts:
+        sample = dict.fromkeys(REPLY_PLACEHOLDERS, "x")
+        for name in ("block", "defer", "quarantine", "warn"):
+            try:
+                getattr(self, name).format(**sample)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise PydanticCustomError(
+                    "reply_text", "{name}: bad placeholder {problem} (use {allowed})",
+                    {"name": name, "problem": str(exc),
+                     "allowed": ", ".join("{" + p + "}" for p in REPLY_PLACEHOLDERS)}) from None
+        return self
+
+
+class PolicySettings(_Section):
+    """The Postfix policy responder (``floodgate policy-server``)."""
+
+    listen: str = Field("127.0.0.1:10040", pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
+                        description="host:port; loopback unless Postfix runs elsewhere")
+    unix_socket: str | None = Field(None, description="also listen on this unix socket path")
+    defer_reply: Literal["DEFER", "DEFER_IF_PERMIT"] = "DEFER"
+    texts: ReplyTexts = Field(default_factory=ReplyTexts)
+    max_connections: int = Field(2_000, ge=1, le=100_000)
+    idle_timeout: Duration = Field(default_factory=lambda: timedelta(seconds=600),
+                                   description="closes connections silent this long (Postfix's own "
+                                               "smtpd_policy_service_max_idle is 300s)")
+    request_timeout: Duration = Field(default_factory=lambda: timedelta(seconds=10),
+                                      description="time to finish a request once it started")
+    fail_open: bool = Field(True, description="answer DUNNO when the responder itself fails")
+
+
 class FloodgateConfig(_Section):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: Topics = Field(default_factory=Topics)
     networks: Networks = Field(default_factory=Networks)
     exempt: Exempt = Field(default_factory=Exempt)
     thresholds: list[Threshold] = Field(default_factory=list)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
 
     @model_validator(mode="after")
     def _unique_names(self) -> FloodgateConfig:

@@ -35,15 +35,24 @@ class Exemptions:
         self._accounts = set(exempt.sasl_usernames)
 
     def covers(self, event: MailEvent) -> bool:
-        if event.sasl_username and event.sasl_username in self._accounts:
+        return self.covers_parts(event.sasl_username, event.sender, event.sender_domain,
+                                 event.client_ip)
+
+    def covers_parts(self, sasl_username: str | None, sender: str | None,
+                     sender_domain: str | None, client_ip: str | None) -> bool:
+        """The same test for callers without a MailEvent (the policy responder)."""
+        if sasl_username and sasl_username in self._accounts:
             return True
-        if event.sender:
-            if event.sender.lower() in self._addresses:
+        if sender:
+            if sender.lower() in self._addresses:
                 return True
-            if event.sender_domain in self._domains:
+            if sender_domain in self._domains:
                 return True
-        if event.client_ip and self._networks:
-            ip = ipaddress.ip_address(event.client_ip)
+        if client_ip and self._networks:
+            try:
+                ip = ipaddress.ip_address(client_ip)
+            except ValueError:
+                return False
             return any(ip in network for network in self._networks)
         return False
 
@@ -68,13 +77,26 @@ def in_scope(threshold: Threshold, event: MailEvent) -> bool:
 
 def subject_of(key: SubjectType, event: MailEvent) -> str | None:
     """The normalised subject a message counts under; None when the message has none."""
-    if key is SubjectType.SASL_USERNAME:
-        return event.sasl_username or None
-    if key is SubjectType.SENDER:
-        return event.sender.lower() if event.sender else None
-    if key is SubjectType.SENDER_DOMAIN:
-        return event.sender_domain
-    return event.client_ip
+    raw = {
+        SubjectType.SASL_USERNAME: event.sasl_username,
+        SubjectType.SENDER: event.sender,
+        SubjectType.SENDER_DOMAIN: event.sender_domain,
+        SubjectType.CLIENT_IP: event.client_ip,
+    }[key]
+    return normalise_subject(key, raw)
+
+
+def normalise_subject(key: SubjectType, raw: str | None) -> str | None:
+    """The one spelling of a subject, shared by counting and enforcement.
+
+    Senders and domains are compared lower-case; SASL names as given; IP
+    addresses in their compressed form (the events carry that already).
+    """
+    if not raw:
+        return None
+    if key is SubjectType.SENDER or key is SubjectType.SENDER_DOMAIN:
+        return raw.lower()
+    return raw
 
 
 def units(threshold: Threshold, event: MailEvent) -> int:

@@ -1,0 +1,1 @@
+"""The Postfix SMTP access policy delegation protocol: requests in, enforcement replies out."""

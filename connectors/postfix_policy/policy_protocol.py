@@ -1,0 +1,93 @@
+"""Postfix policy delegation wire format (SMTPD_POLICY_README), bounded and defensive.
+
+A request is ``name=value`` lines ended by an empty line; a connection carries
+many requests. The reply is one ``action=...`` line and an empty line. Two
+Postfix behaviours make a careless reply dangerous: an empty action means
+permit, and the action is cut at the first newline. So every reply is built
+from a fixed keyword, and any text in it is stripped of control characters
+and cut well below Postfix's 510-character limit.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from schemas.events import PolicyRequest
+
+MAX_LINE: Final = 8192  # bytes; Postfix's own attribute values are far shorter
+MAX_ATTRIBUTES: Final = 128
+MAX_REPLY_TEXT: Final = 450
+REPLY_KEYWORDS: Final = frozenset({"DUNNO", "OK", "REJECT", "DEFER", "DEFER_IF_PERMIT", "HOLD",
+                                   "WARN", "INFO"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+_KNOWN = frozenset(PolicyRequest.model_fields) - {"other"}
+
+
+class ProtocolError(ValueError):
+    """The peer broke the protocol (line or request too large): close the connection."""
+
+
+class RequestReader:
+    """Feed bytes as they arrive; get back each complete request's attributes."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._attributes: dict[str, str] = {}
+        self.malformed_lines = 0  # lines without "=", skipped (counted for the operator)
+
+    def feed(self, data: bytes) -> list[dict[str, str]]:
+        self._buffer += data
+        requests: list[dict[str, str]] = []
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                if len(self._buffer) > MAX_LINE:
+                    raise ProtocolError(f"line longer than {MAX_LINE} bytes")
+                return requests
+            if end > MAX_LINE:
+                raise ProtocolError(f"line longer than {MAX_LINE} bytes")
+            line = bytes(self._buffer[:end]).rstrip(b"\r")
+            del self._buffer[: end + 1]
+            if not line:
+                if self._attributes:
+                    requests.append(self._attributes)
+                    self._attributes = {}
+                continue
+            name, equals, value = line.decode("utf-8", "replace").partition("=")
+            if not equals or not name:
+                self.malformed_lines += 1
+                continue
+            if len(self._attributes) >= MAX_ATTRIBUTES and name not in self._attributes:
+                raise ProtocolError(f"more than {MAX_ATTRIBUTES} attributes in one request")
+            self._attributes[name] = value
+
+    @property
+    def pending(self) -> bool:
+        """True while a request has started but not ended."""
+        return bool(self._attributes or self._buffer)
+
+
+def to_policy_request(attributes: dict[str, str]) -> PolicyRequest:
+    """The request as the contract model: known attributes by name, the rest in ``other``."""
+    known = {k: v for k, v in attributes.items() if k in _KNOWN}
+    other = {k: v for k, v in attributes.items() if k not in _KNOWN}
+    return PolicyRequest(**known, other=other)
+
+
+def clean_text(text: str) -> str:
+    """Reply text safe to put after a keyword: one line, printable, bounded."""
+    one_line = _CONTROL.sub(" ", text).strip()
+    return one_line[:MAX_REPLY_TEXT]
+
+
+def reply(keyword: str, text: str = "") -> bytes:
+    """``action=KEYWORD text`` and the empty line that ends it.
+
+    ``keyword`` must be one of the known actions: anything else would make
+    Postfix answer ``451 4.3.5 Server configuration error``.
+    """
+    if keyword not in REPLY_KEYWORDS:
+        raise ValueError(f"not a policy reply keyword: {keyword!r}")
+    body = f"{keyword} {clean_text(text)}".rstrip() if text else keyword
+    return f"action={body}\n\n".encode()

@@ -1,0 +1,90 @@
+"""Decide the reply to one policy request from the active actions.
+
+The strongest action in force for any subject of the request (SASL account,
+sender, sender domain, client address) decides: block -> REJECT, defer ->
+DEFER (or DEFER_IF_PERMIT), quarantine -> HOLD, warn -> WARN, none -> DUNNO.
+Exempt clients, senders and accounts always get DUNNO.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from connectors.postfix_policy.policy_protocol import reply
+from pipeline.engine.counting import Exemptions, normalise_subject
+from pipeline.engine.enforcement import ActiveActions
+from schemas.config import Exempt, PolicySettings
+from schemas.events import ActionEvent, domain_of
+from schemas.vocabulary import ActionKind, SubjectType
+
+DUNNO = reply("DUNNO")
+
+
+@dataclass(frozen=True)
+class Answer:
+    wire: bytes  # the reply as sent
+    action: ActionEvent | None  # what decided it, None for DUNNO
+
+
+def subject_keys(attributes: dict[str, str]) -> list[str]:
+    """The table keys (``type:subject``) a request is looked up under."""
+    sender = attributes.get("sender", "")
+    raw = {
+        SubjectType.SASL_USERNAME: attributes.get("sasl_username", ""),
+        SubjectType.SENDER: sender,
+        SubjectType.SENDER_DOMAIN: domain_of(sender) or "",
+        SubjectType.CLIENT_IP: _ip(attributes.get("client_address", "")),
+    }
+    keys = []
+    for kind, value in raw.items():
+        subject = normalise_subject(kind, value)
+        if subject:
+            keys.append(f"{kind.value}:{subject}")
+    return keys
+
+
+class PolicyResponder:
+    def __init__(self, settings: PolicySettings, exempt: Exempt, view: ActiveActions) -> None:
+        self._settings = settings
+        self._exemptions = Exemptions(exempt)
+        self._view = view
+
+    def answer(self, attributes: dict[str, str], now_ms: int) -> Answer:
+        sender = attributes.get("sender", "")
+        if self._exemptions.covers_parts(attributes.get("sasl_username") or None, sender or None,
+                                         domain_of(sender), _ip(attributes.get("client_address", ""))):
+            return Answer(DUNNO, None)
+        action = self._view.strongest(subject_keys(attributes), now_ms)
+        if action is None:
+            return Answer(DUNNO, None)
+        return Answer(self._reply_for(action), action)
+
+    def _reply_for(self, action: ActionEvent) -> bytes:
+        texts = self._settings.texts
+        values = {
+            "subject": action.subject, "subject_type": action.subject_type.value,
+            "threshold": action.threshold or "manual", "action_id": action.action_id,
+            "expires_at": action.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        if action.action is ActionKind.BLOCK:
+            return reply("REJECT", _fill(texts.block, values))
+        if action.action is ActionKind.DEFER:
+            return reply(self._settings.defer_reply, _fill(texts.defer, values))
+        if action.action is ActionKind.QUARANTINE:
+            return reply("HOLD", _fill(texts.quarantine, values))
+        return reply("WARN", _fill(texts.warn, values))
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    try:
+        return template.format(**values)
+    except (KeyError, IndexError, ValueError):
+        return template  # a broken template still gives a reply, never an empty one
+
+
+def _ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text.strip("[]"))) if text else None
+    except ValueError:
+        return None

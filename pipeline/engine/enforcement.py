@@ -1,0 +1,67 @@
+"""Which action applies now: a materialised view of the action topic.
+
+The policy responder keeps one of these current from ``floodgate.actions``
+and asks it, for each Postfix request, about every subject of the request.
+Pure: time comes in as ``now_ms``, so an action past its end no longer applies
+even before its ``expired`` record arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pipeline.engine.clock import to_ms
+from schemas.events import ActionEvent
+from schemas.vocabulary import ACTION_STRENGTH, ActionState
+
+
+class ActiveActions:
+    """Active actions by subject key (``subject_type:subject``)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, dict[str, ActionEvent]] = {}
+        self._key_of: dict[str, str] = {}  # action_id -> subject key
+
+    def apply(self, event: ActionEvent) -> None:
+        """Take one record of the action topic, in topic order; repeats are harmless."""
+        key = event.key
+        if event.state is ActionState.ACTIVE:
+            self._by_key.setdefault(key, {})[event.action_id] = event
+            self._key_of[event.action_id] = key
+            return
+        known = self._key_of.pop(event.action_id, key)
+        actions = self._by_key.get(known)
+        if actions is not None:
+            actions.pop(event.action_id, None)
+            if not actions:
+                del self._by_key[known]
+
+    def strongest(self, keys: Iterable[str], now_ms: int) -> ActionEvent | None:
+        """The strongest action in force at ``now_ms`` for any of ``keys``.
+
+        Ties go to the action that lasts longest, so the answer names the end
+        the sender will actually see.
+        """
+        best: ActionEvent | None = None
+        for key in keys:
+            for action in self._by_key.get(key, {}).values():
+                if to_ms(action.expires_at) <= now_ms or to_ms(action.triggered_at) > now_ms:
+                    continue
+                if best is None or _rank(action) > _rank(best):
+                    best = action
+        return best
+
+    def expire(self, now_ms: int) -> list[ActionEvent]:
+        """Forget actions that ended by ``now_ms``; return them (for metrics and logs)."""
+        ended = [a for actions in self._by_key.values() for a in actions.values()
+                 if to_ms(a.expires_at) <= now_ms]
+        for action in ended:
+            self.apply(action.model_copy(update={"state": ActionState.EXPIRED}))
+        return ended
+
+    def __len__(self) -> int:
+        return sum(len(actions) for actions in self._by_key.values())
+
+
+def _rank(action: ActionEvent) -> tuple[int, int]:
+    return ACTION_STRENGTH[action.action], to_ms(action.expires_at)

@@ -1,0 +1,80 @@
+from datetime import timedelta
+
+from connectors.postfix_policy.responder import PolicyResponder, subject_keys
+from pipeline.engine.clock import to_ms
+from pipeline.engine.enforcement import ActiveActions
+from schemas.config import Exempt, PolicySettings
+from schemas.events import ActionEvent
+from tests.pipeline.engine.builders import T0
+
+NOW = to_ms(T0) + 60_000
+
+
+def action(kind: str, subject_type: str, subject: str, action_id: str = "a1",
+           minutes: int = 15, state: str = "active") -> ActionEvent:
+    return ActionEvent(action_id=action_id, ts=T0, subject_type=subject_type, subject=subject,
+                       action=kind, threshold="burst", state=state, origin="auto",
+                       triggered_at=T0, expires_at=T0 + timedelta(minutes=minutes))
+
+
+def request(**values: str) -> dict[str, str]:
+    base = {"request": "smtpd_access_policy", "protocol_state": "END-OF-MESSAGE",
+            "sender": "Alice@Example.NET", "sasl_username": "alice", "client_address": "10.0.0.5"}
+    return {**base, **values}
+
+
+def answer(view: ActiveActions, settings: PolicySettings | None = None,
+           exempt: Exempt | None = None, **values: str) -> bytes:
+    responder = PolicyResponder(settings or PolicySettings(), exempt or Exempt(), view)
+    return responder.answer(request(**values), NOW).wire
+
+
+def view_of(*actions: ActionEvent) -> ActiveActions:
+    view = ActiveActions()
+    for a in actions:
+        view.apply(a)
+    return view
+
+
+def test_keys_cover_every_subject_normalised() -> None:
+    assert subject_keys(request()) == ["sasl_username:alice", "sender:alice@example.net",
+                                       "sender_domain:example.net", "client_ip:10.0.0.5"]
+    assert subject_keys({"sender": "", "client_address": "unknown"}) == []
+
+
+def test_each_action_maps_to_its_postfix_reply() -> None:
+    assert answer(view_of()) == b"action=DUNNO\n\n"
+    assert answer(view_of(action("block", "sender", "alice@example.net"))).startswith(
+        b"action=REJECT 5.7.1 Sending suspended for sender alice@example.net")
+    assert answer(view_of(action("defer", "sasl_username", "alice"))).startswith(
+        b"action=DEFER 4.7.1 Too much mail from sasl_username alice; try again after "
+        b"2026-11-27T12:15:00Z")
+    assert answer(view_of(action("defer", "client_ip", "10.0.0.5")),
+                  PolicySettings(defer_reply="DEFER_IF_PERMIT")).startswith(
+        b"action=DEFER_IF_PERMIT 4.7.1")
+    assert answer(view_of(action("quarantine", "sender_domain", "example.net"))).startswith(
+        b"action=HOLD Held for review")
+    assert answer(view_of(action("warn", "sasl_username", "alice"))).startswith(b"action=WARN ")
+
+
+def test_strongest_action_in_force_wins() -> None:
+    view = view_of(action("warn", "sasl_username", "alice", "w"),
+                   action("block", "client_ip", "10.0.0.5", "b"),
+                   action("defer", "sender", "alice@example.net", "d"))
+    assert answer(view).startswith(b"action=REJECT")
+    view.apply(action("block", "client_ip", "10.0.0.5", "b", state="lifted"))
+    assert answer(view).startswith(b"action=DEFER")
+    expired_by_time = view_of(action("block", "sasl_username", "alice", minutes=1))
+    assert answer(expired_by_time) == b"action=DUNNO\n\n"  # ended at NOW, record or not
+
+
+def test_exempt_always_passes() -> None:
+    view = view_of(action("block", "sasl_username", "alice"))
+    assert answer(view, exempt=Exempt(sasl_usernames=["alice"])) == b"action=DUNNO\n\n"
+    assert answer(view, exempt=Exempt(client_ips=["10.0.0.0/8"])) == b"action=DUNNO\n\n"
+
+
+def test_hostile_subject_cannot_break_the_reply() -> None:
+    view = view_of(action("block", "sender", "x\r\naction=ok@evil.example"))
+    wire = answer(view, sender="x\r\naction=OK@evil.example")
+    assert wire.startswith(b"action=REJECT ") and wire.count(b"\n") == 2 and b"\r" not in wire

@@ -1,0 +1,107 @@
+"""The policy server over real sockets: persistent connections, concurrency, bad peers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from connectors.postfix_policy.responder import PolicyResponder
+from connectors.postfix_policy.server import PolicyServer
+from pipeline.engine.enforcement import ActiveActions
+from schemas.config import Exempt, PolicySettings
+from tests.connectors.postfix_policy.test_responder import NOW, action
+
+REQUEST = (b"request=smtpd_access_policy\nprotocol_state=RCPT\nsasl_username=%s\n"
+           b"sender=%s@example.net\nclient_address=10.0.0.5\n\n")
+
+
+def make_server(**settings: object) -> PolicyServer:
+    view = ActiveActions()
+    view.apply(action("block", "sasl_username", "mallory"))
+    config = PolicySettings(listen="127.0.0.1:0", **settings)  # type: ignore[arg-type]
+    return PolicyServer(config, PolicyResponder(config, Exempt(), view), lambda: NOW)
+
+
+async def ask(port: int, users: list[bytes]) -> list[bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    answers = []
+    for user in users:  # one persistent connection, request after request, like smtpd
+        writer.write(REQUEST % (user, user))
+        await writer.drain()
+        answers.append(await reader.readuntil(b"\n\n"))
+    writer.close()
+    return answers
+
+
+def test_persistent_connections_and_many_clients() -> None:
+    async def scenario() -> None:
+        server = make_server()
+        await server.start()
+        try:
+            results = await asyncio.gather(*(ask(server.port, [b"alice", b"mallory", b"bob"] * 5)
+                                             for _ in range(100)))
+        finally:
+            await server.stop()
+        for answers in results:
+            assert [a.split(b" ")[0] for a in answers] == [
+                b"action=DUNNO\n\n", b"action=REJECT", b"action=DUNNO\n\n"] * 5
+        assert server.stats.requests == 1500 and server.stats.answers["REJECT"] == 500
+
+    asyncio.run(scenario())
+
+
+def test_bad_peers_are_cut_off_and_others_keep_being_served() -> None:
+    async def scenario() -> None:
+        server = make_server(request_timeout=timedelta(milliseconds=300),
+                             idle_timeout=timedelta(seconds=1), max_connections=3)
+        await server.start()
+        try:
+            flood_reader, flood = await asyncio.open_connection("127.0.0.1", server.port)
+            flood.write(b"sender=" + b"a" * 20_000)  # one endless line
+            await flood.drain()
+            assert await asyncio.wait_for(flood_reader.read(), 5) == b""  # closed by the server
+            slow_reader, slow = await asyncio.open_connection("127.0.0.1", server.port)
+            slow.write(b"request=smtpd_access_policy\n")  # starts a request, never ends it
+            await slow.drain()
+            assert await asyncio.wait_for(slow_reader.read(), 5) == b""  # closed by the server
+            [still_served] = await ask(server.port, [b"mallory"])
+            assert still_served.startswith(b"action=REJECT 5.7.1")
+            idle_reader, _ = await asyncio.open_connection("127.0.0.1", server.port)
+            assert await asyncio.wait_for(idle_reader.read(), 5) == b""  # idle timeout
+            assert server.stats.protocol_errors == 1 and server.stats.timeouts >= 2
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_connections_beyond_the_limit_are_refused() -> None:
+    async def scenario() -> None:
+        server = make_server(max_connections=2)
+        await server.start()
+        try:
+            held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+            await asyncio.sleep(0.1)
+            reader, _ = await asyncio.open_connection("127.0.0.1", server.port)
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            assert server.stats.refused_connections == 1
+            for _, writer in held:
+                writer.close()
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_failing_responder_fails_open() -> None:
+    async def scenario() -> None:
+        server = make_server()
+        server._responder = None  # type: ignore[assignment]  # any call now raises
+        await server.start()
+        try:
+            assert await ask(server.port, [b"mallory"]) == [b"action=DUNNO\n\n"]
+            assert server.stats.internal_errors == 1
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())

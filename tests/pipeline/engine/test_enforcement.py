@@ -1,0 +1,19 @@
+from pipeline.engine.clock import to_ms
+from pipeline.engine.enforcement import ActiveActions
+from tests.connectors.postfix_policy.test_responder import action
+from tests.pipeline.engine.builders import T0
+
+
+def test_view_follows_the_action_topic() -> None:
+    view = ActiveActions()
+    view.apply(action("defer", "sender", "a@x.org", "one"))
+    view.apply(action("defer", "sender", "a@x.org", "one"))  # a repeat changes nothing
+    view.apply(action("block", "sender", "a@x.org", "two", minutes=60))
+    assert len(view) == 2
+    now = to_ms(T0) + 1_000
+    assert view.strongest(["sender:a@x.org"], now).action_id == "two"  # type: ignore[union-attr]
+    view.apply(action("block", "sender", "a@x.org", "two", state="lifted"))
+    assert view.strongest(["sender:a@x.org"], now).action_id == "one"  # type: ignore[union-attr]
+    assert view.strongest(["sender:b@x.org"], now) is None
+    assert [a.action_id for a in view.expire(to_ms(T0) + 15 * 60_000)] == ["one"]
+    assert len(view) == 0
