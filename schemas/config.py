@@ -175,6 +175,11 @@ class PolicySettings(_Section):
     request_timeout: Duration = Field(default_factory=lambda: timedelta(seconds=10),
                                       description="time to finish a request once it started")
     fail_open: bool = Field(True, description="answer DUNNO when the responder itself fails")
+    health_listen: str = Field("127.0.0.1:10041", pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
+                               description="HTTP /livez and /readyz")
+    event_buffer: int = Field(100_000, ge=1, le=10_000_000,
+                              description="policy events held while Kafka is slow; more are "
+                                          "dropped and counted")
 
 
 class FloodgateConfig(_Section):

@@ -6,9 +6,18 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import check_config, parse_cmd, replay_cmd, schemas_cmd, tail_cmd
+from pipeline.cli import (
+    actions_cmd,
+    check_config,
+    parse_cmd,
+    policy_server_cmd,
+    replay_cmd,
+    schemas_cmd,
+    tail_cmd,
+)
 
-COMMANDS = (check_config, parse_cmd, replay_cmd, schemas_cmd, tail_cmd)
+COMMANDS = (check_config, parse_cmd, replay_cmd, tail_cmd, policy_server_cmd, actions_cmd,
+            schemas_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,6 +59,12 @@ class ActiveActions:
             self.apply(action.model_copy(update={"state": ActionState.EXPIRED}))
         return ended
 
+    def actions_for(self, key: str) -> list[ActionEvent]:
+        return list(self._by_key.get(key, {}).values())
+
+    def all(self) -> list[ActionEvent]:
+        return [a for actions in self._by_key.values() for a in actions.values()]
+
     def __len__(self) -> int:
         return sum(len(actions) for actions in self._by_key.values())
 

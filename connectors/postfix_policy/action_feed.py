@@ -1,0 +1,95 @@
+"""Keep an ActiveActions view current from ``floodgate.actions``, in a background thread.
+
+Every responder needs every action, so this reads all partitions from the
+beginning without a consumer group (no rebalance waits, no shared offsets).
+It is *caught up* once it has read up to the end offsets that existed when it
+started; the responder reports ready only then.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from pydantic import ValidationError
+
+from connectors.kafka.client_config import consumer_config
+from schemas.config import KafkaSettings
+from schemas.events import ActionEvent
+
+log = logging.getLogger("floodgate.actions")
+
+
+class ActionFeed:
+    def __init__(self, settings: KafkaSettings, topic: str,
+                 deliver: Callable[[ActionEvent], None]) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._deliver = deliver
+        self._stop = threading.Event()
+        self.caught_up = threading.Event()
+        self.records = 0
+        self.bad_records = 0
+        self._thread = threading.Thread(target=self._run, name="action-feed", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+    def _run(self) -> None:
+        consumer = Consumer(consumer_config(self._settings, f"{self._settings.client_id}-actions",
+                                            **{"enable.partition.eof": False}))
+        try:
+            ends = self._assign_all(consumer)
+            while not self._stop.is_set():
+                message = consumer.poll(0.5)
+                if message is not None and not message.error():
+                    partition, offset = message.partition() or 0, message.offset() or 0
+                    self._take(message.value(), partition, offset)
+                    if partition in ends and offset + 1 >= ends[partition]:
+                        del ends[partition]
+                if not ends and not self.caught_up.is_set():
+                    self.caught_up.set()
+                    log.info("action view caught up: %d records", self.records)
+        finally:
+            consumer.close()
+
+    def _assign_all(self, consumer: Consumer) -> dict[int, int]:
+        """Assign every partition from the start; return the end offsets still to reach."""
+        while not self._stop.is_set():
+            try:
+                metadata = consumer.list_topics(self._topic, timeout=10)
+                partitions = metadata.topics[self._topic].partitions
+                if partitions:
+                    break
+            except KafkaException as exc:
+                log.warning("waiting for topic %s: %s", self._topic, exc)
+            self._stop.wait(2)
+        else:
+            return {}
+        ends = {}
+        for partition in partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(self._topic, partition),
+                                                     timeout=10)
+            if high > 0:
+                ends[partition] = high
+        consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions])
+        return ends
+
+    def _take(self, value: bytes | None, partition: int, offset: int) -> None:
+        self.records += 1
+        if value is None:
+            return  # a tombstone from compaction: nothing to apply
+        try:
+            event = ActionEvent.model_validate_json(value)
+        except ValidationError as exc:
+            self.bad_records += 1
+            log.warning("skipping bad action record %s/%d@%d: %s", self._topic, partition, offset,
+                        exc.errors(include_url=False)[0]["msg"])
+            return
+        self._deliver(event)

@@ -1,0 +1,153 @@
+"""``floodgate actions list|lift|add``: operators see and change actions.
+
+Changes are records on the action topic, so every responder (and the SIEM)
+sees the same thing; nothing is changed behind the topic's back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from confluent_kafka import Producer
+
+from connectors.kafka.client_config import KafkaNotConfigured, producer_config
+from connectors.postfix_policy.action_feed import ActionFeed
+from pipeline.cli.check_config import load_or_report
+from pipeline.engine.clock import from_ms, span_ms, to_ms
+from pipeline.engine.enforcement import ActiveActions
+from schemas.config import FloodgateConfig
+from schemas.durations import format_duration, parse_duration
+from schemas.events import ActionEvent
+from schemas.vocabulary import ActionKind, ActionState, Origin, SubjectType
+
+CATCH_UP_S = 60.0
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("actions", help="list, lift or add actions (through the action topic)")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    listing = verbs.add_parser("list", help="the actions in force")
+    listing.set_defaults(run=run_list)
+    lift = verbs.add_parser("lift", help="end every action on SUBJECT (type:value) now")
+    lift.add_argument("subject", metavar="SUBJECT", help="e.g. sasl_username:alice")
+    lift.set_defaults(run=run_lift)
+    add = verbs.add_parser("add", help="put an action on SUBJECT (type:value)")
+    add.add_argument("subject", metavar="SUBJECT")
+    add.add_argument("--action", required=True, choices=[k.value for k in ActionKind])
+    add.add_argument("--for", dest="duration", required=True, help="how long, e.g. 1h")
+    add.set_defaults(run=run_add)
+    for verb in (listing, lift, add):
+        verb.add_argument("--config", required=True)
+    for verb in (lift, add):
+        verb.add_argument("--reason", help="why (kept in the record, for audit)")
+        verb.add_argument("--actor", default=getpass.getuser(), help="who (default: you)")
+
+
+def run_list(args: argparse.Namespace) -> int:
+    config, view = _load(args)
+    if view is None or config is None:
+        return 1
+    now = _now_ms()
+    print(f"{'SUBJECT':<45} {'ACTION':<10} {'ORIGIN':<6} {'THRESHOLD':<16} {'UNTIL':<20} ID")
+    for action in sorted(view.all(), key=lambda a: (a.key, a.expires_at)):
+        if to_ms(action.expires_at) > now:
+            print(f"{action.key:<45} {action.action.value:<10} {action.origin.value:<6} "
+                  f"{action.threshold or '-':<16} {action.expires_at:%Y-%m-%dT%H:%M:%SZ}  "
+                  f"{action.action_id}")
+    return 0
+
+
+def run_lift(args: argparse.Namespace) -> int:
+    subject = _subject(args.subject)
+    config, view = _load(args)
+    if subject is None or view is None or config is None:
+        return 1
+    now = _now_ms()
+    active = [a for a in view.actions_for(f"{subject[0].value}:{subject[1]}")
+              if to_ms(a.expires_at) > now]
+    if not active:
+        print(f"no action in force on {args.subject}", file=sys.stderr)
+        return 1
+    _publish(config, [a.model_copy(update={"state": ActionState.LIFTED, "ts": from_ms(now),
+                                           "actor": args.actor, "reason": args.reason})
+                      for a in active])
+    print(f"lifted {len(active)} action(s) on {args.subject}")
+    return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    subject = _subject(args.subject)
+    try:
+        duration = parse_duration(args.duration)
+    except ValueError:
+        print(f'--for: "{args.duration}" is not a duration (e.g. 30m, 1h, 2d)', file=sys.stderr)
+        return 2
+    config = load_or_report(args.config)
+    if subject is None or config is None:
+        return 1
+    if duration <= timedelta(0):
+        print("--for must be longer than 0", file=sys.stderr)
+        return 2
+    now = _now_ms()
+    action = ActionEvent(
+        action_id=str(uuid.uuid4()), ts=from_ms(now), subject_type=subject[0], subject=subject[1],
+        action=ActionKind(args.action), threshold=None, state=ActionState.ACTIVE,
+        origin=Origin.MANUAL, triggered_at=from_ms(now), expires_at=from_ms(now + span_ms(duration)),
+        actor=args.actor, reason=args.reason)
+    _publish(config, [action])
+    print(f"{args.action} on {args.subject} for {format_duration(duration)}: {action.action_id}")
+    return 0
+
+
+def _subject(text: str) -> tuple[SubjectType, str] | None:
+    kind, _, value = text.partition(":")
+    try:
+        subject_type = SubjectType(kind)
+    except ValueError:
+        print(f"SUBJECT must be type:value with type one of "
+              f"{', '.join(t.value for t in SubjectType)}; got {text!r}", file=sys.stderr)
+        return None
+    value = value.strip()
+    if not value:
+        print(f"SUBJECT {text!r} has no value after the colon", file=sys.stderr)
+        return None
+    normal = value.lower() if subject_type in (SubjectType.SENDER, SubjectType.SENDER_DOMAIN) else value
+    return subject_type, normal
+
+
+def _load(args: argparse.Namespace) -> tuple[FloodgateConfig | None, ActiveActions | None]:
+    config = load_or_report(args.config)
+    if config is None:
+        return None, None
+    view = ActiveActions()
+    try:
+        feed = ActionFeed(config.kafka, config.topics.actions, view.apply)
+    except KafkaNotConfigured as exc:
+        print(exc, file=sys.stderr)
+        return config, None
+    feed.start()
+    caught_up = feed.caught_up.wait(CATCH_UP_S)
+    feed.stop()
+    if not caught_up:
+        print(f"could not read {config.topics.actions} within {CATCH_UP_S:.0f}s", file=sys.stderr)
+        return config, None
+    return config, view
+
+
+def _publish(config: FloodgateConfig, actions: list[ActionEvent]) -> None:
+    producer = Producer(producer_config(config.kafka))
+    for action in actions:
+        producer.produce(config.topics.actions, value=action.model_dump_json().encode(),
+                         key=action.key.encode(), timestamp=to_ms(action.ts))
+    if producer.flush(30):
+        raise SystemExit("Kafka did not confirm the action records within 30s")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

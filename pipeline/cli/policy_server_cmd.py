@@ -1,0 +1,91 @@
+"""``floodgate policy-server --config CONFIG``: answer Postfix from the active actions."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from typing import Any
+
+from connectors.kafka.client_config import KafkaNotConfigured
+from connectors.postfix_policy.action_feed import ActionFeed
+from connectors.postfix_policy.health import serve_health
+from connectors.postfix_policy.policy_events import PolicyEventPublisher
+from connectors.postfix_policy.responder import Answer, PolicyResponder
+from connectors.postfix_policy.server import PolicyServer
+from pipeline.cli.check_config import load_or_report
+from pipeline.engine.enforcement import ActiveActions
+from schemas.config import FloodgateConfig
+from schemas.events import ActionEvent
+
+log = logging.getLogger("floodgate.policy")
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("policy-server", help="Postfix policy service enforcing the actions")
+    parser.add_argument("--config", required=True)
+    parser.set_defaults(run=run)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = load_or_report(args.config)
+    if config is None:
+        return 1
+    try:
+        asyncio.run(serve(config))
+    except KafkaNotConfigured as exc:
+        print(exc)
+        return 1
+    except OSError as exc:
+        log.error("cannot listen: %s", exc)
+        return 1
+    return 0
+
+
+async def serve(config: FloodgateConfig) -> None:
+    loop = asyncio.get_running_loop()
+    view = ActiveActions()
+
+    def deliver(event: ActionEvent) -> None:  # the view is only touched on the event loop
+        loop.call_soon_threadsafe(view.apply, event)
+
+    feed = ActionFeed(config.kafka, config.topics.actions, deliver)
+    publisher = PolicyEventPublisher(config.kafka, config.topics.policy_events, socket.gethostname(),
+                                     config.policy.event_buffer)
+
+    def report(attributes: dict[str, str], answer: Answer) -> None:
+        publisher.publish(attributes, answer, now_ms())
+
+    server = PolicyServer(config.policy, PolicyResponder(config.policy, config.exempt, view),
+                          now_ms, report)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    feed.start()
+    await server.start()
+    health = await serve_health(config.policy.health_listen, feed.caught_up.is_set)
+    log.info("answering on %s (health on %s); reading %s", config.policy.listen,
+             config.policy.health_listen, config.topics.actions)
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.1)
+            publisher.poll()
+            view.expire(now_ms())
+    finally:
+        health.close()
+        await server.stop()
+        feed.stop()
+        publisher.close()
+        stats = server.stats
+        log.info("stopped: %d requests %s, %d policy events published, %d dropped",
+                 stats.requests, dict(stats.answers), publisher.published, publisher.dropped)

@@ -1,0 +1,150 @@
+"""Real Postfix asks ``floodgate policy-server`` at end of data; actions come through Kafka.
+
+Operators add actions with ``floodgate actions add``; the responder reads them
+from the action topic and Postfix enforces them: 5xx for block, 4xx for defer,
+the hold queue for quarantine, a logged warning for warn. Lifting goes the
+same way. Every request is published as a PolicyEvent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.kafka.client_config import consumer_config
+from connectors.kafka.embedded_broker import free_port
+from connectors.kafka.topics import TopicSpec, ensure_topics
+from schemas.config import KafkaSettings
+from schemas.events import PolicyEvent
+from tests.fixtures.postfix_instance import PostfixInstance
+from tests.fixtures.smtp_sink import SmtpSink
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("postfix") is None or shutil.which("swaks") is None,
+                       reason="needs Debian's postfix and swaks (.ci/run installs them)"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="Postfix's master runs as root"),
+]
+REPO = Path(__file__).resolve().parents[3]
+
+
+def floodgate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[tuple[Path, PostfixInstance, SmtpSink, dict[str, str]]]:
+    topics = {"actions": f"actions-{uuid.uuid4().hex[:6]}",
+              "policy_events": f"policy-{uuid.uuid4().hex[:6]}"}
+    ensure_topics(kafka_settings, [TopicSpec(t, 3) for t in topics.values()])
+    policy_port, health_port = free_port(), free_port()
+    config = tmp_path / "floodgate.yaml"
+    config.write_text(
+        f"kafka: {{bootstrap_servers: '{kafka_settings.bootstrap_servers}'}}\n"
+        f"topics: {json.dumps(topics)}\n"
+        f"policy: {{listen: '127.0.0.1:{policy_port}', health_listen: '127.0.0.1:{health_port}'}}\n")
+    for subject, kind in (("blocked", "block"), ("slow", "defer"), ("held", "quarantine"),
+                          ("noisy", "warn")):
+        done = floodgate("actions", "add", f"sender:{subject}@example.net", "--action", kind,
+                         "--for", "1h", "--reason", "test", "--config", str(config))
+        assert done.returncode == 0, done.stderr
+    log = open(tmp_path / "policy.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "policy-server", "--config",
+                               str(config)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    sink = SmtpSink(free_port())
+    sink.start()
+    postfix = PostfixInstance(free_port(), free_port(), sink.port, policy_port=policy_port)
+    try:
+        deadline = time.monotonic() + 90
+        while not ready(f"http://127.0.0.1:{health_port}/readyz"):
+            assert time.monotonic() < deadline, (tmp_path / "policy.log").read_text()
+            assert server.poll() is None, (tmp_path / "policy.log").read_text()
+            time.sleep(0.5)
+        postfix.start()
+        yield config, postfix, sink, topics
+    finally:
+        postfix.stop()
+        sink.stop()
+        os.kill(server.pid, signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            os.kill(server.pid, signal.SIGKILL)
+        log.close()
+        shutil.rmtree(postfix.dir, ignore_errors=True)
+
+
+def send(postfix: PostfixInstance, sender: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["swaks", "--server", f"127.0.0.1:{postfix.smtp_port}", "--local-interface", "127.0.0.2",
+         "--from", sender, "--to", "someone@gmail.example", "--timeout", "20"],
+        capture_output=True, text=True, timeout=60)
+
+
+def test_postfix_enforces_actions_from_the_topic(
+    stack: tuple[Path, PostfixInstance, SmtpSink, dict[str, str]], kafka_settings: KafkaSettings
+) -> None:
+    config, postfix, sink, topics = stack
+    blocked = send(postfix, "blocked@example.net")
+    # Postfix puts its own words between code and text: "554 5.7.1 <END-OF-MESSAGE>: ..."
+    assert blocked.returncode != 0 and "<** 554 5.7.1 " in blocked.stdout
+    assert "Sending suspended for sender blocked@example.net" in blocked.stdout
+    slow = send(postfix, "slow@example.net")
+    assert slow.returncode != 0 and "<** 450 4.7.1 " in slow.stdout
+    assert "Too much mail from sender slow@example.net; try again after" in slow.stdout
+    assert send(postfix, "held@example.net").returncode == 0
+    assert send(postfix, "noisy@example.net").returncode == 0
+    assert send(postfix, "fine@example.net").returncode == 0
+
+    held = [json.loads(line) for line in postfix.queue_ids()]
+    assert [(m["queue_name"], m["sender"]) for m in held] == [("hold", "held@example.net")]
+    deadline = time.monotonic() + 30
+    while len(sink.stats.recipients) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sink.stats.messages == 2  # noisy (warned) and fine
+    assert "warn: END-OF-MESSAGE" in postfix.maillog.read_text()
+
+    listed = floodgate("actions", "list", "--config", str(config))
+    assert listed.returncode == 0 and "sender:slow@example.net" in listed.stdout
+    lifted = floodgate("actions", "lift", "sender:blocked@example.net", "--config", str(config))
+    assert lifted.returncode == 0, lifted.stderr
+    deadline = time.monotonic() + 20
+    while send(postfix, "blocked@example.net").returncode != 0:
+        assert time.monotonic() < deadline, "the lift did not reach the responder"
+        time.sleep(0.5)
+
+    consumer = Consumer(consumer_config(kafka_settings, f"check-{uuid.uuid4().hex[:6]}"))
+    consumer.assign([TopicPartition(topics["policy_events"], p, 0) for p in range(3)])
+    events: list[PolicyEvent] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(events) < 6:
+        message = consumer.poll(0.5)
+        if message is not None and not message.error():
+            events.append(PolicyEvent.model_validate_json(message.value()))
+    consumer.close()
+    answers = {(e.request.sender, e.answer.split(" ")[0]) for e in events}
+    assert {("blocked@example.net", "REJECT"), ("slow@example.net", "DEFER"),
+            ("held@example.net", "HOLD"), ("noisy@example.net", "WARN"),
+            ("fine@example.net", "DUNNO"), ("blocked@example.net", "DUNNO")} <= answers
