@@ -38,6 +38,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="Postfix's master runs as root"),
 ]
 REPO = Path(__file__).resolve().parents[3]
+Stack = tuple[Path, PostfixInstance, SmtpSink, dict[str, str]]
 
 
 def floodgate(*args: str) -> subprocess.CompletedProcess[str]:
@@ -54,7 +55,7 @@ def ready(url: str) -> bool:
 
 
 @pytest.fixture
-def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[tuple[Path, PostfixInstance, SmtpSink, dict[str, str]]]:
+def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[Stack]:
     topics = {"actions": f"actions-{uuid.uuid4().hex[:6]}",
               "policy_events": f"policy-{uuid.uuid4().hex[:6]}"}
     ensure_topics(kafka_settings, [TopicSpec(t, 3) for t in topics.values()])
@@ -104,7 +105,7 @@ def send(postfix: PostfixInstance, sender: str) -> subprocess.CompletedProcess[s
 
 
 def test_postfix_enforces_actions_from_the_topic(
-    stack: tuple[Path, PostfixInstance, SmtpSink, dict[str, str]], kafka_settings: KafkaSettings
+    stack: Stack, kafka_settings: KafkaSettings
 ) -> None:
     config, postfix, sink, topics = stack
     blocked = send(postfix, "blocked@example.net")
@@ -137,14 +138,15 @@ def test_postfix_enforces_actions_from_the_topic(
 
     consumer = Consumer(consumer_config(kafka_settings, f"check-{uuid.uuid4().hex[:6]}"))
     consumer.assign([TopicPartition(topics["policy_events"], p, 0) for p in range(3)])
-    events: list[PolicyEvent] = []
+    expected = {("blocked@example.net", "REJECT"), ("slow@example.net", "DEFER"),
+                ("held@example.net", "HOLD"), ("noisy@example.net", "WARN"),
+                ("fine@example.net", "DUNNO"), ("blocked@example.net", "DUNNO")}
+    answers: set[tuple[str, str]] = set()
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len(events) < 6:
+    while time.monotonic() < deadline and not expected <= answers:
         message = consumer.poll(0.5)
         if message is not None and not message.error():
-            events.append(PolicyEvent.model_validate_json(message.value()))
+            event = PolicyEvent.model_validate_json(message.value())
+            answers.add((event.request.sender, event.answer.split(" ")[0]))
     consumer.close()
-    answers = {(e.request.sender, e.answer.split(" ")[0]) for e in events}
-    assert {("blocked@example.net", "REJECT"), ("slow@example.net", "DEFER"),
-            ("held@example.net", "HOLD"), ("noisy@example.net", "WARN"),
-            ("fine@example.net", "DUNNO"), ("blocked@example.net", "DUNNO")} <= answers
+    assert expected <= answers
