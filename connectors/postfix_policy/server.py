@@ -85,9 +85,11 @@ class PolicyServer:
                 data = await asyncio.wait_for(reader.read(READ_CHUNK), timeout)
                 if not data:
                     break
-                answers = [self._answer(attributes) for attributes in parser.feed(data)]
-                if answers:
-                    writer.write(b"".join(answers))
+                requests = parser.feed(data)
+                if requests:
+                    answers = [(attributes, self._answer(attributes)) for attributes in requests]
+                    writer.write(b"".join(answer.wire for _, answer in answers))
+                    self._report(answers)  # after the reply left: reporting never delays Postfix
                     await writer.drain()
         except TimeoutError:
             stats.timeouts += 1
@@ -100,7 +102,7 @@ class PolicyServer:
             stats.open_connections -= 1
             writer.close()
 
-    def _answer(self, attributes: dict[str, str]) -> bytes:
+    def _answer(self, attributes: dict[str, str]) -> Answer:
         self.stats.requests += 1
         try:
             answer = self._responder.answer(attributes, self._now_ms())
@@ -112,10 +114,14 @@ class PolicyServer:
             answer = Answer(wire, None)
         keyword = answer.wire[7:].split(b" ", 1)[0].strip().decode()
         self.stats.answers[keyword] += 1
-        if self._on_request is not None:
+        return answer
+
+    def _report(self, answers: list[tuple[dict[str, str], Answer]]) -> None:
+        if self._on_request is None:
+            return
+        for attributes, answer in answers:
             try:
                 self._on_request(attributes, answer)
             except Exception:  # reporting must not break answering
                 self.stats.internal_errors += 1
                 log.exception("policy event hook failed")
-        return answer.wire

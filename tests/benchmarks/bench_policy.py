@@ -1,0 +1,253 @@
+"""Policy responder throughput and latency against postfwd, on the same load in the same run.
+
+Run: python -m tests.benchmarks.bench_policy [--seconds S] [--rounds R] [--rate N]
+
+Starts a Kafka-compatible broker (Tansu), ``floodgate policy-server`` with
+100 active actions among 10,000 accounts (read from the action topic, every
+request published as a PolicyEvent: the production path), and Debian's
+postfwd with an equivalent rate limit (60 mails per 30 s per SASL account).
+A load generator in its own process (the machine has 2 cores: one for the
+server under test, one for the load) drives each in turn over persistent
+connections, like smtpd processes:
+
+* closed loop: 8 connections sending back to back: requests/s;
+* open loop: ``--rate`` requests/s spread over 20 connections, latency from
+  the scheduled send time (so a server that falls behind is charged for it):
+  p50, p99, p99.9.
+
+Medians over rounds; the servers alternate within each round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from confluent_kafka import Producer
+
+from connectors.kafka.client_config import producer_config
+from connectors.kafka.embedded_broker import EmbeddedBroker, free_port
+from connectors.kafka.topics import TopicSpec, ensure_topics
+from schemas.config import KafkaSettings
+from schemas.events import ActionEvent
+
+REPO = Path(__file__).resolve().parents[2]
+USERS = 10_000
+
+
+def request(rng: random.Random) -> bytes:
+    user = rng.randrange(USERS)
+    return (f"request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+            f"client_address=10.{user % 200}.{user % 250}.1\nclient_name=c{user}.example.org\n"
+            f"helo_name=c{user}\nsasl_method=PLAIN\nsasl_username=user{user}\n"
+            f"sender=user{user}@example.net\nrecipient=r{rng.randrange(10**6)}@gmail.example\n"
+            f"recipient_count=0\nqueue_id=\ninstance={rng.randrange(16**8):x}.1\nsize=1200\n\n"
+            ).encode()
+
+
+async def _closed_loop(port: int, connections: int, seconds: float) -> int:
+    deadline = time.perf_counter() + seconds
+    counts = [0] * connections
+
+    async def worker(index: int) -> None:
+        rng = random.Random(index)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.perf_counter() < deadline:
+            writer.write(request(rng))
+            await reader.readuntil(b"\n\n")
+            counts[index] += 1
+        writer.close()
+
+    await asyncio.gather(*(worker(i) for i in range(connections)))
+    return sum(counts)
+
+
+async def _open_loop(port: int, connections: int, rate: float, seconds: float) -> list[float]:
+    latencies: list[float] = []
+    interval = connections / rate
+
+    async def worker(index: int) -> None:
+        rng = random.Random(1000 + index)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        start = time.perf_counter() + index * interval / connections
+        sent = 0
+        while True:
+            scheduled = start + sent * interval
+            if scheduled > start + seconds:
+                break
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            writer.write(request(rng))
+            await reader.readuntil(b"\n\n")
+            latencies.append(time.perf_counter() - scheduled)
+            sent += 1
+        writer.close()
+
+    await asyncio.gather(*(worker(i) for i in range(connections)))
+    return latencies
+
+
+def _load(kind: str, port: int, seconds: float, rate: float, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    if kind == "closed":
+        out.put(asyncio.run(_closed_loop(port, 8, seconds)) / seconds)
+    else:
+        out.put(asyncio.run(_open_loop(port, 20, rate, seconds)))
+
+
+def run_load(kind: str, port: int, seconds: float, rate: float) -> object:
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter, no inherited state
+    queue = context.Queue()
+    process = context.Process(target=_load, args=(kind, port, seconds, rate, queue))
+    process.start()
+    result = queue.get(timeout=seconds + 120)
+    process.join(30)
+    return result
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def preload_actions(settings: KafkaSettings, topic: str) -> None:
+    producer = Producer(producer_config(settings))
+    now = datetime.now(UTC)
+    for n in range(0, USERS, USERS // 100):
+        action = ActionEvent(action_id=f"bench-{n}", ts=now, subject_type="sasl_username",
+                             subject=f"user{n}", action="defer" if n % 3 else "block",
+                             threshold="bench", state="active", origin="auto", triggered_at=now,
+                             expires_at=now + timedelta(hours=2))
+        producer.produce(topic, value=action.model_dump_json().encode(), key=action.key.encode())
+    assert producer.flush(30) == 0
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{process.args} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"not ready: {url}")
+
+
+def wait_port(port: int, timeout_s: float = 30) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=5000.0)
+    args = parser.parse_args()
+    if shutil.which("postfwd") is None:
+        raise SystemExit("postfwd is not installed (apt-get install postfwd)")
+    work = Path(tempfile.mkdtemp(prefix="floodgate-bench-"))
+    work.chmod(0o755)
+    broker = EmbeddedBroker(work / "tansu.log")
+    broker.start()
+    processes: list[subprocess.Popen[bytes]] = []
+    groups: list[int] = []  # process groups to stop besides the processes' own
+    try:
+        settings = KafkaSettings(bootstrap_servers=broker.bootstrap)
+        ensure_topics(settings, [TopicSpec("floodgate.actions", 3),
+                                 TopicSpec("floodgate.policy-events", 3)])
+        preload_actions(settings, "floodgate.actions")
+        ours, health = free_port(), free_port()
+        (work / "floodgate.yaml").write_text(
+            f"kafka: {{bootstrap_servers: '{broker.bootstrap}'}}\n"
+            f"policy: {{listen: '127.0.0.1:{ours}', health_listen: '127.0.0.1:{health}'}}\n")
+        log = open(work / "policy.log", "wb")  # noqa: SIM115
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "policy-server", "--config",
+             str(work / "floodgate.yaml")], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True))
+        wait_ready(f"http://127.0.0.1:{health}/readyz", processes[-1])
+        theirs = free_port()
+        (work / "postfwd.cf").write_text(
+            "id=RATE; sasl_username=~.; action=rate(sasl_username/60/30/450 4.7.1 too much mail)\n"
+            "id=DEFAULT; action=DUNNO\n")
+        processes.append(subprocess.Popen(
+            ["postfwd", "-f", str(work / "postfwd.cf"), "-i", "127.0.0.1", "-p", str(theirs),
+             "--cache_port", str(free_port()), "-u", "nobody", "-g", "nogroup", "-n",
+             "--noidlestats", "--pidfile", str(work / "postfwd.pid")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        wait_port(theirs)
+        # postfwd detaches into a session of its own: its pidfile leads to the group to stop.
+        groups.append(os.getpgid(int((work / "postfwd.pid").read_text().split()[0])))
+        results: dict[str, dict[str, list[float]]] = {
+            name: {"rps": [], "p50": [], "p99": [], "p999": []} for name in ("floodgate", "postfwd")}
+        for _ in range(args.rounds):
+            for name, port in (("floodgate", ours), ("postfwd", theirs)):
+                results[name]["rps"].append(float(run_load("closed", port, args.seconds, args.rate)))  # type: ignore[arg-type]
+                latencies = run_load("open", port, args.seconds, args.rate)
+                assert isinstance(latencies, list)
+                results[name]["p50"].append(percentile(latencies, 0.50) * 1000)
+                results[name]["p99"].append(percentile(latencies, 0.99) * 1000)
+                results[name]["p999"].append(percentile(latencies, 0.999) * 1000)
+        print(f"rounds: {args.rounds} x {args.seconds:.0f} s; closed loop 8 connections; "
+              f"open loop {args.rate:.0f} req/s over 20 connections; medians")
+        print(f"{'server':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9}")
+        for name, figures in results.items():
+            print(f"{name:<10} {statistics.median(figures['rps']):9,.0f} "
+                  f"{statistics.median(figures['p50']):8.2f} {statistics.median(figures['p99']):8.2f} "
+                  f"{statistics.median(figures['p999']):9.2f}")
+        ratio = statistics.median(results["floodgate"]["rps"]) / statistics.median(results["postfwd"]["rps"])
+        print(f"throughput floodgate / postfwd: {ratio:.2f}")
+    finally:
+        groups += [p.pid for p in processes]  # each started in its own session
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for group in groups:
+            while time.monotonic() < deadline and _group_alive(group):
+                time.sleep(0.1)
+            if _group_alive(group):
+                os.killpg(group, signal.SIGKILL)
+        for process in processes:
+            process.wait(10)
+        broker.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
