@@ -129,6 +129,9 @@ class Topics(_Section):
     policy_events: str = "floodgate.policy-events"
     actions: str = "floodgate.actions"
     dead_letter: str = "floodgate.dead-letter"
+    subject_events: str = Field("floodgate.subject-events",
+                                description="internal: mail events keyed by subject, one copy "
+                                            "per key dimension")
 
 
 REPLY_PLACEHOLDERS = ("subject", "subject_type", "threshold", "expires_at", "action_id")
@@ -182,6 +185,16 @@ class PolicySettings(_Section):
                                           "dropped and counted")
 
 
+class WorkerSettings(_Section):
+    """The streaming worker (``floodgate worker``)."""
+
+    app_id: str = Field("floodgate-worker", pattern=r"^[A-Za-z0-9_.-]+$",
+                        description="consumer group and table-topic prefix; same for all workers")
+    data_dir: str = Field("/var/lib/floodgate/worker", description="RocksDB tables live here")
+    partitions: int = Field(12, ge=1, le=1024,
+                            description="partitions of the internal topics; fixed once created")
+
+
 class FloodgateConfig(_Section):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: Topics = Field(default_factory=Topics)
@@ -189,6 +202,7 @@ class FloodgateConfig(_Section):
     exempt: Exempt = Field(default_factory=Exempt)
     thresholds: list[Threshold] = Field(default_factory=list)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
 
     @model_validator(mode="after")
     def _unique_names(self) -> FloodgateConfig:

@@ -232,3 +232,15 @@ class PolicyEvent(_Record):
     request: PolicyRequest
     answer: str = Field(max_length=MAX_TEXT, description="The action line sent to Postfix")
     action_id: str | None = Field(None, description="The active action that decided the answer")
+
+
+class DeadLetter(_Record):
+    """A record the worker could not use, kept with where it came from and why."""
+
+    schema_version: Literal[1] = 1
+    ts: EventTime = Field(description="When it was set aside")
+    source_topic: str
+    partition: int
+    offset: int
+    error: str = Field(max_length=MAX_TEXT)
+    raw_base64: str = Field(description="The record's value, base64")

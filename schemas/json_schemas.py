@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.config import FloodgateConfig
-from schemas.events import ActionEvent, DeliveryEvent, MailEvent, PolicyEvent
+from schemas.events import ActionEvent, DeadLetter, DeliveryEvent, MailEvent, PolicyEvent
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 
@@ -18,6 +18,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "delivery_event": DeliveryEvent,
     "action_event": ActionEvent,
     "policy_event": PolicyEvent,
+    "dead_letter": DeadLetter,
     "config": FloodgateConfig,
 }
 

@@ -14,10 +14,11 @@ from pipeline.cli import (
     replay_cmd,
     schemas_cmd,
     tail_cmd,
+    worker_cmd,
 )
 
-COMMANDS = (check_config, parse_cmd, replay_cmd, tail_cmd, policy_server_cmd, actions_cmd,
-            schemas_cmd)
+COMMANDS = (check_config, parse_cmd, replay_cmd, tail_cmd, worker_cmd, policy_server_cmd,
+            actions_cmd, schemas_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

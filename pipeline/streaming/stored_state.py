@@ -1,0 +1,69 @@
+"""A subject's engine state as kept in the worker's table, with what protects it from repeats.
+
+``u8 version | i64 offset | u16 n | n x u64 recent event-id hashes | engine state``.
+
+* ``offset``: the last record of ``subject-events`` applied. After a crash the
+  worker re-reads records it had applied (Faust commits source offsets after
+  the table writes); one at or below the stored offset is skipped.
+* recent event ids: a message reported twice (by the log and the policy
+  service, or copied twice into ``subject-events`` by a router replaying after
+  a crash) has the same ``event_id``; the newest ``RECENT_IDS`` of a subject
+  are remembered so a repeat is not counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from array import array
+
+from pipeline.engine.subject_state import SubjectState, decode_state, encode_state
+
+RECENT_IDS = 512
+VERSION = 2
+_HEAD = struct.Struct("<BqH")
+
+
+class StoredState:
+    __slots__ = ("offset", "recent", "state")
+
+    def __init__(self, state: SubjectState, offset: int, recent: array[int]) -> None:
+        self.state, self.offset, self.recent = state, offset, recent
+
+    def seen(self, event_id: str) -> bool:
+        """Remember ``event_id``; True when it was already among the recent ones."""
+        digest = id_hash(event_id)
+        if digest in self.recent:
+            return True
+        self.recent.append(digest)
+        if len(self.recent) > RECENT_IDS:
+            del self.recent[: len(self.recent) - RECENT_IDS]
+        return False
+
+
+def id_hash(event_id: str) -> int:
+    value: int = int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little")
+    return value
+
+
+def pack(stored: StoredState) -> bytes:
+    return (_HEAD.pack(VERSION, stored.offset, len(stored.recent)) + stored.recent.tobytes()
+            + encode_state(stored.state))
+
+
+def unpack(data: bytes | None) -> StoredState:
+    """The stored state (empty when ``data`` is None); raises ValueError for damaged bytes."""
+    if not data:
+        return StoredState(SubjectState(), -1, array("Q"))
+    try:
+        version, offset, count = _HEAD.unpack_from(data, 0)
+    except struct.error as exc:
+        raise ValueError(f"damaged stored state: {exc}") from None
+    if version != VERSION:
+        raise ValueError(f"unknown stored state version {version}")
+    recent = array("Q")
+    end = _HEAD.size + count * recent.itemsize
+    if end > len(data):
+        raise ValueError("damaged stored state: id list longer than the data")
+    recent.frombytes(data[_HEAD.size:end])
+    return StoredState(decode_state(data[end:]), offset, recent)
