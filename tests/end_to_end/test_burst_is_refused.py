@@ -1,0 +1,166 @@
+"""The whole chain on one host: Postfix log -> tail -> Kafka -> worker -> actions -> responder -> Postfix.
+
+Alice may send 5 messages a minute. She sends a burst through a real Postfix;
+once her 5th message reaches the log, the worker fires, the responder learns
+it from the action topic, and her 6th message is refused with a 4xx.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from connectors.kafka.client_config import consumer_config
+from connectors.kafka.embedded_broker import free_port
+from connectors.kafka.topics import TopicSpec, ensure_topics
+from schemas.config import KafkaSettings
+from schemas.events import ActionEvent
+from tests.fixtures.postfix_instance import PostfixInstance
+from tests.fixtures.smtp_sink import SmtpSink
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("postfix") is None or shutil.which("swaks") is None,
+                       reason="needs Debian's postfix and swaks (.ci/run installs them)"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="Postfix's master runs as root"),
+]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+def send(postfix: PostfixInstance, n: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["swaks", "--server", f"127.0.0.1:{postfix.submission_port}", "--from", "alice@example.net",
+         "--to", f"friend{n}@gmail.example", "--auth", "PLAIN", "--auth-user", "alice@example.net",
+         "--auth-password", "alice-secret", "--timeout", "20"],
+        capture_output=True, text=True, timeout=60)
+
+
+def test_the_burst_over_the_threshold_is_refused(kafka_settings: KafkaSettings,
+                                                 tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:6]
+    topics = {name: f"{name}-{run}" for name in
+              ("mail_events", "deliveries", "subject_events", "actions", "dead_letter",
+               "policy_events")}
+    ensure_topics(kafka_settings, [TopicSpec(t, 2) for t in topics.values()])
+    policy_port, health_port = free_port(), free_port()
+    sink = SmtpSink(free_port())
+    sink.start()
+    postfix = PostfixInstance(free_port(), free_port(), sink.port, policy_port=policy_port)
+    postfix.add_user("alice", "example.net", "alice-secret")
+    config = tmp_path / "floodgate.yaml"
+    config.write_text(
+        f"kafka: {{bootstrap_servers: '{kafka_settings.bootstrap_servers}'}}\n"
+        "topics: {" + ", ".join(f"{k}: {v}" for k, v in topics.items()) + "}\n"
+        "networks: {internal: [127.0.0.0/8], local_domains: [example.net]}\n"
+        f"policy: {{listen: '127.0.0.1:{policy_port}', health_listen: '127.0.0.1:{health_port}'}}\n"
+        f"worker: {{app_id: e2e-{run}, data_dir: '{tmp_path / 'worker'}', partitions: 2}}\n"
+        "thresholds:\n"
+        "  - {name: five, key: sasl_username, window: 1m, messages: 5, action: defer, "
+        "duration: 10m}\n")
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        postfix.start()
+        processes.append(start(["worker", "--config", str(config)], tmp_path / "worker.log"))
+        processes.append(start(["policy-server", "--config", str(config)], tmp_path / "policy.log"))
+        processes.append(start(["tail", str(postfix.maillog), "--config", str(config),
+                                "--checkpoint", str(tmp_path / "tail.pos")], tmp_path / "tail.log"))
+        wait_ready(health_port, processes)
+        wait_worker_ready(tmp_path / "worker.log", processes[0])
+
+        for n in range(5):
+            done = send(postfix, n)
+            assert done.returncode == 0, done.stdout[-2000:]
+        fifth_sent = time.monotonic()
+        action = wait_for_action(kafka_settings, topics["actions"], 120)
+        detected_s = time.monotonic() - fifth_sent
+        assert (action.subject, action.action.value, action.threshold) == (
+            "alice@example.net", "defer", "five")
+        assert action.evidence is not None and action.evidence.messages == 5
+        wait_responder_knows(policy_port, 30)  # it reads the action topic on its own
+        sixth = send(postfix, 5)
+        assert sixth.returncode != 0 and "<** 450 4.7.1 " in sixth.stdout, sixth.stdout[-2000:]
+        assert "Too much mail from sasl_username alice@example.net" in sixth.stdout
+        print(f"fifth message to action on the topic: {detected_s:.1f} s")
+    finally:
+        for process in processes:
+            stop(process)
+        postfix.stop()
+        sink.stop()
+        shutil.rmtree(postfix.dir, ignore_errors=True)
+
+
+def wait_responder_knows(port: int, deadline_s: float) -> None:
+    """Ask the responder as Postfix would until it defers alice."""
+    request = (b"request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\n"
+               b"sasl_username=alice@example.net\nsender=alice@example.net\n\n")
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            connection.sendall(request)
+            if connection.recv(4096).startswith(b"action=DEFER"):
+                return
+        time.sleep(0.2)
+    raise AssertionError("the responder never learned the action")
+
+
+def wait_ready(health_port: int, processes: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert all(p.poll() is None for p in processes), "a floodgate process exited"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError("policy server not ready")
+
+
+def wait_worker_ready(log: Path, worker: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 180  # a new consumer group's first join takes ~30 s here
+    while "[^Worker]: Ready" not in log.read_text(errors="replace"):
+        assert worker.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(1)
+
+
+def wait_for_action(settings: KafkaSettings, topic: str, deadline_s: float) -> ActionEvent:
+    consumer = Consumer(consumer_config(settings, f"check-{uuid.uuid4().hex[:6]}"))
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(2)])
+    deadline = time.monotonic() + deadline_s
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and not message.error():
+                return ActionEvent.model_validate_json(message.value())
+    finally:
+        consumer.close()
+    raise AssertionError(f"no action on {topic} within {deadline_s} s")
