@@ -38,17 +38,19 @@ class RequestReader:
 
     def feed(self, data: bytes) -> list[dict[str, str]]:
         self._buffer += data
-        requests: list[dict[str, str]] = []
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                if len(self._buffer) > MAX_LINE:
-                    raise ProtocolError(f"line longer than {MAX_LINE} bytes")
-                return requests
-            if end > MAX_LINE:
+        if b"\n" not in data:
+            if len(self._buffer) > MAX_LINE:
                 raise ProtocolError(f"line longer than {MAX_LINE} bytes")
-            line = bytes(self._buffer[:end]).rstrip(b"\r")
-            del self._buffer[: end + 1]
+            return []
+        *lines, rest = bytes(self._buffer).split(b"\n")
+        if len(rest) > MAX_LINE:
+            raise ProtocolError(f"line longer than {MAX_LINE} bytes")
+        self._buffer = bytearray(rest)
+        requests: list[dict[str, str]] = []
+        for raw in lines:
+            if len(raw) > MAX_LINE:
+                raise ProtocolError(f"line longer than {MAX_LINE} bytes")
+            line = raw[:-1] if raw.endswith(b"\r") else raw
             if not line:
                 if self._attributes:
                     requests.append(self._attributes)
@@ -61,6 +63,7 @@ class RequestReader:
             if len(self._attributes) >= MAX_ATTRIBUTES and name not in self._attributes:
                 raise ProtocolError(f"more than {MAX_ATTRIBUTES} attributes in one request")
             self._attributes[name] = value
+        return requests
 
     @property
     def pending(self) -> bool:

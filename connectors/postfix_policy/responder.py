@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 from connectors.postfix_policy.policy_protocol import reply
 from pipeline.engine.counting import Exemptions, normalise_subject
@@ -83,6 +84,7 @@ def _fill(template: str, values: dict[str, str]) -> str:
         return template  # a broken template still gives a reply, never an empty one
 
 
+@lru_cache(maxsize=16_384)  # a busy server sees the same clients over and over
 def _ip(text: str) -> str | None:
     try:
         return str(ipaddress.ip_address(text.strip("[]"))) if text else None
