@@ -180,6 +180,9 @@ class PolicySettings(_Section):
     fail_open: bool = Field(True, description="answer DUNNO when the responder itself fails")
     health_listen: str = Field("127.0.0.1:10041", pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
                                description="HTTP /livez and /readyz")
+    state_dir: str | None = Field(
+        None, description="keep the action view in RocksDB here, so a restarted responder answers "
+                          "from the last known actions at once; none: memory only")
     event_buffer: int = Field(100_000, ge=1, le=10_000_000,
                               description="policy events held while Kafka is slow; more are "
                                           "dropped and counted")

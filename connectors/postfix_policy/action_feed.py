@@ -22,12 +22,18 @@ from schemas.events import ActionEvent
 log = logging.getLogger("floodgate.actions")
 
 
+Delivery = Callable[[ActionEvent | None, int, int], None]  # event (None: tombstone), partition, offset
+
+
 class ActionFeed:
-    def __init__(self, settings: KafkaSettings, topic: str,
-                 deliver: Callable[[ActionEvent], None]) -> None:
+    """``start_offsets``: per partition, where to resume (from an ActionStore); else the start."""
+
+    def __init__(self, settings: KafkaSettings, topic: str, deliver: Delivery,
+                 start_offsets: dict[int, int] | None = None) -> None:
         self._settings = settings
         self._topic = topic
         self._deliver = deliver
+        self._start = start_offsets or {}
         self._stop = threading.Event()
         self.caught_up = threading.Event()
         self.records = 0
@@ -76,20 +82,20 @@ class ActionFeed:
         for partition in partitions:
             _, high = consumer.get_watermark_offsets(TopicPartition(self._topic, partition),
                                                      timeout=10)
-            if high > 0:
+            if high > self._start.get(partition, 0):
                 ends[partition] = high
-        consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions])
+        consumer.assign([TopicPartition(self._topic, p, self._start.get(p, OFFSET_BEGINNING))
+                         for p in partitions])
         return ends
 
     def _take(self, value: bytes | None, partition: int, offset: int) -> None:
         self.records += 1
-        if value is None:
-            return  # a tombstone from compaction: nothing to apply
-        try:
-            event = ActionEvent.model_validate_json(value)
-        except ValidationError as exc:
-            self.bad_records += 1
-            log.warning("skipping bad action record %s/%d@%d: %s", self._topic, partition, offset,
-                        exc.errors(include_url=False)[0]["msg"])
-            return
-        self._deliver(event)
+        event = None
+        if value is not None:  # None: a tombstone from compaction, nothing to apply
+            try:
+                event = ActionEvent.model_validate_json(value)
+            except ValidationError as exc:
+                self.bad_records += 1
+                log.warning("skipping bad action record %s/%d@%d: %s", self._topic, partition,
+                            offset, exc.errors(include_url=False)[0]["msg"])
+        self._deliver(event, partition, offset)

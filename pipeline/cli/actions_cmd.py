@@ -127,7 +127,8 @@ def _load(args: argparse.Namespace) -> tuple[FloodgateConfig | None, ActiveActio
         return None, None
     view = ActiveActions()
     try:
-        feed = ActionFeed(config.kafka, config.topics.actions, view.apply)
+        feed = ActionFeed(config.kafka, config.topics.actions,
+                          lambda event, _p, _o: view.apply(event) if event is not None else None)
     except KafkaNotConfigured as exc:
         print(exc, file=sys.stderr)
         return config, None

@@ -9,10 +9,12 @@ import logging
 import signal
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 from connectors.kafka.client_config import KafkaNotConfigured
 from connectors.postfix_policy.action_feed import ActionFeed
+from connectors.postfix_policy.action_store import ActionStore
 from connectors.postfix_policy.health import serve_health
 from connectors.postfix_policy.policy_events import PolicyEventPublisher
 from connectors.postfix_policy.responder import Answer, PolicyResponder
@@ -55,10 +57,21 @@ async def serve(config: FloodgateConfig) -> None:
     loop = asyncio.get_running_loop()
     view = ActiveActions()
 
-    def deliver(event: ActionEvent) -> None:  # the view is only touched on the event loop
-        loop.call_soon_threadsafe(view.apply, event)
+    store = ActionStore(Path(config.policy.state_dir)) if config.policy.state_dir else None
+    start_offsets: dict[int, int] = {}
+    if store is not None:
+        known, start_offsets = store.load()
+        for action in known:  # answer from the last known actions from the first request on
+            view.apply(action)
+        log.info("loaded %d actions from %s", len(known), config.policy.state_dir)
 
-    feed = ActionFeed(config.kafka, config.topics.actions, deliver)
+    def deliver(event: ActionEvent | None, partition: int, offset: int) -> None:
+        if store is not None:
+            store.apply(event, partition, offset)
+        if event is not None:  # the view is only touched on the event loop
+            loop.call_soon_threadsafe(view.apply, event)
+
+    feed = ActionFeed(config.kafka, config.topics.actions, deliver, start_offsets)
     publisher = PolicyEventPublisher(config.kafka, config.topics.policy_events, socket.gethostname(),
                                      config.policy.event_buffer)
 
@@ -85,6 +98,8 @@ async def serve(config: FloodgateConfig) -> None:
         health.close()
         await server.stop()
         feed.stop()
+        if store is not None:
+            store.close()
         publisher.close()
         stats = server.stats
         log.info("stopped: %d requests %s, %d policy events published, %d dropped",

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,15 +65,16 @@ def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[Stack]:
     config.write_text(
         f"kafka: {{bootstrap_servers: '{kafka_settings.bootstrap_servers}'}}\n"
         f"topics: {json.dumps(topics)}\n"
-        f"policy: {{listen: '127.0.0.1:{policy_port}', health_listen: '127.0.0.1:{health_port}'}}\n")
+        f"policy: {{listen: '127.0.0.1:{policy_port}', health_listen: '127.0.0.1:{health_port}', "
+        f"state_dir: '{tmp_path / 'policy-state'}'}}\n")
     for subject, kind in (("blocked", "block"), ("slow", "defer"), ("held", "quarantine"),
                           ("noisy", "warn")):
         done = floodgate("actions", "add", f"sender:{subject}@example.net", "--action", kind,
                          "--for", "1h", "--reason", "test", "--config", str(config))
         assert done.returncode == 0, done.stderr
     log = open(tmp_path / "policy.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "policy-server", "--config",
-                               str(config)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    command = [sys.executable, "-m", "pipeline.cli", "policy-server", "--config", str(config)]
+    server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     sink = SmtpSink(free_port())
     sink.start()
@@ -85,6 +87,12 @@ def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[Stack]:
             time.sleep(0.5)
         postfix.start()
         yield config, postfix, sink, topics
+        # A restarted responder answers from its stored view before reading the topic again.
+        os.kill(server.pid, signal.SIGTERM)
+        server.wait(30)
+        server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        assert first_answer(policy_port, "slow@example.net").startswith(b"action=DEFER")
     finally:
         postfix.stop()
         sink.stop()
@@ -95,6 +103,19 @@ def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[Stack]:
             os.kill(server.pid, signal.SIGKILL)
         log.close()
         shutil.rmtree(postfix.dir, ignore_errors=True)
+
+
+def first_answer(port: int, sender: str) -> bytes:
+    """The answer to the first request a (re)started responder can take."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+                connection.sendall(f"request=smtpd_access_policy\nsender={sender}\n\n".encode())
+                return connection.recv(4096)
+        except ConnectionRefusedError:
+            assert time.monotonic() < deadline, "the responder did not come back"
+            time.sleep(0.1)
 
 
 def send(postfix: PostfixInstance, sender: str) -> subprocess.CompletedProcess[str]:
