@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 from connectors.postfix_policy.responder import PolicyResponder
 from connectors.postfix_policy.server import PolicyServer
@@ -101,6 +102,22 @@ def test_a_failing_responder_fails_open() -> None:
         try:
             assert await ask(server.port, [b"mallory"]) == [b"action=DUNNO\n\n"]
             assert server.stats.internal_errors == 1
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_unix_socket(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        path = str(tmp_path / "policy.sock")
+        server = make_server(unix_socket=path)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_unix_connection(path)
+            writer.write(REQUEST % (b"mallory", b"mallory"))
+            assert (await reader.readuntil(b"\n\n")).startswith(b"action=REJECT")
+            writer.close()
         finally:
             await server.stop()
 

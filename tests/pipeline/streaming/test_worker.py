@@ -78,7 +78,9 @@ class Worker:
                 self.process.wait(10)
 
 
-def test_worker_matches_replay_and_survives_kill(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+def write_config(kafka_settings: KafkaSettings, tmp_path: Path, data_dir: str = "data"
+                 ) -> tuple[Path, dict[str, str], str]:
+    """The example config pointed at the test broker, with topics of its own."""
     run = uuid.uuid4().hex[:6]
     topics = {name: f"{name}-{run}" for name in ("mail", "subjects", "actions", "dead")}
     config_path = tmp_path / "floodgate.yaml"
@@ -87,8 +89,13 @@ def test_worker_matches_replay_and_survives_kill(kafka_settings: KafkaSettings, 
                            + f"topics: {{mail_events: {topics['mail']}, "
                              f"subject_events: {topics['subjects']}, "
                              f"actions: {topics['actions']}, dead_letter: {topics['dead']}}}\n"
-                             f"worker: {{app_id: worker-{run}, data_dir: '{tmp_path / 'data'}', "
+                             f"worker: {{app_id: worker-{run}, data_dir: '{tmp_path / data_dir}', "
                              "partitions: 2}\n")
+    return config_path, topics, run
+
+
+def test_worker_matches_replay_and_survives_kill(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    config_path, topics, _ = write_config(kafka_settings, tmp_path)
     config = load_config(config_path, {})
     first = history(0, "alice", 70) + history(0, "mallory", 12, spam=True, every_ms=1000) \
         + history(0, "carol", 20, every_ms=5000)
@@ -121,3 +128,32 @@ def test_worker_matches_replay_and_survives_kill(kafka_settings: KafkaSettings, 
     time.sleep(2)  # anything counted twice after the restart would fire again here
     again = read(kafka_settings, topics["actions"], 2, 4, 10)
     assert len(again) == 3
+
+
+def test_two_workers_give_the_same_actions_as_one(kafka_settings: KafkaSettings,
+                                                  tmp_path: Path) -> None:
+    config_path, topics, _ = write_config(kafka_settings, tmp_path)
+    config = load_config(config_path, {})
+    events = [e for n in range(8) for e in history(n * 1000, f"user{n}", 61)]
+    events.sort(key=lambda e: e.ts)
+    workers = []
+    for n in range(2):  # same group, each with its own tables, as on two hosts
+        other = tmp_path / f"w{n}.yaml"
+        other.write_text(config_path.read_text().replace(str(tmp_path / "data"),
+                                                         str(tmp_path / f"data{n}")))
+        workers.append(Worker(other, tmp_path / f"worker{n}.log"))
+    try:
+        for worker in workers:
+            worker.start()
+        produce(kafka_settings, topics["mail"], [e.model_dump_json().encode() for e in events],
+                [e.sasl_username or "" for e in events])
+        got = read(kafka_settings, topics["actions"], 2, 8, 300)
+    finally:
+        for worker in workers:
+            worker.stop()
+    logs = " ".join((tmp_path / f"worker{n}.log").read_text() for n in range(2))
+    assert logs.count("[^Worker]: Ready") >= 2  # both took part
+    actions = [ActionEvent.model_validate_json(v) for v in got]
+    expected = [a for a in replay(config, events) if a.state == "active"]
+    assert len(expected) == 8
+    assert sorted(a.action_id for a in actions) == sorted(a.action_id for a in expected)
