@@ -7,18 +7,14 @@ it from the action topic, and her 6th message is refused with a 4xx.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
 from pathlib import Path
 
-import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka.client_config import consumer_config
@@ -26,32 +22,12 @@ from connectors.kafka.embedded_broker import free_port
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 from schemas.events import ActionEvent
-from tests.fixtures.postfix_instance import PostfixInstance
+from tests.fixtures.postfix_instance import PostfixInstance, needs_postfix
+from tests.fixtures.processes import start_floodgate, stop
 from tests.fixtures.smtp_sink import SmtpSink
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("postfix") is None or shutil.which("swaks") is None,
-                       reason="needs Debian's postfix and swaks (.ci/run installs them)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="Postfix's master runs as root"),
-]
+pytestmark = needs_postfix
 REPO = Path(__file__).resolve().parents[2]
-
-
-def start(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
 
 
 def send(postfix: PostfixInstance, n: int) -> subprocess.CompletedProcess[str]:
@@ -87,9 +63,9 @@ def test_the_burst_over_the_threshold_is_refused(kafka_settings: KafkaSettings,
     processes: list[subprocess.Popen[bytes]] = []
     try:
         postfix.start()
-        processes.append(start(["worker", "--config", str(config)], tmp_path / "worker.log"))
-        processes.append(start(["policy-server", "--config", str(config)], tmp_path / "policy.log"))
-        processes.append(start(["tail", str(postfix.maillog), "--config", str(config),
+        processes.append(start_floodgate(["worker", "--config", str(config)], tmp_path / "worker.log"))
+        processes.append(start_floodgate(["policy-server", "--config", str(config)], tmp_path / "policy.log"))
+        processes.append(start_floodgate(["tail", str(postfix.maillog), "--config", str(config),
                                 "--checkpoint", str(tmp_path / "tail.pos")], tmp_path / "tail.log"))
         wait_ready(health_port, processes)
         wait_worker_ready(tmp_path / "worker.log", processes[0])

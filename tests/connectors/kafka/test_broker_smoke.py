@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -18,6 +16,7 @@ from confluent_kafka import Consumer, Producer
 from connectors.kafka.client_config import consumer_config, producer_config
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
+from tests.fixtures.processes import start, stop
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]
@@ -73,22 +72,13 @@ def faust_worker(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[dict
                SMOKE_APP_ID=_unique("smokeapp"), SMOKE_BOOTSTRAP=str(kafka_settings.bootstrap_servers),
                SMOKE_DATADIR=str(tmp_path / "data"), SMOKE_IN=_unique("in"), SMOKE_OUT=_unique("out"))
     ensure_topics(kafka_settings, [TopicSpec(env["SMOKE_IN"], 2), TopicSpec(env["SMOKE_OUT"], 2)])
-    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        # `worker` turns the web server on (0.0.0.0:6066) unless told not to.
-        [sys.executable, "-m", "tests.fixtures.faust_smoke_app", "worker", "--without-web",
-         "-l", "info"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # `worker` turns the web server on (0.0.0.0:6066) unless told not to.
+    process = start([sys.executable, "-m", "tests.fixtures.faust_smoke_app", "worker",
+                     "--without-web", "-l", "info"], tmp_path / "worker.log", env)
     try:
         yield env
     finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(10)
-        log.close()
+        stop(process)
 
 
 def test_faust_app_counts_in_a_rocksdb_table(

@@ -7,7 +7,6 @@ refused before queueing, and the thresholds fired on the parsed events.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -23,15 +22,10 @@ from pipeline.replay import replay
 from schemas.config import FloodgateConfig, Networks, Threshold
 from schemas.events import DeliveryEvent, MailEvent
 from schemas.vocabulary import Direction
-from tests.fixtures.postfix_instance import PostfixInstance
+from tests.fixtures.postfix_instance import PostfixInstance, needs_postfix
 from tests.fixtures.smtp_sink import SmtpSink
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("postfix") is None or shutil.which("swaks") is None,
-                       reason="needs Debian's postfix and swaks (.ci/run installs them)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="Postfix's master runs as root"),
-]
+pytestmark = needs_postfix
 NETWORKS = Networks(internal=["127.0.0.2/32"], local_domains=["example.net"])
 
 

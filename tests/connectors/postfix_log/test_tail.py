@@ -6,11 +6,9 @@ repeats by event_id), whatever happens to the file or the tailer.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -22,6 +20,7 @@ from connectors.kafka.client_config import consumer_config
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 from schemas.events import DeliveryEvent, MailEvent
+from tests.fixtures.processes import start_floodgate, stop
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]
@@ -51,20 +50,15 @@ def append(path: Path, first: int, last: int) -> None:
 
 class TailProcess:
     def __init__(self, log: Path, config: Path, checkpoint: Path, out: Path) -> None:
-        self._args = [sys.executable, "-m", "pipeline.cli", "tail", str(log), "--config",
-                      str(config), "--checkpoint", str(checkpoint)]
+        self._args = ["tail", str(log), "--config", str(config), "--checkpoint", str(checkpoint)]
         self._out = out
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with open(self._out, "ab") as out:
-            self.process = subprocess.Popen(self._args, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+        self.process = start_floodgate(self._args, self._out)
 
     def kill(self, sig: int) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, sig)
-        self.process.wait(30)
+        stop(self.process, sig)
 
 
 def read_all(settings: KafkaSettings, topic: str, partitions: int, want: int,

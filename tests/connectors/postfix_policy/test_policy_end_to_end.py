@@ -9,9 +9,7 @@ same way. Every request is published as a PolicyEvent.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,15 +27,11 @@ from connectors.kafka.embedded_broker import free_port
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 from schemas.events import PolicyEvent
-from tests.fixtures.postfix_instance import PostfixInstance
+from tests.fixtures.postfix_instance import PostfixInstance, needs_postfix
+from tests.fixtures.processes import start_floodgate, stop
 from tests.fixtures.smtp_sink import SmtpSink
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("postfix") is None or shutil.which("swaks") is None,
-                       reason="needs Debian's postfix and swaks (.ci/run installs them)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="Postfix's master runs as root"),
-]
+pytestmark = needs_postfix
 REPO = Path(__file__).resolve().parents[3]
 Stack = tuple[Path, PostfixInstance, SmtpSink, dict[str, str]]
 
@@ -72,36 +66,28 @@ def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[Stack]:
         done = floodgate("actions", "add", f"sender:{subject}@example.net", "--action", kind,
                          "--for", "1h", "--reason", "test", "--config", str(config))
         assert done.returncode == 0, done.stderr
-    log = open(tmp_path / "policy.log", "wb")  # noqa: SIM115
-    command = [sys.executable, "-m", "pipeline.cli", "policy-server", "--config", str(config)]
-    server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    log = tmp_path / "policy.log"
+    command = ["policy-server", "--config", str(config)]
+    server = start_floodgate(command, log)
     sink = SmtpSink(free_port())
     sink.start()
     postfix = PostfixInstance(free_port(), free_port(), sink.port, policy_port=policy_port)
     try:
         deadline = time.monotonic() + 90
         while not ready(f"http://127.0.0.1:{health_port}/readyz"):
-            assert time.monotonic() < deadline, (tmp_path / "policy.log").read_text()
-            assert server.poll() is None, (tmp_path / "policy.log").read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            assert server.poll() is None, log.read_text()
             time.sleep(0.5)
         postfix.start()
         yield config, postfix, sink, topics
         # A restarted responder answers from its stored view before reading the topic again.
-        os.kill(server.pid, signal.SIGTERM)
-        server.wait(30)
-        server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        stop(server)
+        server = start_floodgate(command, log)
         assert first_answer(policy_port, "slow@example.net").startswith(b"action=DEFER")
     finally:
         postfix.stop()
         sink.stop()
-        os.kill(server.pid, signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.kill(server.pid, signal.SIGKILL)
-        log.close()
+        stop(server)
         shutil.rmtree(postfix.dir, ignore_errors=True)
 
 
