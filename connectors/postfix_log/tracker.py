@@ -21,15 +21,14 @@ evicted (reported first when they were queued) and counted.
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import re
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from itertools import islice
 from typing import TypeVar
 
+from connectors.addresses import client_address, is_loopback
 from connectors.direction import DirectionRules
 from connectors.postfix_log.postfix_lines import (
     ClientSeen,
@@ -208,7 +207,7 @@ class MessageTracker:
             return  # the same refusal logged again (a client retrying in one session)
         message = self._message(host, qid, record.ts, ts_ms, out)
         if isinstance(fact, ClientSeen):
-            message.client_name, message.client_ip = fact.client_name, _ip(fact.client_ip)
+            message.client_name, message.client_ip = fact.client_name, client_address(fact.client_ip)
             message.sasl_username = fact.sasl_username
         elif isinstance(fact, PickedUp):
             message.local_submission = True
@@ -257,7 +256,7 @@ class MessageTracker:
         key = (message.host, message_id)
         earlier = self._messages.get((message.host, self._by_message_id.get(key, "")))
         if (earlier is not None and earlier is not message and earlier.original_event_id is None
-                and _is_loopback(message.client_ip)):
+                and is_loopback(message.client_ip)):
             # A content filter (Amavis, a DKIM milter smtpd) handed the same
             # message back through a loopback smtpd: a copy, not new mail.
             message.original_event_id, message.origin = earlier.event_id, earlier
@@ -343,7 +342,7 @@ class MessageTracker:
             return
         host = record.host or ""
         recipients = [fact.recipient] if fact.recipient else []
-        client_ip = _ip(fact.client_ip)
+        client_ip = client_address(fact.client_ip)
         self.stats.mail_events += 1
         out.append(MailEvent(
             event_id=f"{host}/NOQUEUE/{int(record.ts.timestamp() * 1_000_000)}/{record.pid}/"
@@ -469,28 +468,9 @@ def _remember(table: OrderedDict[Key, V], key: Key, value: V, limit: int) -> Non
         table.popitem(last=False)
 
 
-@lru_cache(maxsize=8192)
-def _ip(text: str | None) -> str | None:
-    if not text or text == "unknown":
-        return None
-    try:
-        return str(ipaddress.ip_address(text.removeprefix("IPv6:")))
-    except ValueError:
-        return None
-
-
 def _is_loopback_relay(relay: str) -> bool:
     m = _LOOPBACK_RELAY.match(relay)
-    return m is not None and _is_loopback(m["ip"])
-
-
-def _is_loopback(ip: str | None) -> bool:
-    if not ip:
-        return False
-    try:
-        return ipaddress.ip_address(ip.removeprefix("IPv6:")).is_loopback
-    except ValueError:
-        return False
+    return m is not None and is_loopback(m["ip"])
 
 
 # Postfix daemons, as the last part of a syslog tag (``postfix-out/submission/smtpd``).

@@ -8,10 +8,9 @@ Exempt clients, senders and accounts always get DUNNO.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
-from functools import lru_cache
 
+from connectors.addresses import client_address
 from connectors.postfix_policy.policy_protocol import reply
 from pipeline.engine.counting import Exemptions, normalise_subject
 from pipeline.engine.enforcement import ActiveActions
@@ -35,7 +34,7 @@ def subject_keys(attributes: dict[str, str]) -> list[str]:
         SubjectType.SASL_USERNAME: attributes.get("sasl_username", ""),
         SubjectType.SENDER: sender,
         SubjectType.SENDER_DOMAIN: domain_of(sender) or "",
-        SubjectType.CLIENT_IP: _ip(attributes.get("client_address", "")),
+        SubjectType.CLIENT_IP: client_address(attributes.get("client_address", "")),
     }
     keys = []
     for kind, value in raw.items():
@@ -53,8 +52,9 @@ class PolicyResponder:
 
     def answer(self, attributes: dict[str, str], now_ms: int) -> Answer:
         sender = attributes.get("sender", "")
+        client = client_address(attributes.get("client_address"))
         if self._exemptions.covers_parts(attributes.get("sasl_username") or None, sender or None,
-                                         domain_of(sender), _ip(attributes.get("client_address", ""))):
+                                         domain_of(sender), client):
             return Answer(DUNNO, None)
         action = self._view.strongest(subject_keys(attributes), now_ms)
         if action is None:
@@ -82,11 +82,3 @@ def _fill(template: str, values: dict[str, str]) -> str:
         return template.format(**values)
     except (KeyError, IndexError, ValueError):
         return template  # a broken template still gives a reply, never an empty one
-
-
-@lru_cache(maxsize=16_384)  # a busy server sees the same clients over and over
-def _ip(text: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(text.strip("[]"))) if text else None
-    except ValueError:
-        return None
