@@ -180,6 +180,10 @@ class PolicySettings(_Section):
     fail_open: bool = Field(True, description="answer DUNNO when the responder itself fails")
     health_listen: str = Field("127.0.0.1:10041", pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
                                description="HTTP /livez and /readyz")
+    mail_host: str | None = Field(
+        None, min_length=1, max_length=253,
+        description="the Postfix host's name as its log shows it (default: this host's name); "
+                    "policy events carry it so they share event ids with the log connector")
     state_dir: str | None = Field(
         None, description="keep the action view in RocksDB here, so a restarted responder answers "
                           "from the last known actions at once; none: memory only")
@@ -196,6 +200,12 @@ class WorkerSettings(_Section):
     data_dir: str = Field("/var/lib/floodgate/worker", description="RocksDB tables live here")
     partitions: int = Field(12, ge=1, le=1024,
                             description="partitions of the internal topics; fixed once created")
+    tick_interval_s: float = Field(1.0, gt=0, le=60,
+                                   description="how often actions are expired and idle subjects "
+                                               "swept, per partition")
+    count_policy_events: bool = Field(
+        False, description="also count the messages of end-of-message policy requests "
+                           "(counted once when the log reports them too)")
 
 
 class FloodgateConfig(_Section):

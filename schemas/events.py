@@ -228,7 +228,8 @@ class PolicyEvent(_Record):
     schema_version: Literal[1] = 1
     event_id: str = Field(min_length=1, max_length=MAX_TEXT)
     ts: EventTime
-    host: str = Field(min_length=1, max_length=MAX_NAME, description="Responder host")
+    host: str = Field(min_length=1, max_length=MAX_NAME, description="The mail host the request came from "
+                      "(policy.mail_host)")
     request: PolicyRequest
     answer: str = Field(max_length=MAX_TEXT, description="The action line sent to Postfix")
     action_id: str | None = Field(None, description="The active action that decided the answer")

@@ -1,9 +1,10 @@
 """An asyncio Postfix policy server: many persistent connections, bounded in every way.
 
 Each smtpd process keeps its own connection and sends request after request.
-The server answers each from the responder at once (no I/O on the answer
-path), closes connections that break the protocol, stay silent past
-``idle_timeout`` or leave a request half-sent past ``request_timeout``, and
+The server answers each from the responder at once, in the event loop's
+data callback (no I/O, task or timer on the answer path), closes connections
+that break the protocol, stay silent past ``idle_timeout`` or leave a request
+half-sent past ``request_timeout`` (checked once a second), and
 refuses connections beyond ``max_connections``. Its own failures answer DUNNO
 when ``fail_open`` (the default), so a Floodgate bug never stops mail.
 """
@@ -21,7 +22,6 @@ from connectors.postfix_policy.responder import DUNNO, Answer, PolicyResponder
 from schemas.config import PolicySettings
 
 log = logging.getLogger("floodgate.policy")
-READ_CHUNK = 65536
 FAIL_CLOSED = reply("DEFER_IF_PERMIT", "4.3.0 Policy service temporarily unavailable")
 
 RequestHook = Callable[[dict[str, str], Answer], None]
@@ -47,15 +47,19 @@ class PolicyServer:
         self._now_ms = now_ms
         self._on_request = on_request
         self._servers: list[asyncio.base_events.Server] = []
+        self._connections: set[_Connection] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self.stats = ServerStats()
 
     async def start(self) -> None:
+        loop = asyncio.get_running_loop()
         host, _, port = self._settings.listen.rpartition(":")
-        self._servers.append(await asyncio.start_server(
-            self._session, host.strip("[]"), int(port), limit=READ_CHUNK))
+        self._servers.append(await loop.create_server(
+            lambda: _Connection(self), host.strip("[]"), int(port)))
         if self._settings.unix_socket:
-            self._servers.append(await asyncio.start_unix_server(
-                self._session, self._settings.unix_socket, limit=READ_CHUNK))
+            self._servers.append(await loop.create_unix_server(
+                lambda: _Connection(self), self._settings.unix_socket))
+        self._sweeper = asyncio.create_task(self._close_stale())
 
     @property
     def port(self) -> int:
@@ -64,43 +68,31 @@ class PolicyServer:
         return port
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for server in self._servers:
             server.close()
+        for connection in list(self._connections):
+            connection.close()
+        for server in self._servers:
             await server.wait_closed()
 
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        stats = self.stats
-        if stats.open_connections >= self._settings.max_connections:
-            stats.refused_connections += 1
-            writer.close()
-            return
-        stats.connections += 1
-        stats.open_connections += 1
-        parser = RequestReader()
-        peer = writer.get_extra_info("peername")
-        try:
-            while True:
-                timeout = (self._settings.request_timeout if parser.pending
-                           else self._settings.idle_timeout).total_seconds()
-                data = await asyncio.wait_for(reader.read(READ_CHUNK), timeout)
-                if not data:
-                    break
-                requests = parser.feed(data)
-                if requests:
-                    answers = [(attributes, self._answer(attributes)) for attributes in requests]
-                    writer.write(b"".join(answer.wire for _, answer in answers))
-                    self._report(answers)  # after the reply left: reporting never delays Postfix
-                    await writer.drain()
-        except TimeoutError:
-            stats.timeouts += 1
-        except ProtocolError as exc:
-            stats.protocol_errors += 1
-            log.warning("closing policy connection from %s: %s", peer, exc)
-        except ConnectionError:
-            pass
-        finally:
-            stats.open_connections -= 1
-            writer.close()
+    async def _close_stale(self) -> None:
+        """Once a second: close connections idle, or mid-request, for too long.
+
+        One sweep instead of a timer per read keeps the request path short.
+        """
+        idle = self._settings.idle_timeout.total_seconds()
+        half_sent = self._settings.request_timeout.total_seconds()
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, half_sent, idle))
+            now = loop.time()
+            for connection in list(self._connections):
+                limit = half_sent if connection.parser.pending else idle
+                if now - connection.last_active > limit:
+                    self.stats.timeouts += 1
+                    connection.close()
 
     def _answer(self, attributes: dict[str, str]) -> Answer:
         self.stats.requests += 1
@@ -125,3 +117,66 @@ class PolicyServer:
             except Exception:  # reporting must not break answering
                 self.stats.internal_errors += 1
                 log.exception("policy event hook failed")
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection (one smtpd process), driven by the event loop's callbacks."""
+
+    def __init__(self, server: PolicyServer) -> None:
+        self._server = server
+        self.parser = RequestReader()
+        self.last_active = 0.0
+        self._transport: asyncio.Transport | None = None
+        self._peer: object = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        server, stats = self._server, self._server.stats
+        assert isinstance(transport, asyncio.Transport)
+        if stats.open_connections >= server._settings.max_connections:
+            stats.refused_connections += 1
+            transport.close()
+            return
+        self._transport = transport
+        self._peer = transport.get_extra_info("peername")
+        self.last_active = asyncio.get_running_loop().time()
+        stats.connections += 1
+        stats.open_connections += 1
+        server._connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        self.last_active = asyncio.get_running_loop().time()
+        server = self._server
+        try:
+            requests = self.parser.feed(data)
+        except ProtocolError as exc:
+            server.stats.protocol_errors += 1
+            log.warning("closing policy connection from %s: %s", self._peer, exc)
+            self.close()
+            return
+        if requests:
+            answers = [(attributes, server._answer(attributes)) for attributes in requests]
+            transport.write(b"".join(answer.wire for _, answer in answers))
+            server._report(answers)  # after the reply left: reporting never delays Postfix
+
+    def pause_writing(self) -> None:
+        # A client that sends without reading our replies: stop reading it until it does.
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is None:
+            return  # refused at the door: never counted
+        self._transport = None
+        self._server.stats.open_connections -= 1
+        self._server._connections.discard(self)

@@ -9,16 +9,18 @@ from collections.abc import Sequence
 from pipeline.cli import (
     actions_cmd,
     check_config,
+    demo_traffic_cmd,
     parse_cmd,
     policy_server_cmd,
     replay_cmd,
     schemas_cmd,
     tail_cmd,
+    up_cmd,
     worker_cmd,
 )
 
 COMMANDS = (check_config, parse_cmd, replay_cmd, tail_cmd, worker_cmd, policy_server_cmd,
-            actions_cmd, schemas_cmd)
+            actions_cmd, up_cmd, demo_traffic_cmd, schemas_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

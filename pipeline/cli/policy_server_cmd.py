@@ -72,7 +72,8 @@ async def serve(config: FloodgateConfig) -> None:
             loop.call_soon_threadsafe(view.apply, event)
 
     feed = ActionFeed(config.kafka, config.topics.actions, deliver, start_offsets)
-    publisher = PolicyEventPublisher(config.kafka, config.topics.policy_events, socket.gethostname(),
+    publisher = PolicyEventPublisher(config.kafka, config.topics.policy_events,
+                                     config.policy.mail_host or socket.gethostname(),
                                      config.policy.event_buffer)
 
     def report(attributes: dict[str, str], answer: Answer) -> None:

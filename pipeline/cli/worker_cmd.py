@@ -31,12 +31,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Internal topics need the worker's partition count; the others are created only
         # when missing (operators usually create them, with their own retention).
-        ensure_topics(config.kafka, [
+        specs = [
             TopicSpec(topics.subject_events, partitions),
             TopicSpec(topics.mail_events, partitions),
             TopicSpec(topics.actions, partitions),
             TopicSpec(topics.dead_letter, 1),
-        ])
+        ]
+        if config.worker.count_policy_events:
+            specs.append(TopicSpec(topics.policy_events, partitions))
+        ensure_topics(config.kafka, specs)
     except (KafkaNotConfigured, TopicError) as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -1,39 +1,71 @@
 """The Faust worker: mail events -> per-subject engine state in RocksDB -> actions.
 
-Two agents, so that each subject's state lives in exactly one partition:
+Agents, so that each subject's state lives in exactly one partition:
 
 * ``route`` reads ``floodgate.mail-events``, drops what is not valid (to the
   dead-letter topic, with the reason) and sends one copy of each event per key
   dimension to ``floodgate.subject-events``, keyed ``type:subject``;
-* ``count`` reads that topic, co-partitioned with the ``subject-state`` table:
-  one get, the pure engine, one put; what fires goes to ``floodgate.actions``.
+  ``route_policy`` does the same for end-of-message policy requests when the
+  policy service is configured as a counting source;
+* ``forward_lifts`` sends operators' lifts from ``floodgate.actions`` to the
+  lifted subject's partition of the same topic;
+* a timer puts a tick record into each owned partition every second;
+* ``count`` reads ``subject-events``, co-partitioned with the
+  ``subject-state`` table, and hands each record to ``counter``: the pure
+  engine for mail, lifts, and expiries and idle-subject cleanup on ticks.
 
 Each stored state carries the offset of the last record applied to it and the
 subject's recent event ids, so records replayed after a crash and messages
 reported twice are recognised and not counted again (see ``stored_state``).
+Faust 0.15 can skip records after a restart; ``offset_guard`` rewinds then.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import faust
+from faust.types import TP
 from pydantic import ValidationError
 
+from connectors.direction import DirectionRules
 from connectors.event_files import describe_validation_error
+from connectors.postfix_policy.counting_source import mail_event_from_policy
 from pipeline.engine.clock import to_ms
-from pipeline.engine.evaluator import Subject, ThresholdEngine
-from pipeline.streaming import stored_state
+from pipeline.engine.evaluator import ThresholdEngine
+from pipeline.streaming.counter import SubjectCounter
+from pipeline.streaming.gap_filler import GapFiller, SourceRecord
+from pipeline.streaming.offset_guard import OffsetGuard
 from pipeline.streaming.store_options import TableStoreOptions
 from schemas.config import FloodgateConfig
-from schemas.events import DeadLetter, MailEvent
-from schemas.vocabulary import SubjectType
+from schemas.events import ActionEvent, DeadLetter, MailEvent, PolicyEvent
+from schemas.vocabulary import ActionState
 
 log = logging.getLogger("floodgate.worker")
+
+KIND_HEADER = "floodgate-kind"  # on subject-events: absent (mail), "lift" or "tick"
+TICK_KEY = b"\x00tick"
+
+
+@dataclass(eq=False)  # Faust keeps messages in sets: hashed by identity
+class _FilledMessage:
+    """What Faust's ``Consumer.ack`` reads of a message, for records it never delivered."""
+
+    topic: str
+    partition: int
+    offset: int
+    acked: bool = False
+    tp: Any = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tp = TP(self.topic, self.partition)
 
 
 def build_app(config: FloodgateConfig) -> faust.App:
@@ -64,52 +96,148 @@ def build_app(config: FloodgateConfig) -> faust.App:
                        options=TableStoreOptions().to_faust_options(), key_type=bytes,
                        value_type=bytes)
     engine = ThresholdEngine(config)
+    guard = OffsetGuard()
+    filler = GapFiller(config.kafka, settings.app_id)
 
-    async def set_aside(event: faust.EventT[bytes], error: str) -> None:
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        guard.forget(args[0] if args else ())  # the revoked partitions
+
+    async def admitted(event: faust.EventT[bytes]) -> list[SourceRecord]:
+        """The records to handle now, in order: any the consumer skipped, then this one."""
         message = event.message
-        record = DeadLetter(ts=datetime.now(UTC), source_topic=message.topic,
-                            partition=message.partition, offset=message.offset, error=error[:2000],
-                            raw_base64=base64.b64encode(event.value or b"").decode())
-        await dead_letter.send(key=f"{message.topic}:{message.partition}".encode(),
-                               value=record.model_dump_json().encode())
-        log.warning("dead-lettered %s/%d@%d: %s", message.topic, message.partition,
-                    message.offset, error)
+        consumer: Any = app.consumer
+        # Faust-internal (pinned version): the committed offset its seek found
+        admission = guard.check(message.tp, message.offset,
+                                consumer._committed_offset.get(message.tp))
+        if not admission.process:
+            return []
+        current = SourceRecord(message.topic, message.partition, message.offset,
+                               event.key or b"", event.value or b"", dict(event.headers or {}))
+        if admission.missing_from is None:
+            return [current]
+        log.warning("%s/%d: the consumer skipped offsets %d..%d; reading them directly",
+                    message.topic, message.partition, admission.missing_from, message.offset - 1)
+        missed = await filler.fetch(message.topic, message.partition, admission.missing_from,
+                                    message.offset)
+        return [*missed, current]
+
+    def acknowledge(record: SourceRecord) -> None:
+        """Let Faust commit past a record read by the gap filler (it never saw it)."""
+        consumer: Any = app.consumer
+        consumer.ack(_FilledMessage(record.topic, record.partition, record.offset))
+
+    async def handled(event: faust.EventT[bytes],
+                      handle: Callable[[SourceRecord], Awaitable[None]]) -> None:
+        for record in await admitted(event):
+            await handle(record)
+            if record.offset != event.message.offset:
+                acknowledge(record)
+
+    async def set_aside(record: SourceRecord, error: str) -> None:
+        dead = DeadLetter(ts=datetime.now(UTC), source_topic=record.topic,
+                          partition=record.partition, offset=record.offset, error=error[:2000],
+                          raw_base64=base64.b64encode(record.value).decode())
+        await dead_letter.send(key=f"{record.topic}:{record.partition}".encode(),
+                               value=dead.model_dump_json().encode())
+        log.warning("dead-lettered %s/%d@%d: %s", record.topic, record.partition,
+                    record.offset, error)
+
+    async def publish(action: ActionEvent) -> None:
+        await actions.send(key=action.key.encode(), value=action.model_dump_json().encode(),
+                           timestamp=to_ms(action.ts) / 1000)
+
+    def scan(partition: int, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+        # Faust-internal (pinned version): the partition's rocksdict, for ordered range reads.
+        db = states.data._db_for_partition(partition)  # type: ignore[attr-defined]
+        return iter(db.items(from_key=start))
+
+    counter = SubjectCounter(engine, states, scan, publish, wall_ms=lambda: int(time.time() * 1000))
+
+    async def route_one(mail: MailEvent, value: bytes) -> None:
+        for subject in engine.subjects(mail):
+            await subject_events.send(key=subject.key.encode(), value=value,
+                                      timestamp=to_ms(mail.ts) / 1000)
+
+    async def route_mail(record: SourceRecord) -> None:
+        try:
+            mail = MailEvent.model_validate_json(record.value)
+        except ValidationError as exc:
+            await set_aside(record, describe_validation_error(exc))
+            return
+        await route_one(mail, record.value)
 
     @app.agent(mail_events)
     async def route(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            try:
-                mail = MailEvent.model_validate_json(event.value or b"")
-            except ValidationError as exc:
-                await set_aside(event, describe_validation_error(exc))
-                continue
-            for subject in engine.subjects(mail):
-                await subject_events.send(key=subject.key.encode(), value=event.value,
-                                          timestamp=to_ms(mail.ts) / 1000)
+            await handled(event, route_mail)
             yield None
+
+    if settings.count_policy_events:
+        policy_events = app.topic(topics.policy_events, key_serializer="raw",
+                                  value_serializer="raw")
+        directions = DirectionRules(config.networks)
+
+        async def route_request(record: SourceRecord) -> None:
+            try:
+                policy = PolicyEvent.model_validate_json(record.value)
+                mail = mail_event_from_policy(policy, directions)
+            except ValidationError as exc:
+                await set_aside(record, describe_validation_error(exc))
+                return
+            if mail is not None:
+                await route_one(mail, mail.model_dump_json().encode())
+
+        @app.agent(policy_events)
+        async def route_policy(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+            """End-of-message policy requests, counted as the messages they stand for."""
+            async for event in stream.events():
+                await handled(event, route_request)
+                yield None
+
+    @app.agent(actions)
+    async def forward_lifts(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        """Operators' lifts go to the lifted subject's partition of ``subject-events``."""
+        async for event in stream.events():
+            try:
+                action = ActionEvent.model_validate_json(event.value or b"")
+            except ValidationError as exc:
+                log.warning("unreadable record on %s: %s", topics.actions,
+                            describe_validation_error(exc))
+                continue
+            # Only lifts of actions still running: an old lift re-read by a new worker
+            # group must not restart today's counting.
+            if action.state is ActionState.LIFTED and action.expires_at > datetime.now(UTC):
+                await subject_events.send(key=action.key.encode(), value=event.value,
+                                          headers={KIND_HEADER: b"lift"})
+            yield None
+
+    async def count_record(record: SourceRecord) -> None:
+        kind = record.headers.get(KIND_HEADER, b"mail")
+        try:
+            if kind == b"tick":
+                await counter.on_tick(record.partition)
+            elif kind == b"lift":
+                counter.on_lift(record.offset, record.key, record.value)
+            else:
+                await counter.on_mail(record.partition, record.offset, record.key, record.value)
+        except ValidationError as exc:
+            await set_aside(record, f"{record.key[:200]!r}: {describe_validation_error(exc)}")
+        except ValueError as exc:
+            await set_aside(record, f"{record.key[:200]!r}: {exc}")
 
     @app.agent(subject_events)
     async def count(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():
-            raw_key = event.key or b""
-            key = raw_key.decode("utf-8", "replace")
-            kind, _, value = key.partition(":")
-            try:
-                subject = Subject(SubjectType(kind), value)
-                mail = MailEvent.model_validate_json(event.value or b"")
-                stored = stored_state.unpack(states.get(raw_key))
-            except (ValueError, ValidationError) as exc:
-                await set_aside(event, f"{key}: {exc}")
-                continue
-            offset = event.message.offset
-            if offset <= stored.offset:
-                continue  # replayed after a restart: already counted
-            fired = [] if stored.seen(mail.event_id) else engine.observe(subject, stored.state, mail)
-            stored.offset = offset
-            states[raw_key] = stored_state.pack(stored)
-            for action in fired:
-                await actions.send(key=action.key.encode(), value=action.model_dump_json().encode(),
-                                   timestamp=to_ms(action.ts) / 1000)
+            await handled(event, count_record)
             yield None
+
+    @app.timer(interval=settings.tick_interval_s)  # type: ignore[untyped-decorator]
+    async def tick() -> None:
+        """One tick record into each ``subject-events`` partition this worker owns."""
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == topics.subject_events:
+                await subject_events.send(key=TICK_KEY, value=b"", partition=tp.partition,
+                                          headers={KIND_HEADER: b"tick"})
 
     return app

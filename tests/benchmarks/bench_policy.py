@@ -7,8 +7,9 @@ Starts a Kafka-compatible broker (Tansu), ``floodgate policy-server`` with
 request published as a PolicyEvent: the production path), and Debian's
 postfwd with an equivalent rate limit (60 mails per 30 s per SASL account).
 A load generator in its own process (the machine has 2 cores: one for the
-server under test, one for the load) drives each in turn over persistent
-connections, like smtpd processes:
+server under test, one for the load; a plain epoll loop over pre-made
+requests, so the load is not the bottleneck) drives each in turn over
+persistent connections, like smtpd processes:
 
 * closed loop: 8 connections sending back to back: requests/s;
 * open loop: ``--rate`` requests/s spread over 20 connections, latency from
@@ -21,13 +22,14 @@ Medians over rounds; the servers alternate within each round.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import multiprocessing
 import os
 import random
+import select
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -59,54 +61,105 @@ def request(rng: random.Random) -> bytes:
             ).encode()
 
 
-async def _closed_loop(port: int, connections: int, seconds: float) -> int:
+REQUEST_POOL = 4_096  # requests are made before the clock starts: the load costs no formatting
+
+
+def request_pool(seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    return [request(rng) for _ in range(REQUEST_POOL)]
+
+
+class _Connection:
+    """One persistent policy connection driven by the epoll loop, like one smtpd process."""
+
+    def __init__(self, port: int, pool: list[bytes]) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setblocking(False)
+        self.pool, self.next_request = pool, 0
+        self.buffer = b""
+        self.sent_at = 0.0  # when the request in flight was due (open loop) or sent
+
+    def send(self, due: float) -> None:
+        self.sent_at = due
+        self.sock.send(self.pool[self.next_request % len(self.pool)])
+        self.next_request += 1
+
+    def answered(self) -> bool:
+        """Read what arrived; True when a whole reply (ending in an empty line) is in."""
+        self.buffer += self.sock.recv(65536)
+        if not self.buffer.endswith(b"\n\n"):
+            return False
+        self.buffer = b""
+        return True
+
+
+def _closed_loop(port: int, connections: int, seconds: float) -> int:
+    """Requests answered in ``seconds`` with each connection sending its next at once."""
+    epoll = select.epoll()
+    conns = {}
+    for index in range(connections):
+        conn = _Connection(port, request_pool(index))
+        conns[conn.sock.fileno()] = conn
+        epoll.register(conn.sock.fileno(), select.EPOLLIN)
+    answered = 0
     deadline = time.perf_counter() + seconds
-    counts = [0] * connections
-
-    async def worker(index: int) -> None:
-        rng = random.Random(index)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while time.perf_counter() < deadline:
-            writer.write(request(rng))
-            await reader.readuntil(b"\n\n")
-            counts[index] += 1
-        writer.close()
-
-    await asyncio.gather(*(worker(i) for i in range(connections)))
-    return sum(counts)
+    for conn in conns.values():
+        conn.send(time.perf_counter())
+    while time.perf_counter() < deadline:
+        for fd, _ in epoll.poll(0.1):
+            conn = conns[fd]
+            if conn.answered():
+                answered += 1
+                conn.send(0.0)
+    for conn in conns.values():
+        conn.sock.close()
+    return answered
 
 
-async def _open_loop(port: int, connections: int, rate: float, seconds: float) -> list[float]:
-    latencies: list[float] = []
+def _open_loop(port: int, connections: int, rate: float, seconds: float) -> list[float]:
+    """Latency of each request from its scheduled time (a late server is charged for it)."""
+    epoll = select.epoll()
+    conns: dict[int, _Connection] = {}
     interval = connections / rate
-
-    async def worker(index: int) -> None:
-        rng = random.Random(1000 + index)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        start = time.perf_counter() + index * interval / connections
-        sent = 0
-        while True:
-            scheduled = start + sent * interval
-            if scheduled > start + seconds:
-                break
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            writer.write(request(rng))
-            await reader.readuntil(b"\n\n")
-            latencies.append(time.perf_counter() - scheduled)
-            sent += 1
-        writer.close()
-
-    await asyncio.gather(*(worker(i) for i in range(connections)))
+    start = time.perf_counter() + 0.05
+    due: dict[int, float] = {}  # connection -> when its next request is due
+    for index in range(connections):
+        conn = _Connection(port, request_pool(1000 + index))
+        conns[conn.sock.fileno()] = conn
+        epoll.register(conn.sock.fileno(), select.EPOLLIN)
+        due[conn.sock.fileno()] = start + index * interval / connections
+    busy: set[int] = set()
+    latencies: list[float] = []
+    end = start + seconds
+    while due or busy:
+        now = time.perf_counter()
+        for fd in [fd for fd, when in due.items() if when <= now and fd not in busy]:
+            conns[fd].send(due[fd])
+            busy.add(fd)
+        waits = [when - now for fd, when in due.items() if fd not in busy]
+        timeout = max(0.0, min(waits)) if waits else 0.1
+        for fd, _ in epoll.poll(timeout):
+            conn = conns[fd]
+            if conn.answered():
+                finished = time.perf_counter()
+                latencies.append(finished - conn.sent_at)
+                busy.discard(fd)
+                following = conn.sent_at + interval
+                if following < end:
+                    due[fd] = following
+                else:
+                    del due[fd]
+    for conn in conns.values():
+        conn.sock.close()
     return latencies
 
 
 def _load(kind: str, port: int, seconds: float, rate: float, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
     if kind == "closed":
-        out.put(asyncio.run(_closed_loop(port, 8, seconds)) / seconds)
+        out.put(_closed_loop(port, 8, seconds) / seconds)
     else:
-        out.put(asyncio.run(_open_loop(port, 20, rate, seconds)))
+        out.put(_open_loop(port, 20, rate, seconds))
 
 
 def run_load(kind: str, port: int, seconds: float, rate: float) -> object:
@@ -152,8 +205,6 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 12
 
 
 def wait_port(port: int, timeout_s: float = 30) -> None:
-    import socket
-
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

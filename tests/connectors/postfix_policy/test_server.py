@@ -122,3 +122,34 @@ def test_unix_socket(tmp_path: Path) -> None:
             await server.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_client_that_does_not_read_is_not_answered_into_memory() -> None:
+    """Requests sent without reading the replies: the server stops reading that client
+    (its send buffer is full) instead of queueing replies without bound."""
+    async def scenario() -> None:
+        server = make_server(texts={"block": "5.7.1 " + "x" * 440})  # 460-byte replies
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            batch = (REQUEST % (b"mallory", b"mallory")) * 1000
+            for _ in range(60):  # 60,000 requests (28 MB of replies), replies left unread
+                writer.write(batch)
+                try:
+                    await asyncio.wait_for(writer.drain(), 0.5)
+                except TimeoutError:
+                    break  # the server pushed back: it is not reading us
+            else:
+                raise AssertionError("the server kept reading a client that never reads")
+            answered_while_blocked = server.stats.requests
+            assert answered_while_blocked < 60_000
+            replies = 0
+            while replies < answered_while_blocked:  # now read: the server resumes
+                replies += (await reader.read(1 << 20)).count(b"\n\n")
+            await asyncio.sleep(0.2)
+            assert server.stats.requests > answered_while_blocked
+            writer.close()
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())

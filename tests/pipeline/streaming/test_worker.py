@@ -3,10 +3,12 @@ dead-lettered, and no double counting after kill -9 and restart."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,9 +19,10 @@ from pipeline.engine.clock import to_ms
 from pipeline.replay import replay
 from schemas.config import KafkaSettings
 from schemas.config_file import load_config
-from schemas.events import ActionEvent, DeadLetter, MailEvent
+from schemas.events import ActionEvent, DeadLetter, MailEvent, PolicyEvent, PolicyRequest
+from schemas.vocabulary import ActionState
 from tests.fixtures.processes import start_floodgate, stop
-from tests.pipeline.engine.builders import mail
+from tests.pipeline.engine.builders import T0, mail
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]
@@ -62,7 +65,9 @@ class Worker:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = start_floodgate(["worker", "--config", str(self._config)], self._log)
+        level = os.environ.get("TEST_WORKER_LOG_LEVEL", "info")  # "debug" to investigate
+        self.process = start_floodgate(["worker", "--config", str(self._config),
+                                        "--log-level", level], self._log)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         stop(self.process, sig)
@@ -178,3 +183,71 @@ def test_two_workers_give_the_same_actions_as_one(kafka_settings: KafkaSettings,
     expected = [a for a in replay(config, events) if a.state == "active"]
     assert len(expected) == 8
     assert sorted(a.action_id for a in actions) == sorted(a.action_id for a in expected)
+
+
+def wait_ready(log: Path, deadline_s: float = 180) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if log.exists() and "[^Worker]: Ready" in log.read_text(errors="replace"):
+            return
+        time.sleep(0.5)
+    raise AssertionError("worker never ready:\n" + log.read_text(errors="replace")[-3000:])
+
+
+def test_policy_source_counts_once_actions_expire_and_lifts_hold(kafka_settings: KafkaSettings,
+                                                                  tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:6]
+    topics = {name: f"{name}-{run}" for name in ("mail", "subjects", "actions", "dead", "policy")}
+    config_path = tmp_path / "floodgate.yaml"
+    config_path.write_text(
+        f"kafka: {{bootstrap_servers: '{kafka_settings.bootstrap_servers}'}}\n"
+        "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n"
+        "thresholds:\n"
+        "  - {name: short, key: sasl_username, direction: outbound, window: 30s, messages: 8,\n"
+        "     action: defer, duration: 15s}\n"
+        f"topics: {{mail_events: {topics['mail']}, subject_events: {topics['subjects']},\n"
+        f"  actions: {topics['actions']}, dead_letter: {topics['dead']},\n"
+        f"  policy_events: {topics['policy']}}}\n"
+        f"worker: {{app_id: worker-{run}, data_dir: '{tmp_path / 'data'}', partitions: 2,\n"
+        "  count_policy_events: true, tick_interval_s: 0.5}\n")
+    config = load_config(config_path, {})
+    log = tmp_path / "worker.log"
+    worker = Worker(config_path, log)
+    try:
+        worker.start()
+        wait_ready(log)
+        now_ms = int(time.time() * 1000)
+
+        def logged(user: str, n: int) -> MailEvent:
+            return mail(now_ms - to_ms(T0) + n * 100, event_id=f"mx1/{user}Q{n}", host="mx1",
+                        queue_id=f"{user}Q{n}", sasl_username=user, sender=f"{user}@example.net")
+
+        pat = [logged("pat", n) for n in range(8)]
+        lee = [logged("lee", n) for n in range(8)]
+        asked = [PolicyEvent(event_id=f"mx1/policy/{e.queue_id}", ts=e.ts, host="mx1", answer="DUNNO",
+                             request=PolicyRequest(protocol_state="END-OF-MESSAGE",
+                                                   queue_id=e.queue_id or "", sender=e.sender or "",
+                                                   sasl_username="pat", client_address="10.0.0.5",
+                                                   recipient_count="1"))
+                 for e in pat[:5]]  # the policy service saw the first five too: same ids
+        produce(kafka_settings, topics["policy"], [p.model_dump_json().encode() for p in asked],
+                ["pat"] * len(asked))
+        produce(kafka_settings, topics["mail"], [e.model_dump_json().encode() for e in pat + lee],
+                ["pat"] * 8 + ["lee"] * 8)
+        fired = [ActionEvent.model_validate_json(v)
+                 for v in read(kafka_settings, topics["actions"], 2, 2, 60)]
+        assert len(fired) == 2, log.read_text()[-3000:]
+        lifted = next(a for a in fired if a.subject == "lee").model_copy(update={
+            "state": ActionState.LIFTED, "ts": datetime.now(UTC), "actor": "test"})
+        produce(kafka_settings, topics["actions"], [lifted.model_dump_json().encode()],
+                [lifted.key])
+        time.sleep(25)  # past both actions' end (15 s)
+        got = [ActionEvent.model_validate_json(v)
+               for v in read(kafka_settings, topics["actions"], 2, 5, 10)]
+    finally:
+        worker.stop()
+    expected = [a for a in replay(config, sorted(pat + lee, key=lambda e: e.ts))
+                if a.state is ActionState.ACTIVE]
+    assert sorted(a.action_id for a in fired) == sorted(a.action_id for a in expected)
+    states = sorted((a.subject, a.state.value) for a in got)
+    assert states == [("lee", "active"), ("lee", "lifted"), ("pat", "active"), ("pat", "expired")]

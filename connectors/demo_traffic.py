@@ -1,0 +1,56 @@
+"""Made-up mail for trying Floodgate without a mail server.
+
+Twenty customers send now and then; one account is compromised and bursts
+(80 messages in 20 s, every 2 minutes), and one sender sends nothing but spam
+(12 in 12 s, every 3 minutes). With the example thresholds the burst gets a
+`defer` and the spammer a `block` within a minute of starting.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pipeline.engine.clock import from_ms
+from schemas.events import MailEvent
+from schemas.vocabulary import Direction, EventSource
+
+CUSTOMERS = 20
+BURST_EVERY_MS, BURST_COUNT, BURST_SPAN_MS = 120_000, 80, 20_000
+SPAM_EVERY_MS, SPAM_COUNT, SPAM_SPAN_MS = 180_000, 12, 12_000
+
+
+@dataclass(frozen=True)
+class DemoMail:
+    at_ms: int  # when to send it, from the start
+    user: str
+    spam: bool
+
+
+def schedule(rate: float, seconds: float, rng: random.Random) -> Iterator[DemoMail]:
+    """Every message of ``seconds`` of demo traffic, in time order (background ``rate``/s)."""
+    span = int(seconds * 1000)
+    plan = [DemoMail(int(rng.uniform(0, span)), f"customer{rng.randrange(CUSTOMERS):02d}",
+                     rng.random() < 0.01)
+            for _ in range(int(rate * seconds))]
+    for start in range(5_000, span, BURST_EVERY_MS):
+        plan += [DemoMail(start + i * BURST_SPAN_MS // BURST_COUNT, "compromised", False)
+                 for i in range(BURST_COUNT)]
+    for start in range(10_000, span, SPAM_EVERY_MS):
+        plan += [DemoMail(start + i * SPAM_SPAN_MS // SPAM_COUNT, "spammer", True)
+                 for i in range(SPAM_COUNT)]
+    plan.sort(key=lambda mail: mail.at_ms)
+    return iter(plan)
+
+
+def mail_event(demo: DemoMail, ts_ms: int, rng: random.Random) -> MailEvent:
+    user = demo.user
+    return MailEvent(
+        event_id=f"demo/{uuid.uuid4().hex}", ts=from_ms(ts_ms), host="demo-mx",
+        queue_id=uuid.uuid4().hex[:10].upper(), client_ip=f"10.0.{zlib.crc32(user.encode()) % 250}.7",
+        sasl_username=user, sender=f"{user}@example.net",
+        recipients=[f"friend{rng.randrange(1000)}@gmail.example"], direction=Direction.OUTBOUND,
+        accepted=True, spam=demo.spam, source=EventSource.LOG)

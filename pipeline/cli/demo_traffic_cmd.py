@@ -1,0 +1,74 @@
+"""``floodgate demo-traffic --config CONFIG``: publish made-up mail (``connectors.demo_traffic``)."""
+
+from __future__ import annotations
+
+import argparse
+import random
+import signal
+import sys
+import time
+from typing import Any
+
+from confluent_kafka import KafkaException, Producer
+
+from connectors.demo_traffic import mail_event, schedule
+from connectors.kafka.client_config import KafkaNotConfigured, producer_config
+from pipeline.cli.check_config import load_or_report
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("demo-traffic",
+                            help="publish made-up mail (a bursting account, a spammer) to try it out")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--rate", type=_positive, default=20.0,
+                        help="background messages per second (default 20)")
+    parser.add_argument("--seconds", type=_positive, default=3600.0,
+                        help="how long to run (default 3600)")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.set_defaults(run=run)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1000000: {text}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_or_report(args.config)
+    if config is None:
+        return 1
+    try:
+        producer = Producer(producer_config(config.kafka))
+    except (KafkaNotConfigured, KafkaException) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    rng = random.Random(args.seed)
+    start = time.time()
+    sent = 0
+    print(f"demo traffic to {config.topics.mail_events}: {args.rate:g} messages/s, a bursting "
+          "account (compromised) and a spammer", flush=True)
+    for demo in schedule(args.rate, args.seconds, rng):
+        while not stopping and (wait := start + demo.at_ms / 1000 - time.time()) > 0:
+            producer.poll(min(wait, 0.2))
+        if stopping:
+            break
+        event = mail_event(demo, int(time.time() * 1000), rng)
+        producer.produce(config.topics.mail_events, key=demo.user.encode(),
+                         value=event.model_dump_json().encode())
+        sent += 1
+    left = producer.flush(10)
+    print(f"demo traffic: {sent - left} messages sent", flush=True)
+    return 0

@@ -1,0 +1,188 @@
+"""``floodgate up --config CONFIG``: everything one mail host needs, as one process tree.
+
+Starts the embedded broker when ``kafka.bootstrap_servers`` is not set, creates
+the topics, then runs the worker, the policy service, the log tailer (with
+``--log``) and the demo traffic (with ``--demo``) as supervised children:
+restarted when they die, all stopped by PID on Ctrl-C or SIGTERM. A status
+line shows events/s and the actions in force.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, TextIO
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from connectors.kafka.client_config import consumer_config
+from connectors.kafka.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
+from connectors.kafka.topics import TopicError, TopicSpec, ensure_topics
+from connectors.postfix_policy.action_feed import ActionFeed
+from connectors.process_supervisor import Child, Supervisor
+from pipeline.cli.check_config import load_or_report
+from pipeline.engine.enforcement import ActiveActions
+from schemas.config import FloodgateConfig, KafkaSettings
+from schemas.events import ActionEvent
+
+STATUS_EVERY_S = 2.0
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("up", help="run a whole single-host Floodgate: broker (embedded when "
+                                       "none is configured), worker, policy service, log tailer")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--log", metavar="FILE",
+                        help="the mail log to follow (e.g. /var/log/mail.log); none: no tailer")
+    parser.add_argument("--demo", action="store_true",
+                        help="also publish made-up mail (floodgate demo-traffic) to see actions fire")
+    parser.add_argument("--state-dir", default="floodgate-up", type=Path,
+                        help="children's logs, the embedded broker's log and the tail checkpoint "
+                             "(default ./floodgate-up)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_or_report(args.config)
+    if config is None:
+        return 1
+    if args.log and not Path(args.log).exists():
+        print(f"--log {args.log}: no such file", file=sys.stderr)
+        return 1
+    state: Path = args.state_dir.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    broker = None
+    env: dict[str, str] = {}
+    if not config.kafka.bootstrap_servers:
+        broker = EmbeddedBroker(state / "broker.log")
+        try:
+            broker.start()
+        except EmbeddedBrokerError as exc:
+            print(f"cannot start the embedded broker: {exc}", file=sys.stderr)
+            return 1
+        env["FLOODGATE_KAFKA__BOOTSTRAP_SERVERS"] = broker.bootstrap
+        config = config.model_copy(update={"kafka": config.kafka.model_copy(
+            update={"bootstrap_servers": broker.bootstrap})})
+        print(f"embedded broker (Tansu) on {broker.bootstrap}: in memory only, everything on it "
+              "is lost when `up` stops; set kafka.bootstrap_servers to use a Kafka cluster")
+    supervisor = Supervisor(_children(args, config, state, env))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        try:
+            ensure_topics(config.kafka, _topic_specs(config))
+        except TopicError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        supervisor.start()
+        _announce(config, supervisor, state)
+        _watch(config, supervisor, stop, sys.stdout)
+    finally:
+        print("\nstopping ...", flush=True)
+        supervisor.stop()
+        if broker is not None:
+            broker.stop()
+        print("stopped: no process left", flush=True)
+    return 0
+
+
+def _children(args: argparse.Namespace, config: FloodgateConfig, state: Path,
+              env: dict[str, str]) -> list[Child]:
+    floodgate = [sys.executable, "-m", "pipeline.cli"]
+    children = [
+        Child("worker", [*floodgate, "worker", "--config", args.config], state / "worker.log", env),
+        Child("policy-server", [*floodgate, "policy-server", "--config", args.config],
+              state / "policy-server.log", env),
+    ]
+    if args.log:
+        children.append(Child("tail", [*floodgate, "tail", args.log, "--config", args.config,
+                                       "--checkpoint", str(state / "tail.pos")],
+                              state / "tail.log", env))
+    if args.demo:
+        children.append(Child("demo-traffic", [*floodgate, "demo-traffic", "--config", args.config],
+                              state / "demo-traffic.log", env, restart=False))
+    return children
+
+
+def _topic_specs(config: FloodgateConfig) -> list[TopicSpec]:
+    topics, partitions = config.topics, config.worker.partitions
+    return [TopicSpec(name, partitions) for name in (
+        topics.mail_events, topics.subject_events, topics.actions, topics.policy_events,
+        topics.deliveries)] + [TopicSpec(topics.dead_letter, 1)]
+
+
+def _announce(config: FloodgateConfig, supervisor: Supervisor, state: Path) -> None:
+    print(f"policy service: inet:{config.policy.listen} "
+          f"(health http://{config.policy.health_listen}/readyz)")
+    print(f"worker: consumer group {config.worker.app_id}, tables in {config.worker.data_dir}")
+    for child in supervisor.children:
+        print(f"  {child.name:<14} pid {child.pid}, log {child.log}")
+    print(f"logs in {state}; Ctrl-C stops everything", flush=True)
+
+
+def _watch(config: FloodgateConfig, supervisor: Supervisor, stop: threading.Event,
+           out: TextIO) -> None:
+    view, lock = ActiveActions(), threading.Lock()
+
+    def deliver(event: ActionEvent | None, partition: int, offset: int) -> None:
+        if event is not None:
+            with lock:
+                view.apply(event)
+
+    feed = ActionFeed(config.kafka, config.topics.actions, deliver)
+    feed.start()
+    rate = _EventRate(config.kafka, config.topics.mail_events)
+    tty = out.isatty()
+    last_line = 0.0
+    try:
+        while not stop.wait(STATUS_EVERY_S):
+            for event in supervisor.check():
+                out.write(("\n" if tty else "") + f"{event}\n")
+            now_ms = time.time_ns() // 1_000_000
+            with lock:
+                view.expire(now_ms)
+                kinds = Counter(a.action.value for a in view.all())
+            active = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())) or "none"
+            line = (f"{time.strftime('%H:%M:%S')} {rate.per_second():,.0f} events/s; "
+                    f"{sum(kinds.values())} actions in force ({active})")
+            if tty:
+                out.write(f"\r{line:<100}")
+            elif time.monotonic() - last_line >= 10:
+                out.write(line + "\n")
+                last_line = time.monotonic()
+            out.flush()
+    finally:
+        feed.stop()
+        rate.close()
+
+
+class _EventRate:
+    """Mail events per second, from the topic's end offsets."""
+
+    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+        self._consumer = Consumer(consumer_config(settings, f"{settings.client_id}-up-status"))
+        self._topic = topic
+        self._last: tuple[float, int] | None = None
+
+    def per_second(self) -> float:
+        try:
+            metadata = self._consumer.list_topics(self._topic, timeout=5)
+            total = sum(self._consumer.get_watermark_offsets(TopicPartition(self._topic, p),
+                                                             timeout=5)[1]
+                        for p in metadata.topics[self._topic].partitions)
+        except KafkaException:
+            return 0.0
+        now = time.monotonic()
+        last, self._last = self._last, (now, total)
+        if last is None or now <= last[0]:
+            return 0.0
+        return (total - last[1]) / (now - last[0])
+
+    def close(self) -> None:
+        self._consumer.close()

@@ -1,0 +1,37 @@
+"""Keys of the ``subject-state`` table.
+
+Subjects are stored under ``type:value`` (never starting with a NUL byte).
+Each partition also holds, under NUL-prefixed keys that sort before every
+subject:
+
+* ``\\0clock``: the partition's clock (``partition_clock``);
+* ``\\0exp:`` + 8-byte big-endian expiry time + subject key: one entry per
+  active action, so that a range scan finds the due ones in time order.
+"""
+
+from __future__ import annotations
+
+CLOCK_KEY = b"\x00clock"
+EXPIRY_PREFIX = b"\x00exp:"
+FIRST_SUBJECT_KEY = b"\x01"  # every subject key sorts at or after this
+
+
+def expiry_key(expires_ms: int, subject_key: bytes) -> bytes:
+    return EXPIRY_PREFIX + max(expires_ms, 0).to_bytes(8, "big") + subject_key
+
+
+def expiry_bound(now_ms: int) -> bytes:
+    """The first expiry key after everything due at ``now_ms``."""
+    return EXPIRY_PREFIX + (max(now_ms, 0) + 1).to_bytes(8, "big")
+
+
+def parse_expiry_key(key: bytes) -> tuple[int, bytes]:
+    """(expires_ms, subject key); raises ValueError for a key of another kind."""
+    start = len(EXPIRY_PREFIX)
+    if not key.startswith(EXPIRY_PREFIX) or len(key) < start + 8:
+        raise ValueError(f"not an expiry key: {key[:40]!r}")
+    return int.from_bytes(key[start:start + 8], "big"), key[start + 8:]
+
+
+def is_subject_key(key: bytes) -> bool:
+    return key >= FIRST_SUBJECT_KEY

@@ -1,0 +1,294 @@
+"""Streaming worker throughput, detection latency, memory and table size, on the embedded broker.
+
+Run: python -m tests.benchmarks.bench_worker [--events N] [--live-seconds S] [--live-rate R]
+                                              [--profile FILE]
+
+1. Preload N mail events on ``floodgate.mail-events``: Zipf-distributed over
+   100,000 SASL users, each with a home address among 20,000 client IPs and
+   a domain among 5,000; 2% of the users are abusers who burst 80 messages in
+   8 s at a random moment. Thresholds on three key dimensions (account, client
+   IP, sender domain).
+2. Ceiling, same run, same topic: a plain confluent-kafka consumer reads it all.
+3. A ``floodgate worker`` process counts the backlog; the rate is measured from
+   its committed offsets (Faust commits every 2.8 s: the error is a few
+   seconds over the whole run, so use a large N).
+4. Live: events produced at R/s, stamped with the wall clock, abusers
+   included; latency = when the action reached the actions topic minus the
+   time of the event that fired it.
+5. Peak RSS of the worker (VmHWM) and the RocksDB size on disk per million
+   subjects after a clean stop.
+
+With ``--profile FILE`` the worker runs under cProfile and the top functions
+are printed: that is where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pstats
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from connectors.kafka.client_config import consumer_config, producer_config
+from connectors.kafka.embedded_broker import EmbeddedBroker
+from schemas.config import KafkaSettings
+from schemas.events import ActionEvent, MailEvent
+from tests.benchmarks.bench_engine import zipf
+from tests.fixtures.processes import start, stop
+
+USERS, IPS, DOMAINS = 100_000, 20_000, 5_000
+ABUSER_SHARE, BURST, BURST_SPAN_MS = 0.02, 80, 8_000
+PARTITIONS = 8
+
+THRESHOLDS = """
+thresholds:
+  - {name: burst, key: sasl_username, direction: outbound, window: 30s, messages: 60,
+     action: defer, duration: 15m}
+  - {name: ip-hour, key: client_ip, direction: outbound, window: 1h, messages: 2000,
+     action: defer, duration: 15m}
+  - {name: domain-5m, key: sender_domain, direction: outbound, window: 5m, messages: 20000,
+     action: warn, duration: 15m}
+"""
+
+
+class Traffic:
+    """Users with a home IP and domain; abusers among them."""
+
+    def __init__(self, seed: int = 7) -> None:
+        self.rng = random.Random(seed)
+        self.ip_of = [self.rng.randrange(IPS) for _ in range(USERS)]
+        self.domain_of = [self.rng.randrange(DOMAINS) for _ in range(USERS)]
+        self.abusers = self.rng.sample(range(USERS), int(USERS * ABUSER_SHARE))
+        self._ids = iter(range(10**12))
+
+    def record(self, user: int, ts_ms: int) -> tuple[bytes, bytes]:
+        ip = self.ip_of[user]
+        event = {
+            "schema_version": 1, "event_id": f"bench/{next(self._ids):x}",
+            "ts": _iso(ts_ms), "host": "mx1", "client_ip": f"10.{ip >> 8}.{ip & 255}.1",
+            "sasl_username": f"user{user}", "sender": f"user{user}@d{self.domain_of[user]}.example",
+            "recipients": ["someone@gmail.example"], "recipient_count": 1,
+            "direction": "outbound", "accepted": True, "source": "log",
+        }
+        return f"user{user}".encode(), json.dumps(event, separators=(",", ":")).encode()
+
+    def stream(self, count: int, start_ms: int, span_ms: int) -> Iterator[tuple[int, int]]:
+        """``count`` (user, time) pairs over ``span_ms``: Zipf background plus abuser bursts."""
+        bursts = max(1, int(len(self.abusers) * min(1.0, count / 1_000_000)))
+        background = count - bursts * BURST
+        times = sorted(self.rng.randrange(span_ms) for _ in range(background))
+        pairs = list(zip(zipf(self.rng, USERS, background), times, strict=True))
+        for abuser in self.rng.sample(self.abusers, bursts):
+            begin = self.rng.randrange(max(1, span_ms - BURST_SPAN_MS))
+            pairs += [(abuser, begin + i * BURST_SPAN_MS // BURST) for i in range(BURST)]
+        pairs.sort(key=lambda pair: pair[1])
+        for user, offset_ms in pairs:
+            yield user, start_ms + offset_ms
+
+
+def _iso(ms: int) -> str:
+    seconds, millis = divmod(ms, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+
+
+def produce(settings: KafkaSettings, topic: str, records: Iterator[tuple[bytes, bytes]]) -> int:
+    producer = Producer(producer_config(settings, **{"linger.ms": 20}))
+    sent = 0
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        sent += 1
+        if sent % 10_000 == 0:
+            producer.poll(0)
+    assert producer.flush(120) == 0
+    return sent
+
+
+def raw_consume_rate(settings: KafkaSettings, topic: str, total: int) -> float:
+    consumer = Consumer(consumer_config(settings, f"ceiling-{uuid.uuid4().hex[:6]}"))
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    seen, started = 0, None
+    deadline = time.monotonic() + 600
+    while seen < total and time.monotonic() < deadline:
+        for message in consumer.consume(10_000, 0.5):
+            if message.error():
+                continue
+            if started is None:
+                started = time.perf_counter()
+            seen += 1
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return seen / elapsed if elapsed else 0.0
+
+
+def committed(settings: KafkaSettings, group: str, topic: str) -> tuple[int, int]:
+    """(committed, end) offsets of ``group`` summed over the topic's partitions."""
+    consumer = Consumer(consumer_config(settings, group))
+    try:
+        parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        done = sum(max(tp.offset, 0) for tp in consumer.committed(parts, timeout=10))
+        end = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in parts)
+    finally:
+        consumer.close()
+    return done, end
+
+
+def wait_for_backlog(settings: KafkaSettings, group: str, topics: dict[str, str],
+                     total: int, deadline_s: float) -> float:
+    """Seconds from the worker's first commit to all of the backlog committed, both stages."""
+    first, first_done = None, 0
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        mail_done, _ = committed(settings, group, topics["mail"])
+        subject_done, subject_end = committed(settings, group, topics["subjects"])
+        now = time.perf_counter()
+        if first is None and mail_done > 0:
+            first = now
+            first_done = mail_done
+        if mail_done >= total and subject_end and subject_done >= subject_end:
+            return (now - first) * total / max(total - first_done, 1) if first else 0.0
+        time.sleep(0.5)
+    raise SystemExit("the worker did not finish the backlog in time")
+
+
+def live_latencies(settings: KafkaSettings, traffic: Traffic, topics: dict[str, str],
+                   seconds: float, rate: int) -> list[float]:
+    """Produce live traffic; return (action seen - firing event time) in ms for new actions."""
+    watcher = Consumer(consumer_config(settings, f"watch-{uuid.uuid4().hex[:6]}"))
+    ends = [TopicPartition(topics["actions"], p,
+                           watcher.get_watermark_offsets(TopicPartition(topics["actions"], p))[1])
+            for p in range(PARTITIONS)]
+    watcher.assign(ends)
+    producer = Producer(producer_config(settings, **{"linger.ms": 5}))
+    start_ms = int(time.time() * 1000)
+    plan = list(traffic.stream(int(seconds * rate), 0, int(seconds * 1000)))
+    latencies: list[float] = []
+
+    def drain(timeout: float) -> None:
+        for message in watcher.consume(1000, timeout):
+            if message.error():
+                continue
+            action = ActionEvent.model_validate_json(message.value())
+            fired_ms = action.triggered_at.timestamp() * 1000
+            if action.state.value == "active" and fired_ms >= start_ms:
+                latencies.append(time.time() * 1000 - fired_ms)
+
+    for user, offset_ms in plan:
+        wait = (start_ms + offset_ms) / 1000 - time.time()
+        if wait > 0.002:
+            drain(min(wait, 0.05))
+            producer.poll(0)
+        key, value = traffic.record(user, int(time.time() * 1000))
+        producer.produce(topics["mail"], value=value, key=key)
+    producer.flush(30)
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        drain(0.2)
+    watcher.close()
+    return latencies
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--live-seconds", type=float, default=20)
+    parser.add_argument("--live-rate", type=int, default=2_000)
+    parser.add_argument("--profile", type=Path)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-worker-"))
+    broker = EmbeddedBroker(work / "broker.log")
+    broker.start()
+    worker = None
+    try:
+        settings = KafkaSettings(bootstrap_servers=broker.bootstrap, client_id="bench")
+        run = uuid.uuid4().hex[:6]
+        topics = {name: f"{name}-{run}" for name in ("mail", "subjects", "actions", "dead")}
+        config = work / "floodgate.yaml"
+        config.write_text(
+            f"kafka: {{bootstrap_servers: '{broker.bootstrap}'}}\n"
+            "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n" + THRESHOLDS +
+            f"topics: {{mail_events: {topics['mail']}, subject_events: {topics['subjects']}, "
+            f"actions: {topics['actions']}, dead_letter: {topics['dead']}}}\n"
+            f"worker: {{app_id: bench-{run}, data_dir: '{work / 'data'}', "
+            f"partitions: {PARTITIONS}}}\n")
+        from connectors.kafka.topics import TopicSpec, ensure_topics
+        ensure_topics(settings, [TopicSpec(t, PARTITIONS) for t in topics.values()])
+
+        traffic = Traffic()
+        day_ago = int(time.time() * 1000) - 86_400_000
+        span_ms = args.events * 2  # 500 events/s of event time
+        subjects = set()
+        records = []
+        for user, ts_ms in traffic.stream(args.events, day_ago, span_ms):
+            records.append(traffic.record(user, ts_ms))
+            subjects.update((user, -1 - traffic.ip_of[user], -100_000 - traffic.domain_of[user]))
+        MailEvent.model_validate_json(records[0][1])  # the hand-made JSON is a valid event
+        began = time.perf_counter()
+        produce(settings, topics["mail"], iter(records))
+        print(f"preloaded {len(records):,} events in {time.perf_counter() - began:.1f} s; "
+              f"{len(subjects):,} subjects")
+        ceiling = raw_consume_rate(settings, topics["mail"], len(records))
+        print(f"ceiling: raw confluent-kafka consume {ceiling:,.0f} events/s")
+
+        command = [sys.executable]
+        if args.profile:
+            command += ["-m", "cProfile", "-o", str(args.profile)]
+        command += ["-m", "pipeline.cli", "worker", "--config", str(config),
+                    "--log-level", "warning"]
+        worker = start(command, work / "worker.log")
+        seconds = wait_for_backlog(settings, f"bench-{run}", topics, len(records), 3_600)
+        rate = len(records) / seconds
+        print(f"worker: {rate:,.0f} events/s ({len(records):,} events, 3 key dimensions, "
+              f"{seconds:.1f} s); ratio to the ceiling {rate / ceiling:.3f}")
+
+        latencies = live_latencies(settings, traffic, topics, args.live_seconds, args.live_rate)
+        if latencies:
+            cuts = statistics.quantiles(latencies, n=100)
+            print(f"live at {args.live_rate:,} events/s for {args.live_seconds:.0f} s: "
+                  f"{len(latencies)} actions; detection latency p50 {cuts[49]:.0f} ms, "
+                  f"p99 {cuts[98]:.0f} ms, max {max(latencies):.0f} ms")
+        else:
+            print("live: no action fired")
+        rss = peak_rss_mib(worker.pid)
+        stop(worker)
+        worker = None
+        size = directory_bytes(work / "data" / "v1" / "tables")
+        print(f"worker peak RSS {rss:.0f} MiB; RocksDB {size / 2**20:.1f} MiB for "
+              f"{len(subjects):,} subjects = {size / len(subjects) * 1e6 / 2**20:.0f} MiB "
+              "per million subjects")
+        if args.profile:
+            stats = pstats.Stats(str(args.profile))
+            stats.sort_stats("tottime").print_stats(20)
+    finally:
+        if worker is not None:
+            stop(worker)
+        broker.stop()
+        print(f"(work files in {work})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""``floodgate up --demo``: the whole single-host tree starts, demo traffic gets an account
+deferred by the policy service, and SIGTERM leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from connectors.kafka.embedded_broker import free_port
+from tests.fixtures.processes import REPO, start, stop
+
+pytestmark = pytest.mark.slow
+CONFIG = REPO / "deploy" / "examples" / "single-host.yaml"
+ASK = (b"request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_username=compromised\n"
+       b"sender=compromised@example.net\nclient_address=10.0.0.7\n\n")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (children re-parented nowhere yet), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier}
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def ask(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(ASK)
+        reply = b""
+        while not reply.endswith(b"\n\n"):
+            chunk = conn.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return reply
+
+
+def test_up_with_demo_traffic_defers_the_bursting_account_and_stops_clean(tmp_path: Path) -> None:
+    policy_port, health_port = free_port(), free_port()
+    env = {**os.environ,
+           "FLOODGATE_POLICY__LISTEN": f"127.0.0.1:{policy_port}",
+           "FLOODGATE_POLICY__HEALTH_LISTEN": f"127.0.0.1:{health_port}",
+           "FLOODGATE_POLICY__STATE_DIR": str(tmp_path / "policy"),
+           "FLOODGATE_WORKER__DATA_DIR": str(tmp_path / "worker"),
+           "FLOODGATE_WORKER__APP_ID": f"up-{uuid.uuid4().hex[:6]}"}
+    out = tmp_path / "up.out"
+    up = start([sys.executable, "-m", "pipeline.cli", "up", "--config", str(CONFIG), "--demo",
+                "--state-dir", str(tmp_path / "state")], out, env)
+    tree: set[int] = set()
+    answer = b""
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not answer.startswith(b"action=DEFER"):
+            time.sleep(2)
+            tree |= descendants(up.pid)
+            try:
+                answer = ask(policy_port)
+            except OSError:
+                continue
+        assert answer.startswith(b"action=DEFER 4.7.1"), out.read_text()[-3000:]
+        text = out.read_text()
+        assert "embedded broker (Tansu)" in text and "in memory only" in text
+        assert f"inet:127.0.0.1:{policy_port}" in text
+        tree |= descendants(up.pid)
+        assert len(tree) >= 4  # broker, worker, policy service, demo traffic
+    finally:
+        stop(up, signal.SIGTERM, timeout_s=90)
+    assert up.returncode == 0
+    assert "stopped: no process left" in out.read_text()
+    left = [pid for pid in tree if alive(pid)]
+    assert not left, f"still running: {left}"

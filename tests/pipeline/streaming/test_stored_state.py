@@ -1,0 +1,46 @@
+"""The worker's stored subject state: round trip, repeats, and damaged bytes refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.engine.subject_state import SubjectState, ThresholdState
+from pipeline.streaming import stored_state
+from pipeline.streaming.stored_state import RECENT_IDS
+
+
+def test_round_trip_keeps_offset_ids_actions_and_state() -> None:
+    stored = stored_state.unpack(None)
+    assert stored.offset == -1 and not stored.actions
+    stored.offset = 41
+    assert not stored.seen("mx1/A1")
+    stored.actions = [b'{"action_id": "a"}', b"{}"]
+    stored.state = SubjectState({"burst": ThresholdState(now=7, active_until=9)})
+    again = stored_state.unpack(stored_state.pack(stored))
+    assert again.offset == 41
+    assert again.seen("mx1/A1")
+    assert again.actions == [b'{"action_id": "a"}', b"{}"]
+    assert again.state.thresholds["burst"].active_until == 9
+
+
+def test_only_the_newest_ids_are_remembered() -> None:
+    stored = stored_state.unpack(None)
+    for n in range(RECENT_IDS + 1):
+        assert not stored.seen(f"id{n}")
+    assert not stored.seen("id0")  # pushed out by the newer ones
+    assert stored.seen(f"id{RECENT_IDS}")
+
+
+@pytest.mark.parametrize("cut", [1, 5, 12, 20, 30])
+def test_damaged_bytes_raise_value_error(cut: int) -> None:
+    stored = stored_state.unpack(None)
+    stored.seen("x")
+    stored.actions = [b"0123456789"]
+    data = stored_state.pack(stored)
+    with pytest.raises(ValueError):
+        stored_state.unpack(data[:cut])
+
+
+def test_unknown_version_is_refused() -> None:
+    with pytest.raises(ValueError, match="version"):
+        stored_state.unpack(b"\x09" + bytes(20))
