@@ -14,13 +14,14 @@ from pipeline.cli import (
     policy_server_cmd,
     replay_cmd,
     schemas_cmd,
+    siem_cmd,
     tail_cmd,
     up_cmd,
     worker_cmd,
 )
 
 COMMANDS = (check_config, parse_cmd, replay_cmd, tail_cmd, worker_cmd, policy_server_cmd,
-            actions_cmd, up_cmd, demo_traffic_cmd, schemas_cmd)
+            actions_cmd, up_cmd, demo_traffic_cmd, siem_cmd, schemas_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -129,9 +129,6 @@ def test_worker_matches_replay_and_dead_letters(kafka_settings: KafkaSettings,
     same_actions(got, expected)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "intermittent: after kill -9 the restarted worker sometimes reports Ready and then "
-    "processes nothing (seen in 2 of 6 runs); under investigation, see the worker issue"))
 def test_worker_restarted_after_kill_counts_nothing_twice(kafka_settings: KafkaSettings,
                                                           tmp_path: Path) -> None:
     config_path, topics, _ = write_config(kafka_settings, tmp_path)

@@ -1,0 +1,96 @@
+"""Elastic Common Schema documents for Floodgate's records.
+
+Actions are alerts (``event.kind: alert``), mail events plain events; the
+subject lands in the ECS field that names it (``user.name`` for an account,
+``source.ip`` for a client address, ``email.from.address`` for a sender), and
+the whole record stays under ``floodgate`` for anything ECS has no field for.
+Values go through ``json.dumps``, which escapes every control character.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from schemas.events import ActionEvent, MailEvent
+from schemas.vocabulary import ActionState, SubjectType
+
+ECS_VERSION = "8.11.0"
+_ACTION_TYPES = {"block": ["denied"], "defer": ["denied"], "quarantine": ["denied"],
+                 "warn": ["info"]}
+_EMAIL_DIRECTIONS = {"outbound": "outbound", "inbound": "inbound", "internal": "internal"}
+
+
+def _iso(value: Any) -> str:
+    return str(value.isoformat().replace("+00:00", "Z"))
+
+
+def action_document(action: ActionEvent) -> dict[str, Any]:
+    subject = _subject_fields(action.subject_type, action.subject)
+    ended = action.state is not ActionState.ACTIVE
+    return {
+        "@timestamp": _iso(action.ts),
+        "ecs": {"version": ECS_VERSION},
+        "event": {
+            "kind": "alert" if not ended else "event",
+            "category": ["email", "intrusion_detection"],
+            "type": ["end"] if ended else _ACTION_TYPES[action.action.value],
+            "action": f"{action.action.value}-{action.state.value}",
+            "id": action.action_id,
+            "dataset": "floodgate.actions",
+            "provider": "floodgate",
+            "start": _iso(action.triggered_at),
+            "end": _iso(action.expires_at),
+            **({"reason": action.reason} if action.reason else {}),
+        },
+        "rule": {"name": action.threshold or "manual"},
+        **subject,
+        "message": (f"{action.action.value} {action.subject_type.value} {action.subject} "
+                    f"({action.state.value}) until {_iso(action.expires_at)}"),
+        "floodgate": action.model_dump(mode="json"),
+    }
+
+
+def mail_document(mail: MailEvent) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "@timestamp": _iso(mail.ts),
+        "ecs": {"version": ECS_VERSION},
+        "event": {
+            "kind": "event",
+            "category": ["email"],
+            "type": ["info"] if mail.accepted else ["denied"],
+            "action": "message-accepted" if mail.accepted else "message-refused",
+            "id": mail.event_id,
+            "dataset": "floodgate.mail_events",
+            "provider": "floodgate",
+        },
+        "host": {"name": mail.host},
+        "email": {
+            "direction": _EMAIL_DIRECTIONS.get(mail.direction.value, "unknown"),
+            "to": {"address": mail.recipients},
+            **({"from": {"address": [mail.sender]}} if mail.sender else {}),
+            **({"local_id": mail.queue_id} if mail.queue_id else {}),
+            **({"message_id": mail.message_id} if mail.message_id else {}),
+        },
+        "floodgate": mail.model_dump(mode="json"),
+    }
+    if mail.client_ip:
+        document["source"] = {"ip": mail.client_ip}
+    if mail.sasl_username:
+        document["user"] = {"name": mail.sasl_username}
+    return document
+
+
+def _subject_fields(kind: SubjectType, subject: str) -> dict[str, Any]:
+    if kind is SubjectType.SASL_USERNAME:
+        return {"user": {"name": subject}}
+    if kind is SubjectType.CLIENT_IP:
+        return {"source": {"ip": subject}}
+    if kind is SubjectType.SENDER:
+        return {"email": {"from": {"address": [subject]}}}
+    return {"email": {"sender": {"address": f"@{subject}"}}}
+
+
+def to_line(document: dict[str, Any]) -> str:
+    """One JSON line: control and non-ASCII characters escaped (no line separator of any kind)."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=True, sort_keys=True)

@@ -1,0 +1,123 @@
+"""``floodgate siem --format ecs|cef --to DEST``: actions and mail events for a SIEM.
+
+Reads ``floodgate.actions`` (and with ``--mail`` ``floodgate.mail-events``) in a
+consumer group of its own, writes each record as an ECS JSON line or a CEF
+line to syslog (TCP or UDP), a file or stdout, and commits only what was
+written. ``--webhook URL`` also POSTs each new action once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Message
+from pydantic import ValidationError
+
+from connectors.kafka.client_config import KafkaNotConfigured, consumer_config
+from connectors.siem import cef, ecs
+from connectors.siem.outputs import Destination, Output, open_output, parse_destination
+from connectors.siem.webhook import Webhook
+from pipeline.cli.check_config import load_or_report
+from schemas.events import ActionEvent, MailEvent
+
+log = logging.getLogger("floodgate.siem")
+SYSLOG_SEVERITY = {"block": 2, "quarantine": 3, "defer": 4, "warn": 4}  # crit .. warning
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("siem", help="send actions (and mail events) to a SIEM as ECS or CEF")
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--format", choices=("ecs", "cef"), required=True)
+    parser.add_argument("--to", type=_destination, default=Destination("stdout"),
+                        help="syslog://HOST:PORT (TCP), syslog+udp://HOST:PORT, file:PATH or "
+                             "stdout (default)")
+    parser.add_argument("--mail", action="store_true", help="mail events too, not only actions")
+    parser.add_argument("--webhook", metavar="URL", help="also POST each new action here, once")
+    parser.add_argument("--group", help="consumer group (default CLIENT_ID-siem-FORMAT)")
+    parser.set_defaults(run=run)
+
+
+def _destination(text: str) -> Destination:
+    try:
+        return parse_destination(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def render(fmt: str, record: ActionEvent | MailEvent) -> str:
+    if isinstance(record, ActionEvent):
+        return ecs.to_line(ecs.action_document(record)) if fmt == "ecs" else cef.action_line(record)
+    return ecs.to_line(ecs.mail_document(record)) if fmt == "ecs" else cef.mail_line(record)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        stream=sys.stderr)
+    config = load_or_report(args.config)
+    if config is None:
+        return 1
+    try:
+        webhook = Webhook(args.webhook) if args.webhook else None
+        consumer = Consumer(consumer_config(
+            config.kafka, args.group or f"{config.kafka.client_id}-siem-{args.format}"))
+    except (ValueError, KafkaNotConfigured, KafkaException) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    topics: dict[str, type[ActionEvent] | type[MailEvent]] = {config.topics.actions: ActionEvent}
+    if args.mail:
+        topics[config.topics.mail_events] = MailEvent
+    output = open_output(args.to)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    consumer.subscribe(list(topics))
+    written = bad = 0
+    try:
+        while not stop.is_set():
+            messages = consumer.consume(500, 0.5)
+            for message in messages:
+                if message.error() is not None:
+                    continue
+                record = _decode(message, topics)
+                if record is None:
+                    bad += 1
+                    continue
+                _write(output, args.format, record, webhook)
+                written += 1
+            if messages:
+                consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+        output.close()
+        log.info("stopped: %d records written, %d unreadable skipped", written, bad)
+    return 0
+
+
+def _decode(message: Message, topics: dict[str, type[ActionEvent] | type[MailEvent]]
+            ) -> ActionEvent | MailEvent | None:
+    model: Callable[[bytes], ActionEvent | MailEvent] = topics[message.topic() or ""].model_validate_json
+    try:
+        return model(message.value() or b"")
+    except ValidationError as exc:
+        log.warning("skipping unreadable record %s/%s@%s: %s", message.topic(), message.partition(),
+                    message.offset(), exc.errors(include_url=False)[0]["msg"])
+        return None
+
+
+def _write(output: Output, fmt: str, record: ActionEvent | MailEvent,
+           webhook: Webhook | None) -> None:
+    ts: datetime = record.ts
+    if isinstance(record, ActionEvent):
+        severity = SYSLOG_SEVERITY[record.action.value] if record.state.value == "active" else 5
+        output.send(render(fmt, record), ts, severity, "action")
+        if webhook is not None:
+            webhook.notify(record)
+    else:
+        output.send(render(fmt, record), ts, 6, "mail")

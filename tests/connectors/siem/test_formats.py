@@ -1,0 +1,83 @@
+"""ECS and CEF renderings: golden lines, and hostile values that cannot break a line or a field."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from connectors.siem import cef, ecs
+from schemas.events import ActionEvent, Evidence
+from tests.pipeline.engine.builders import T0, mail
+
+HOSTILE = "evil\r\nCEF:0|x|y|z=1 \\ | \x00\x1b[31m\u2028end"
+
+
+def action(subject: str = "alice", subject_type: str = "sasl_username", **extra: object
+           ) -> ActionEvent:
+    values: dict[str, object] = {
+        "action_id": "a1b2", "ts": T0, "subject_type": subject_type, "subject": subject,
+        "action": "defer", "threshold": "burst", "state": "active", "origin": "auto",
+        "triggered_at": T0, "expires_at": T0 + timedelta(minutes=15),
+        "evidence": Evidence(window_start=T0 - timedelta(seconds=30), window_end=T0, messages=60,
+                             spams=0, recipients=61, count="messages", limit_messages=60,
+                             limit_spams=0)}
+    values.update(extra)
+    return ActionEvent.model_validate(values)
+
+
+def test_cef_action_golden_line() -> None:
+    line = cef.action_line(action())
+    head, _, ext = line.partition("|rt=")
+    assert head.startswith("CEF:0|Floodgate|Floodgate|")
+    assert head.endswith("|action-defer-active|defer active|5")
+    assert ext == ("1795780800000 act=defer outcome=active externalId=a1b2 start=1795780800000 "
+                   "end=1795781700000 cs1Label=threshold cs1=burst cs2Label=subjectType "
+                   "cs2=sasl_username cs3Label=subject cs3=alice suser=alice cn1Label=messages "
+                   "cn1=60 cn2Label=spams cn2=0")
+
+
+def test_cef_escapes_hostile_values() -> None:
+    line = cef.action_line(action(subject=HOSTILE, subject_type="sender", reason=HOSTILE))
+    assert "\n" not in line and "\r" not in line and "\x00" not in line and "\x1b" not in line
+    assert "\u2028" not in line
+    # in extension values: backslash, equals and line breaks escaped; pipes are fine there
+    assert "cs3=evil\\r\\nCEF:0|x|y|z\\=1 \\\\ |" in line
+    # no unescaped '=' inside a value: every ' key=' boundary is a real key
+    fields = [part.split("=", 1)[0] for part in line.split("|", 7)[7].split(" ")
+              if "=" in part and not part.split("=", 1)[0].endswith("\\")]
+    assert all(key.isidentifier() or key == "" for key in fields)
+
+
+def test_cef_header_escapes_pipes_and_backslashes() -> None:
+    assert cef.header_escape("a|b\\c\nd") == "a\\|b\\\\c d"
+    assert cef.value_escape("a=b\\c\r\nd|e") == "a\\=b\\\\c\\r\\nd|e"
+
+
+def test_ecs_action_document() -> None:
+    document = ecs.action_document(action(subject="192.0.2.7", subject_type="client_ip"))
+    assert document["event"]["kind"] == "alert"
+    assert document["event"]["category"] == ["email", "intrusion_detection"]
+    assert document["event"]["type"] == ["denied"]
+    assert document["event"]["action"] == "defer-active"
+    assert document["source"] == {"ip": "192.0.2.7"}
+    assert document["rule"] == {"name": "burst"}
+    assert document["@timestamp"] == "2026-11-27T12:00:00Z"
+    assert document["floodgate"]["evidence"]["messages"] == 60
+
+
+def test_ecs_mail_document_and_hostile_values_stay_on_one_line() -> None:
+    event = mail(0, sasl_username=HOSTILE[:60], sender="bob@example.net", queue_id="4Fx")
+    line = ecs.to_line(ecs.mail_document(event))
+    assert "\n" not in line and "\r" not in line and "\u2028" not in line
+    document = json.loads(line)
+    assert document["user"]["name"] == HOSTILE[:60]  # escaped on the wire, intact when read
+    assert document["email"]["from"]["address"] == ["bob@example.net"]
+    assert document["email"]["direction"] == "outbound"
+    assert document["event"]["action"] == "message-accepted"
+    assert document["source"]["ip"] == "10.0.0.5"
+
+
+def test_ended_actions_are_events_not_alerts() -> None:
+    ended = action(state="expired")
+    assert ecs.action_document(ended)["event"]["kind"] == "event"
+    assert cef.action_line(ended).split("|")[6] == "1"

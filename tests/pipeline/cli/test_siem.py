@@ -1,0 +1,47 @@
+"""``floodgate siem`` on the test broker: actions become CEF lines in a file, unreadable
+records are skipped with a log line, and the offsets are committed."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from connectors.kafka.client_config import producer_config
+from schemas.config import KafkaSettings
+from tests.connectors.siem.test_formats import action
+from tests.fixtures.processes import start_floodgate, stop
+
+pytestmark = pytest.mark.slow
+
+
+def test_siem_writes_cef_lines_for_actions(kafka_settings: KafkaSettings, tmp_path: Path) -> None:
+    topic = f"actions-{uuid.uuid4().hex[:6]}"
+    config = tmp_path / "floodgate.yaml"
+    config.write_text(f"kafka: {{bootstrap_servers: '{kafka_settings.bootstrap_servers}'}}\n"
+                      f"topics: {{actions: {topic}}}\n")
+    producer = Producer(producer_config(kafka_settings))
+    for record in (action(), b"{broken", action(action_id="second", subject="bob|x=y")):
+        value = record if isinstance(record, bytes) else record.model_dump_json().encode()
+        producer.produce(topic, value=value, key=b"k")
+    assert producer.flush(30) == 0
+    out, log = tmp_path / "siem.cef", tmp_path / "siem.log"
+    process = start_floodgate(["siem", "--config", str(config), "--format", "cef",
+                               "--to", f"file:{out}"], log)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not out.exists() or
+                                               out.read_text().count("\n") < 2):
+            time.sleep(0.5)
+    finally:
+        stop(process, signal.SIGTERM)
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2, log.read_text()[-2000:]
+    assert lines[0].startswith("CEF:0|Floodgate|Floodgate|") and "externalId=a1b2" in lines[0]
+    assert "cs3=bob|x\\=y" in lines[1]
+    text = log.read_text()
+    assert "skipping unreadable record" in text and "2 records written, 1 unreadable" in text
