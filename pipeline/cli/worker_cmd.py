@@ -49,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     discard_unclean_tables(data_dir)
     app = build_app(config)
     # Faust's worker turns its web server on (0.0.0.0:6066) unless told not to.
-    sys.argv = ["floodgate-worker", "worker", "--without-web", "-l", args.log_level]
+    faust_level = "warn" if args.log_level == "warning" else args.log_level  # Faust's spelling
+    sys.argv = ["floodgate-worker", "worker", "--without-web", "-l", faust_level]
     try:
         app.main()
     except SystemExit as exit_:

@@ -41,6 +41,7 @@ from connectors.postfix_policy.counting_source import mail_event_from_policy
 from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming.counter import SubjectCounter
+from pipeline.streaming.faust_settings import broker_credentials, broker_urls
 from pipeline.streaming.gap_filler import GapFiller, SourceRecord
 from pipeline.streaming.offset_guard import OffsetGuard
 from pipeline.streaming.store_options import TableStoreOptions
@@ -69,12 +70,11 @@ class _FilledMessage:
 
 
 def build_app(config: FloodgateConfig) -> faust.App:
-    if not config.kafka.bootstrap_servers:
-        raise ValueError("kafka.bootstrap_servers is not set")
     settings, topics = config.worker, config.topics
     app = faust.App(
         settings.app_id,
-        broker=[f"kafka://{server.strip()}" for server in config.kafka.bootstrap_servers.split(",")],
+        broker=broker_urls(config.kafka),
+        broker_credentials=broker_credentials(config.kafka),
         store="rocksdb://",
         datadir=str(Path(settings.data_dir)),
         topic_partitions=settings.partitions,

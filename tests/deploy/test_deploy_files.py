@@ -1,0 +1,92 @@
+"""What ships in deploy/: configs that load, a compose file that holds together (no Docker
+engine here: it is parsed and checked), hardened systemd units, a Postfix snippet that fails open."""
+
+from __future__ import annotations
+
+import configparser
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline.cli import build_parser
+from schemas.config_file import load_config
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+@pytest.mark.parametrize("path", sorted(DEPLOY.rglob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path: Path) -> None:
+    config = load_config(path, {})
+    assert config.thresholds
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DEPLOY / "compose" / "docker-compose.yml").read_text())
+    return data
+
+
+def test_compose_runs_kafka_in_kraft_mode() -> None:
+    kafka = compose()["services"]["kafka"]
+    assert kafka["image"].startswith("apache/kafka:")
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    assert "CONTROLLER://" in env["KAFKA_LISTENERS"]
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # topics come from `topics`
+
+
+def test_compose_creates_every_topic_with_compacted_actions() -> None:
+    script = compose()["services"]["topics"]["command"][0]
+    created = {line.split("--topic ")[1].split()[0]: line for line in script.splitlines()
+               if line.strip().startswith("create --topic")}
+    config = load_config(DEPLOY / "compose" / "floodgate.yaml", {})
+    topics = config.topics
+    assert set(created) == {topics.mail_events, topics.subject_events, topics.policy_events,
+                            topics.deliveries, topics.dead_letter, topics.actions}
+    assert "cleanup.policy=compact" in created[topics.actions]
+    for name, line in created.items():
+        if name != topics.dead_letter:
+            assert f"--partitions {config.worker.partitions}" in line  # co-partitioned
+
+
+def test_compose_services_run_real_commands_and_publish_on_loopback_only() -> None:
+    services = compose()["services"]
+    parser = build_parser()
+    for name in ("worker", "policy", "siem"):
+        service = services[name]
+        command = service["command"]
+        assert command[0] == "floodgate"
+        args = parser.parse_args(command[1:])  # a typo'd option would exit here
+        assert args.config == "/etc/floodgate/floodgate.yaml"
+        assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+        assert service["environment"]["FLOODGATE_KAFKA__BOOTSTRAP_SERVERS"] == "kafka:9092"
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:")
+    dockerfile = (DEPLOY / "compose" / "Dockerfile").read_text()
+    assert "\nUSER floodgate\n" in dockerfile
+
+
+@pytest.mark.parametrize("unit", sorted((DEPLOY / "systemd").glob("*.service")), ids=lambda p: p.name)
+def test_systemd_units_are_hardened_and_run_floodgate(unit: Path) -> None:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(unit)
+    service = parser["Service"]
+    assert service["DynamicUser"] == "yes"  # never root
+    assert service["NoNewPrivileges"] == "yes"
+    assert service["ProtectSystem"] == "strict"
+    assert service["CapabilityBoundingSet"] == ""
+    assert service["Restart"] in ("on-failure", "always")
+    command = shlex.split(service["ExecStart"])
+    assert command[0] == "/usr/local/bin/floodgate"
+    build_parser().parse_args(command[1:])
+
+
+def test_postfix_snippet_fails_open_at_end_of_data() -> None:
+    snippet = (DEPLOY / "postfix" / "main.cf.snippet").read_text()
+    assert "smtpd_end_of_data_restrictions =" in snippet
+    assert "default_action=DUNNO" in snippet
+    assert "check_policy_service { inet:127.0.0.1:10040" in snippet
