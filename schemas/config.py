@@ -203,9 +203,20 @@ class WorkerSettings(_Section):
     tick_interval_s: float = Field(1.0, gt=0, le=60,
                                    description="how often actions are expired and idle subjects "
                                                "swept, per partition")
+    health_listen: str | None = Field(
+        None, pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
+        description="HTTP /livez, /readyz and /metrics (Prometheus); none: off")
     count_policy_events: bool = Field(
         False, description="also count the messages of end-of-message policy requests "
                            "(counted once when the log reports them too)")
+
+
+class TailSettings(_Section):
+    """The log tailer (``floodgate tail``)."""
+
+    health_listen: str | None = Field(
+        None, pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
+        description="HTTP /livez, /readyz and /metrics (Prometheus); none: off")
 
 
 class FloodgateConfig(_Section):
@@ -216,6 +227,7 @@ class FloodgateConfig(_Section):
     thresholds: list[Threshold] = Field(default_factory=list)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    tail: TailSettings = Field(default_factory=TailSettings)
 
     @model_validator(mode="after")
     def _unique_names(self) -> FloodgateConfig:

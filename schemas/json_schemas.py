@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -23,15 +24,78 @@ EXPORTED: dict[str, type[BaseModel]] = {
 }
 
 
+REFERENCE = "REFERENCE.md"
+
+
 def render_schemas() -> dict[str, str]:
-    """File name -> JSON text, deterministic (sorted keys, trailing newline)."""
+    """File name -> text, deterministic: one JSON Schema per contract, and REFERENCE.md."""
     out = {}
+    schemas = {}
     for stem, model in EXPORTED.items():
         schema = model.model_json_schema(mode="serialization")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"https://floodgate.invalid/schemas/{stem}.schema.json"
+        schemas[stem] = schema
         out[f"{stem}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
+    out[REFERENCE] = markdown_reference(schemas)
     return out
+
+
+def markdown_reference(schemas: dict[str, dict[str, Any]]) -> str:
+    """The schemas as Markdown tables: what operators and SIEM teams read."""
+    lines = ["# Record and configuration reference", "",
+             "Generated from the JSON Schemas in this folder by `floodgate schemas export "
+             "schemas/json`; do not edit by hand.", ""]
+    for stem, schema in schemas.items():
+        lines += [f"## {schema.get('title', stem)} (`{stem}.schema.json`)", ""]
+        if schema.get("description"):
+            lines += [_one_line(schema["description"]), ""]
+        lines += _table(schema)
+        for name, definition in sorted(schema.get("$defs", {}).items()):
+            if "enum" in definition:
+                values = ", ".join(f"`{v}`" for v in definition["enum"])
+                lines += [f"### {name}", "", f"One of {values}.", ""]
+            if "properties" in definition:
+                lines += [f"### {name}", ""]
+                if definition.get("description"):
+                    lines += [_one_line(definition["description"]), ""]
+                lines += _table(definition)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _table(schema: dict[str, Any]) -> list[str]:
+    required = set(schema.get("required", []))
+    rows = ["| field | type | required | default | description |", "| --- | --- | --- | --- | --- |"]
+    for name, prop in schema.get("properties", {}).items():
+        default = json.dumps(prop["default"]) if "default" in prop else ""
+        rows.append(f"| `{name}` | {_type(prop)} | {'yes' if name in required else ''} | "
+                    f"{_cell(default)} | {_cell(_one_line(prop.get('description', '')))} |")
+    return [*rows, ""]
+
+
+def _type(prop: dict[str, Any]) -> str:
+    if "$ref" in prop:
+        return str(prop["$ref"]).rsplit("/", 1)[-1]
+    if "const" in prop:
+        return f"`{json.dumps(prop['const'])}`"
+    if "enum" in prop:
+        return " \\| ".join(f"`{v}`" for v in prop["enum"])
+    if "anyOf" in prop:
+        return " or ".join(_type(p) for p in prop["anyOf"])
+    kind = str(prop.get("type", "any"))
+    if kind == "array":
+        return f"array of {_type(prop.get('items', {}))}"
+    if kind == "object" and "additionalProperties" in prop:
+        return f"map of {_type(prop['additionalProperties'])}"
+    return f"{kind} ({prop['format']})" if "format" in prop else kind
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def export_schemas(directory: Path) -> list[Path]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,8 +42,10 @@ class ServerStats:
 
 class PolicyServer:
     def __init__(self, settings: PolicySettings, responder: PolicyResponder,
-                 now_ms: Callable[[], int], on_request: RequestHook | None = None) -> None:
+                 now_ms: Callable[[], int], on_request: RequestHook | None = None,
+                 observe_latency: Callable[[float], None] | None = None) -> None:
         self._settings = settings
+        self._observe = observe_latency
         self._responder = responder
         self._now_ms = now_ms
         self._on_request = on_request
@@ -95,6 +98,13 @@ class PolicyServer:
                     connection.close()
 
     def _answer(self, attributes: dict[str, str]) -> Answer:
+        started = time.perf_counter()
+        answer = self._decide(attributes)
+        if self._observe is not None:
+            self._observe(time.perf_counter() - started)
+        return answer
+
+    def _decide(self, attributes: dict[str, str]) -> Answer:
         self.stats.requests += 1
         try:
             answer = self._responder.answer(attributes, self._now_ms())

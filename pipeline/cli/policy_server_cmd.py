@@ -9,16 +9,18 @@ import logging
 import signal
 import socket
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from connectors.kafka.client_config import KafkaNotConfigured
+from connectors.observability import ObservabilityServer
 from connectors.postfix_policy.action_feed import ActionFeed
 from connectors.postfix_policy.action_store import ActionStore
-from connectors.postfix_policy.health import serve_health
+from connectors.postfix_policy.metrics import PolicyCollector, policy_registry
 from connectors.postfix_policy.policy_events import PolicyEventPublisher
 from connectors.postfix_policy.responder import Answer, PolicyResponder
-from connectors.postfix_policy.server import PolicyServer
+from connectors.postfix_policy.server import PolicyServer, ServerStats
 from pipeline.cli.check_config import load_or_report
 from pipeline.engine.enforcement import ActiveActions
 from schemas.config import FloodgateConfig
@@ -79,14 +81,19 @@ async def serve(config: FloodgateConfig) -> None:
     def report(attributes: dict[str, str], answer: Answer) -> None:
         publisher.publish(attributes, answer, now_ms())
 
+    in_force: list[dict[str, int]] = [{}]  # replaced whole on the loop, read by scrapes
+    registry, latency = policy_registry(PolicyCollector(stats := ServerStats(), publisher, feed,
+                                                        lambda: in_force[0]))
     server = PolicyServer(config.policy, PolicyResponder(config.policy, config.exempt, view),
-                          now_ms, report)
+                          now_ms, report, latency.observe)
+    server.stats = stats
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     feed.start()
     await server.start()
-    health = await serve_health(config.policy.health_listen, feed.caught_up.is_set)
+    health = ObservabilityServer(config.policy.health_listen, feed.caught_up.is_set,
+                                 registry).start()
     log.info("answering on %s (health on %s); reading %s", config.policy.listen,
              config.policy.health_listen, config.topics.actions)
     try:
@@ -95,6 +102,7 @@ async def serve(config: FloodgateConfig) -> None:
                 await asyncio.wait_for(stop.wait(), 0.1)
             publisher.poll()
             view.expire(now_ms())
+            in_force[0] = dict(Counter(a.action.value for a in view.all()))
     finally:
         health.close()
         await server.stop()

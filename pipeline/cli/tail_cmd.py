@@ -14,7 +14,9 @@ from confluent_kafka import Producer
 
 from connectors.direction import DirectionRules
 from connectors.kafka.client_config import KafkaNotConfigured, producer_config
+from connectors.observability import ObservabilityServer
 from connectors.postfix_log.follow import FileFollower
+from connectors.postfix_log.metrics import tail_registry
 from connectors.postfix_log.reader import LogReader
 from connectors.postfix_log.tail import CheckpointError, Tailer, load_checkpoint
 from pipeline.cli.check_config import load_or_report
@@ -51,10 +53,18 @@ def run(args: argparse.Namespace) -> int:
     reader = LogReader(DirectionRules(config.networks), zone, None, args.host)
     follower = FileFollower(args.file, start, stop)
     tailer = Tailer(reader, follower, producer, config.topics, checkpoint, stop)
+    health = None
+    if config.tail.health_listen:
+        health = ObservabilityServer(config.tail.health_listen, lambda: not stop.is_set(),
+                                     tail_registry(reader.tracker.stats, tailer)).start()
     logging.getLogger("floodgate.tail").info(
         "following %s from %s; checkpoint %s", args.file,
         f"inode {start.inode} offset {start.offset}" if start else "its start", checkpoint)
-    tailer.run()
+    try:
+        tailer.run()
+    finally:
+        if health is not None:
+            health.close()
     stats = reader.tracker.stats
     logging.getLogger("floodgate.tail").info(
         "stopped: %d lines, %d records published, %d refused by Kafka, %d not understood",

@@ -43,6 +43,7 @@ from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming.counter import SubjectCounter
 from pipeline.streaming.faust_settings import broker_credentials, broker_urls
 from pipeline.streaming.gap_filler import GapFiller, SourceRecord
+from pipeline.streaming.metrics import WorkerMetrics
 from pipeline.streaming.offset_guard import OffsetGuard
 from pipeline.streaming.store_options import TableStoreOptions
 from schemas.config import FloodgateConfig
@@ -53,6 +54,7 @@ log = logging.getLogger("floodgate.worker")
 
 KIND_HEADER = "floodgate-kind"  # on subject-events: absent (mail), "lift" or "tick"
 TICK_KEY = b"\x00tick"
+CHANGELOG_BACKLOG = 10_000
 
 
 @dataclass(eq=False)  # Faust keeps messages in sets: hashed by identity
@@ -69,7 +71,7 @@ class _FilledMessage:
         self.tp = TP(self.topic, self.partition)
 
 
-def build_app(config: FloodgateConfig) -> faust.App:
+def build_app(config: FloodgateConfig, metrics: WorkerMetrics | None = None) -> faust.App:
     settings, topics = config.worker, config.topics
     app = faust.App(
         settings.app_id,
@@ -86,6 +88,10 @@ def build_app(config: FloodgateConfig) -> faust.App:
         broker_session_timeout=30.0,
         broker_heartbeat_interval=3.0,
     )
+    # Faust stops the agents whenever more than 100 table changelog records wait to be sent
+    # (ProducerBuffer.max_messages) and drains them one at a time; a larger backlog lets the
+    # sends overlap the counting. Offsets are still committed only after the flush.
+    app.producer.buffer.max_messages = CHANGELOG_BACKLOG
     mail_events = app.topic(topics.mail_events, key_serializer="raw", value_serializer="raw")
     subject_events = app.topic(topics.subject_events, partitions=settings.partitions,
                                key_serializer="raw", value_serializer="raw")
@@ -96,6 +102,7 @@ def build_app(config: FloodgateConfig) -> faust.App:
                        options=TableStoreOptions().to_faust_options(), key_type=bytes,
                        value_type=bytes)
     engine = ThresholdEngine(config)
+    metrics = metrics or WorkerMetrics()
     guard = OffsetGuard()
     filler = GapFiller(config.kafka, settings.app_id)
 
@@ -120,6 +127,7 @@ def build_app(config: FloodgateConfig) -> faust.App:
                     message.topic, message.partition, admission.missing_from, message.offset - 1)
         missed = await filler.fetch(message.topic, message.partition, admission.missing_from,
                                     message.offset)
+        metrics.filled.inc(len(missed))
         return [*missed, current]
 
     def acknowledge(record: SourceRecord) -> None:
@@ -140,10 +148,12 @@ def build_app(config: FloodgateConfig) -> faust.App:
                           raw_base64=base64.b64encode(record.value).decode())
         await dead_letter.send(key=f"{record.topic}:{record.partition}".encode(),
                                value=dead.model_dump_json().encode())
+        metrics.dead_letters.inc()
         log.warning("dead-lettered %s/%d@%d: %s", record.topic, record.partition,
                     record.offset, error)
 
     async def publish(action: ActionEvent) -> None:
+        metrics.actions.labels(action.action.value, action.state.value).inc()
         await actions.send(key=action.key.encode(), value=action.model_dump_json().encode(),
                            timestamp=to_ms(action.ts) / 1000)
 
@@ -160,6 +170,7 @@ def build_app(config: FloodgateConfig) -> faust.App:
                                       timestamp=to_ms(mail.ts) / 1000)
 
     async def route_mail(record: SourceRecord) -> None:
+        metrics.consumed.labels("mail").inc()
         try:
             mail = MailEvent.model_validate_json(record.value)
         except ValidationError as exc:
@@ -179,6 +190,7 @@ def build_app(config: FloodgateConfig) -> faust.App:
         directions = DirectionRules(config.networks)
 
         async def route_request(record: SourceRecord) -> None:
+            metrics.consumed.labels("policy").inc()
             try:
                 policy = PolicyEvent.model_validate_json(record.value)
                 mail = mail_event_from_policy(policy, directions)
@@ -214,9 +226,11 @@ def build_app(config: FloodgateConfig) -> faust.App:
 
     async def count_record(record: SourceRecord) -> None:
         kind = record.headers.get(KIND_HEADER, b"mail")
+        metrics.consumed.labels(f"subject-{kind.decode(errors='replace')[:8]}").inc()
         try:
             if kind == b"tick":
-                await counter.on_tick(record.partition)
+                report = await counter.on_tick(record.partition)
+                metrics.dropped_subjects.inc(report.dropped)
             elif kind == b"lift":
                 counter.on_lift(record.offset, record.key, record.value)
             else:
@@ -235,9 +249,16 @@ def build_app(config: FloodgateConfig) -> faust.App:
     @app.timer(interval=settings.tick_interval_s)  # type: ignore[untyped-decorator]
     async def tick() -> None:
         """One tick record into each ``subject-events`` partition this worker owns."""
+        consumer: Any = app.consumer
+        lag: dict[str, int] = {}
         for tp in app.assignor.assigned_actives():
             if tp.topic == topics.subject_events:
                 await subject_events.send(key=TICK_KEY, value=b"", partition=tp.partition,
                                           headers={KIND_HEADER: b"tick"})
+            expected, end = guard.expected(tp), consumer.highwater(tp)
+            if expected is not None and end is not None:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - expected)
+        for topic, behind in lag.items():
+            metrics.lag.labels(topic).set(behind)
 
     return app

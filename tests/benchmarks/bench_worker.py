@@ -216,7 +216,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--live-seconds", type=float, default=20)
-    parser.add_argument("--live-rate", type=int, default=2_000)
+    parser.add_argument("--live-rate", type=int, default=300)
     parser.add_argument("--profile", type=Path)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-worker-"))
@@ -263,7 +263,7 @@ def main() -> None:
         seconds = wait_for_backlog(settings, f"bench-{run}", topics, len(records), 3_600)
         rate = len(records) / seconds
         print(f"worker: {rate:,.0f} events/s ({len(records):,} events, 3 key dimensions, "
-              f"{seconds:.1f} s); ratio to the ceiling {rate / ceiling:.3f}")
+              f"{seconds:.1f} s); ratio to the ceiling {rate / ceiling:.4f}")
 
         latencies = live_latencies(settings, traffic, topics, args.live_seconds, args.live_rate)
         if latencies:

@@ -45,7 +45,7 @@ def test_the_burst_over_the_threshold_is_refused(kafka_settings: KafkaSettings,
               ("mail_events", "deliveries", "subject_events", "actions", "dead_letter",
                "policy_events")}
     ensure_topics(kafka_settings, [TopicSpec(t, 2) for t in topics.values()])
-    policy_port, health_port = free_port(), free_port()
+    policy_port, health_port, worker_health, tail_health = (free_port() for _ in range(4))
     sink = SmtpSink(free_port())
     sink.start()
     postfix = PostfixInstance(free_port(), free_port(), sink.port, policy_port=policy_port)
@@ -56,7 +56,9 @@ def test_the_burst_over_the_threshold_is_refused(kafka_settings: KafkaSettings,
         "topics: {" + ", ".join(f"{k}: {v}" for k, v in topics.items()) + "}\n"
         "networks: {internal: [127.0.0.0/8], local_domains: [example.net]}\n"
         f"policy: {{listen: '127.0.0.1:{policy_port}', health_listen: '127.0.0.1:{health_port}'}}\n"
-        f"worker: {{app_id: e2e-{run}, data_dir: '{tmp_path / 'worker'}', partitions: 2}}\n"
+        f"worker: {{app_id: e2e-{run}, data_dir: '{tmp_path / 'worker'}', partitions: 2, "
+        f"health_listen: '127.0.0.1:{worker_health}'}}\n"
+        f"tail: {{health_listen: '127.0.0.1:{tail_health}'}}\n"
         "thresholds:\n"
         "  - {name: five, key: sasl_username, window: 1m, messages: 5, action: defer, "
         "duration: 10m}\n")
@@ -84,12 +86,37 @@ def test_the_burst_over_the_threshold_is_refused(kafka_settings: KafkaSettings,
         assert sixth.returncode != 0 and "<** 450 4.7.1 " in sixth.stdout, sixth.stdout[-2000:]
         assert "Too much mail from sasl_username alice@example.net" in sixth.stdout
         print(f"fifth message to action on the topic: {detected_s:.1f} s")
+        policy = scrape(health_port)
+        assert policy['floodgate_policy_requests_total{answer="DEFER"}'] >= 1
+        assert policy['floodgate_policy_requests_total{answer="DUNNO"}'] >= 5
+        assert policy['floodgate_policy_actions_in_force{action="defer"}'] == 1
+        assert policy["floodgate_policy_request_seconds_count"] >= 6
+        worker = scrape(worker_health)
+        assert worker['floodgate_worker_actions_total{action="defer",state="active"}'] == 1
+        assert worker['floodgate_worker_records_total{topic_kind="mail"}'] >= 5
+        tail = scrape(tail_health)
+        assert tail["floodgate_tail_mail_events_total"] >= 6
+        assert tail["floodgate_tail_published_total"] >= 6
+        for text in (policy, worker, tail):  # no subject ever becomes a label
+            assert not any("alice" in name or "127.0.0.1" in name for name in text)
     finally:
         for process in processes:
             stop(process)
         postfix.stop()
         sink.stop()
         shutil.rmtree(postfix.dir, ignore_errors=True)
+
+
+def scrape(port: int) -> dict[str, float]:
+    """``/metrics`` as {"name{labels}": value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
 
 
 def wait_responder_knows(port: int, deadline_s: float) -> None:

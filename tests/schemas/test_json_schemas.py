@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 from schemas.json_schemas import SCHEMA_DIR, export_schemas, render_schemas, stale_schemas
@@ -26,6 +27,19 @@ def test_field_names_are_snake_case_and_contracts_complete() -> None:
     for name in ("action_id", "subject_type", "subject", "action", "threshold", "state", "origin",
                  "triggered_at", "expires_at", "evidence"):
         assert name in action["properties"]
-    for schema in map(json.loads, render_schemas().values()):
+    for schema in (json.loads(text) for name, text in render_schemas().items()
+                   if name.endswith(".json")):
         for prop in schema["properties"]:
             assert prop == prop.lower() and "-" not in prop
+
+
+def test_the_reference_documents_every_field_and_escapes_tables() -> None:
+    reference = render_schemas()["REFERENCE.md"]
+    for section in ("## MailEvent", "## ActionEvent", "## PolicyEvent", "## DeadLetter",
+                    "## FloodgateConfig", "### Threshold", "### Direction"):
+        assert section in reference
+    assert "| `event_id` | string | yes |" in reference
+    assert "| `expires_at` | string (date-time) | yes |" in reference
+    for line in reference.splitlines():
+        if line.startswith("| `"):
+            assert len(re.split(r"(?<!\\)\|", line)) == 7  # five cells; pipes inside escaped

@@ -1,0 +1,67 @@
+"""``/livez``, ``/readyz`` and ``/metrics`` (Prometheus text format) over HTTP.
+
+One small threaded server for every Floodgate process (worker, policy
+service, tailer), so probes and scrapes never wait on the process's own loop.
+Metrics carry no user, sender or address as a label: only fixed words.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class ObservabilityServer:
+    def __init__(self, listen: str, ready: Callable[[], bool], registry: CollectorRegistry) -> None:
+        self._ready, self._registry = ready, registry
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer._respond(self)
+
+            def log_message(self, *args: object) -> None:
+                pass  # probes every few seconds would drown the log
+
+        self._server = ThreadingHTTPServer(split_listen(listen), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="observability",
+                                        daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> ObservabilityServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _respond(self, request: BaseHTTPRequestHandler) -> None:
+        path = request.path.split("?", 1)[0]
+        if path == "/livez":
+            status, kind, body = 200, "text/plain", b"ok\n"
+        elif path == "/readyz":
+            ready = self._ready()
+            status, kind, body = (200 if ready else 503), "text/plain", (
+                b"ready\n" if ready else b"not ready\n")
+        elif path == "/metrics":
+            status, kind, body = 200, CONTENT_TYPE_LATEST, generate_latest(self._registry)
+        else:
+            status, kind, body = 404, "text/plain", b"try /livez, /readyz or /metrics\n"
+        request.send_response(status)
+        request.send_header("Content-Type", kind)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)

@@ -1,0 +1,38 @@
+"""The log tailer's Prometheus metrics, read from its counters at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from connectors.postfix_log.tail import Tailer
+    from connectors.postfix_log.tracker import TrackerStats
+
+
+class TailCollector(Collector):
+    def __init__(self, stats: TrackerStats, tailer: Tailer) -> None:
+        self._stats, self._tailer = stats, tailer
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        stats = self._stats
+        for name, value, text in (
+            ("lines", stats.lines, "Log lines read"),
+            ("unparsed_lines", stats.unparsed, "Postfix lines not understood"),
+            ("mail_events", stats.mail_events, "MailEvents made"),
+            ("delivery_events", stats.delivery_events, "DeliveryEvents made"),
+            ("spam_verdicts", stats.verdicts, "Spam verdicts joined to messages"),
+            ("published", self._tailer.published, "Records Kafka acknowledged"),
+            ("refused", self._tailer.failed, "Records Kafka refused"),
+        ):
+            yield CounterMetricFamily(f"floodgate_tail_{name}", text, value=value)
+
+
+def tail_registry(stats: TrackerStats, tailer: Tailer) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(TailCollector(stats, tailer))
+    return registry

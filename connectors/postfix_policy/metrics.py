@@ -1,0 +1,62 @@
+"""The policy service's Prometheus metrics, read from its counters at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from connectors.postfix_policy.action_feed import ActionFeed
+    from connectors.postfix_policy.policy_events import PolicyEventPublisher
+    from connectors.postfix_policy.server import ServerStats
+
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0)
+
+
+class PolicyCollector(Collector):
+    def __init__(self, stats: ServerStats, publisher: PolicyEventPublisher, feed: ActionFeed,
+                 actions_in_force: Callable[[], dict[str, int]]) -> None:
+        self._stats, self._publisher, self._feed = stats, publisher, feed
+        self._actions_in_force = actions_in_force
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self._stats
+        answers = CounterMetricFamily("floodgate_policy_requests", "Policy requests by answer",
+                                      labels=["answer"])
+        for answer, count in sorted(stats.answers.items()):
+            answers.add_metric([answer], count)
+        yield answers
+        yield GaugeMetricFamily("floodgate_policy_connections_open", "Open client connections",
+                                value=stats.open_connections)
+        for name, value, text in (
+            ("connections", stats.connections, "Client connections accepted"),
+            ("connections_refused", stats.refused_connections, "Connections over the limit"),
+            ("protocol_errors", stats.protocol_errors, "Connections closed for protocol errors"),
+            ("timeouts", stats.timeouts, "Connections closed idle or half-sent"),
+            ("internal_errors", stats.internal_errors, "Requests answered by the fail-safe"),
+            ("events_published", self._publisher.published, "PolicyEvents Kafka acknowledged"),
+            ("events_dropped", self._publisher.dropped, "PolicyEvents dropped: buffer full"),
+            ("events_failed", self._publisher.failed, "PolicyEvents Kafka refused"),
+            ("action_records", self._feed.records, "Action records read"),
+            ("action_records_bad", self._feed.bad_records, "Unreadable action records"),
+        ):
+            yield CounterMetricFamily(f"floodgate_policy_{name}", text, value=value)
+        in_force = GaugeMetricFamily("floodgate_policy_actions_in_force",
+                                     "Actions the service enforces now", labels=["action"])
+        for action, count in sorted(self._actions_in_force().items()):
+            in_force.add_metric([action], count)
+        yield in_force
+        yield GaugeMetricFamily("floodgate_policy_ready", "1 once the action view caught up",
+                                value=1 if self._feed.caught_up.is_set() else 0)
+
+
+def policy_registry(collector: PolicyCollector) -> tuple[CollectorRegistry, Histogram]:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    latency = Histogram("floodgate_policy_request_seconds", "Time to answer a policy request",
+                        buckets=LATENCY_BUCKETS, registry=registry)
+    return registry, latency
