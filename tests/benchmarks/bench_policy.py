@@ -122,13 +122,14 @@ def _open_loop(port: int, connections: int, rate: float, seconds: float) -> list
     epoll = select.epoll()
     conns: dict[int, _Connection] = {}
     interval = connections / rate
-    start = time.perf_counter() + 0.05
-    due: dict[int, float] = {}  # connection -> when its next request is due
     for index in range(connections):
         conn = _Connection(port, request_pool(1000 + index))
         conns[conn.sock.fileno()] = conn
         epoll.register(conn.sock.fileno(), select.EPOLLIN)
-        due[conn.sock.fileno()] = start + index * interval / connections
+    # The schedule starts once every connection and request is ready.
+    start = time.perf_counter() + 0.05
+    due = {fd: start + index * interval / connections  # connection -> its next request's time
+           for index, fd in enumerate(conns)}
     busy: set[int] = set()
     latencies: list[float] = []
     end = start + seconds
