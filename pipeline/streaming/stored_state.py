@@ -27,6 +27,7 @@ from pipeline.engine.subject_state import SubjectState, decode_state, encode_sta
 RECENT_IDS = 512
 VERSION = 3
 _HEAD = struct.Struct("<BqHH")
+_HEAD_V2 = struct.Struct("<BqH")
 _LENGTH = struct.Struct("<I")
 
 
@@ -68,16 +69,21 @@ def unpack(data: bytes | None) -> StoredState:
     if not data:
         return StoredState(SubjectState(), -1, array("Q"))
     try:
-        version, offset, count, n_actions = _HEAD.unpack_from(data, 0)
+        if data[0] == 2:  # before actions were kept: read it as a state with none
+            _, offset, count = _HEAD_V2.unpack_from(data, 0)
+            version, n_actions, head = 2, 0, _HEAD_V2.size
+        else:
+            version, offset, count, n_actions = _HEAD.unpack_from(data, 0)
+            head = _HEAD.size
     except struct.error as exc:
         raise ValueError(f"damaged stored state: {exc}") from None
-    if version != VERSION:
+    if version not in (2, VERSION):
         raise ValueError(f"unknown stored state version {version}")
     recent = array("Q")
-    end = _HEAD.size + count * recent.itemsize
+    end = head + count * recent.itemsize
     if end > len(data):
         raise ValueError("damaged stored state: id list longer than the data")
-    recent.frombytes(data[_HEAD.size:end])
+    recent.frombytes(data[head:end])
     actions = []
     for _ in range(n_actions):
         try:

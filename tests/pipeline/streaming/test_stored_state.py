@@ -44,3 +44,18 @@ def test_damaged_bytes_raise_value_error(cut: int) -> None:
 def test_unknown_version_is_refused() -> None:
     with pytest.raises(ValueError, match="version"):
         stored_state.unpack(b"\x09" + bytes(20))
+
+
+def test_the_previous_version_is_read_without_actions() -> None:
+    import struct
+    from array import array
+
+    from pipeline.engine.subject_state import encode_state
+
+    recent = array("Q", [7, 9])
+    state = SubjectState({"burst": ThresholdState(now=5, active_until=8)})
+    old = struct.pack("<BqH", 2, 33, 2) + recent.tobytes() + encode_state(state)
+    stored = stored_state.unpack(old)
+    assert (stored.offset, list(stored.recent), stored.actions) == (33, [7, 9], [])
+    assert stored.state.thresholds["burst"].active_until == 8
+    assert stored_state.unpack(stored_state.pack(stored)).offset == 33  # written back as v3
