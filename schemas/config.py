@@ -169,6 +169,10 @@ class PolicySettings(_Section):
     listen: str = Field("127.0.0.1:10040", pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
                         description="host:port; loopback unless Postfix runs elsewhere")
     unix_socket: str | None = Field(None, description="also listen on this unix socket path")
+    allow_clients: list[Network] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"],
+        description="TCP clients outside these networks are refused at connect (the unix "
+                    "socket is guarded by its file permissions)")
     defer_reply: Literal["DEFER", "DEFER_IF_PERMIT"] = "DEFER"
     texts: ReplyTexts = Field(default_factory=ReplyTexts)
     max_connections: int = Field(2_000, ge=1, le=100_000)

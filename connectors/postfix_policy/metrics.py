@@ -35,6 +35,7 @@ class PolicyCollector(Collector):
         for name, value, text in (
             ("connections", stats.connections, "Client connections accepted"),
             ("connections_refused", stats.refused_connections, "Connections over the limit"),
+            ("clients_refused", stats.refused_clients, "Connections from outside allow_clients"),
             ("protocol_errors", stats.protocol_errors, "Connections closed for protocol errors"),
             ("timeouts", stats.timeouts, "Connections closed idle or half-sent"),
             ("internal_errors", stats.internal_errors, "Requests answered by the fail-safe"),

@@ -12,7 +12,9 @@ when ``fail_open`` (the default), so a Floodgate bug never stops mail.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,6 +35,7 @@ class ServerStats:
     connections: int = 0
     open_connections: int = 0
     refused_connections: int = 0
+    refused_clients: int = 0  # outside policy.allow_clients
     requests: int = 0
     answers: Counter[str] = field(default_factory=Counter)  # by reply keyword
     protocol_errors: int = 0
@@ -51,6 +54,8 @@ class PolicyServer:
         self._on_request = on_request
         self._servers: list[asyncio.base_events.Server] = []
         self._connections: set[_Connection] = set()
+        self._allowed = [ipaddress.ip_network(n) for n in settings.allow_clients]
+        self._allowed_seen: dict[str, bool] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.stats = ServerStats()
 
@@ -96,6 +101,24 @@ class PolicyServer:
                 if now - connection.last_active > limit:
                     self.stats.timeouts += 1
                     connection.close()
+
+    def allows(self, peer: object) -> bool:
+        """Whether a client at ``peer`` (a socket peer name) may ask; unix sockets may."""
+        if not isinstance(peer, tuple) or not peer:
+            return True
+        address = str(peer[0])
+        known = self._allowed_seen.get(address)
+        if known is None:
+            try:
+                ip = ipaddress.ip_address(address.split("%", 1)[0])
+            except ValueError:
+                return False
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+                ip = ip.ipv4_mapped
+            known = any(ip in network for network in self._allowed)
+            if len(self._allowed_seen) < 4096:
+                self._allowed_seen[address] = known
+        return known
 
     def _answer(self, attributes: dict[str, str]) -> Answer:
         started = time.perf_counter()
@@ -146,8 +169,16 @@ class _Connection(asyncio.Protocol):
             stats.refused_connections += 1
             transport.close()
             return
+        peer = transport.get_extra_info("peername")
+        if not server.allows(peer):
+            stats.refused_clients += 1
+            if math.log10(stats.refused_clients).is_integer():  # 1st, 10th, 100th: no log flood
+                log.warning("refused policy client %s: not in policy.allow_clients (%d refused "
+                            "so far)", peer, stats.refused_clients)
+            transport.close()
+            return
         self._transport = transport
-        self._peer = transport.get_extra_info("peername")
+        self._peer = peer
         self.last_active = asyncio.get_running_loop().time()
         stats.connections += 1
         stats.open_connections += 1

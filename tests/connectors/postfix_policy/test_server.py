@@ -153,3 +153,67 @@ def test_a_client_that_does_not_read_is_not_answered_into_memory() -> None:
             await server.stop()
 
     asyncio.run(scenario())
+
+
+def test_clients_outside_the_allow_list_are_refused() -> None:
+    async def scenario() -> None:
+        server = make_server(allow_clients=["10.0.0.0/8", "2001:db8::/32"])
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(REQUEST % (b"alice", b"alice"))
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing answered
+            writer.close()
+        finally:
+            await server.stop()
+        assert server.stats.refused_clients == 1 and server.stats.requests == 0
+        assert server.allows(("10.1.2.3", 5000)) and server.allows(("::ffff:10.0.0.1", 1, 0, 0))
+        assert not server.allows(("192.0.2.1", 5000)) and not server.allows(("not-an-ip", 1))
+        assert server.allows("")  # a unix socket peer
+
+    asyncio.run(scenario())
+
+
+def test_loopback_is_allowed_by_default() -> None:
+    server = make_server()
+    assert server.allows(("127.0.0.1", 1)) and server.allows(("::1", 1, 0, 0))
+    assert not server.allows(("192.0.2.1", 1))
+
+
+def test_a_thousand_concurrent_smtpd_connections() -> None:
+    """1,000 persistent connections asking at once, like a large Postfix: all answered, none
+    refused, the slowest answer well inside smtpd's 10 s policy timeout."""
+    import resource
+    import time
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2_500:  # both ends of every connection live in this process
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4_096, hard), hard))
+
+    async def client(port: int, slowest: list[float]) -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        answered = 0
+        for user in (b"alice", b"mallory", b"bob"):
+            started = time.perf_counter()
+            writer.write(REQUEST % (user, user))
+            await reader.readuntil(b"\n\n")
+            slowest.append(time.perf_counter() - started)
+            answered += 1
+        writer.close()
+        return answered
+
+    async def scenario() -> tuple[list[int], list[float]]:
+        server = make_server(max_connections=2_000)
+        await server.start()
+        slowest: list[float] = []
+        try:
+            answered = await asyncio.gather(*(client(server.port, slowest) for _ in range(1_000)))
+        finally:
+            await server.stop()
+        assert server.stats.connections == 1_000 and server.stats.refused_connections == 0
+        assert server.stats.requests == 3_000
+        return answered, slowest
+
+    answered, latencies = asyncio.run(scenario())
+    assert sum(answered) == 3_000
+    assert max(latencies) < 5.0

@@ -1,0 +1,121 @@
+"""Faults: the broker frozen (SIGSTOP) for 30 s under a steady policy load. The policy service
+keeps answering from the actions it knows, within smtpd's deadline, and the PolicyEvents it
+buffered reach Kafka once the broker is back: none lost."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from connectors.kafka.client_config import producer_config
+from connectors.kafka.embedded_broker import EmbeddedBroker, free_port
+from connectors.kafka.topics import TopicSpec, ensure_topics
+from schemas.config import KafkaSettings
+from schemas.events import ActionEvent
+from tests.end_to_end.test_burst_is_refused import scrape
+from tests.fixtures.processes import start_floodgate, stop
+
+pytestmark = pytest.mark.slow
+PAUSE_S = 30
+REQUEST = (b"request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_username=%s\n"
+           b"sender=%s@example.net\nclient_address=127.0.0.1\nqueue_id=Q%d\n\n")
+
+
+def test_policy_service_answers_through_a_frozen_broker(tmp_path: Path) -> None:
+    broker = EmbeddedBroker(tmp_path / "broker.log")
+    broker.start()
+    process = None
+    try:
+        settings = KafkaSettings(bootstrap_servers=broker.bootstrap)
+        ensure_topics(settings, [TopicSpec("floodgate.actions", 2),
+                                 TopicSpec("floodgate.policy-events", 2)])
+        now = datetime.now(UTC)
+        blocked = ActionEvent(action_id="fault-1", ts=now, subject_type="sasl_username",
+                              subject="mallory", action="block", threshold="t", state="active",
+                              origin="auto", triggered_at=now, expires_at=now + timedelta(hours=1))
+        producer = Producer(producer_config(settings))
+        producer.produce("floodgate.actions", value=blocked.model_dump_json().encode(),
+                         key=blocked.key.encode())
+        assert producer.flush(30) == 0
+        port, health = free_port(), free_port()
+        config = tmp_path / "floodgate.yaml"
+        config.write_text(f"kafka: {{bootstrap_servers: '{broker.bootstrap}'}}\n"
+                          f"policy: {{listen: '127.0.0.1:{port}', "
+                          f"health_listen: '127.0.0.1:{health}'}}\n")
+        process = start_floodgate(["policy-server", "--config", str(config)],
+                                  tmp_path / "policy.log")
+        _wait_ready(health)
+
+        results: list[tuple[float, float, bytes]] = []  # (sent at, seconds, answer)
+        done = threading.Event()
+        load = threading.Thread(target=_steady_load, args=(port, done, results), daemon=True)
+        load.start()
+        time.sleep(3)
+        paused_at = time.monotonic()
+        broker.pause()
+        time.sleep(PAUSE_S)
+        broker.resume()
+        resumed_at = time.monotonic()
+        time.sleep(5)
+        done.set()
+        load.join(30)
+        during = [r for r in results if paused_at <= r[0] <= resumed_at]
+        assert len(during) > PAUSE_S * 50  # the load went on while the broker was frozen
+        assert max(seconds for _, seconds, _ in results) < 1.0  # smtpd waits 10 s at most
+        for _, _, answer in results:
+            user_blocked = answer.startswith(b"action=REJECT")
+            assert user_blocked or answer == b"action=DUNNO\n\n"
+        assert sum(1 for r in results if r[2].startswith(b"action=REJECT")) == len(results) // 2
+
+        deadline = time.monotonic() + 120  # buffered events reach the broker once it is back
+        while time.monotonic() < deadline:
+            metrics = scrape(health)
+            if metrics["floodgate_policy_events_published_total"] >= len(results):
+                break
+            time.sleep(1)
+        assert metrics["floodgate_policy_events_published_total"] == len(results)
+        assert metrics["floodgate_policy_events_dropped_total"] == 0
+        assert metrics["floodgate_policy_events_failed_total"] == 0
+        print(f"{len(results)} requests, {len(during)} while frozen, slowest "
+              f"{max(s for _, s, _ in results) * 1000:.1f} ms")
+    finally:
+        stop(process, signal.SIGTERM)
+        broker.stop()
+
+
+def _steady_load(port: int, done: threading.Event,
+                 results: list[tuple[float, float, bytes]]) -> None:
+    """About 200 requests/s on one persistent connection, alternating two accounts."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        n = 0
+        while not done.is_set():
+            user = b"mallory" if n % 2 else b"alice"
+            started = time.monotonic()
+            conn.sendall(REQUEST % (user, user, n))
+            answer = b""
+            while not answer.endswith(b"\n\n"):
+                answer += conn.recv(4096)
+            results.append((started, time.monotonic() - started, answer))
+            n += 1
+            time.sleep(0.005)
+
+
+def _wait_ready(health: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("policy service never ready")
