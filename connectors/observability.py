@@ -8,10 +8,18 @@ Metrics carry no user, sender or address as a label: only fixed words.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily
+
+
+def counter_families(prefix: str, rows: Iterable[tuple[str, float, str]]
+                     ) -> Iterator[CounterMetricFamily]:
+    """Counters read at scrape time from a process's own tallies: (name, value, help) rows."""
+    for name, value, text in rows:
+        yield CounterMetricFamily(f"{prefix}_{name}", text, value=value)
 
 
 def split_listen(listen: str) -> tuple[str, int]:

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
+from connectors.observability import counter_families
+
 if TYPE_CHECKING:
     from connectors.postfix_log.tail import Tailer
     from connectors.postfix_log.tracker import TrackerStats
@@ -20,7 +22,7 @@ class TailCollector(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         stats = self._stats
-        for name, value, text in (
+        yield from counter_families("floodgate_tail", (
             ("lines", stats.lines, "Log lines read"),
             ("unparsed_lines", stats.unparsed, "Postfix lines not understood"),
             ("mail_events", stats.mail_events, "MailEvents made"),
@@ -28,8 +30,7 @@ class TailCollector(Collector):
             ("spam_verdicts", stats.verdicts, "Spam verdicts joined to messages"),
             ("published", self._tailer.published, "Records Kafka acknowledged"),
             ("refused", self._tailer.failed, "Records Kafka refused"),
-        ):
-            yield CounterMetricFamily(f"floodgate_tail_{name}", text, value=value)
+        ))
 
 
 def tail_registry(stats: TrackerStats, tailer: Tailer) -> CollectorRegistry:

@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from connectors.observability import counter_families
+
 if TYPE_CHECKING:
     from connectors.postfix_policy.action_feed import ActionFeed
     from connectors.postfix_policy.policy_events import PolicyEventPublisher
@@ -32,7 +34,7 @@ class PolicyCollector(Collector):
         yield answers
         yield GaugeMetricFamily("floodgate_policy_connections_open", "Open client connections",
                                 value=stats.open_connections)
-        for name, value, text in (
+        yield from counter_families("floodgate_policy", (
             ("connections", stats.connections, "Client connections accepted"),
             ("connections_refused", stats.refused_connections, "Connections over the limit"),
             ("clients_refused", stats.refused_clients, "Connections from outside allow_clients"),
@@ -44,8 +46,7 @@ class PolicyCollector(Collector):
             ("events_failed", self._publisher.failed, "PolicyEvents Kafka refused"),
             ("action_records", self._feed.records, "Action records read"),
             ("action_records_bad", self._feed.bad_records, "Unreadable action records"),
-        ):
-            yield CounterMetricFamily(f"floodgate_policy_{name}", text, value=value)
+        ))
         in_force = GaugeMetricFamily("floodgate_policy_actions_in_force",
                                      "Actions the service enforces now", labels=["action"])
         for action, count in sorted(self._actions_in_force().items()):

@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from connectors.kafka.embedded_broker import EmbeddedBroker, free_port
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 from schemas.events import ActionEvent
+from tests.fixtures.http_probe import wait_ready
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = 10_000
@@ -190,21 +190,6 @@ def preload_actions(settings: KafkaSettings, topic: str) -> None:
     assert producer.flush(30) == 0
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{process.args} exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"not ready: {url}")
-
-
 def wait_port(port: int, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -252,7 +237,7 @@ def main() -> None:
             [sys.executable, "-m", "pipeline.cli", "policy-server", "--config",
              str(work / "floodgate.yaml")], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True))
-        wait_ready(f"http://127.0.0.1:{health}/readyz", processes[-1])
+        wait_ready(health, 120, processes)
         theirs = free_port()
         (work / "postfwd.cf").write_text(
             "id=RATE; sasl_username=~.; action=rate(sasl_username/60/30/450 4.7.1 too much mail)\n"

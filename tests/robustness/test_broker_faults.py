@@ -8,7 +8,6 @@ import signal
 import socket
 import threading
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from connectors.kafka.embedded_broker import EmbeddedBroker, free_port
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 from schemas.events import ActionEvent
-from tests.end_to_end.test_burst_is_refused import scrape
+from tests.fixtures.http_probe import scrape, wait_ready
 from tests.fixtures.processes import start_floodgate, stop
 
 pytestmark = pytest.mark.slow
@@ -52,7 +51,7 @@ def test_policy_service_answers_through_a_frozen_broker(tmp_path: Path) -> None:
                           f"health_listen: '127.0.0.1:{health}'}}\n")
         process = start_floodgate(["policy-server", "--config", str(config)],
                                   tmp_path / "policy.log")
-        _wait_ready(health)
+        wait_ready(health, 60)
 
         results: list[tuple[float, float, bytes]] = []  # (sent at, seconds, answer)
         done = threading.Event()
@@ -106,16 +105,3 @@ def _steady_load(port: int, done: threading.Event,
             results.append((started, time.monotonic() - started, answer))
             n += 1
             time.sleep(0.005)
-
-
-def _wait_ready(health: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("policy service never ready")

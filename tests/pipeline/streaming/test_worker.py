@@ -199,6 +199,7 @@ def test_policy_source_counts_once_actions_expire_and_lifts_hold(kafka_settings:
     config_path.write_text(
         f"kafka: {{bootstrap_servers: '{kafka_settings.bootstrap_servers}'}}\n"
         "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n"
+        "exempt: {sasl_usernames: [svc]}\n"
         "thresholds:\n"
         "  - {name: short, key: sasl_username, direction: outbound, window: 30s, messages: 8,\n"
         "     action: defer, duration: 15s}\n"
@@ -215,12 +216,16 @@ def test_policy_source_counts_once_actions_expire_and_lifts_hold(kafka_settings:
         wait_ready(log)
         now_ms = int(time.time() * 1000)
 
-        def logged(user: str, n: int) -> MailEvent:
+        def logged(user: str, n: int, **extra: object) -> MailEvent:
             return mail(now_ms - to_ms(T0) + n * 100, event_id=f"mx1/{user}Q{n}", host="mx1",
-                        queue_id=f"{user}Q{n}", sasl_username=user, sender=f"{user}@example.net")
+                        queue_id=f"{user}Q{n}", sasl_username=user, sender=f"{user}@example.net",
+                        **extra)
 
         pat = [logged("pat", n) for n in range(8)]
         lee = [logged("lee", n) for n in range(8)]
+        # an exempt account and inbound mail: out of every threshold's reach
+        svc = [logged("svc", n) for n in range(12)]
+        inbound = [logged("inb", n, direction="inbound") for n in range(12)]
         asked = [PolicyEvent(event_id=f"mx1/policy/{e.queue_id}", ts=e.ts, host="mx1", answer="DUNNO",
                              request=PolicyRequest(protocol_state="END-OF-MESSAGE",
                                                    queue_id=e.queue_id or "", sender=e.sender or "",
@@ -229,8 +234,9 @@ def test_policy_source_counts_once_actions_expire_and_lifts_hold(kafka_settings:
                  for e in pat[:5]]  # the policy service saw the first five too: same ids
         produce(kafka_settings, topics["policy"], [p.model_dump_json().encode() for p in asked],
                 ["pat"] * len(asked))
-        produce(kafka_settings, topics["mail"], [e.model_dump_json().encode() for e in pat + lee],
-                ["pat"] * 8 + ["lee"] * 8)
+        produce(kafka_settings, topics["mail"],
+                [e.model_dump_json().encode() for e in pat + lee + svc + inbound],
+                ["pat"] * 8 + ["lee"] * 8 + ["svc"] * 12 + ["inb"] * 12)
         fired = [ActionEvent.model_validate_json(v)
                  for v in read(kafka_settings, topics["actions"], 2, 2, 60)]
         assert len(fired) == 2, log.read_text()[-3000:]
@@ -243,8 +249,9 @@ def test_policy_source_counts_once_actions_expire_and_lifts_hold(kafka_settings:
                for v in read(kafka_settings, topics["actions"], 2, 5, 10)]
     finally:
         worker.stop()
-    expected = [a for a in replay(config, sorted(pat + lee, key=lambda e: e.ts))
+    expected = [a for a in replay(config, sorted(pat + lee + svc + inbound, key=lambda e: e.ts))
                 if a.state is ActionState.ACTIVE]
+    assert {a.subject for a in expected} == {"pat", "lee"}
     assert sorted(a.action_id for a in fired) == sorted(a.action_id for a in expected)
     states = sorted((a.subject, a.state.value) for a in got)
     assert states == [("lee", "active"), ("lee", "lifted"), ("pat", "active"), ("pat", "expired")]
