@@ -107,3 +107,32 @@ def test_parse_prints_mail_events_and_reports_what_it_read(
     assert "1 not understood" in err and "not understood: this is not a log line" in err
     assert main(["parse", str(log), "--timezone", "Mars/Olympus"]) == 2
     assert main(["parse", str(tmp_path / "absent.log")]) == 1
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["demo-traffic", "--config", EXAMPLE, "--rate", "0"], "must be above 0"),
+    (["demo-traffic", "--config", EXAMPLE, "--seconds", "soon"], "not a number"),
+    (["siem", "--config", EXAMPLE, "--format", "cef", "--to", "http://siem:80"],
+     "use syslog://HOST:PORT"),
+    (["siem", "--config", EXAMPLE, "--format", "leef"], "invalid choice"),
+    (["worker", "--config", EXAMPLE, "--log-level", "chatty"], "invalid choice"),
+])
+def test_bad_arguments_are_usage_errors(argv: list[str], message: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr()[1]
+
+
+def test_up_and_siem_refuse_what_they_cannot_use(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    single_host = str(REPO / "deploy" / "examples" / "single-host.yaml")
+    assert main(["up", "--config", single_host, "--log", str(tmp_path / "missing.log"),
+                 "--state-dir", str(tmp_path / "state")]) == 1
+    assert "missing.log: no such file" in capsys.readouterr()[1]
+    assert main(["siem", "--config", EXAMPLE, "--format", "ecs"]) == 1  # no Kafka configured
+    assert "kafka.bootstrap_servers is not set" in capsys.readouterr()[1]
+    assert main(["siem", "--config", single_host, "--format", "ecs", "--webhook",
+                 "ftp://x"]) == 1
+    assert "must be an http:// or https:// URL" in capsys.readouterr()[1]
