@@ -1,0 +1,67 @@
+"""Load: ``floodgate tail`` on a log growing at 20,000 lines/s for 10 s. Every message reaches
+Kafka and the tailer's memory stays bounded."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from connectors.kafka.topics import TopicSpec, ensure_topics
+from schemas.config import KafkaSettings
+from schemas.events import MailEvent
+from tests.connectors.postfix_log.test_tail import message_lines, read_all
+from tests.fixtures.processes import start_floodgate, stop
+
+pytestmark = pytest.mark.slow
+LINES_PER_S, SECONDS = 20_000, 10
+MESSAGES = LINES_PER_S * SECONDS // len(message_lines(0))
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_tailer_keeps_up_with_20k_lines_per_second(kafka_settings: KafkaSettings,
+                                                   tmp_path: Path) -> None:
+    run = uuid.uuid4().hex[:6]
+    mail_topic, deliveries = f"mail-{run}", f"deliveries-{run}"
+    ensure_topics(kafka_settings, [TopicSpec(mail_topic, 2), TopicSpec(deliveries, 2)])
+    config = tmp_path / "floodgate.yaml"
+    config.write_text(f"kafka: {{bootstrap_servers: '{kafka_settings.bootstrap_servers}'}}\n"
+                      f"topics: {{mail_events: {mail_topic}, deliveries: {deliveries}}}\n"
+                      "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n")
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    tailer = start_floodgate(["tail", str(log), "--config", str(config), "--checkpoint",
+                              str(tmp_path / "pos")], tmp_path / "tail.out")
+    try:
+        time.sleep(2)
+        per_tick = len(message_lines(0))
+        batch = LINES_PER_S // 20 // per_tick  # messages per 50 ms
+        started = time.monotonic()
+        written = 0
+        with open(log, "a") as out:
+            while written < MESSAGES:
+                out.write("".join("\n".join(message_lines(n)) + "\n"
+                                  for n in range(written, min(written + batch, MESSAGES))))
+                out.flush()
+                written = min(written + batch, MESSAGES)
+                time.sleep(max(0.0, started + written * per_tick / LINES_PER_S - time.monotonic()))
+        wrote_s = time.monotonic() - started
+        events = read_all(kafka_settings, mail_topic, 2, MESSAGES, 120)
+        caught_up_s = time.monotonic() - started
+        rss = peak_rss_mib(tailer.pid)
+    finally:
+        stop(tailer)
+    ids = {MailEvent.model_validate_json(v).queue_id for v in events}
+    assert len(ids) == MESSAGES, f"{MESSAGES - len(ids)} messages missing"
+    assert wrote_s < SECONDS * 1.5  # the writer really produced about 20,000 lines/s
+    assert rss < 256, f"tailer peak RSS {rss:.0f} MiB"
+    print(f"{MESSAGES * per_tick:,} lines in {wrote_s:.1f} s; all {MESSAGES:,} messages on "
+          f"Kafka after {caught_up_s:.1f} s; tailer peak RSS {rss:.0f} MiB")

@@ -1,0 +1,68 @@
+"""Faults: the worker killed with SIGKILL at random moments (mid-stream, during recovery, while
+the next batch arrives), three times, then left to finish. The actions equal the brute-force
+replay's: none missing, none extra, none from a message counted twice."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.replay import replay
+from schemas.config import KafkaSettings
+from schemas.config_file import load_config
+from schemas.events import ActionEvent, MailEvent
+from tests.pipeline.engine.builders import mail
+from tests.pipeline.streaming.test_worker import Worker, produce, read, write_config
+
+pytestmark = pytest.mark.slow
+KILLS = 3
+
+
+def traffic() -> list[list[MailEvent]]:
+    """Four batches: 40 accounts, the even ones over the example's 60-in-30 s burst limit."""
+    events = [mail(n * 350 + user * 7, event_id=f"mx1/u{user}-{n}", sasl_username=f"u{user}",
+                   sender=f"u{user}@example.net")
+              for user in range(40) for n in range(70 if user % 2 == 0 else 20)]
+    events.sort(key=lambda e: e.ts)
+    quarter = len(events) // 4 + 1
+    return [events[i:i + quarter] for i in range(0, len(events), quarter)]
+
+
+def test_worker_killed_at_random_moments_matches_the_replay(kafka_settings: KafkaSettings,
+                                                            tmp_path: Path) -> None:
+    config_path, topics, _ = write_config(kafka_settings, tmp_path)
+    rng = random.Random(int(time.time()))
+    worker = Worker(config_path, tmp_path / "worker.log")
+    batches = traffic()
+    kills = []
+    try:
+        worker.start()
+        for number, batch in enumerate(batches):
+            produce(kafka_settings, topics["mail"], [e.model_dump_json().encode() for e in batch],
+                    [e.sasl_username or "" for e in batch])
+            if number < KILLS:
+                delay = rng.uniform(1, 40)  # startup, recovery, counting: wherever it falls
+                time.sleep(delay)
+                worker.stop(signal.SIGKILL)
+                kills.append(round(delay, 1))
+                worker.start()
+        events = [e for batch in batches for e in batch]
+        expected = {a.action_id for a in replay(load_config(config_path, {}), events)
+                    if a.state == "active"}
+        read(kafka_settings, topics["actions"], 2, len(expected), 300)  # until all came
+        time.sleep(3)  # anything counted twice would fire again by now
+        got = read(kafka_settings, topics["actions"], 2, 10**6, 8)
+    finally:
+        worker.stop()
+    actions = [ActionEvent.model_validate_json(v) for v in got]
+    active = {a.action_id for a in actions if a.state.value == "active"}
+    log = (tmp_path / "worker.log").read_text(errors="replace")
+    assert len(expected) == 20
+    assert active == expected, (f"kills after {kills} s; missing {len(expected - active)}, "
+                                f"extra {len(active - expected)}\n{log[-3000:]}")
+    print(f"killed after {kills} s; {len(expected)} actions as in the replay; "
+          f"{len(actions) - len(active)} republished repeats")
