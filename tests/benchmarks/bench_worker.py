@@ -44,7 +44,7 @@ from connectors.kafka.embedded_broker import EmbeddedBroker
 from schemas.config import KafkaSettings
 from schemas.events import ActionEvent, MailEvent
 from tests.benchmarks.bench_engine import zipf
-from tests.fixtures.processes import start, stop
+from tests.fixtures.processes import peak_rss_mib, start, stop
 
 USERS, IPS, DOMAINS = 100_000, 20_000, 5_000
 ABUSER_SHARE, BURST, BURST_SPAN_MS = 0.02, 80, 8_000
@@ -200,13 +200,6 @@ def live_latencies(settings: KafkaSettings, traffic: Traffic, topics: dict[str, 
         drain(0.2)
     watcher.close()
     return latencies
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def directory_bytes(path: Path) -> int:

@@ -4,38 +4,23 @@ Kafka and the tailer's memory stays bounded."""
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 from schemas.events import MailEvent
-from tests.connectors.postfix_log.test_tail import message_lines, read_all
-from tests.fixtures.processes import start_floodgate, stop
+from tests.connectors.postfix_log.test_tail import message_lines, read_all, tail_config
+from tests.fixtures.processes import peak_rss_mib, start_floodgate, stop
 
 pytestmark = pytest.mark.slow
 LINES_PER_S, SECONDS = 20_000, 10
 MESSAGES = LINES_PER_S * SECONDS // len(message_lines(0))
 
 
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
-
 def test_tailer_keeps_up_with_20k_lines_per_second(kafka_settings: KafkaSettings,
                                                    tmp_path: Path) -> None:
-    run = uuid.uuid4().hex[:6]
-    mail_topic, deliveries = f"mail-{run}", f"deliveries-{run}"
-    ensure_topics(kafka_settings, [TopicSpec(mail_topic, 2), TopicSpec(deliveries, 2)])
-    config = tmp_path / "floodgate.yaml"
-    config.write_text(f"kafka: {{bootstrap_servers: '{kafka_settings.bootstrap_servers}'}}\n"
-                      f"topics: {{mail_events: {mail_topic}, deliveries: {deliveries}}}\n"
-                      "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n")
+    config, mail_topic, _ = tail_config(kafka_settings, tmp_path, 2)
     log = tmp_path / "mail.log"
     log.write_text("")
     tailer = start_floodgate(["tail", str(log), "--config", str(config), "--checkpoint",

@@ -79,15 +79,23 @@ def read_all(settings: KafkaSettings, topic: str, partitions: int, want: int,
     return values
 
 
-def test_tail_loses_nothing_through_rotation_truncation_and_kill(
-    kafka_settings: KafkaSettings, tmp_path: Path
-) -> None:
+def tail_config(kafka_settings: KafkaSettings, tmp_path: Path, partitions: int
+                ) -> tuple[Path, str, str]:
+    """A config with topics of its own: (path, mail topic, delivery topic)."""
     mail_topic, delivery_topic = f"mail-{uuid.uuid4().hex[:6]}", f"dlv-{uuid.uuid4().hex[:6]}"
-    ensure_topics(kafka_settings, [TopicSpec(mail_topic, 3), TopicSpec(delivery_topic, 3)])
+    ensure_topics(kafka_settings, [TopicSpec(mail_topic, partitions),
+                                   TopicSpec(delivery_topic, partitions)])
     config = tmp_path / "floodgate.yaml"
     config.write_text(f"kafka: {{bootstrap_servers: '{kafka_settings.bootstrap_servers}'}}\n"
                       f"topics: {{mail_events: {mail_topic}, deliveries: {delivery_topic}}}\n"
                       "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n")
+    return config, mail_topic, delivery_topic
+
+
+def test_tail_loses_nothing_through_rotation_truncation_and_kill(
+    kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    config, mail_topic, delivery_topic = tail_config(kafka_settings, tmp_path, 3)
     log, checkpoint = tmp_path / "mail.log", tmp_path / "tail.pos"
     tail = TailProcess(log, config, checkpoint, tmp_path / "tail.out")
 
