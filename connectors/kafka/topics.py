@@ -13,7 +13,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from connectors.kafka.client_config import common_config
-from schemas.config import KafkaSettings
+from schemas.config import FloodgateConfig, KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -42,3 +42,13 @@ def ensure_topics(settings: KafkaSettings, specs: list[TopicSpec], timeout_s: fl
             error = exc.args[0]
             if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise TopicError(f"cannot create topic {name}: {error.str()}") from None
+
+
+def floodgate_topics(config: FloodgateConfig) -> list[TopicSpec]:
+    """Every topic Floodgate uses, for creation when missing: the worker's partition count
+    (the worker's internal topic must be co-partitioned with its sources), the dead letters
+    in one. Operators who create them first keep their own settings."""
+    topics, partitions = config.topics, config.worker.partitions
+    return [TopicSpec(name, partitions) for name in (
+        topics.mail_events, topics.subject_events, topics.actions, topics.policy_events,
+        topics.deliveries)] + [TopicSpec(topics.dead_letter, 1)]

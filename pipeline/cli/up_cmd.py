@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,7 +21,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors.kafka.client_config import consumer_config
 from connectors.kafka.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
-from connectors.kafka.topics import TopicError, TopicSpec, ensure_topics
+from connectors.kafka.topics import TopicError, ensure_topics, floodgate_topics
 from connectors.postfix_policy.action_feed import ActionFeed
 from connectors.process_supervisor import Child, Supervisor
 from pipeline.cli.check_config import load_or_report
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         try:
-            ensure_topics(config.kafka, _topic_specs(config))
+            ensure_topics(config.kafka, floodgate_topics(config))
         except TopicError as exc:
             print(exc, file=sys.stderr)
             return 1
@@ -110,13 +109,6 @@ def _children(args: argparse.Namespace, config: FloodgateConfig, state: Path,
     return children
 
 
-def _topic_specs(config: FloodgateConfig) -> list[TopicSpec]:
-    topics, partitions = config.topics, config.worker.partitions
-    return [TopicSpec(name, partitions) for name in (
-        topics.mail_events, topics.subject_events, topics.actions, topics.policy_events,
-        topics.deliveries)] + [TopicSpec(topics.dead_letter, 1)]
-
-
 def _announce(config: FloodgateConfig, supervisor: Supervisor, state: Path) -> None:
     print(f"policy service: inet:{config.policy.listen} "
           f"(health http://{config.policy.health_listen}/readyz)")
@@ -147,7 +139,7 @@ def _watch(config: FloodgateConfig, supervisor: Supervisor, stop: threading.Even
             now_ms = time.time_ns() // 1_000_000
             with lock:
                 view.expire(now_ms)
-                kinds = Counter(a.action.value for a in view.all())
+                kinds = view.census()
             active = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())) or "none"
             line = (f"{time.strftime('%H:%M:%S')} {rate.per_second():,.0f} events/s; "
                     f"{sum(kinds.values())} actions in force ({active})")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.kafka.client_config import KafkaNotConfigured
-from connectors.kafka.topics import TopicError, TopicSpec, ensure_topics
+from connectors.kafka.topics import TopicError, ensure_topics, floodgate_topics
 from pipeline.cli.check_config import load_or_report
 
 CLEAN_MARKER = "stopped-cleanly"
@@ -27,19 +27,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 1
-    topics, partitions = config.topics, config.worker.partitions
     try:
-        # Internal topics need the worker's partition count; the others are created only
-        # when missing (operators usually create them, with their own retention).
-        specs = [
-            TopicSpec(topics.subject_events, partitions),
-            TopicSpec(topics.mail_events, partitions),
-            TopicSpec(topics.actions, partitions),
-            TopicSpec(topics.dead_letter, 1),
-        ]
-        if config.worker.count_policy_events:
-            specs.append(TopicSpec(topics.policy_events, partitions))
-        ensure_topics(config.kafka, specs)
+        ensure_topics(config.kafka, floodgate_topics(config))
     except (KafkaNotConfigured, TopicError) as exc:
         print(exc, file=sys.stderr)
         return 1

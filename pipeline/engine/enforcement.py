@@ -62,6 +62,14 @@ class ActiveActions:
     def actions_for(self, key: str) -> list[ActionEvent]:
         return list(self._by_key.get(key, {}).values())
 
+    def census(self) -> dict[str, int]:
+        """How many actions of each kind (block, defer, ...) the view holds."""
+        counts: dict[str, int] = {}
+        for actions in self._by_key.values():
+            for action in actions.values():
+                counts[action.action.value] = counts.get(action.action.value, 0) + 1
+        return counts
+
     def all(self) -> list[ActionEvent]:
         return [a for actions in self._by_key.values() for a in actions.values()]
 

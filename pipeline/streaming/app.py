@@ -55,6 +55,7 @@ log = logging.getLogger("floodgate.worker")
 KIND_HEADER = "floodgate-kind"  # on subject-events: absent (mail), "lift" or "tick"
 TICK_KEY = b"\x00tick"
 CHANGELOG_BACKLOG = 10_000
+SUBJECT_RECORD_LABELS = {b"mail": "subject-mail", b"lift": "subject-lift", b"tick": "subject-tick"}
 
 
 @dataclass(eq=False)  # Faust keeps messages in sets: hashed by identity
@@ -226,7 +227,8 @@ def build_app(config: FloodgateConfig, metrics: WorkerMetrics | None = None) -> 
 
     async def count_record(record: SourceRecord) -> None:
         kind = record.headers.get(KIND_HEADER, b"mail")
-        metrics.consumed.labels(f"subject-{kind.decode(errors='replace')[:8]}").inc()
+        # fixed label words only: a header from outside must not create new series
+        metrics.consumed.labels(SUBJECT_RECORD_LABELS.get(kind, "subject-other")).inc()
         try:
             if kind == b"tick":
                 report = await counter.on_tick(record.partition)

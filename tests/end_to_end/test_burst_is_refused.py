@@ -87,6 +87,11 @@ def test_the_burst_over_the_threshold_is_refused(kafka_settings: KafkaSettings,
         assert "Too much mail from sasl_username alice@example.net" in sixth.stdout
         print(f"fifth message to action on the topic: {detected_s:.1f} s")
         policy = scrape(health_port)
+        deadline = time.monotonic() + 5  # the in-force gauge is refreshed once a second
+        while not policy.get('floodgate_policy_actions_in_force{action="defer"}') and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+            policy = scrape(health_port)
         assert policy['floodgate_policy_requests_total{answer="DEFER"}'] >= 1
         assert policy['floodgate_policy_requests_total{answer="DUNNO"}'] >= 5
         assert policy['floodgate_policy_actions_in_force{action="defer"}'] == 1

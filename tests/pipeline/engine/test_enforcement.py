@@ -17,3 +17,13 @@ def test_view_follows_the_action_topic() -> None:
     assert view.strongest(["sender:b@x.org"], now) is None
     assert [a.action_id for a in view.expire(to_ms(T0) + 15 * 60_000)] == ["one"]
     assert len(view) == 0
+
+
+def test_census_counts_the_actions_held_by_kind() -> None:
+    view = ActiveActions()
+    assert view.census() == {}
+    for n, kind in enumerate(("block", "defer", "defer")):
+        view.apply(action(kind, "sasl_username", f"user{n}", f"id{n}"))
+    assert view.census() == {"block": 1, "defer": 2}
+    view.apply(action("defer", "sasl_username", "user1", "id1", state="lifted"))
+    assert view.census() == {"block": 1, "defer": 1}
