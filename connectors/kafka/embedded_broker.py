@@ -42,10 +42,16 @@ def broker_binary() -> str:
 class EmbeddedBroker:
     """Start with ``start()`` (or ``with``); ``bootstrap`` is ``127.0.0.1:PORT``."""
 
-    def __init__(self, log_path: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, log_path: Path, host: str = "127.0.0.1", port: int | None = None,
+                 storage_url: str = "memory://tansu/",
+                 storage_env: dict[str, str] | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.log_path = log_path
+        # memory://tansu/ keeps nothing across a restart; s3://BUCKET/ with AWS_* variables in
+        # storage_env keeps topics, records and committed offsets (fault tests restart it).
+        self.storage_url = storage_url
+        self.storage_env = storage_env or {}
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,10 +65,11 @@ class EmbeddedBroker:
     def start(self, timeout_s: float = 30.0) -> None:
         url = f"tcp://{self.host}:{self.port}"
         command = [broker_binary(), "broker", "--listener-url", url,
-                   "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+                   "--advertised-listener-url", url, "--storage-engine", self.storage_url]
         # Tansu also reads these from the environment; ours must win.
         env = {k: v for k, v in os.environ.items()
                if k not in ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE")}
+        env.update(self.storage_env)
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -89,6 +96,13 @@ class EmbeddedBroker:
 
     def resume(self) -> None:
         self._signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL the broker, as a crash would (fault tests); ``start()`` brings it back."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(10)
 
     def _signal(self, sig: signal.Signals) -> None:
         if self._process is None:

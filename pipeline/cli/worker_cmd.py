@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     from pipeline.streaming.app import build_app  # Faust is heavy: only the worker loads it
+    from pipeline.streaming.log_throttle import RepeatThrottle, throttle_handlers
     from pipeline.streaming.metrics import WorkerMetrics
 
     data_dir = Path(config.worker.data_dir)
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         # a LogRecord (7% of the worker's time in a profile) before the handler drops it.
         for name in ("", "faust", "mode", "aiokafka"):
             logging.getLogger(name).setLevel(args.log_level.upper())
+        throttle_handlers(RepeatThrottle())  # handlers exist once Faust set logging up
 
     sys.argv = ["floodgate-worker", "worker", "--without-web", "-l", faust_level]
     try:

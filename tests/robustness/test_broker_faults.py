@@ -55,7 +55,7 @@ def test_policy_service_answers_through_a_frozen_broker(tmp_path: Path) -> None:
 
         results: list[tuple[float, float, bytes]] = []  # (sent at, seconds, answer)
         done = threading.Event()
-        load = threading.Thread(target=_steady_load, args=(port, done, results), daemon=True)
+        load = threading.Thread(target=steady_load, args=(port, done, results), daemon=True)
         load.start()
         time.sleep(3)
         paused_at = time.monotonic()
@@ -90,13 +90,13 @@ def test_policy_service_answers_through_a_frozen_broker(tmp_path: Path) -> None:
         broker.stop()
 
 
-def _steady_load(port: int, done: threading.Event,
-                 results: list[tuple[float, float, bytes]]) -> None:
+def steady_load(port: int, done: threading.Event, results: list[tuple[float, float, bytes]],
+                users: tuple[bytes, bytes] = (b"alice", b"mallory")) -> None:
     """About 200 requests/s on one persistent connection, alternating two accounts."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
         n = 0
         while not done.is_set():
-            user = b"mallory" if n % 2 else b"alice"
+            user = users[n % 2]
             started = time.monotonic()
             conn.sendall(REQUEST % (user, user, n))
             answer = b""
