@@ -25,6 +25,7 @@ class TailCollector(Collector):
         yield from counter_families("floodgate_tail", (
             ("lines", stats.lines, "Log lines read"),
             ("unparsed_lines", stats.unparsed, "Postfix lines not understood"),
+            ("parser_errors", self._tailer.parser_errors, "Lines skipped by a parser bug"),
             ("mail_events", stats.mail_events, "MailEvents made"),
             ("delivery_events", stats.delivery_events, "DeliveryEvents made"),
             ("spam_verdicts", stats.verdicts, "Spam verdicts joined to messages"),

@@ -25,7 +25,7 @@ _QUEUED = re.compile(r"from=<?(?P<sender>[^>,]*)>?, size=(?P<size>\d+), nrcpt=(?
 _EXPIRED = re.compile(r"from=<?(?P<sender>[^>,]*)>?, status=expired")
 _DELIVERY = re.compile(
     r"to=<?(?P<to>[^>,]*)>?,(?: orig_to=<?(?P<orig>[^>,]*)>?,)? relay=(?P<relay>[^,]*),"
-    r"(?: conn_use=\d+,)? delay=(?P<delay>[\d.]+),(?: delays=[\d./]+,)? dsn=(?P<dsn>[\d.]+),"
+    r"(?: conn_use=\d+,)? delay=(?P<delay>\d+(?:\.\d+)?),(?: delays=[\d./]+,)? dsn=(?P<dsn>[\d.]+),"
     r" status=(?P<status>[\w-]+)(?: \((?P<text>.*)\))?", re.S)
 _NOTIFY = re.compile(r"(?P<kind>sender|postmaster) (?:non-delivery|delivery status|delay)"
                      r" notification: (?P<new>\w+)")

@@ -11,7 +11,8 @@ import re
 from dataclasses import dataclass
 
 _RSPAMD = re.compile(
-    r"\(\S+: (?P<flag>[TFS]) \((?P<action>[^)]*)\): \[(?P<score>-?[\d.]+)/(?P<required>-?[\d.]+)\]")
+    r"\(\S+: (?P<flag>[TFS]) \((?P<action>[^)]*)\): "
+    r"\[(?P<score>-?\d+(?:\.\d+)?)/(?P<required>-?\d+(?:\.\d+)?)\]")
 _AMAVIS = re.compile(r"\([\w-]+\) (?P<verb>Passed|Blocked|Not-Delivered) (?P<category>[A-Z-]+)\b")
 # Optional fields are searched one by one: one regex with many optional parts
 # silently matches them as empty.
@@ -20,7 +21,7 @@ _FIELD = {name: re.compile(pattern) for name, pattern in {
     "rspamd_mid": r"\bid: <(?P<v>[^>]*)>",
     "amavis_qid": r"\bQueue-ID: (?P<v>\w+)",
     "amavis_mid": r"\bMessage-ID: <(?P<v>[^>]*)>",
-    "amavis_hits": r"\bHits: (?P<v>-?[\d.]+)",
+    "amavis_hits": r"\bHits: (?P<v>-?\d+(?:\.\d+)?)",
     "amavis_queued": r"\bqueued_as: (?P<v>\w+)",
 }.items()}
 _SPAMD = re.compile(

@@ -22,7 +22,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from connectors.postfix_log.follow import FileFollower, StartAt
+from connectors.postfix_log.follow import FileFollower, Position, StartAt
 from connectors.postfix_log.reader import LogReader
 from connectors.postfix_log.tracker import Output
 from schemas.config import Topics
@@ -83,11 +83,12 @@ class Tailer:
         self._last_save = 0.0
         self.published = 0
         self.failed = 0
+        self.parser_errors = 0
 
     def run(self) -> None:
         for line, position in self._follower.lines():
             if line is not None:
-                outputs = self._reader.feed_line(line, position)
+                outputs = self._read(line, position)
                 resume = self._reader.tracker.resume_position()
                 after = (position[0], position[1] + len(line.encode("utf-8", "replace")))
                 batch = _Batch(tuple(resume) if resume else after, 0)  # type: ignore[arg-type]
@@ -101,6 +102,16 @@ class Tailer:
             self._maybe_checkpoint(force=line is None)
         self._producer.flush(30)
         self._maybe_checkpoint(force=True)
+
+    def _read(self, line: str, position: Position) -> list[Output]:
+        try:
+            return self._reader.feed_line(line, position)
+        except Exception:  # a parser bug must not stop the mail log: skip the line, say so
+            self.parser_errors += 1
+            if self.parser_errors <= 10 or self.parser_errors % 1000 == 0:
+                log.exception("a Floodgate bug: line skipped (%d so far), please report it: %r",
+                              self.parser_errors, line[:300])
+            return []
 
     def _publish(self, output: Output, batch: _Batch) -> None:
         topic = self._topics.mail_events if isinstance(output, MailEvent) else self._topics.deliveries

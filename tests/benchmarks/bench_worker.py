@@ -1,7 +1,7 @@
 """Streaming worker throughput, detection latency, memory and table size, on the embedded broker.
 
 Run: python -m tests.benchmarks.bench_worker [--events N] [--live-seconds S] [--live-rate R]
-                                              [--profile FILE]
+                                              [--profile FILE] [--subjects M]
 
 1. Preload N mail events on ``floodgate.mail-events``: Zipf-distributed over
    100,000 SASL users, each with a home address among 20,000 client IPs and
@@ -17,6 +17,11 @@ Run: python -m tests.benchmarks.bench_worker [--events N] [--live-seconds S] [--
    time of the event that fired it.
 5. Peak RSS of the worker (VmHWM) and the RocksDB size on disk per million
    subjects after a clean stop.
+
+With ``--subjects M`` the backlog is M/3 events each from an account, a client IP
+and a sender domain never seen before, every threshold's window is a day (so no
+subject is idle long enough to be swept), and the worker's resident memory is
+sampled as the subjects pile up: the worst case for memory, M subjects held at once.
 
 With ``--profile FILE`` the worker runs under cProfile and the top functions
 are printed (cProfile slows it about eight times: use a small ``--events``;
@@ -34,7 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -44,7 +49,7 @@ from connectors.kafka.embedded_broker import EmbeddedBroker
 from schemas.config import KafkaSettings
 from schemas.events import ActionEvent, MailEvent
 from tests.benchmarks.bench_engine import zipf
-from tests.fixtures.processes import peak_rss_mib, start, stop
+from tests.fixtures.processes import peak_rss_mib, rss_mib, start, stop
 
 USERS, IPS, DOMAINS = 100_000, 20_000, 5_000
 ABUSER_SHARE, BURST, BURST_SPAN_MS = 0.02, 80, 8_000
@@ -59,6 +64,10 @@ thresholds:
   - {name: domain-5m, key: sender_domain, direction: outbound, window: 5m, messages: 20000,
      action: warn, duration: 15m}
 """
+
+# --subjects: every subject stays live for the whole run
+LONG_THRESHOLDS = THRESHOLDS.replace("window: 30s", "window: 1d").replace(
+    "window: 1h", "window: 1d").replace("window: 5m", "window: 1d")
 
 
 class Traffic:
@@ -81,6 +90,19 @@ class Traffic:
             "direction": "outbound", "accepted": True, "source": "log",
         }
         return f"user{user}".encode(), json.dumps(event, separators=(",", ":")).encode()
+
+    def fresh(self, count: int, start_ms: int, span_ms: int) -> Iterator[tuple[bytes, bytes]]:
+        """``count`` events, each from an account, an IP and a domain never seen before."""
+        for n in range(count):
+            event = {
+                "schema_version": 1, "event_id": f"fresh/{n:x}",
+                "ts": _iso(start_ms + n * span_ms // count), "host": "mx1",
+                "client_ip": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}",
+                "sasl_username": f"fresh{n}", "sender": f"fresh{n}@f{n}.example",
+                "recipients": ["someone@gmail.example"], "recipient_count": 1,
+                "direction": "outbound", "accepted": True, "source": "log",
+            }
+            yield f"fresh{n}".encode(), json.dumps(event, separators=(",", ":")).encode()
 
     def stream(self, count: int, start_ms: int, span_ms: int) -> Iterator[tuple[int, int]]:
         """``count`` (user, time) pairs over ``span_ms``: Zipf background plus abuser bursts."""
@@ -148,12 +170,14 @@ def committed(settings: KafkaSettings, group: str, topic: str) -> tuple[int, int
 
 
 def wait_for_backlog(settings: KafkaSettings, group: str, topics: dict[str, str],
-                     total: int, deadline_s: float) -> float:
+                     total: int, deadline_s: float,
+                     progress: Callable[[int], None] = lambda done: None) -> float:
     """Seconds from the worker's first commit to all of the backlog committed, both stages."""
     first, first_done = None, 0
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         mail_done, _ = committed(settings, group, topics["mail"])
+        progress(mail_done)
         subject_done, subject_end = committed(settings, group, topics["subjects"])
         now = time.perf_counter()
         if first is None and mail_done > 0:
@@ -212,7 +236,10 @@ def main() -> None:
     parser.add_argument("--live-seconds", type=float, default=20)
     parser.add_argument("--live-rate", type=int, default=300)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument("--subjects", type=int, help="M fresh subjects held at once (see above)")
     args = parser.parse_args()
+    if args.subjects is not None and args.subjects < 3:
+        parser.error("--subjects needs at least 3")
     work = Path(tempfile.mkdtemp(prefix="bench-worker-"))
     broker = EmbeddedBroker(work / "broker.log")
     broker.start()
@@ -224,7 +251,8 @@ def main() -> None:
         config = work / "floodgate.yaml"
         config.write_text(
             f"kafka: {{bootstrap_servers: '{broker.bootstrap}'}}\n"
-            "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n" + THRESHOLDS +
+            "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n"
+            + (LONG_THRESHOLDS if args.subjects else THRESHOLDS) +
             f"topics: {{mail_events: {topics['mail']}, subject_events: {topics['subjects']}, "
             f"actions: {topics['actions']}, dead_letter: {topics['dead']}}}\n"
             f"worker: {{app_id: bench-{run}, data_dir: '{work / 'data'}', "
@@ -235,16 +263,22 @@ def main() -> None:
         traffic = Traffic()
         day_ago = int(time.time() * 1000) - 86_400_000
         span_ms = args.events * 2  # 500 events/s of event time
-        subjects = set()
+        subjects: set[int] = set()
         records = []
-        for user, ts_ms in traffic.stream(args.events, day_ago, span_ms):
-            records.append(traffic.record(user, ts_ms))
-            subjects.update((user, -1 - traffic.ip_of[user], -100_000 - traffic.domain_of[user]))
+        if args.subjects:
+            records = list(traffic.fresh(args.subjects // 3, day_ago, span_ms))
+            subject_count = len(records) * 3
+        else:
+            for user, ts_ms in traffic.stream(args.events, day_ago, span_ms):
+                records.append(traffic.record(user, ts_ms))
+                subjects.update((user, -1 - traffic.ip_of[user],
+                                 -100_000 - traffic.domain_of[user]))
+            subject_count = len(subjects)
         MailEvent.model_validate_json(records[0][1])  # the hand-made JSON is a valid event
         began = time.perf_counter()
         produce(settings, topics["mail"], iter(records))
         print(f"preloaded {len(records):,} events in {time.perf_counter() - began:.1f} s; "
-              f"{len(subjects):,} subjects")
+              f"{subject_count:,} subjects")
         ceiling = raw_consume_rate(settings, topics["mail"], len(records))
         print(f"ceiling: raw confluent-kafka consume {ceiling:,.0f} events/s")
 
@@ -254,25 +288,36 @@ def main() -> None:
         command += ["-m", "pipeline.cli", "worker", "--config", str(config),
                     "--log-level", "warning"]
         worker = start(command, work / "worker.log")
-        seconds = wait_for_backlog(settings, f"bench-{run}", topics, len(records), 3_600)
+        samples: dict[int, float] = {}  # quarter of the backlog done: worker RSS then
+
+        def sample(done: int) -> None:
+            quarter = done * 4 // len(records)
+            if quarter not in samples:
+                samples[quarter] = rss_mib(worker.pid)
+
+        seconds = wait_for_backlog(settings, f"bench-{run}", topics, len(records), 4 * 3_600,
+                                   sample)
         rate = len(records) / seconds
         print(f"worker: {rate:,.0f} events/s ({len(records):,} events, 3 key dimensions, "
               f"{seconds:.1f} s); ratio to the ceiling {rate / ceiling:.4f}")
+        print("worker RSS as the backlog was counted: " + ", ".join(
+            f"{q * 25}% {mib:.0f} MiB" for q, mib in sorted(samples.items())))
 
-        latencies = live_latencies(settings, traffic, topics, args.live_seconds, args.live_rate)
+        latencies = [] if args.subjects else live_latencies(settings, traffic, topics,
+                                                            args.live_seconds, args.live_rate)
         if latencies:
             cuts = statistics.quantiles(latencies, n=100, method="inclusive")
             print(f"live at {args.live_rate:,} events/s for {args.live_seconds:.0f} s: "
                   f"{len(latencies)} actions; detection latency p50 {cuts[49]:.0f} ms, "
                   f"p99 {cuts[98]:.0f} ms, max {max(latencies):.0f} ms")
-        else:
+        elif not args.subjects:
             print("live: no action fired")
         rss = peak_rss_mib(worker.pid)
         stop(worker)
         worker = None
         size = directory_bytes(work / "data" / "v1" / "tables")
         print(f"worker peak RSS {rss:.0f} MiB; RocksDB {size / 2**20:.1f} MiB for "
-              f"{len(subjects):,} subjects = {size / len(subjects) * 1e6 / 2**20:.0f} MiB "
+              f"{subject_count:,} subjects = {size / subject_count * 1e6 / 2**20:.0f} MiB "
               "per million subjects")
         if args.profile:
             stats = pstats.Stats(str(args.profile))

@@ -16,6 +16,7 @@ from connectors.postfix_log.postfix_lines import (
     Removed,
     parse_postfix,
 )
+from connectors.postfix_log.spam_verdicts import parse_verdict
 from tests.connectors.postfix_log.corpora import WHYSCREAM, needs_corpora
 
 # The daemons whose lines make or change MailEvents; the rest must at least not crash.
@@ -52,6 +53,15 @@ def test_delivery_with_next_hop_queue_id() -> None:
     assert isinstance(fact, Delivery)
     assert (fact.recipient, fact.orig_recipient, fact.status, fact.queued_as, fact.delay_s) == (
         "admin@example.com", "a@example.com", "sent", "153053D", 3.6)
+
+
+def test_a_damaged_number_makes_a_line_not_understood_not_a_crash() -> None:
+    # found by atheris: "delay=0.3." matched [\d.]+ and float() raised
+    fact = parse_postfix("smtp", "7EE668039: to=<a@example.com>, relay=none, delay=0.3., "
+                                 "delays=0.2/0/0/0.1, dsn=2.0.0, status=sent (250 ok)")
+    assert not isinstance(fact, Delivery)
+    rspamd = "rspamd_task_write_log: id: <m@x>, qid: <Q1>, (default: T (reject): [1.2.3/15.00]"
+    assert parse_verdict("rspamd", rspamd) is None
 
 
 def test_noqueue_reject() -> None:

@@ -1,0 +1,185 @@
+"""Coverage-guided fuzz targets (atheris, libFuzzer) for the parsers that take outside input.
+
+Run one:  python -m tests.robustness.fuzz_targets TARGET [libFuzzer flags, e.g. -runs=50000]
+Targets: policy (protocol bytes to replies), log (syslog lines through the tracker),
+record (Kafka records to the worker's counter), state (stored subject bytes), and
+canary, which crashes on one input so a test can show that crashes are found.
+
+Hypothesis (test_hostile_input.py) checks the same properties from generated values;
+atheris mutates bytes guided by which branches of our code they reach, which finds
+the inputs generators do not think of. An uncaught exception or a failed check is a
+crash: libFuzzer prints the input and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import atheris
+
+with atheris.instrument_imports(include=["connectors", "pipeline", "schemas"]):
+    from pydantic import ValidationError
+
+    from connectors.direction import DirectionRules
+    from connectors.postfix_log.reader import LogReader
+    from connectors.postfix_policy.policy_protocol import MAX_REPLY_TEXT, ProtocolError, RequestReader
+    from connectors.postfix_policy.responder import PolicyResponder
+    from pipeline.engine.enforcement import ActiveActions
+    from pipeline.engine.evaluator import ThresholdEngine
+    from pipeline.streaming import stored_state
+    from pipeline.streaming.counter import SubjectCounter
+    from schemas.config import Exempt, Networks, PolicySettings, ReplyTexts
+    from schemas.events import ActionEvent
+    from schemas.vocabulary import ActionState
+
+from tests.connectors.postfix_log.corpora import CORPORA
+from tests.connectors.postfix_policy.test_responder import NOW, action
+from tests.pipeline.engine.builders import config, mail, threshold
+
+RS = b"\x1e"  # separates the records of one ``record`` input
+REPLY = re.compile(rf"action=[A-Z_]+( [^\x00-\x1f\x7f]{{0,{MAX_REPLY_TEXT}}})?\n\n")
+_VIEW = ActiveActions()
+_VIEW.apply(action("block", "sasl_username", "mallory"))
+_RESPONDER = PolicyResponder(
+    PolicySettings(texts=ReplyTexts(block="5.7.1 {subject} {threshold} {action_id}")),
+    Exempt(), _VIEW)
+_ENGINE_CONFIG = config(threshold(name="burst", messages=3, window="10s", duration="1m"))
+
+
+def policy(data: bytes) -> None:
+    """Any bytes, cut where the first byte says: requests or ProtocolError, safe replies."""
+    cut = data[0] if data else 0
+    reader = RequestReader()
+    try:
+        for chunk in (data[1:cut + 1], data[cut + 1:]):
+            for request in reader.feed(chunk):
+                wire = _RESPONDER.answer(request, NOW).wire.decode()
+                if not REPLY.fullmatch(wire):
+                    raise AssertionError(f"unsafe reply {wire!r}")
+    except ProtocolError:
+        pass  # the server closes such a connection
+
+
+def log(data: bytes) -> None:
+    """Any bytes as log lines: whatever comes out is a record that survives JSON."""
+    reader = LogReader(DirectionRules(Networks(internal=["10.0.0.0/8"])))
+    for line in data.decode("utf-8", "replace").split("\n"):
+        for output in reader.feed_line(line):
+            type(output).model_validate_json(output.model_dump_json())
+    reader.finish()
+
+
+def record(data: bytes) -> None:
+    """Kafka records ``key RS value RS key RS value ...`` for the counter, the last pair also as
+    a lift: each is counted, or fails with the error its dead letter would carry."""
+    _count(_pairs(data))
+
+
+def _pairs(data: bytes) -> list[tuple[bytes, bytes]]:
+    parts = data.split(RS)
+    return list(zip(parts[::2], parts[1::2], strict=False))
+
+
+def _count(pairs: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    table: dict[bytes, bytes] = {}
+    counter = SubjectCounter(ThresholdEngine(_ENGINE_CONFIG), table,
+                             lambda p, s: iter(sorted(table.items())), _ignore, lambda: 0)
+
+    async def count() -> None:
+        for offset, (key, value) in enumerate(pairs, 1):
+            with contextlib.suppress(ValueError, ValidationError):  # what the agent dead-letters
+                await counter.on_mail(0, offset, key, value)
+        await counter.on_tick(0)
+
+    asyncio.run(count())
+    if pairs:
+        with contextlib.suppress(ValueError, ValidationError):
+            counter.on_lift(len(pairs) + 1, *pairs[-1])
+    return table
+
+
+def state(data: bytes) -> None:
+    """A subject's stored bytes (RocksDB, changelog): state or ValueError, nothing else."""
+    with contextlib.suppress(ValueError):
+        stored_state.unpack(data)
+
+
+@atheris.instrument_func
+def canary(data: bytes) -> None:
+    """Crashes on one input, reachable only by following comparisons: proves the harness."""
+    if data[:2] == b"FG" and len(data) > 3 and data[2] == 0x7F and json.dumps(data[3:4].hex()):
+        raise RuntimeError("canary reached")
+
+
+async def _ignore(_action: ActionEvent) -> None:
+    return None
+
+
+def seeds(target: str) -> list[bytes]:
+    """Valid inputs to start from: mutations of them reach deeper than random bytes."""
+    if target == "policy":
+        request = (b"request=smtpd_access_policy\nprotocol_state=%s\nsasl_username=%s\n"
+                   b"sender=%s@example.net\nrecipient=r@far.example\nclient_address=10.0.0.9\n"
+                   b"instance=1.2\nqueue_id=ABC\nrecipient_count=3\n\n")
+        return [bytes([n]) + request % (state, user, user) for n in (0, 40, 200)
+                for state in (b"RCPT", b"END-OF-MESSAGE") for user in (b"mallory", b"alice")]
+    if target == "log":
+        return [("\n".join(block)).encode() for block in _corpus_blocks()]
+    if target == "record":
+        events = [mail(n * 1000, event_id=f"mx1/Q{n}", sasl_username="alice", spam=n % 2 == 0)
+                  for n in range(4)]
+        lift = action("defer", "sasl_username", "alice").model_copy(
+            update={"state": ActionState.LIFTED})
+        key = b"sasl_username:alice"
+        mails = RS.join(key + RS + e.model_dump_json().encode() for e in events)
+        return [mails, mails + RS + key + RS + lift.model_dump_json().encode()]
+    if target == "state":  # what the counter stores for the record seeds
+        return [value for seed in seeds("record") for value in _count(_pairs(seed)).values()]
+    return [b"FG"]
+
+
+def _corpus_blocks(lines_per_block: int = 12, most: int = 400) -> list[list[str]]:
+    """Postfix lines of the public samples in ../shared/corpora (read, not copied), and ours."""
+    lines = [f"Nov 27 10:00:0{n} mx1 postfix/qmgr[9]: ABC{n}: from=<a@example.net>, size=9, "
+             "nrcpt=1 (queue active)" for n in range(3)]
+    if CORPORA.is_dir():
+        for path in sorted(CORPORA.rglob("*")):
+            if path.is_file() and path.stat().st_size < 5_000_000:
+                lines += [line for line in path.read_text(errors="replace").splitlines()
+                          if "postfix/" in line][:500]
+    blocks = [lines[i:i + lines_per_block] for i in range(0, len(lines), lines_per_block)]
+    return blocks[:: max(1, len(blocks) // most)]
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "policy": policy, "log": log, "record": record, "state": state, "canary": canary}
+
+
+def write_seeds(target: str, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for n, seed in enumerate(seeds(target)):
+        (directory / f"seed-{n}").write_bytes(seed)
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in TARGETS:
+        raise SystemExit(f"usage: python -m tests.robustness.fuzz_targets "
+                         f"{{{'|'.join(TARGETS)}}} [CORPUS_DIR] [libFuzzer flags]")
+    name, flags = sys.argv[1], sys.argv[2:]
+    if not [flag for flag in flags if not flag.startswith("-")]:  # no corpus: start from seeds
+        corpus = Path(tempfile.mkdtemp(prefix=f"fuzz-{name}-"))
+        write_seeds(name, corpus)
+        flags.append(str(corpus))
+    atheris.Setup([sys.argv[0], *flags], TARGETS[name])
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
