@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Kafka-compatible broker (Tansu) on a free port, per test session."""
+"""Shared fixtures: a real Kafka-compatible broker (Tansu) on a free port, per test session,
+and the table of reliability figures printed at the end of the run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import pytest
 
 from connectors.kafka.embedded_broker import EmbeddedBroker
 from schemas.config import KafkaSettings
+from tests.figures import Figures
+
+FIGURES = pytest.StashKey[Figures]()
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +30,17 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedB
 @pytest.fixture
 def kafka_settings(kafka_broker: EmbeddedBroker) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=kafka_broker.bootstrap, client_id="floodgate-test")
+
+
+@pytest.fixture
+def figures(pytestconfig: pytest.Config) -> Figures:
+    return pytestconfig.stash.setdefault(FIGURES, Figures())
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    figures = config.stash.get(FIGURES, None)
+    if figures and figures.rows:
+        terminalreporter.section("reliability figures measured in this run")
+        for line in figures.table():
+            terminalreporter.write_line(line)

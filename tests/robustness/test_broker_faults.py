@@ -19,6 +19,7 @@ from connectors.kafka.embedded_broker import EmbeddedBroker, free_port
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 from schemas.events import ActionEvent
+from tests.figures import Figures
 from tests.fixtures.http_probe import scrape, wait_ready
 from tests.fixtures.processes import start_floodgate, stop
 
@@ -28,7 +29,7 @@ REQUEST = (b"request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_us
            b"sender=%s@example.net\nclient_address=127.0.0.1\nqueue_id=Q%d\n\n")
 
 
-def test_policy_service_answers_through_a_frozen_broker(tmp_path: Path) -> None:
+def test_policy_service_answers_through_a_frozen_broker(tmp_path: Path, figures: Figures) -> None:
     broker = EmbeddedBroker(tmp_path / "broker.log")
     broker.start()
     process = None
@@ -83,6 +84,10 @@ def test_policy_service_answers_through_a_frozen_broker(tmp_path: Path) -> None:
         assert metrics["floodgate_policy_events_published_total"] == len(results)
         assert metrics["floodgate_policy_events_dropped_total"] == 0
         assert metrics["floodgate_policy_events_failed_total"] == 0
+        figures.add(f"broker frozen (SIGSTOP) {PAUSE_S} s", f"{len(results):,} policy requests, "
+                    f"{len(during):,} while frozen", "every PolicyEvent published after the resume",
+                    lost=len(results) - int(metrics["floodgate_policy_events_published_total"]),
+                    worst_ms=max(s for _, s, _ in results) * 1000)
         print(f"{len(results)} requests, {len(during)} while frozen, slowest "
               f"{max(s for _, s, _ in results) * 1000:.1f} ms")
     finally:

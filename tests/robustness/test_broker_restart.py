@@ -22,6 +22,7 @@ from schemas.config_file import load_config
 from schemas.events import ActionEvent, MailEvent
 from schemas.vocabulary import ActionState
 from tests.connectors.postfix_log.test_tail import read_all
+from tests.figures import Figures
 from tests.fixtures.http_probe import scrape, wait_ready
 from tests.fixtures.object_store import durable_broker, s3_server
 from tests.fixtures.processes import start_floodgate, stop
@@ -74,7 +75,7 @@ def config_text(bootstrap: str, tmp_path: Path, policy_port: int, health: int) -
             f"policy: {{listen: '127.0.0.1:{policy_port}', health_listen: '127.0.0.1:{health}'}}\n")
 
 
-def test_broker_killed_and_restarted_loses_nothing(tmp_path: Path) -> None:
+def test_broker_killed_and_restarted_loses_nothing(tmp_path: Path, figures: Figures) -> None:
     policy_port, health = free_port(), free_port()
     processes = []
     with s3_server(tmp_path / "s3.log") as endpoint:
@@ -142,6 +143,10 @@ def test_broker_killed_and_restarted_loses_nothing(tmp_path: Path) -> None:
     deferred = [a for a in answers if a[2].startswith(b"action=DEFER")]
     assert deferred and all(a[0] > back_at for a in deferred)  # the feed came back with it
     assert all(a[2] == b"action=DUNNO\n\n" for a in answers if a[0] < killed_at)
+    figures.add(f"broker killed (SIGKILL), back after {back_at - killed_at:.0f} s",
+                f"{messages:,} logged messages, {len(answers):,} policy requests",
+                f"the replay's {len(active)} actions; DEFER once it is back; every PolicyEvent "
+                "published", lost=messages - len(queue_ids), worst_ms=slowest * 1000)
     print(f"broker down {back_at - killed_at:.1f} s: {messages:,} messages logged, "
           f"{len(mail) - messages} repeats on the topic, {len(events):,} distinct, 0 lost; "
           f"{len(active)} actions as in the replay; {len(answers):,} policy answers "

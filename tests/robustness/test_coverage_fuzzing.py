@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.figures import Figures
 from tests.fixtures.processes import REPO
 from tests.robustness.fuzz_targets import write_seeds
 
@@ -24,7 +25,7 @@ def fuzz(target: str, corpus: Path, *flags: str) -> subprocess.CompletedProcess[
 
 
 @pytest.mark.parametrize("target", sorted(RUNS))
-def test_fuzz_target_survives_its_budget(target: str, tmp_path: Path) -> None:
+def test_fuzz_target_survives_its_budget(target: str, tmp_path: Path, figures: Figures) -> None:
     corpus = tmp_path / "corpus"
     write_seeds(target, corpus)
     result = fuzz(target, corpus, f"-runs={RUNS[target]}")
@@ -33,6 +34,8 @@ def test_fuzz_target_survives_its_budget(target: str, tmp_path: Path) -> None:
     done = re.search(r"Done (\d+) runs in (\d+) second", result.stderr)
     assert done and int(done[1]) == RUNS[target], report
     coverage = re.findall(r"cov: (\d+)", result.stderr)
+    figures.add(f"atheris: {target}", f"{int(done[1]):,} mutated inputs",
+                f"no crash, {coverage[-1] if coverage else '?'} code edges reached")
     print(f"{target}: {int(done[1]):,} inputs in {done[2]} s, no crash; "
           f"{coverage[-1] if coverage else '?'} edges covered; corpus {len(list(corpus.iterdir()))}")
 

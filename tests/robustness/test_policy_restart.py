@@ -24,6 +24,7 @@ from connectors.kafka.embedded_broker import EmbeddedBroker, free_port
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 from schemas.events import ActionEvent, PolicyEvent
+from tests.figures import Figures
 from tests.fixtures.http_probe import wait_ready
 from tests.fixtures.processes import start_floodgate, stop
 from tests.fixtures.topic_reader import read_to_end
@@ -85,7 +86,7 @@ class SmtpdLikeClient(threading.Thread):
         return None
 
 
-def test_policy_service_restarted_under_load(tmp_path: Path) -> None:
+def test_policy_service_restarted_under_load(tmp_path: Path, figures: Figures) -> None:
     broker = EmbeddedBroker(tmp_path / "broker.log")  # its own: this test freezes it
     broker.start()
     kafka_settings = KafkaSettings(bootstrap_servers=broker.bootstrap)
@@ -157,6 +158,11 @@ def test_policy_service_restarted_under_load(tmp_path: Path) -> None:
         f"{len(missing)} events missing, some not answered just before a SIGKILL: " \
         f"{[(t.instance, [round(t.sent_at + t.seconds - at, 3) for _, at in restarts]) for t in missing]}"
     assert not [t for t in missing if t.sent_at < kills[0]]  # SIGTERM lost none
+    figures.add("policy service restarted: SIGTERM, SIGKILL, SIGKILL with the broker frozen",
+                f"{len(tries):,} requests from {CLIENTS} smtpd-like clients",
+                f"blocked account never let through; no answer for "
+                f"{'/'.join(f'{o:.1f}' for o in outages)} s; {len(failed_open)} fell to smtpd's "
+                "default action", lost=len(missing), worst_ms=max(first_try) * 1000)
     print(f"{len(tries):,} requests from {CLIENTS} smtpd-like clients; restarts "
           f"({'; '.join(name for name, _ in restarts)}) left them without an answer for "
           f"{', '.join(f'{o:.1f}' for o in outages)} s; {len(failed_open)} fell to smtpd's "

@@ -11,6 +11,7 @@ import pytest
 from schemas.config import KafkaSettings
 from schemas.events import MailEvent
 from tests.connectors.postfix_log.test_tail import message_lines, read_all, tail_config
+from tests.figures import Figures
 from tests.fixtures.processes import peak_rss_mib, start_floodgate, stop
 
 pytestmark = pytest.mark.slow
@@ -19,7 +20,7 @@ MESSAGES = LINES_PER_S * SECONDS // len(message_lines(0))
 
 
 def test_tailer_keeps_up_with_20k_lines_per_second(kafka_settings: KafkaSettings,
-                                                   tmp_path: Path) -> None:
+                                                   tmp_path: Path, figures: Figures) -> None:
     config, mail_topic, _ = tail_config(kafka_settings, tmp_path, 2)
     log = tmp_path / "mail.log"
     log.write_text("")
@@ -48,5 +49,9 @@ def test_tailer_keeps_up_with_20k_lines_per_second(kafka_settings: KafkaSettings
     assert len(ids) == MESSAGES, f"{MESSAGES - len(ids)} messages missing"
     assert wrote_s < SECONDS * 1.5  # the writer really produced about 20,000 lines/s
     assert rss < 256, f"tailer peak RSS {rss:.0f} MiB"
+    figures.add(f"log growing at {LINES_PER_S:,} lines/s for {SECONDS} s",
+                f"{MESSAGES * per_tick:,} lines, {MESSAGES:,} messages",
+                f"on Kafka {caught_up_s - wrote_s:.1f} s after the last line; tailer RSS "
+                f"{rss:.0f} MiB", lost=MESSAGES - len(ids))
     print(f"{MESSAGES * per_tick:,} lines in {wrote_s:.1f} s; all {MESSAGES:,} messages on "
           f"Kafka after {caught_up_s:.1f} s; tailer peak RSS {rss:.0f} MiB")

@@ -15,6 +15,7 @@ from pipeline.replay import replay
 from schemas.config import KafkaSettings
 from schemas.config_file import load_config
 from schemas.events import ActionEvent, MailEvent
+from tests.figures import Figures
 from tests.pipeline.engine.builders import mail
 from tests.pipeline.streaming.test_worker import Worker, produce, read, write_config
 
@@ -33,7 +34,7 @@ def traffic() -> list[list[MailEvent]]:
 
 
 def test_worker_killed_at_random_moments_matches_the_replay(kafka_settings: KafkaSettings,
-                                                            tmp_path: Path) -> None:
+                                                            tmp_path: Path, figures: Figures) -> None:
     config_path, topics, _ = write_config(kafka_settings, tmp_path)
     rng = random.Random(int(time.time()))
     worker = Worker(config_path, tmp_path / "worker.log")
@@ -64,5 +65,8 @@ def test_worker_killed_at_random_moments_matches_the_replay(kafka_settings: Kafk
     assert len(expected) == 20
     assert active == expected, (f"kills after {kills} s; missing {len(expected - active)}, "
                                 f"extra {len(active - expected)}\n{log[-3000:]}")
+    figures.add(f"worker SIGKILL x{KILLS} at random moments ({', '.join(map(str, kills))} s)",
+                f"{len(events):,} mail events in 4 batches",
+                f"the replay's {len(expected)} actions, none missing, none extra")
     print(f"killed after {kills} s; {len(expected)} actions as in the replay; "
           f"{len(actions) - len(active)} republished repeats")
