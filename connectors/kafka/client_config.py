@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from connectors.kafka.client_logs import kafka_logger
 from schemas.config import KafkaSettings
 
 
@@ -25,6 +26,7 @@ def common_config(settings: KafkaSettings) -> dict[str, Any]:
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": settings.client_id,
         "security.protocol": settings.security_protocol.lower(),
+        "logger": kafka_logger(),  # to Python logging, throttled, instead of raw stderr
     }
     optional = {
         "sasl.mechanism": settings.sasl_mechanism,

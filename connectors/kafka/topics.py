@@ -7,6 +7,7 @@ matches: create every topic up front.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
@@ -35,9 +36,15 @@ def ensure_topics(settings: KafkaSettings, specs: list[TopicSpec], timeout_s: fl
         [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor,
                   config=s.config) for s in specs],
         operation_timeout=timeout_s, request_timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while not all(f.done() for f in futures.values()) and time.monotonic() < deadline:
+        admin.poll(0.2)  # hands the client's log lines (broker unreachable, ...) to logging
     for name, future in futures.items():
         try:
-            future.result(timeout_s)
+            future.result(max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            raise TopicError(f"cannot create topic {name}: no answer from Kafka in "
+                             f"{timeout_s:.0f} s") from None
         except KafkaException as exc:
             error = exc.args[0]
             if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.kafka.client_config import KafkaNotConfigured
+from connectors.kafka.client_logs import RepeatThrottle, throttle_handlers
 from connectors.kafka.topics import TopicError, ensure_topics, floodgate_topics
 from pipeline.cli.check_config import load_or_report
 
@@ -33,7 +34,6 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     from pipeline.streaming.app import build_app  # Faust is heavy: only the worker loads it
-    from pipeline.streaming.log_throttle import RepeatThrottle, throttle_handlers
     from pipeline.streaming.metrics import WorkerMetrics
 
     data_dir = Path(config.worker.data_dir)

@@ -39,6 +39,6 @@ def test_the_kafka_password_stays_out_of_every_log(tmp_path: Path) -> None:
         logs.append(log.read_text(errors="replace"))
     assert "OK, 0 threshold(s)" in logs[0]
     assert "answering on" in logs[1]  # it ran, and tried to reach Kafka
-    assert len(logs[2]) > 1000  # Faust's banner and debug lines
+    assert "floodgate#" in logs[1] and "floodgate#" in logs[2]  # the Kafka clients' own lines
     for text in logs:
         assert SECRET not in text
