@@ -213,6 +213,12 @@ class WorkerSettings(_Section):
     count_policy_events: bool = Field(
         False, description="also count the messages of end-of-message policy requests "
                            "(counted once when the log reports them too)")
+    rocksdb_write_buffer_mib: int = Field(
+        4, ge=1, le=1024, description="RocksDB memtable size per table partition (two are kept); "
+                                      "the worker's memory is about 100 MiB plus, per partition "
+                                      "it holds, 2 x this + the block cache + 4 MiB")
+    rocksdb_block_cache_mib: int = Field(
+        16, ge=1, le=65536, description="RocksDB block cache per table partition")
 
 
 class TailSettings(_Section):

@@ -100,7 +100,9 @@ def build_app(config: FloodgateConfig, metrics: WorkerMetrics | None = None) -> 
     dead_letter = app.topic(topics.dead_letter, key_serializer="raw", value_serializer="raw")
     # bytes keys and values: Faust stores them raw (no JSON round trip per event)
     states = app.Table("subject-state", default=None, partitions=settings.partitions,
-                       options=TableStoreOptions().to_faust_options(), key_type=bytes,
+                       options=TableStoreOptions.sized(settings.rocksdb_write_buffer_mib,
+                                                       settings.rocksdb_block_cache_mib
+                                                       ).to_faust_options(), key_type=bytes,
                        value_type=bytes)
     engine = ThresholdEngine(config)
     metrics = metrics or WorkerMetrics()

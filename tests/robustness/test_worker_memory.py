@@ -1,0 +1,68 @@
+"""Load: the worker's memory is bounded by its RocksDB sizes, not by the number of subjects.
+
+Every event brings three subjects never seen before (account, client IP, domain) and
+every window is a day, so no subject is swept: the table only grows. With small RocksDB
+sizes (1 MiB memtables and block cache per partition) the caches are full early, and
+the worker's resident memory must stay flat while the second half of the subjects
+arrives. ``python -m tests.benchmarks.bench_worker --subjects 1000000`` does the same
+with a million subjects and the default sizes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from connectors.kafka.topics import TopicSpec, ensure_topics
+from schemas.config import KafkaSettings
+from tests.benchmarks.bench_worker import LONG_THRESHOLDS, Traffic, committed, produce
+from tests.figures import Figures
+from tests.fixtures.processes import peak_rss_mib, rss_mib, start_floodgate, stop
+
+pytestmark = pytest.mark.slow
+EVENTS = 60_000  # 180,000 subjects
+PARTITIONS = 2
+
+
+def test_worker_memory_stays_flat_as_subjects_pile_up(kafka_settings: KafkaSettings,
+                                                      tmp_path: Path, figures: Figures) -> None:
+    run = uuid.uuid4().hex[:6]
+    topics = {name: f"{name}-{run}" for name in ("mail", "subjects", "actions", "dead")}
+    config = tmp_path / "floodgate.yaml"
+    config.write_text(
+        f"kafka: {{bootstrap_servers: '{kafka_settings.bootstrap_servers}'}}\n"
+        "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n" + LONG_THRESHOLDS +
+        f"topics: {{mail_events: {topics['mail']}, subject_events: {topics['subjects']}, "
+        f"actions: {topics['actions']}, dead_letter: {topics['dead']}}}\n"
+        f"worker: {{app_id: mem-{run}, data_dir: '{tmp_path / 'data'}', partitions: {PARTITIONS},"
+        " rocksdb_write_buffer_mib: 1, rocksdb_block_cache_mib: 1}\n")
+    ensure_topics(kafka_settings, [TopicSpec(t, PARTITIONS) for t in topics.values()])
+    day_ago = int(time.time() * 1000) - 86_400_000
+    produce(kafka_settings, topics["mail"], Traffic().fresh(EVENTS, day_ago, EVENTS * 2))
+    worker = start_floodgate(["worker", "--config", str(config), "--log-level", "warning"],
+                             tmp_path / "worker.log")
+    samples: dict[int, float] = {}  # eighth of the subjects counted: worker RSS then
+    try:
+        deadline = time.monotonic() + 900
+        while len(samples) < 8 and time.monotonic() < deadline:
+            done, _ = committed(kafka_settings, f"mem-{run}", topics["subjects"], PARTITIONS)
+            eighth = min(done * 8 // (EVENTS * 3), 8)
+            if eighth and eighth not in samples:
+                samples[eighth] = rss_mib(worker.pid)
+            time.sleep(0.5)
+        peak = peak_rss_mib(worker.pid)
+    finally:
+        stop(worker)
+    log = (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
+    assert 8 in samples, f"counted only {max(samples, default=0)}/8 in time\n{log}"
+    half = [mib for eighth, mib in samples.items() if eighth >= 4]
+    growth = max(half) - min(half)
+    assert growth < 16, f"RSS by eighths {samples}"  # ~200 bytes a subject would show
+    figures.add(f"worker with {EVENTS * 3:,} subjects held at once (1 MiB RocksDB caches)",
+                f"{EVENTS:,} mail events",
+                f"RSS {min(half):.0f} to {max(half):.0f} MiB over the second half; peak "
+                f"{peak:.0f} MiB")
+    print("RSS by eighths of the subjects: " + ", ".join(
+        f"{e}/8 {mib:.0f} MiB" for e, mib in sorted(samples.items())))
