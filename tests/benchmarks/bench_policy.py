@@ -46,6 +46,7 @@ from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 from schemas.events import ActionEvent
 from tests.fixtures.http_probe import wait_ready
+from tests.fixtures.processes import wait_listening
 
 REPO = Path(__file__).resolve().parents[2]
 USERS = 10_000
@@ -190,17 +191,6 @@ def preload_actions(settings: KafkaSettings, topic: str) -> None:
     assert producer.flush(30) == 0
 
 
-def wait_port(port: int, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"nothing listens on {port}")
-
-
 def _group_alive(group: int) -> bool:
     try:
         os.killpg(group, 0)
@@ -247,7 +237,7 @@ def main() -> None:
              "--cache_port", str(free_port()), "-u", "nobody", "-g", "nogroup", "-n",
              "--noidlestats", "--pidfile", str(work / "postfwd.pid")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
-        wait_port(theirs)
+        wait_listening(theirs)
         # postfwd detaches into a session of its own: its pidfile leads to the group to stop.
         groups.append(os.getpgid(int((work / "postfwd.pid").read_text().split()[0])))
         results: dict[str, dict[str, list[float]]] = {
