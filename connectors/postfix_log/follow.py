@@ -18,6 +18,7 @@ from connectors.postfix_log.syslog_formats import MAX_LINE
 
 Position = tuple[int, int]
 _FINGERPRINT = 64
+_COMPRESSED = {".gz", ".bz2", ".xz", ".zst", ".Z", ".lz4"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class FileFollower:
         self._start = start
         self.notes: list[str] = []  # what an operator should know (e.g. a lost checkpoint file)
         self._last_bytes = b""  # the end of what was read, to recognise a rewritten file
+        self._finished: set[int] = set()  # inodes of rotated files read to their end
 
     def inode_of(self, seq: int) -> int | None:
         return self._inodes.get(seq)
@@ -81,9 +83,13 @@ class FileFollower:
                 continue
             switched = self._rotated_or_truncated(stream, offset)
             if switched == "rotated":
+                finished = os.fstat(stream.fileno())
                 stream.close()
                 stream, partial, self._last_bytes = None, b"", b""
                 self._seq += 1
+                successor = self._successor(finished.st_ino, finished.st_mtime_ns)
+                if successor is not None:  # rotated again meanwhile: that file before ours
+                    stream, offset = self._open(successor, 0)
                 continue
             if switched == "truncated":
                 stream.seek(0)
@@ -148,6 +154,31 @@ class FileFollower:
         if on_disk.st_size < offset:
             return "truncated"
         return None
+
+    def _successor(self, inode: int, mtime_ns: int) -> Path | None:
+        """The rotated file written after the one just finished, if it is not the current one.
+
+        Rotated twice before we got to it (the tailer was down, or slow): mail.log.2 is
+        done, but mail.log.1 came between it and mail.log. The next file is the oldest
+        one modified after ours; compressed ones are beyond reading.
+        """
+        self._finished.add(inode)
+        newer: list[tuple[int, bool, Path]] = []
+        for path in [self._path, *self._path.parent.glob(self._path.name + ".*")]:
+            if path.suffix in _COMPRESSED:
+                continue
+            try:
+                status = path.stat()
+            except OSError:
+                continue
+            if status.st_ino not in self._finished and status.st_mtime_ns >= mtime_ns:
+                newer.append((status.st_mtime_ns, path == self._path, path))
+        following = min(newer, default=None)
+        if following is None or following[2] == self._path:
+            self._finished.clear()  # back on the current file: the chain is done
+            return None
+        self.notes.append(f"{following[2]} was rotated away before it was read: reading it first")
+        return following[2]
 
     def _find_inode(self, inode: int) -> Path | None:
         for candidate in sorted(self._path.parent.glob(self._path.name + "*")):
