@@ -173,14 +173,14 @@ def committed(settings: KafkaSettings, group: str, topic: str,
 
 def wait_for_backlog(settings: KafkaSettings, group: str, topics: dict[str, str],
                      total: int, deadline_s: float,
-                     progress: Callable[[int], None] = lambda done: None) -> float:
+                     progress: Callable[[int], None] = lambda counted: None) -> float:
     """Seconds from the worker's first commit to all of the backlog committed, both stages."""
     first, first_done = None, 0
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         mail_done, _ = committed(settings, group, topics["mail"])
-        progress(mail_done)
         subject_done, subject_end = committed(settings, group, topics["subjects"])
+        progress(subject_done)  # subject records counted (three an event)
         now = time.perf_counter()
         if first is None and mail_done > 0:
             first = now
@@ -292,10 +292,10 @@ def main() -> None:
         command += ["-m", "pipeline.cli", "worker", "--config", str(config),
                     "--log-level", "warning"]
         worker = start(command, work / "worker.log")
-        samples: dict[int, float] = {}  # quarter of the backlog done: worker RSS then
+        samples: dict[int, float] = {}  # quarter of the backlog counted: worker RSS then
 
-        def sample(done: int) -> None:
-            quarter = done * 4 // len(records)
+        def sample(counted: int) -> None:
+            quarter = min(counted * 4 // (len(records) * 3), 4)
             if quarter not in samples:
                 samples[quarter] = rss_mib(worker.pid)
 
