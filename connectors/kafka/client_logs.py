@@ -35,6 +35,13 @@ class RepeatThrottle(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING or not record.name.startswith(self._loggers):
             return True
+        decided: bool | None = getattr(record, "_floodgate_shown", None)
+        if decided is not None:  # a second handler asks about the same record
+            return decided
+        record._floodgate_shown = shown = self._decide(record)
+        return shown
+
+    def _decide(self, record: logging.LogRecord) -> bool:
         kind = (record.name, _NUMBERS.sub("#", record.getMessage()[:300]))
         now = self._clock()
         shown_at, held = self._seen.get(kind, (now - self._interval_s, 0))

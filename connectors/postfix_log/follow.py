@@ -8,6 +8,7 @@ files. ``inode_of`` maps a file number back to the file, for checkpoints.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from connectors.postfix_log.syslog_formats import MAX_LINE
 
 Position = tuple[int, int]
 _FINGERPRINT = 64
-_COMPRESSED = {".gz", ".bz2", ".xz", ".zst", ".Z", ".lz4"}
+_ROTATED_SUFFIX = r"(\.\d+|-\d+)"  # logrotate's mail.log.1, or mail.log-20261127 (dateext)
 
 
 @dataclass(frozen=True)
@@ -163,10 +164,11 @@ class FileFollower:
         one modified after ours; compressed ones are beyond reading.
         """
         self._finished.add(inode)
+        rotated = re.compile(re.escape(self._path.name) + _ROTATED_SUFFIX)
         newer: list[tuple[int, bool, Path]] = []
-        for path in [self._path, *self._path.parent.glob(self._path.name + ".*")]:
-            if path.suffix in _COMPRESSED:
-                continue
+        for path in [self._path, *self._path.parent.glob(self._path.name + "*")]:
+            if path != self._path and not rotated.fullmatch(path.name):
+                continue  # compressed, or not a rotation of ours (a checkpoint, a lock)
             try:
                 status = path.stat()
             except OSError:

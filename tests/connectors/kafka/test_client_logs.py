@@ -52,3 +52,10 @@ def test_librdkafka_lines_differing_only_in_numbers_are_one_kind() -> None:
 def test_kafka_logger_is_throttled_once() -> None:
     assert kafka_logger() is kafka_logger()
     assert sum(isinstance(f, RepeatThrottle) for f in kafka_logger().filters) == 1
+
+
+def test_a_record_gets_one_decision_whatever_the_number_of_handlers() -> None:
+    throttle = RepeatThrottle(clock=lambda: 0.0)
+    first, second = (record("aiokafka.conn", "x %s", n) for n in (1, 2))
+    assert throttle.filter(first) and throttle.filter(first)  # console and file handler
+    assert not throttle.filter(second) and not throttle.filter(second)
