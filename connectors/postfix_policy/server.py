@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from connectors.observability import split_listen
 from connectors.postfix_policy.policy_protocol import ProtocolError, RequestReader, reply
 from connectors.postfix_policy.responder import DUNNO, Answer, PolicyResponder
 from schemas.config import PolicySettings
@@ -61,9 +62,8 @@ class PolicyServer:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        host, _, port = self._settings.listen.rpartition(":")
-        self._servers.append(await loop.create_server(
-            lambda: _Connection(self), host.strip("[]"), int(port)))
+        host, port = split_listen(self._settings.listen)
+        self._servers.append(await loop.create_server(lambda: _Connection(self), host, port))
         if self._settings.unix_socket:
             self._servers.append(await loop.create_unix_server(
                 lambda: _Connection(self), self._settings.unix_socket))
