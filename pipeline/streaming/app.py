@@ -8,8 +8,9 @@ Agents, so that each subject's state lives in exactly one partition:
   ``route_policy`` does the same for end-of-message policy requests when the
   policy service is configured as a counting source;
 * ``forward_lifts`` sends operators' lifts from ``floodgate.actions`` to the
-  lifted subject's partition of the same topic;
-* a timer puts a tick record into each owned partition every second;
+  lifted subject's partition of ``subject-events``;
+* a timer puts a tick record into each owned partition every
+  ``worker.tick_interval_s``;
 * ``count`` reads ``subject-events``, co-partitioned with the
   ``subject-state`` table, and hands each record to ``counter``: the pure
   engine for mail, lifts, and expiries and idle-subject cleanup on ticks.
@@ -17,7 +18,8 @@ Agents, so that each subject's state lives in exactly one partition:
 Each stored state carries the offset of the last record applied to it and the
 subject's recent event ids, so records replayed after a crash and messages
 reported twice are recognised and not counted again (see ``stored_state``).
-Faust 0.15 can skip records after a restart; ``offset_guard`` rewinds then.
+Faust 0.15 can skip records after a restart; ``offset_guard`` notices the jump
+and ``gap_filler`` reads the skipped records directly, before the current one.
 """
 
 from __future__ import annotations

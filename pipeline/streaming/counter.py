@@ -6,7 +6,7 @@ Three kinds of record arrive, in partition order:
   that fire until they end, publish them;
 * lift: an operator lifted an action; forget it and restart the subject's
   counting for that threshold, so the burst that caused it does not hit again;
-* tick: a timer's record, once a second per partition. It publishes the
+* tick: a timer's record, per partition every ``worker.tick_interval_s``. It publishes the
   ``expired`` state of actions whose end has passed and drops subjects that
   have gone idle, a slice at a time, so the table does not grow forever.
 
