@@ -14,9 +14,6 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, TopicPartition
-
-from connectors.kafka.client_config import consumer_config
 from connectors.kafka.embedded_broker import free_port
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
@@ -25,6 +22,7 @@ from tests.fixtures.http_probe import scrape, wait_ready
 from tests.fixtures.postfix_instance import PostfixInstance, needs_postfix
 from tests.fixtures.processes import start_floodgate, stop
 from tests.fixtures.smtp_sink import SmtpSink
+from tests.fixtures.topic_reader import read
 
 pytestmark = needs_postfix
 REPO = Path(__file__).resolve().parents[2]
@@ -135,14 +133,6 @@ def wait_worker_ready(log: Path, worker: subprocess.Popen[bytes]) -> None:
 
 
 def wait_for_action(settings: KafkaSettings, topic: str, deadline_s: float) -> ActionEvent:
-    consumer = Consumer(consumer_config(settings, f"check-{uuid.uuid4().hex[:6]}"))
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(2)])
-    deadline = time.monotonic() + deadline_s
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and not message.error():
-                return ActionEvent.model_validate_json(message.value())
-    finally:
-        consumer.close()
-    raise AssertionError(f"no action on {topic} within {deadline_s} s")
+    first = read(settings, topic, 2, 1, deadline_s)
+    assert first, f"no action on {topic} within {deadline_s} s"
+    return ActionEvent.model_validate_json(first[0])

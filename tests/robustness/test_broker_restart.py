@@ -21,11 +21,11 @@ from schemas.config import KafkaSettings
 from schemas.config_file import load_config
 from schemas.events import ActionEvent, MailEvent
 from schemas.vocabulary import ActionState
-from tests.connectors.postfix_log.test_tail import read_all
 from tests.figures import Figures
 from tests.fixtures.http_probe import scrape, wait_ready
 from tests.fixtures.object_store import durable_broker, s3_server
 from tests.fixtures.processes import start_floodgate, stop
+from tests.fixtures.topic_reader import read_all
 from tests.pipeline.streaming.test_worker import wait_ready as wait_worker_ready
 from tests.robustness.test_broker_faults import steady_load
 

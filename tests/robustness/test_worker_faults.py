@@ -16,8 +16,9 @@ from schemas.config import KafkaSettings
 from schemas.config_file import load_config
 from schemas.events import ActionEvent, MailEvent
 from tests.figures import Figures
+from tests.fixtures.topic_reader import read
 from tests.pipeline.engine.builders import mail
-from tests.pipeline.streaming.test_worker import Worker, produce, read, write_config
+from tests.pipeline.streaming.test_worker import Worker, produce, write_config
 
 pytestmark = pytest.mark.slow
 KILLS = 3

@@ -14,14 +14,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
-from connectors.kafka.client_config import consumer_config
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 from schemas.events import DeliveryEvent, MailEvent
 from tests.figures import Figures
 from tests.fixtures.processes import start_floodgate, stop
+from tests.fixtures.topic_reader import read_all
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]
@@ -60,24 +59,6 @@ class TailProcess:
 
     def kill(self, sig: int) -> None:
         stop(self.process, sig)
-
-
-def read_all(settings: KafkaSettings, topic: str, partitions: int, want: int,
-             deadline_s: float) -> list[bytes]:
-    consumer = Consumer(consumer_config(settings, f"check-{uuid.uuid4().hex[:6]}"))
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])  # no group join
-    values: list[bytes] = []
-    deadline = time.monotonic() + deadline_s
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and not message.error():
-                values.append(message.value())
-            elif len(values) >= want:
-                break
-    finally:
-        consumer.close()
-    return values
 
 
 def tail_config(kafka_settings: KafkaSettings, tmp_path: Path, partitions: int

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
-from connectors.kafka.client_config import consumer_config, producer_config
+from connectors.kafka.client_config import producer_config
 from pipeline.engine.clock import to_ms
 from pipeline.replay import replay
 from schemas.config import KafkaSettings
@@ -22,6 +22,7 @@ from schemas.config_file import load_config
 from schemas.events import ActionEvent, DeadLetter, MailEvent, PolicyEvent, PolicyRequest
 from schemas.vocabulary import ActionState
 from tests.fixtures.processes import start_floodgate, stop
+from tests.fixtures.topic_reader import read
 from tests.pipeline.engine.builders import T0, mail
 
 pytestmark = pytest.mark.slow
@@ -41,22 +42,6 @@ def produce(settings: KafkaSettings, topic: str, values: list[bytes], keys: list
     for key, value in zip(keys, values, strict=True):
         producer.produce(topic, value=value, key=key.encode())
     assert producer.flush(30) == 0
-
-
-def read(settings: KafkaSettings, topic: str, partitions: int, want: int,
-         deadline_s: float) -> list[bytes]:
-    consumer = Consumer(consumer_config(settings, f"check-{uuid.uuid4().hex[:6]}"))
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-    values: list[bytes] = []
-    deadline = time.monotonic() + deadline_s
-    try:
-        while time.monotonic() < deadline and len(values) < want:
-            message = consumer.poll(0.5)
-            if message is not None and not message.error():
-                values.append(message.value())
-    finally:
-        consumer.close()
-    return values
 
 
 class Worker:
