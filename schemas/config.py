@@ -200,13 +200,24 @@ class WorkerSettings(_Section):
     """The streaming worker (``floodgate worker``)."""
 
     app_id: str = Field("floodgate-worker", pattern=r"^[A-Za-z0-9_.-]+$",
-                        description="consumer group and table-topic prefix; same for all workers")
-    data_dir: str = Field("/var/lib/floodgate/worker", description="RocksDB tables live here")
+                        description="consumer group and changelog-topic prefix; same for all workers")
+    data_dir: str = Field("/var/lib/floodgate/worker",
+                          description="the counting partitions' RocksDB stores live here")
     partitions: int = Field(12, ge=1, le=1024,
                             description="partitions of the internal topics; fixed once created")
     tick_interval_s: float = Field(1.0, gt=0, le=60,
-                                   description="how often actions are expired and idle subjects "
-                                               "swept, per partition")
+                                   description="how often the worker checkpoints its state "
+                                               "(changelog, RocksDB, offsets), expires actions "
+                                               "and sweeps idle subjects")
+    live_lateness_s: float = Field(
+        1.0, ge=0, le=3600,
+        description="a source partition read to its end is taken to have reached the wall clock "
+                    "less this: live messages stamped later than that are counted on arrival "
+                    "instead of in event-time order")
+    max_held_entries: int = Field(
+        500_000, ge=1_000, le=50_000_000,
+        description="entries a counting partition holds back for event-time order before it "
+                    "counts the oldest anyway (a source partition that stopped sending marks)")
     health_listen: str | None = Field(
         None, pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
         description="HTTP /livez, /readyz and /metrics (Prometheus); none: off")
@@ -214,11 +225,11 @@ class WorkerSettings(_Section):
         False, description="also count the messages of end-of-message policy requests "
                            "(counted once when the log reports them too)")
     rocksdb_write_buffer_mib: int = Field(
-        4, ge=1, le=1024, description="RocksDB memtable size per table partition (two are kept); "
+        4, ge=1, le=1024, description="RocksDB memtable size per counting partition (two are kept); "
                                       "the worker's memory is about 100 MiB plus, per partition "
                                       "it holds, 2 x this + the block cache + 4 MiB")
     rocksdb_block_cache_mib: int = Field(
-        16, ge=1, le=65536, description="RocksDB block cache per table partition")
+        16, ge=1, le=65536, description="RocksDB block cache per counting partition")
 
 
 class TailSettings(_Section):

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, DeadLetter, DeliveryEvent, MailEvent, PolicyEvent
+from schemas.subject_batch import SubjectBatch
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 
@@ -20,6 +21,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "action_event": ActionEvent,
     "policy_event": PolicyEvent,
     "dead_letter": DeadLetter,
+    "subject_batch": SubjectBatch,
     "config": FloodgateConfig,
 }
 

@@ -58,4 +58,9 @@ def floodgate_topics(config: FloodgateConfig) -> list[TopicSpec]:
     topics, partitions = config.topics, config.worker.partitions
     return [TopicSpec(name, partitions) for name in (
         topics.mail_events, topics.subject_events, topics.actions, topics.policy_events,
-        topics.deliveries)] + [TopicSpec(topics.dead_letter, 1)]
+        topics.deliveries)] + [
+        TopicSpec(topics.dead_letter, 1),
+        # the worker's state: one partition per counting partition, the newest value per key
+        TopicSpec(f"{config.worker.app_id}-counts-changelog", partitions,
+                  config={"cleanup.policy": "compact"}),
+    ]

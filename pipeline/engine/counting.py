@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass
 
+from pipeline.engine.clock import to_ms
 from schemas.config import Exempt, Threshold
 from schemas.events import MailEvent
 from schemas.vocabulary import CountMode, DirectionScope, SubjectType
@@ -66,13 +68,33 @@ def is_countable(event: MailEvent, exemptions: Exemptions) -> bool:
     return not exemptions.covers(event)
 
 
-def in_scope(threshold: Threshold, event: MailEvent) -> bool:
-    """Whether the threshold counts this (countable) message."""
-    # Both are StrEnums: members compare equal to the same word.
-    if (threshold.direction is not DirectionScope.ANY
-            and threshold.direction != event.direction):  # type: ignore[comparison-overlap]
+@dataclass(frozen=True, slots=True)
+class CountedMail:
+    """What counting needs of one countable message, and nothing else.
+
+    The worker carries this (not the whole MailEvent) from its router to the
+    subject's partition; replay builds it from the MailEvent.
+    """
+
+    ts_ms: int
+    spam: bool
+    recipients: int  # >= 1, <= MAX_UNIT
+    direction: str  # a Direction word
+    sender_domain: str | None
+
+    @classmethod
+    def of(cls, event: MailEvent) -> CountedMail:
+        return cls(to_ms(event.ts), event.spam is True,
+                   min(max(event.recipient_count, 1), MAX_UNIT),
+                   event.direction.value, event.sender_domain)
+
+
+def in_scope(threshold: Threshold, direction: str, sender_domain: str | None) -> bool:
+    """Whether the threshold counts a (countable) message of this direction and domain."""
+    # DirectionScope and Direction are StrEnums: members compare equal to the same word.
+    if threshold.direction is not DirectionScope.ANY and threshold.direction != direction:
         return False
-    return not threshold.sender_domains or event.sender_domain in threshold.sender_domains
+    return not threshold.sender_domains or sender_domain in threshold.sender_domains
 
 
 def subject_of(key: SubjectType, event: MailEvent) -> str | None:
@@ -99,11 +121,9 @@ def normalise_subject(key: SubjectType, raw: str | None) -> str | None:
     return raw
 
 
-def units(threshold: Threshold, event: MailEvent) -> int:
+def units(threshold: Threshold, mail: CountedMail) -> int:
     """What one message adds to the threshold's window: 1, or its recipient count (>= 1)."""
-    if threshold.count is CountMode.MESSAGES:
-        return 1
-    return min(max(event.recipient_count, 1), MAX_UNIT)
+    return 1 if threshold.count is CountMode.MESSAGES else mail.recipients
 
 
 def key_types(thresholds: Iterable[Threshold]) -> list[SubjectType]:

@@ -16,9 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.engine.actions import fired
-from pipeline.engine.clock import from_ms, span_ms, to_ms
+from pipeline.engine.clock import from_ms, span_ms
 from pipeline.engine.counting import (
-    MAX_UNIT,
+    CountedMail,
     Exemptions,
     in_scope,
     is_countable,
@@ -72,7 +72,8 @@ class ThresholdEngine:
         found = []
         for key in self.key_types:
             value = subject_of(key, event)
-            if value and any(in_scope(c.threshold, event) for c in self._by_key[key]):
+            if value and any(in_scope(c.threshold, event.direction, event.sender_domain)
+                             for c in self._by_key[key]):
                 found.append(Subject(key, value))
         return found
 
@@ -81,18 +82,19 @@ class ThresholdEngine:
 
         Returns the actions that fire; at most one per threshold.
         """
-        ts = to_ms(event.ts)
-        spam = event.spam is True
-        recipients = min(max(event.recipient_count, 1), MAX_UNIT)
+        return self.apply(subject, state, CountedMail.of(event))
+
+    def apply(self, subject: Subject, state: SubjectState, mail: CountedMail) -> list[ActionEvent]:
+        """``observe`` for a message already reduced to what counting needs."""
         actions = []
         for compiled in self._by_key.get(subject.type, ()):
             threshold = compiled.threshold
-            if not in_scope(threshold, event):
+            if not in_scope(threshold, mail.direction, mail.sender_domain):
                 continue
             record = state.thresholds.get(threshold.name)
             if record is None:
                 record = state.thresholds[threshold.name] = ThresholdState()
-            action = _count(compiled, record, subject, ts, units(threshold, event), spam, recipients)
+            action = _count(compiled, record, subject, mail, units(threshold, mail))
             if action is not None:
                 actions.append(action)
         return actions
@@ -116,16 +118,17 @@ class ThresholdEngine:
         return not state.thresholds
 
 
-def _count(compiled: _Compiled, record: ThresholdState, subject: Subject, ts: int, weight: int,
-           spam: bool, recipients: int) -> ActionEvent | None:
+def _count(compiled: _Compiled, record: ThresholdState, subject: Subject, mail: CountedMail,
+           weight: int) -> ActionEvent | None:
     threshold = compiled.threshold
+    ts, spam = mail.ts_ms, mail.spam
     now = max(record.now, ts)
     start = now - compiled.window_ms
     if ts <= start:
         return None  # older than the present window: it can never count again
     record.now = now
     record.volume.slide(start)
-    record.volume.add(ts, weight, compiled.volume_cap, extra=recipients << 1 | spam)
+    record.volume.add(ts, weight, compiled.volume_cap, extra=mail.recipients << 1 | spam)
     if threshold.spams:
         record.spams.slide(start)
         if spam:

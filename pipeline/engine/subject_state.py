@@ -48,10 +48,8 @@ class ThresholdState:
 
     def is_idle(self, now_ms: int, window_ms: int) -> bool:
         """True when nothing here can matter after ``now_ms``: safe to forget."""
-        return now_ms >= self.active_until and (
-            not (self.volume.times or self.spams.times)
-            or max(self.volume.times[-1:] + self.spams.times[-1:]) <= now_ms - window_ms
-        )
+        newest = [t for t in (self.volume.newest(), self.spams.newest()) if t is not None]
+        return now_ms >= self.active_until and (not newest or max(newest) <= now_ms - window_ms)
 
 
 @dataclass
@@ -71,18 +69,19 @@ def encode_state(state: SubjectState) -> bytes:
 
 
 def _encode_window(window: CappedWindow, parts: list[bytes]) -> None:
-    n = len(window.times)
+    n = len(window)
     parts.append(_COUNT.pack(n))
     if not n:
         return
     unit = window.unit_weights
-    no_extras = window.extras.count(0) == n
+    extras = window.extras
+    no_extras = extras.count(0) == n
     parts.append(_FLAGS.pack((_UNIT_WEIGHTS if unit else 0) | (_NO_EXTRAS if no_extras else 0)))
     columns = [window.times]
     if not unit:
         columns.append(window.weights)
     if not no_extras:
-        columns.append(window.extras)
+        columns.append(extras)
     for column in columns:
         parts.append(_raw(column))
 

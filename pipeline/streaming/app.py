@@ -1,216 +1,82 @@
-"""The Faust worker: mail events -> per-subject engine state in RocksDB -> actions.
+"""The worker as a faust-streaming application: lifecycle, the low-rate agents, the counting thread.
 
-Agents, so that each subject's state lives in exactly one partition:
+Faust runs the process (start, signals, clean stop, its own consumer group
+``<worker.app_id>-control``) and its one agent:
 
-* ``route`` reads ``floodgate.mail-events``, drops what is not valid (to the
-  dead-letter topic, with the reason) and sends one copy of each event per key
-  dimension to ``floodgate.subject-events``, keyed ``type:subject``;
-  ``route_policy`` does the same for end-of-message policy requests when the
-  policy service is configured as a counting source;
 * ``forward_lifts`` sends operators' lifts from ``floodgate.actions`` to the
-  lifted subject's partition of ``subject-events``;
-* a timer puts a tick record into each owned partition every
-  ``worker.tick_interval_s``;
-* ``count`` reads ``subject-events``, co-partitioned with the
-  ``subject-state`` table, and hands each record to ``counter``: the pure
-  engine for mail, lifts, and expiries and idle-subject cleanup on ticks.
+  lifted subject's partition of ``floodgate.subject-events`` (keyed by the
+  subject: Faust's client hashes keys with murmur2, as the router does).
 
-Each stored state carries the offset of the last record applied to it and the
-subject's recent event ids, so records replayed after a crash and messages
-reported twice are recognised and not counted again (see ``stored_state``).
-Faust 0.15 can skip records after a restart; ``offset_guard`` notices the jump
-and ``gap_filler`` reads the skipped records directly, before the current one.
+The mail path is not Faust's: ``counting_loop`` reads, routes and counts in
+batches with confluent-kafka and rocksdict in a thread of its own, started
+and stopped with the app. Faust's per-record stream and table machinery
+would cap the worker at a few thousand events a second.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+import os
+import signal
+import threading
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import faust
-from faust.types import TP
+import mode
 from pydantic import ValidationError
 
-from connectors.direction import DirectionRules
 from connectors.event_files import describe_validation_error
-from connectors.postfix_policy.counting_source import mail_event_from_policy
-from pipeline.engine.clock import to_ms
-from pipeline.engine.evaluator import ThresholdEngine
-from pipeline.streaming.counter import SubjectCounter
+from pipeline.streaming.counting_loop import CountingLoop
 from pipeline.streaming.faust_settings import broker_credentials, broker_urls
-from pipeline.streaming.gap_filler import GapFiller, SourceRecord
 from pipeline.streaming.metrics import WorkerMetrics
-from pipeline.streaming.offset_guard import OffsetGuard
-from pipeline.streaming.store_options import TableStoreOptions
 from schemas.config import FloodgateConfig
-from schemas.events import ActionEvent, DeadLetter, MailEvent, PolicyEvent
+from schemas.events import ActionEvent
+from schemas.subject_batch import KIND_HEADER, LIFT_KIND
 from schemas.vocabulary import ActionState
 
 log = logging.getLogger("floodgate.worker")
 
-KIND_HEADER = "floodgate-kind"  # on subject-events: absent (mail), "lift" or "tick"
-TICK_KEY = b"\x00tick"
-CHANGELOG_BACKLOG = 10_000
-SUBJECT_RECORD_LABELS = {b"mail": "subject-mail", b"lift": "subject-lift", b"tick": "subject-tick"}
+STOP_TIMEOUT_S = 60.0
 
 
-@dataclass(eq=False)  # Faust keeps messages in sets: hashed by identity
-class _FilledMessage:
-    """What Faust's ``Consumer.ack`` reads of a message, for records it never delivered."""
+class Worker:
+    """The Faust app and the counting loop it hosts."""
 
-    topic: str
-    partition: int
-    offset: int
-    acked: bool = False
-    tp: Any = field(init=False)
+    def __init__(self, config: FloodgateConfig, metrics: WorkerMetrics | None = None) -> None:
+        self.metrics = metrics or WorkerMetrics()
+        self.counting = CountingLoop(config, self.metrics)
+        self.app = build_app(config, self.counting)
 
-    def __post_init__(self) -> None:
-        self.tp = TP(self.topic, self.partition)
+    def ready(self) -> bool:
+        """Counting partitions assigned and the counting thread alive."""
+        return self.counting.assigned.is_set() and _thread_alive(self.app)
 
 
-def build_app(config: FloodgateConfig, metrics: WorkerMetrics | None = None) -> faust.App:
+def _thread_alive(app: faust.App) -> bool:
+    thread: threading.Thread | None = getattr(app, "counting_thread", None)
+    return thread is not None and thread.is_alive()
+
+
+def build_app(config: FloodgateConfig, counting: CountingLoop) -> faust.App:
     settings, topics = config.worker, config.topics
     app = faust.App(
-        settings.app_id,
+        f"{settings.app_id}-control",
         broker=broker_urls(config.kafka),
         broker_credentials=broker_credentials(config.kafka),
-        store="rocksdb://",
-        datadir=str(Path(settings.data_dir)),
+        datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
         web_enabled=False,
         web_host="127.0.0.1",
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        # A crashed worker's partitions move to the others after this long.
         broker_session_timeout=30.0,
         broker_heartbeat_interval=3.0,
     )
-    # Faust stops the agents whenever more than 100 table changelog records wait to be sent
-    # (ProducerBuffer.max_messages) and drains them one at a time; a larger backlog lets the
-    # sends overlap the counting. Offsets are still committed only after the flush.
-    app.producer.buffer.max_messages = CHANGELOG_BACKLOG
-    mail_events = app.topic(topics.mail_events, key_serializer="raw", value_serializer="raw")
-    subject_events = app.topic(topics.subject_events, partitions=settings.partitions,
-                               key_serializer="raw", value_serializer="raw")
     actions = app.topic(topics.actions, key_serializer="raw", value_serializer="raw")
-    dead_letter = app.topic(topics.dead_letter, key_serializer="raw", value_serializer="raw")
-    # bytes keys and values: Faust stores them raw (no JSON round trip per event)
-    states = app.Table("subject-state", default=None, partitions=settings.partitions,
-                       options=TableStoreOptions.sized(settings.rocksdb_write_buffer_mib,
-                                                       settings.rocksdb_block_cache_mib
-                                                       ).to_faust_options(), key_type=bytes,
-                       value_type=bytes)
-    engine = ThresholdEngine(config)
-    metrics = metrics or WorkerMetrics()
-    guard = OffsetGuard()
-    filler = GapFiller(config.kafka, settings.app_id)
-
-    @app.on_partitions_revoked.connect
-    async def forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        guard.forget(args[0] if args else ())  # the revoked partitions
-
-    async def admitted(event: faust.EventT[bytes]) -> list[SourceRecord]:
-        """The records to handle now, in order: any the consumer skipped, then this one."""
-        message = event.message
-        consumer: Any = app.consumer
-        # Faust-internal (pinned version): the committed offset its seek found
-        admission = guard.check(message.tp, message.offset,
-                                consumer._committed_offset.get(message.tp))
-        if not admission.process:
-            return []
-        current = SourceRecord(message.topic, message.partition, message.offset,
-                               event.key or b"", event.value or b"", dict(event.headers or {}))
-        if admission.missing_from is None:
-            return [current]
-        log.warning("%s/%d: the consumer skipped offsets %d..%d; reading them directly",
-                    message.topic, message.partition, admission.missing_from, message.offset - 1)
-        missed = await filler.fetch(message.topic, message.partition, admission.missing_from,
-                                    message.offset)
-        metrics.filled.inc(len(missed))
-        return [*missed, current]
-
-    def acknowledge(record: SourceRecord) -> None:
-        """Let Faust commit past a record read by the gap filler (it never saw it)."""
-        consumer: Any = app.consumer
-        consumer.ack(_FilledMessage(record.topic, record.partition, record.offset))
-
-    async def handled(event: faust.EventT[bytes],
-                      handle: Callable[[SourceRecord], Awaitable[None]]) -> None:
-        for record in await admitted(event):
-            await handle(record)
-            if record.offset != event.message.offset:
-                acknowledge(record)
-
-    async def set_aside(record: SourceRecord, error: str) -> None:
-        dead = DeadLetter(ts=datetime.now(UTC), source_topic=record.topic,
-                          partition=record.partition, offset=record.offset, error=error[:2000],
-                          raw_base64=base64.b64encode(record.value).decode())
-        await dead_letter.send(key=f"{record.topic}:{record.partition}".encode(),
-                               value=dead.model_dump_json().encode())
-        metrics.dead_letters.inc()
-        log.warning("dead-lettered %s/%d@%d: %s", record.topic, record.partition,
-                    record.offset, error)
-
-    async def publish(action: ActionEvent) -> None:
-        metrics.actions.labels(action.action.value, action.state.value).inc()
-        await actions.send(key=action.key.encode(), value=action.model_dump_json().encode(),
-                           timestamp=to_ms(action.ts) / 1000)
-
-    def scan(partition: int, start: bytes) -> Iterator[tuple[bytes, bytes]]:
-        # Faust-internal (pinned version): the partition's rocksdict, for ordered range reads.
-        db = states.data._db_for_partition(partition)  # type: ignore[attr-defined]
-        return iter(db.items(from_key=start))
-
-    counter = SubjectCounter(engine, states, scan, publish, wall_ms=lambda: int(time.time() * 1000))
-
-    async def route_one(mail: MailEvent, value: bytes) -> None:
-        for subject in engine.subjects(mail):
-            await subject_events.send(key=subject.key.encode(), value=value,
-                                      timestamp=to_ms(mail.ts) / 1000)
-
-    async def route_mail(record: SourceRecord) -> None:
-        metrics.consumed.labels("mail").inc()
-        try:
-            mail = MailEvent.model_validate_json(record.value)
-        except ValidationError as exc:
-            await set_aside(record, describe_validation_error(exc))
-            return
-        await route_one(mail, record.value)
-
-    @app.agent(mail_events)
-    async def route(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in stream.events():
-            await handled(event, route_mail)
-            yield None
-
-    if settings.count_policy_events:
-        policy_events = app.topic(topics.policy_events, key_serializer="raw",
-                                  value_serializer="raw")
-        directions = DirectionRules(config.networks)
-
-        async def route_request(record: SourceRecord) -> None:
-            metrics.consumed.labels("policy").inc()
-            try:
-                policy = PolicyEvent.model_validate_json(record.value)
-                mail = mail_event_from_policy(policy, directions)
-            except ValidationError as exc:
-                await set_aside(record, describe_validation_error(exc))
-                return
-            if mail is not None:
-                await route_one(mail, mail.model_dump_json().encode())
-
-        @app.agent(policy_events)
-        async def route_policy(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            """End-of-message policy requests, counted as the messages they stand for."""
-            async for event in stream.events():
-                await handled(event, route_request)
-                yield None
+    subject_events = app.topic(topics.subject_events, key_serializer="raw",
+                               value_serializer="raw")
 
     @app.agent(actions)
     async def forward_lifts(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
@@ -226,45 +92,41 @@ def build_app(config: FloodgateConfig, metrics: WorkerMetrics | None = None) -> 
             # group must not restart today's counting.
             if action.state is ActionState.LIFTED and action.expires_at > datetime.now(UTC):
                 await subject_events.send(key=action.key.encode(), value=event.value,
-                                          headers={KIND_HEADER: b"lift"})
+                                          headers={KIND_HEADER: LIFT_KIND})
             yield None
 
-    async def count_record(record: SourceRecord) -> None:
-        kind = record.headers.get(KIND_HEADER, b"mail")
-        # fixed label words only: a header from outside must not create new series
-        metrics.consumed.labels(SUBJECT_RECORD_LABELS.get(kind, "subject-other")).inc()
-        try:
-            if kind == b"tick":
-                report = await counter.on_tick(record.partition)
-                metrics.dropped_subjects.inc(report.dropped)
-            elif kind == b"lift":
-                counter.on_lift(record.offset, record.key, record.value)
-            else:
-                await counter.on_mail(record.partition, record.offset, record.key, record.value)
-        except ValidationError as exc:
-            await set_aside(record, f"{record.key[:200]!r}: {describe_validation_error(exc)}")
-        except ValueError as exc:
-            await set_aside(record, f"{record.key[:200]!r}: {exc}")
+    @app.service
+    class Counting(mode.Service):
+        """Runs ``counting.run`` in a thread for as long as the app runs."""
 
-    @app.agent(subject_events)
-    async def count(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in stream.events():
-            await handled(event, count_record)
-            yield None
+        async def on_start(self) -> None:
+            thread = threading.Thread(target=self._run, name="floodgate-counting", daemon=True)
+            app.counting_thread = thread  # type: ignore[attr-defined]
+            thread.start()
 
-    @app.timer(interval=settings.tick_interval_s)  # type: ignore[untyped-decorator]
-    async def tick() -> None:
-        """One tick record into each ``subject-events`` partition this worker owns."""
-        consumer: Any = app.consumer
-        lag: dict[str, int] = {}
-        for tp in app.assignor.assigned_actives():
-            if tp.topic == topics.subject_events:
-                await subject_events.send(key=TICK_KEY, value=b"", partition=tp.partition,
-                                          headers={KIND_HEADER: b"tick"})
-            expected, end = guard.expected(tp), consumer.highwater(tp)
-            if expected is not None and end is not None:
-                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, end - expected)
-        for topic, behind in lag.items():
-            metrics.lag.labels(topic).set(behind)
+        async def on_stop(self) -> None:
+            counting.stop()
+            thread: threading.Thread = app.counting_thread  # type: ignore[attr-defined]
+            await self.loop.run_in_executor(None, thread.join, STOP_TIMEOUT_S)
+            if thread.is_alive():
+                log.error("the counting thread did not stop in %.0f s", STOP_TIMEOUT_S)
 
+        def _run(self) -> None:
+            try:
+                counting.run()
+            except Exception:
+                # The worker cannot count any more: stop the process; its supervisor (systemd,
+                # floodgate up) starts it again, and it resumes from its last checkpoint.
+                log.exception("the counting loop failed; stopping the worker")
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    _ = Counting
     return app
+
+
+def run_forever(worker: Worker, argv: list[str]) -> Any:
+    """Faust's command line (``worker -l LEVEL``): blocks until the app stops."""
+    import sys
+
+    sys.argv = argv
+    return worker.app.main()

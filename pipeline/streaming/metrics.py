@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass
@@ -19,9 +19,24 @@ class WorkerMetrics:
                                ["action", "state"], registry=r)
         self.dead_letters = Counter("floodgate_worker_dead_letters", "Records set aside",
                                     registry=r)
-        self.filled = Counter("floodgate_worker_skipped_records_read",
-                              "Records the consumer skipped, read directly", registry=r)
+        self.counted = Counter("floodgate_worker_entries_counted",
+                               "Messages counted under a subject (one per key dimension)",
+                               registry=r)
+        self.held = Gauge("floodgate_worker_entries_held",
+                          "Entries waiting for the watermark (event-time order)", registry=r)
+        self.forced = Gauge("floodgate_worker_entries_forced",
+                            "Entries released before the watermark because too many were held",
+                            registry=r)
         self.dropped_subjects = Counter("floodgate_worker_idle_subjects_dropped",
-                                        "Idle subjects removed from the table", registry=r)
+                                        "Idle subjects removed from the store", registry=r)
+        self.checkpoint = Histogram(
+            "floodgate_worker_checkpoint_seconds",
+            "Time to write a checkpoint (changelog, markers, RocksDB, offsets)", registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.release_delay = Histogram(
+            "floodgate_worker_release_delay_seconds",
+            "Wall clock minus the event time of the newest entry counted, per release "
+            "(for live traffic: how long mail waits to be counted)", registry=r,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600))
         self.lag = Gauge("floodgate_worker_consumer_lag", "Records behind the end, per topic",
                          ["topic"], registry=r)

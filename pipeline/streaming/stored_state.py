@@ -1,19 +1,17 @@
-"""A subject's engine state as kept in the worker's table, with what protects it from repeats.
+"""A subject's engine state as kept in the worker's store, with what protects it from repeats.
 
-``u8 version | i64 offset | u16 n | u16 m | n x u64 recent event-id hashes |
-m x (u32 length, ActionEvent JSON) | engine state``.
+``u8 version | u16 n | u16 m | n x u64 recent event-id hashes |
+m x (u32 length, ActionEvent JSON) | engine state`` (version 4).
 
-* ``offset``: the last record of ``subject-events`` applied. After a crash the
-  worker re-reads records it had applied (Faust commits source offsets after
-  the table writes); one at or below the stored offset is skipped.
 * recent event ids: a message reported twice (by the log and the policy
-  service, or copied twice into ``subject-events`` by a router replaying after
-  a crash) has the same ``event_id``; the newest ``RECENT_IDS`` of a subject
-  are remembered so a repeat is not counted.
+  service) has the same ``event_id``; the newest ``RECENT_IDS`` of a subject
+  are remembered so a repeat is not counted. Crash safety does not rest on
+  them: the counting partition's frontier does that (``event_order``).
 * the subject's active actions (as published): their ``expired`` state is
-  published from here at expiry, and they are published again when records
-  are replayed after a crash (the first publication may have been lost with
-  the worker; consumers drop the repeat by ``action_id``).
+  published from here at expiry.
+
+Versions 2 and 3 (the Faust-table worker's, with a per-subject offset) are
+still read; the offset is dropped.
 """
 
 from __future__ import annotations
@@ -25,28 +23,38 @@ from array import array
 from pipeline.engine.subject_state import SubjectState, decode_state, encode_state
 
 RECENT_IDS = 512
-VERSION = 3
-_HEAD = struct.Struct("<BqHH")
+VERSION = 4
+_HEAD = struct.Struct("<BHH")
+_HEAD_V3 = struct.Struct("<BqHH")
 _HEAD_V2 = struct.Struct("<BqH")
 _LENGTH = struct.Struct("<I")
 
 
 class StoredState:
-    __slots__ = ("actions", "offset", "recent", "state")
+    __slots__ = ("_recent_set", "actions", "recent", "state")
 
-    def __init__(self, state: SubjectState, offset: int, recent: array[int],
+    def __init__(self, state: SubjectState, recent: array[int],
                  actions: list[bytes] | None = None) -> None:
-        self.state, self.offset, self.recent = state, offset, recent
+        self.state, self.recent = state, recent
         self.actions: list[bytes] = actions if actions is not None else []
+        self._recent_set: set[int] | None = None  # built on the first look-up
 
     def seen(self, event_id: str) -> bool:
         """Remember ``event_id``; True when it was already among the recent ones."""
-        digest = id_hash(event_id)
-        if digest in self.recent:
+        return self.seen_hash(id_hash(event_id))
+
+    def seen_hash(self, digest: int) -> bool:
+        """``seen`` for an id already hashed with ``id_hash``."""
+        if self._recent_set is None:
+            self._recent_set = set(self.recent)
+        if digest in self._recent_set:
             return True
         self.recent.append(digest)
-        if len(self.recent) > RECENT_IDS:
-            del self.recent[: len(self.recent) - RECENT_IDS]
+        self._recent_set.add(digest)
+        if len(self.recent) > 2 * RECENT_IDS:  # cut in slices: amortised O(1) per id
+            cut = len(self.recent) - RECENT_IDS
+            self._recent_set.difference_update(self.recent[:cut])
+            del self.recent[:cut]
         return False
 
 
@@ -56,29 +64,37 @@ def id_hash(event_id: str) -> int:
 
 
 def pack(stored: StoredState) -> bytes:
-    parts = [_HEAD.pack(VERSION, stored.offset, len(stored.recent), len(stored.actions)),
-             stored.recent.tobytes()]
+    recent = stored.recent[-RECENT_IDS:]
+    parts = [_HEAD.pack(VERSION, len(recent), len(stored.actions)), recent.tobytes()]
     for action in stored.actions:
         parts += (_LENGTH.pack(len(action)), action)
     parts.append(encode_state(stored.state))
     return b"".join(parts)
 
 
+def empty() -> StoredState:
+    return StoredState(SubjectState(), array("Q"))
+
+
 def unpack(data: bytes | None) -> StoredState:
     """The stored state (empty when ``data`` is None); raises ValueError for damaged bytes."""
     if not data:
-        return StoredState(SubjectState(), -1, array("Q"))
+        return empty()
     try:
-        if data[0] == 2:  # before actions were kept: read it as a state with none
-            _, offset, count = _HEAD_V2.unpack_from(data, 0)
-            version, n_actions, head = 2, 0, _HEAD_V2.size
-        else:
-            version, offset, count, n_actions = _HEAD.unpack_from(data, 0)
+        version = data[0]
+        if version == VERSION:
+            _, count, n_actions = _HEAD.unpack_from(data, 0)
             head = _HEAD.size
+        elif version == 3:
+            _, _, count, n_actions = _HEAD_V3.unpack_from(data, 0)
+            head = _HEAD_V3.size
+        elif version == 2:  # before actions were kept: read it as a state with none
+            _, _, count = _HEAD_V2.unpack_from(data, 0)
+            n_actions, head = 0, _HEAD_V2.size
+        else:
+            raise ValueError(f"unknown stored state version {version}")
     except struct.error as exc:
         raise ValueError(f"damaged stored state: {exc}") from None
-    if version not in (2, VERSION):
-        raise ValueError(f"unknown stored state version {version}")
     recent = array("Q")
     end = head + count * recent.itemsize
     if end > len(data):
@@ -94,4 +110,4 @@ def unpack(data: bytes | None) -> StoredState:
         if end > len(data):
             raise ValueError("damaged stored state: action longer than the data")
         actions.append(data[start:end])
-    return StoredState(decode_state(data[end:]), offset, recent, actions)
+    return StoredState(decode_state(data[end:]), recent, actions)

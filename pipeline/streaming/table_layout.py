@@ -1,17 +1,22 @@
-"""Keys of the ``subject-state`` table.
+"""Keys of a counting partition's store and changelog.
 
 Subjects are stored under ``type:value`` (never starting with a NUL byte).
 Each partition also holds, under NUL-prefixed keys that sort before every
 subject:
 
-* ``\\0clock``: the partition's clock (``partition_clock``);
 * ``\\0exp:`` + 8-byte big-endian expiry time + subject key: one entry per
-  active action, so that a range scan finds the due ones in time order.
+  active action, so that a range scan finds the due ones in time order;
+* ``\\0meta``: the local store's metadata (never in the changelog).
+
+The changelog also carries ``\\0mark`` (a checkpoint is complete up to here)
+and ``\\0fence`` (written by a restore to learn where the log ends).
 """
 
 from __future__ import annotations
 
-CLOCK_KEY = b"\x00clock"
+META_KEY = b"\x00meta"
+MARKER_KEY = b"\x00mark"
+FENCE_KEY = b"\x00fence"
 EXPIRY_PREFIX = b"\x00exp:"
 FIRST_SUBJECT_KEY = b"\x01"  # every subject key sorts at or after this
 

@@ -20,7 +20,7 @@ from schemas.config import KafkaSettings
 from schemas.events import ActionEvent
 from tests.fixtures.http_probe import scrape, wait_ready
 from tests.fixtures.postfix_instance import PostfixInstance, needs_postfix
-from tests.fixtures.processes import start_floodgate, stop
+from tests.fixtures.processes import start_floodgate, stop, wait_worker_counting
 from tests.fixtures.smtp_sink import SmtpSink
 from tests.fixtures.topic_reader import read
 
@@ -68,7 +68,7 @@ def test_the_burst_over_the_threshold_is_refused(kafka_settings: KafkaSettings,
         processes.append(start_floodgate(["tail", str(postfix.maillog), "--config", str(config),
                                 "--checkpoint", str(tmp_path / "tail.pos")], tmp_path / "tail.log"))
         wait_ready(health_port, 90, processes)
-        wait_worker_ready(tmp_path / "worker.log", processes[0])
+        wait_worker_counting(tmp_path / "worker.log", processes[0])
 
         for n in range(5):
             done = send(postfix, n)
@@ -122,14 +122,6 @@ def wait_responder_knows(port: int, deadline_s: float) -> None:
                 return
         time.sleep(0.2)
     raise AssertionError("the responder never learned the action")
-
-
-def wait_worker_ready(log: Path, worker: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 180  # a new consumer group's first join takes ~30 s here
-    while "[^Worker]: Ready" not in log.read_text(errors="replace"):
-        assert worker.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(1)
 
 
 def wait_for_action(settings: KafkaSettings, topic: str, deadline_s: float) -> ActionEvent:

@@ -2,7 +2,7 @@
 
 Run one:  python -m tests.robustness.fuzz_targets TARGET [libFuzzer flags, e.g. -runs=50000]
 Targets: policy (protocol bytes to replies), log (syslog lines through the tracker),
-record (Kafka records to the worker's counter), state (stored subject bytes), and
+record (Kafka records to a counting partition), state (stored subject bytes), and
 canary, which crashes on one input so a test can show that crashes are found.
 
 Hypothesis (test_hostile_input.py) checks the same properties from generated values;
@@ -13,10 +13,10 @@ crash: libFuzzer prints the input and exits non-zero.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -32,16 +32,15 @@ with atheris.instrument_imports(include=["connectors", "pipeline", "schemas"]):
     from connectors.postfix_policy.policy_protocol import MAX_REPLY_TEXT, ProtocolError, RequestReader
     from connectors.postfix_policy.responder import PolicyResponder
     from pipeline.engine.enforcement import ActiveActions
-    from pipeline.engine.evaluator import ThresholdEngine
     from pipeline.streaming import stored_state
-    from pipeline.streaming.counter import SubjectCounter
     from schemas.config import Exempt, Networks, PolicySettings, ReplyTexts
-    from schemas.events import ActionEvent
+    from schemas.subject_batch import BATCH_KIND, LIFT_KIND, SubjectBatch
     from schemas.vocabulary import ActionState
 
 from tests.connectors.postfix_log.corpora import CORPORA
 from tests.connectors.postfix_policy.test_responder import NOW, action
-from tests.pipeline.engine.builders import config, mail, threshold
+from tests.fixtures.counting import counting_partition
+from tests.pipeline.engine.builders import config, threshold
 
 RS = b"\x1e"  # separates the records of one ``record`` input
 REPLY = re.compile(rf"action=[A-Z_]+( [^\x00-\x1f\x7f]{{0,{MAX_REPLY_TEXT}}})?\n\n")
@@ -77,8 +76,9 @@ def log(data: bytes) -> None:
 
 
 def record(data: bytes) -> None:
-    """Kafka records ``key RS value RS key RS value ...`` for the counter, the last pair also as
-    a lift: each is counted, or fails with the error its dead letter would carry."""
+    """Kafka records ``key RS value RS key RS value ...`` for a counting partition (routed
+    batches), the last pair also as a lift: each is counted, or fails with the error its dead
+    letter would carry."""
     _count(_pairs(data))
 
 
@@ -87,22 +87,23 @@ def _pairs(data: bytes) -> list[tuple[bytes, bytes]]:
     return list(zip(parts[::2], parts[1::2], strict=False))
 
 
-def _count(pairs: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-    table: dict[bytes, bytes] = {}
-    counter = SubjectCounter(ThresholdEngine(_ENGINE_CONFIG), table,
-                             lambda p, s: iter(sorted(table.items())), _ignore, lambda: 0)
-
-    async def count() -> None:
-        for offset, (key, value) in enumerate(pairs, 1):
-            with contextlib.suppress(ValueError, ValidationError):  # what the agent dead-letters
-                await counter.on_mail(0, offset, key, value)
-        await counter.on_tick(0)
-
-    asyncio.run(count())
-    if pairs:
-        with contextlib.suppress(ValueError, ValidationError):
-            counter.on_lift(len(pairs) + 1, *pairs[-1])
-    return table
+def _count(pairs: list[tuple[bytes, bytes]]) -> dict[bytes, bytes | None]:
+    partition = counting_partition(_ENGINE_CONFIG)
+    try:
+        for offset, (key, value) in enumerate(pairs):
+            with contextlib.suppress(ValueError, ValidationError):  # what the loop dead-letters
+                partition.take(offset, BATCH_KIND, key, value)
+            partition.release(lambda entry, error: None)
+        if pairs:
+            with contextlib.suppress(ValueError, ValidationError):
+                partition.take(len(pairs), LIFT_KIND, *pairs[-1])
+        changes = partition.store.changes()
+        partition.store.write(changes, {})
+        partition.counter.tick(2**62)
+        return changes
+    finally:
+        partition.store.close()
+        shutil.rmtree(partition.store.path, ignore_errors=True)
 
 
 def state(data: bytes) -> None:
@@ -118,10 +119,6 @@ def canary(data: bytes) -> None:
         raise RuntimeError("canary reached")
 
 
-async def _ignore(_action: ActionEvent) -> None:
-    return None
-
-
 def seeds(target: str) -> list[bytes]:
     """Valid inputs to start from: mutations of them reach deeper than random bytes."""
     if target == "policy":
@@ -133,15 +130,18 @@ def seeds(target: str) -> list[bytes]:
     if target == "log":
         return [("\n".join(block)).encode() for block in _corpus_blocks()]
     if target == "record":
-        events = [mail(n * 1000, event_id=f"mx1/Q{n}", sasl_username="alice", spam=n % 2 == 0)
-                  for n in range(4)]
+        key = b"sasl_username:alice"
+        batches = [SubjectBatch(source_topic="mail", source_partition=0, upto=n, mark_ms=ms,
+                                entries=[("sasl_username:alice", n, ms, n % 2, 1, n, "outbound",
+                                          "example.net")]).model_dump_json().encode()
+                   for n, ms in enumerate(range(1_795_780_800_000, 1_795_780_804_000, 1000))]
         lift = action("defer", "sasl_username", "alice").model_copy(
             update={"state": ActionState.LIFTED})
-        key = b"sasl_username:alice"
-        mails = RS.join(key + RS + e.model_dump_json().encode() for e in events)
+        mails = RS.join(key + RS + batch for batch in batches)
         return [mails, mails + RS + key + RS + lift.model_dump_json().encode()]
     if target == "state":  # what the counter stores for the record seeds
-        return [value for seed in seeds("record") for value in _count(_pairs(seed)).values()]
+        return [value for seed in seeds("record") for value in _count(_pairs(seed)).values()
+                if value is not None]
     return [b"FG"]
 
 

@@ -24,9 +24,8 @@ from schemas.vocabulary import ActionState
 from tests.figures import Figures
 from tests.fixtures.http_probe import scrape, wait_ready
 from tests.fixtures.object_store import durable_broker, s3_server
-from tests.fixtures.processes import start_floodgate, stop
+from tests.fixtures.processes import start_floodgate, stop, wait_worker_counting
 from tests.fixtures.topic_reader import read_all
-from tests.pipeline.streaming.test_worker import wait_ready as wait_worker_ready
 from tests.robustness.test_broker_faults import steady_load
 
 pytestmark = pytest.mark.slow
@@ -90,7 +89,7 @@ def test_broker_killed_and_restarted_loses_nothing(tmp_path: Path, figures: Figu
         try:
             worker_log = tmp_path / "worker.log"
             processes.append(start_floodgate(["worker", "--config", str(config_path)], worker_log))
-            wait_worker_ready(worker_log)
+            wait_worker_counting(worker_log, processes[-1])
             processes.append(start_floodgate(["policy-server", "--config", str(config_path)],
                                              tmp_path / "policy.log"))
             wait_ready(health, 60)

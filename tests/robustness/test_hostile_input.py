@@ -5,7 +5,6 @@ must never crash, hang, or reach a reply or a SIEM line unescaped."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
@@ -27,12 +26,12 @@ from connectors.postfix_policy.policy_protocol import (
 from connectors.postfix_policy.responder import PolicyResponder
 from connectors.siem import cef, ecs
 from pipeline.engine.enforcement import ActiveActions
-from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming import stored_state
-from pipeline.streaming.counter import SubjectCounter
 from schemas.config import Exempt, Networks, PolicySettings, ReplyTexts
 from schemas.events import ActionEvent
+from schemas.subject_batch import BATCH_KIND, LIFT_KIND, SubjectBatch
 from tests.connectors.postfix_policy.test_responder import NOW, action
+from tests.fixtures.counting import counting_partition
 from tests.pipeline.engine.builders import T0, config, mail, threshold
 
 BUDGET = settings(max_examples=300, deadline=None,
@@ -108,19 +107,41 @@ ENGINE_CONFIG = config(threshold(name="burst", messages=3, window="10s", duratio
 
 
 @BUDGET
-@given(st.binary(max_size=400), st.binary(max_size=2_000))
-def test_worker_records_fail_only_as_dead_letters(key: bytes, value: bytes) -> None:
-    table: dict[bytes, bytes] = {}
-    counter = SubjectCounter(ThresholdEngine(ENGINE_CONFIG), table,
-                             lambda p, s: iter(sorted(table.items())), _ignore, lambda: 0)
-    for call in (lambda: asyncio.run(counter.on_mail(0, 1, key, value)),
-                 lambda: counter.on_lift(2, key, value)):
-        with contextlib.suppress(ValueError, ValidationError):  # dead-lettered by the agent
-            call()
+@given(st.binary(max_size=400), st.binary(max_size=2_000), st.sampled_from(
+    [BATCH_KIND, LIFT_KIND, None, b"tick"]))
+def test_worker_records_fail_only_as_dead_letters(key: bytes, value: bytes,
+                                                  kind: bytes | None) -> None:
+    partition = counting_partition(ENGINE_CONFIG)
+    try:
+        with contextlib.suppress(ValueError, ValidationError):  # dead-lettered by the loop
+            partition.take(1, kind, key, value)
+        partition.release(lambda entry, error: None)
+    finally:
+        partition.store.close()
 
 
-async def _ignore(_action: ActionEvent) -> None:
-    return None
+@BUDGET
+@given(st.lists(st.tuples(HOSTILE_TEXT, st.integers(0, 2**62), st.integers(0, 255),
+                          st.integers(1, 2**31 - 1), st.integers(0, 2**64 - 1),
+                          st.text(max_size=16), st.none() | st.text(max_size=255)), max_size=5))
+def test_valid_batches_with_hostile_fields_count_or_dead_letter_per_entry(
+        entries: list[tuple[str, int, int, int, int, str, str | None]]) -> None:
+    partition = counting_partition(ENGINE_CONFIG)
+    failed: list[str] = []
+    try:
+        batch = SubjectBatch(source_topic="mail", source_partition=0, upto=len(entries),
+                             mark_ms=2**62, entries=[(subject[:500] or "x:y", n, ts, flags, units,
+                                                      digest, direction, domain)
+                                                     for n, (subject, ts, flags, units, digest,
+                                                             direction, domain)
+                                                     in enumerate(entries)])
+        partition.take(0, BATCH_KIND, b"", batch.model_dump_json().encode())
+        released = partition.release(lambda entry, error: failed.append(error))
+        assert len(released) == len(entries)
+    except ValidationError:
+        pass  # a subject key too short or long: the batch is dead-lettered whole
+    finally:
+        partition.store.close()
 
 
 @BUDGET

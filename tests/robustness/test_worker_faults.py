@@ -16,7 +16,7 @@ from schemas.config import KafkaSettings
 from schemas.config_file import load_config
 from schemas.events import ActionEvent, MailEvent
 from tests.figures import Figures
-from tests.fixtures.topic_reader import read
+from tests.fixtures.topic_reader import read, read_until
 from tests.pipeline.engine.builders import mail
 from tests.pipeline.streaming.test_worker import Worker, produce, write_config
 
@@ -55,7 +55,8 @@ def test_worker_killed_at_random_moments_matches_the_replay(kafka_settings: Kafk
         events = [e for batch in batches for e in batch]
         expected = {a.action_id for a in replay(load_config(config_path, {}), events)
                     if a.state == "active"}
-        read(kafka_settings, topics["actions"], 2, len(expected), 300)  # until all came
+        read_until(kafka_settings, topics["actions"], 2,  # until all came
+                   lambda values: len({a.action_id for a in active(values)}) >= len(expected), 300)
         time.sleep(3)  # anything counted twice would fire again by now
         got = read(kafka_settings, topics["actions"], 2, 10**6, 8)
     finally:

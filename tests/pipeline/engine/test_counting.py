@@ -1,7 +1,15 @@
 import pytest
 
-from pipeline.engine.counting import Exemptions, in_scope, is_countable, subject_of, units
+from pipeline.engine.counting import (
+    CountedMail,
+    Exemptions,
+    in_scope,
+    is_countable,
+    subject_of,
+    units,
+)
 from schemas.config import Exempt
+from schemas.events import MailEvent
 from schemas.vocabulary import SubjectType
 from tests.pipeline.engine.builders import mail, threshold
 
@@ -39,10 +47,13 @@ def test_exempt_mail_never_counts(fields: dict[str, object]) -> None:
 
 def test_direction_and_sender_domain_scope() -> None:
     outbound_only = threshold(direction="outbound", sender_domains=["example.net"])
-    assert in_scope(outbound_only, mail())
-    assert not in_scope(outbound_only, mail(direction="inbound"))
-    assert not in_scope(outbound_only, mail(sender="x@other.org"))
-    assert in_scope(threshold(direction="any"), mail(direction="unknown"))
+    def scope(event: MailEvent) -> tuple[str, str | None]:
+        return event.direction, event.sender_domain
+
+    assert in_scope(outbound_only, *scope(mail()))
+    assert not in_scope(outbound_only, *scope(mail(direction="inbound")))
+    assert not in_scope(outbound_only, *scope(mail(sender="x@other.org")))
+    assert in_scope(threshold(direction="any"), *scope(mail(direction="unknown")))
 
 
 def test_subjects_are_normalised() -> None:
@@ -55,5 +66,6 @@ def test_subjects_are_normalised() -> None:
 
 def test_units_per_count_mode() -> None:
     event = mail(recipients=["a@x.org", "b@x.org", "c@x.org"])
-    assert units(threshold(count="messages"), event) == 1
-    assert units(threshold(count="recipients"), event) == 3
+    assert units(threshold(count="messages"), CountedMail.of(event)) == 1
+    assert units(threshold(count="recipients"), CountedMail.of(event)) == 3
+    assert CountedMail.of(mail(recipients=[], recipient_count=0)).recipients == 1

@@ -1,65 +1,79 @@
-"""The count agent's record handling on a dict-backed table: counting as the replay does,
-expiry on the partition clock, lifts, idle subjects swept, republication after a crash."""
+"""A counting partition's record handling on a real RocksDB store: counting as the replay does,
+expiry at the watermark, lifts, idle subjects swept, repeats dropped, state kept across a
+checkpoint and a reopened store."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from pipeline.engine.clock import to_ms
+from pipeline.engine.counting import CountedMail
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.replay import replay
 from pipeline.streaming import counter as counter_module
-from pipeline.streaming.counter import SubjectCounter
+from pipeline.streaming.counter import SubjectCounter, TickReport
+from pipeline.streaming.event_order import Entry
+from pipeline.streaming.partition_store import PartitionStore
+from pipeline.streaming.store_options import StoreOptions
+from pipeline.streaming.stored_state import id_hash
 from pipeline.streaming.table_layout import EXPIRY_PREFIX, is_subject_key
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, MailEvent
 from schemas.vocabulary import ActionState
 from tests.pipeline.engine.builders import T0, config, mail, threshold
 
-WALL_T0 = to_ms(T0)
+START = to_ms(T0)
 
 
 class Harness:
-    def __init__(self, cfg: FloodgateConfig) -> None:
+    def __init__(self, cfg: FloodgateConfig, path: Path) -> None:
         self.engine = ThresholdEngine(cfg)
-        self.table: dict[bytes, bytes] = {}
+        self.path = path
+        self.store = PartitionStore(path, StoreOptions().to_rocksdict())
         self.published: list[ActionEvent] = []
-        self.wall = WALL_T0
+        self.counter = SubjectCounter(self.engine, self.store, self.published.append)
         self.offset = 0
-        self.counter = SubjectCounter(self.engine, self.table, self._scan, self._publish,
-                                      lambda: self.wall)
-
-    def _scan(self, partition: int, start: bytes) -> Iterator[tuple[bytes, bytes]]:
-        return iter(sorted((k, v) for k, v in self.table.items() if k >= start))
-
-    async def _publish(self, action: ActionEvent) -> None:
-        self.published.append(action)
 
     def feed(self, events: list[MailEvent]) -> None:
         for event in events:
             for subject in self.engine.subjects(event):
                 self.offset += 1
-                asyncio.run(self.counter.on_mail(0, self.offset, subject.key.encode(),
-                                                 event.model_dump_json().encode()))
+                self.counter.count(Entry(subject.key, ("mail", 0), self.offset,
+                                         id_hash(event.event_id), CountedMail.of(event), 0))
 
-    def tick(self) -> counter_module.TickReport:
-        return asyncio.run(self.counter.on_tick(0))
+    def checkpoint(self) -> None:
+        self.store.write(self.store.changes(), {})
+
+    def tick(self, at_ms: int) -> TickReport:
+        """As the loop does: a checkpoint, then the tick at the watermark ``START + at_ms``."""
+        self.checkpoint()
+        report = self.counter.tick(START + at_ms)
+        self.checkpoint()
+        return report
+
+    def stored_keys(self) -> list[bytes]:
+        return [k for k, _ in self.store.scan(b"")]
 
     def subjects(self) -> list[bytes]:
-        return sorted(k for k in self.table if is_subject_key(k))
+        return [k for k in self.stored_keys() if is_subject_key(k)]
 
 
 def burst(user: str, n: int, start_ms: int = 0, every_ms: int = 100) -> list[MailEvent]:
-    return [mail(start_ms + i * every_ms, sasl_username=user, sender=f"{user}@example.net")
-            for i in range(n)]
+    return [mail(start_ms + i * every_ms, event_id=f"mx1/{user}-{start_ms}-{i}",
+                 sasl_username=user, sender=f"{user}@example.net") for i in range(n)]
 
 
 CONFIG = config(threshold(name="burst", messages=5, window="10s", duration="1m"))
 
 
-def test_counts_fire_the_same_actions_as_the_replay() -> None:
-    harness = Harness(CONFIG)
+@pytest.fixture
+def harness(tmp_path: Path) -> Harness:
+    return Harness(CONFIG, tmp_path / "p0")
+
+
+def test_counts_fire_the_same_actions_as_the_replay(harness: Harness) -> None:
     events = sorted(burst("a", 12) + burst("b", 4) + burst("c", 6, 50), key=lambda e: e.ts)
     harness.feed(events)
     expected = [a for a in replay(CONFIG, events) if a.state is ActionState.ACTIVE]
@@ -67,71 +81,61 @@ def test_counts_fire_the_same_actions_as_the_replay() -> None:
     assert len(expected) == 2
 
 
-def test_actions_expire_on_the_partition_clock_once() -> None:
-    harness = Harness(CONFIG)
+def test_actions_expire_at_the_watermark_once(harness: Harness) -> None:
     harness.feed(burst("a", 5))
     fired = harness.published[-1]
-    harness.wall += 59_000  # the clock has moved 59 s past the last event: not yet
-    assert harness.tick().expired == 0
-    harness.wall += 2_000
-    assert harness.tick().expired == 1
+    assert harness.tick(400 + 59_000).expired == 0  # 59 s after the firing: not yet
+    assert harness.tick(400 + 60_000).expired == 1
     last = harness.published[-1]
     assert (last.action_id, last.state, last.ts) == (fired.action_id, ActionState.EXPIRED,
                                                      fired.expires_at)
-    assert not any(k.startswith(EXPIRY_PREFIX) for k in harness.table)
-    harness.wall += 60_000
-    assert harness.tick().expired == 0
+    assert not any(k.startswith(EXPIRY_PREFIX) for k in harness.stored_keys())
+    assert harness.tick(200_000).expired == 0
 
 
-def test_replayed_history_does_not_expire_by_the_wall_clock() -> None:
-    harness = Harness(CONFIG)
-    harness.wall = WALL_T0 + 86_400_000  # a day later, replaying T0's events
-    harness.feed(burst("a", 5))
-    assert harness.tick().expired == 0  # the action lasts 1 min of event time
-    harness.feed(burst("z", 1, start_ms=70_000))  # the replay moves past its end
-    assert harness.tick().expired == 1
-
-
-def test_a_lift_ends_the_action_and_restarts_the_count() -> None:
-    harness = Harness(CONFIG)
+def test_a_lift_ends_the_action_and_restarts_the_count(harness: Harness) -> None:
     harness.feed(burst("a", 5))
     fired = harness.published[-1]
-    lift = fired.model_copy(update={"state": ActionState.LIFTED})
-    harness.offset += 1
-    harness.counter.on_lift(harness.offset, fired.key.encode(), lift.model_dump_json().encode())
+    harness.counter.lift(fired.key.encode(), fired.model_copy(update={"state": ActionState.LIFTED}))
     harness.feed(burst("a", 4, start_ms=1_000))  # 4 more inside the window: not 5 since the lift
     assert len(harness.published) == 1
-    harness.wall += 120_000
-    assert harness.tick().expired == 0  # lifted: no expiry follows
+    assert harness.tick(120_000).expired == 0  # lifted: no expiry follows
+    with pytest.raises(ValueError, match="not a lift"):
+        harness.counter.lift(fired.key.encode(), fired)
 
 
-def test_idle_subjects_are_swept_and_busy_ones_kept() -> None:
-    harness = Harness(CONFIG)
+def test_idle_subjects_are_swept_and_busy_ones_kept(harness: Harness) -> None:
     harness.feed(burst("quiet", 2) + burst("active", 5))
-    harness.wall += 20_000  # past the 10 s window, inside the 1 min action
-    harness.tick()
+    harness.tick(20_000)  # past the 10 s window, inside the 1 min action
     assert harness.subjects() == [b"sasl_username:active"]
-    harness.wall += 60_000
-    report = harness.tick()  # expires the action; then nothing holds the subject
+    report = harness.tick(80_000)  # expires the action; the sweep drops the subject next tick
+    report.dropped += harness.tick(80_000).dropped
     assert (report.expired, report.dropped) == (1, 1)
     assert harness.subjects() == []
 
 
-def test_the_sweep_moves_through_a_large_partition_in_slices(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_sweep_moves_through_a_large_partition_in_slices(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(counter_module, "SWEEP_BATCH", 3)
-    harness = Harness(CONFIG)
     harness.feed([e for n in range(7) for e in burst(f"u{n}", 1)])
-    harness.wall += 20_000
-    dropped = [harness.tick().dropped for _ in range(3)]
+    dropped = [harness.tick(20_000).dropped for _ in range(3)]
     assert dropped == [3, 3, 1] and harness.subjects() == []
 
 
-def test_replayed_records_republish_active_actions_once() -> None:
-    harness = Harness(CONFIG)
-    events = burst("a", 6)
-    harness.feed(events)
+def test_a_repeated_event_id_counts_once(harness: Harness) -> None:
+    events = burst("a", 4)
+    harness.feed(events + events[:2])  # the policy service reported two of them too
+    assert harness.published == []
+    harness.feed(burst("a", 1, start_ms=500))
     assert len(harness.published) == 1
-    key = b"sasl_username:a"
-    for offset in (3, 4, 5):  # the tail read again after a crash
-        asyncio.run(harness.counter.on_mail(0, offset, key, events[offset].model_dump_json().encode()))
-    assert [a.action_id for a in harness.published] == [harness.published[0].action_id] * 2
+
+
+def test_state_survives_a_checkpoint_and_a_reopened_store(harness: Harness) -> None:
+    harness.feed(burst("a", 4))
+    harness.checkpoint()
+    harness.store.close()
+    again = Harness(CONFIG, harness.path)
+    again.feed(burst("a", 1, start_ms=500))  # the fifth inside the window
+    assert len(again.published) == 1
+    again.feed(burst("a", 4))  # the first four again: already counted
+    assert len(again.published) == 1

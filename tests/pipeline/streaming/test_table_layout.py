@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from pipeline.streaming.table_layout import (
-    CLOCK_KEY,
+    FENCE_KEY,
+    MARKER_KEY,
+    META_KEY,
     expiry_bound,
     expiry_key,
     is_subject_key,
@@ -22,7 +24,8 @@ def test_expiry_keys_sort_by_time_and_parse_back() -> None:
 
 
 def test_reserved_keys_are_not_subjects() -> None:
-    assert not is_subject_key(CLOCK_KEY)
+    for reserved in (META_KEY, MARKER_KEY, FENCE_KEY):
+        assert not is_subject_key(reserved)
     assert not is_subject_key(expiry_key(1, b"x"))
     assert is_subject_key(b"client_ip:192.0.2.1")
     with pytest.raises(ValueError):

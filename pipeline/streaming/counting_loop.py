@@ -1,0 +1,392 @@
+"""The worker's hot path: one confluent-kafka consumer and producer, in batches, in one thread.
+
+The consumer (group ``worker.app_id``) reads the source topics
+(``mail-events``, and ``policy-events`` when they count) and the counting
+topic ``subject-events`` together; Kafka's group protocol spreads their
+partitions over the workers. Each cycle:
+
+1. ``consume`` up to ``BATCH`` records;
+2. source records go through the ``Router``; its ``SubjectBatch`` records go
+   out to the counting partitions at the end of the cycle;
+3. counting records are offered to their partition's ``EventOrder``; lifts
+   are applied; what the watermark releases is counted by the partition's
+   ``SubjectCounter``, and the actions that fire are published at once;
+4. every ``worker.tick_interval_s``: a checkpoint (``changelog``: changes,
+   marker, local RocksDB, then the offsets commit), then expiries and the
+   idle sweep at each partition's watermark.
+
+Nothing in Faust's per-record stream or table machinery is on this path.
+Records that cannot be used go to the dead-letter topic and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import OFFSET_STORED, Consumer, KafkaError, Producer, TopicPartition
+from pydantic import ValidationError
+
+from connectors.direction import DirectionRules
+from connectors.event_files import describe_validation_error
+from connectors.kafka.client_config import consumer_config, producer_config
+from pipeline.engine.clock import to_ms
+from pipeline.engine.evaluator import ThresholdEngine
+from pipeline.streaming import changelog
+from pipeline.streaming.counter import SubjectCounter
+from pipeline.streaming.counting_partition import CountingPartition
+from pipeline.streaming.event_order import Entry, EventOrder, OrderCheckpoint, Source
+from pipeline.streaming.metrics import WorkerMetrics
+from pipeline.streaming.partition_store import PartitionStore
+from pipeline.streaming.router import Router, SubjectPartitioner
+from pipeline.streaming.store_options import StoreOptions
+from schemas.config import FloodgateConfig
+from schemas.events import ActionEvent, DeadLetter
+from schemas.subject_batch import BATCH_KIND, KIND_HEADER
+
+log = logging.getLogger("floodgate.worker")
+
+BATCH = 5_000  # records per consume call
+ASSIGNED_LINE = "counting partitions assigned:"  # logged at each assignment (tests wait for it)
+POLL_S = 0.05
+
+
+def changelog_topic(app_id: str) -> str:
+    return f"{app_id}-counts-changelog"
+
+
+@dataclass
+class _Cycle:
+    """What one consume cycle touched."""
+
+    partitions: set[int] = field(default_factory=set)
+
+
+class CountingLoop:
+    def __init__(self, config: FloodgateConfig, metrics: WorkerMetrics) -> None:
+        self._config = config
+        settings, topics = config.worker, config.topics
+        self._metrics = metrics
+        self._engine = ThresholdEngine(config)
+        self._subject_topic = topics.subject_events
+        self._changelog = changelog_topic(settings.app_id)
+        self._sources = [topics.mail_events]
+        if settings.count_policy_events:
+            self._sources.append(topics.policy_events)
+        self._data = Path(settings.data_dir) / "counting"
+        self._options = StoreOptions.sized(settings.rocksdb_write_buffer_mib,
+                                           settings.rocksdb_block_cache_mib).to_rocksdict()
+        self._tick_s = settings.tick_interval_s
+        self._lateness_ms = round(settings.live_lateness_s * 1000)
+        self._max_held = settings.max_held_entries
+        self._partitions: dict[int, CountingPartition] = {}
+        self._stop = threading.Event()
+        self._consumer_settings = consumer_config(config.kafka, settings.app_id, **{
+            "enable.partition.eof": True,
+            # heartbeats come from librdkafka's own thread: a short session moves a dead
+            # worker's partitions on quickly without risk for a busy one
+            "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 2_000,
+            "max.poll.interval.ms": 900_000,  # a restore of a large partition runs in the callback
+            "fetch.wait.max.ms": 20,
+            "queued.max.messages.kbytes": 65_536,
+        })
+        self._restore_settings = consumer_config(config.kafka, f"{settings.app_id}-restore", **{
+            "enable.auto.offset.store": False, "fetch.wait.max.ms": 10})
+        self.assigned = threading.Event()  # joined the group and got partitions (readiness)
+        self._router: Router | None = None
+        self._producer: Producer | None = None
+        self._consumer: Consumer | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """The thread's body: until ``stop``; raises on what the worker cannot go on after."""
+        kafka = self._config.kafka
+        self._producer = Producer(producer_config(kafka, **{
+            "linger.ms": 5, "queue.buffering.max.messages": 500_000,
+            "queue.buffering.max.kbytes": 262_144}))
+        self._consumer = Consumer(self._consumer_settings)
+        subject_partitions = self._partition_count(self._subject_topic)
+        directions = (DirectionRules(self._config.networks)
+                      if self._config.worker.count_policy_events else None)
+        self._router = Router(self._engine, SubjectPartitioner(subject_partitions),
+                              self._lateness_ms, directions,
+                              self._config.topics.policy_events if directions else None)
+        self._consumer.subscribe([*self._sources, self._subject_topic],
+                                 on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_lost)
+        last_tick = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                messages = self._consumer.consume(BATCH, POLL_S)
+                if messages:
+                    self._handle(messages)
+                self._send_routed()
+                self._producer.poll(0)
+                if time.monotonic() - last_tick >= self._tick_s:
+                    last_tick = time.monotonic()
+                    self._checkpoint()
+                    self._tick()
+            self._checkpoint()
+        finally:
+            for partition in list(self._partitions.values()):
+                partition.store.close()
+            self._partitions.clear()
+            self._consumer.close()
+            self._producer.flush(10)
+
+    def _partition_count(self, topic: str) -> int:
+        assert self._consumer is not None
+        metadata = self._consumer.list_topics(topic, timeout=30)
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise RuntimeError(f"topic {topic} does not exist (floodgate worker creates it; "
+                               "was it deleted?)")
+        return len(found.partitions)
+
+    # -- the cycle ------------------------------------------------------------------------
+    def _handle(self, messages: list[Any]) -> None:
+        """One consume batch (confluent-kafka Messages: typed Any, their getters are hot)."""
+        assert self._router is not None
+        cycle = _Cycle()
+        subject_topic = self._subject_topic
+        route = self._router.route
+        routed = 0
+        for message in messages:
+            error = message.error()
+            topic = message.topic()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF and topic != subject_topic:
+                    self._router.at_end((topic, message.partition()))
+                elif error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("consumer: %s", error.str())
+                continue
+            if topic == subject_topic:
+                self._take_counting_record(message, cycle)
+                continue
+            source = (topic, message.partition())
+            try:
+                route(source, message.offset(), message.value() or b"")
+                routed += 1
+            except ValidationError as exc:
+                self._router.skipped(source, message.offset())
+                self._set_aside(message, describe_validation_error(exc))
+            except ValueError as exc:
+                self._router.skipped(source, message.offset())
+                self._set_aside(message, str(exc))
+        if routed:
+            self._metrics.consumed.labels("mail").inc(routed)
+        for number in cycle.partitions:
+            self._release(self._partitions[number])
+
+    def _send_routed(self) -> None:
+        assert self._router is not None and self._producer is not None
+        for partition, value in self._router.batches(int(time.time() * 1000)):
+            self._produce(self._subject_topic, value, partition=partition,
+                          headers={KIND_HEADER: BATCH_KIND})
+
+    def _take_counting_record(self, message: Any, cycle: _Cycle) -> None:
+        partition = self._partitions.get(message.partition())
+        if partition is None:
+            return  # revoked while the record was in flight
+        kind = dict(message.headers() or ()).get(KIND_HEADER)
+        try:
+            if partition.take(message.offset(), kind, message.key() or b"", message.value() or b""):
+                cycle.partitions.add(partition.number)
+            self._metrics.consumed.labels("subject-batch" if kind == BATCH_KIND
+                                          else "subject-lift").inc()
+        except ValidationError as exc:
+            self._set_aside(message, describe_validation_error(exc))
+        except ValueError as exc:
+            self._set_aside(message, f"{(message.key() or b'')[:200]!r}: {exc}")
+
+    def _release(self, partition: CountingPartition) -> None:
+        released = partition.release(partial(self._set_aside_entry, partition.number))
+        if released:
+            self._metrics.counted.inc(len(released))
+            self._metrics.release_delay.observe(
+                max(0.0, time.time() - released[-1].mail.ts_ms / 1000))
+
+    # -- output ---------------------------------------------------------------------------
+    def _produce(self, topic: str, value: bytes, key: bytes | None = None,
+                 partition: int | None = None, headers: dict[str, bytes] | None = None,
+                 timestamp_ms: int | None = None) -> None:
+        assert self._producer is not None
+        extra: dict[str, Any] = {}
+        if partition is not None:
+            extra["partition"] = partition
+        if headers:
+            extra["headers"] = headers
+        if timestamp_ms is not None:
+            extra["timestamp"] = timestamp_ms
+        while True:
+            try:
+                self._producer.produce(topic, value=value, key=key, **extra)
+                return
+            except BufferError:
+                self._producer.poll(0.05)
+
+    def _publish(self, action: ActionEvent) -> None:
+        self._metrics.actions.labels(action.action.value, action.state.value).inc()
+        self._produce(self._config.topics.actions, action.model_dump_json().encode(),
+                      key=action.key.encode(), timestamp_ms=to_ms(action.ts))
+
+    def _dead_letter(self, topic: str, partition: int, offset: int, error: str,
+                     raw: bytes) -> None:
+        dead = DeadLetter(ts=datetime.now(UTC), source_topic=topic, partition=partition,
+                          offset=offset, error=error[:2000],
+                          raw_base64=base64.b64encode(raw).decode())
+        self._produce(self._config.topics.dead_letter, dead.model_dump_json().encode(),
+                      key=f"{topic}:{partition}".encode())
+        self._metrics.dead_letters.inc()
+        log.warning("dead-lettered %s/%d@%d: %s", topic, partition, offset, error[:300])
+
+    def _set_aside(self, message: Any, error: str) -> None:
+        self._dead_letter(message.topic(), message.partition(), message.offset(), error,
+                          message.value() or b"")
+
+    def _set_aside_entry(self, number: int, entry: Entry, error: str) -> None:
+        raw = repr((entry.subject, entry.source, entry.offset)).encode()
+        self._dead_letter(self._subject_topic, number, entry.record_offset, error, raw)
+
+    # -- checkpoints and ticks ------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        """Changes to the changelog, then markers, then RocksDB, then the offsets commit."""
+        with self._metrics.checkpoint.time():
+            self._write_checkpoint()
+
+    def _write_checkpoint(self) -> None:
+        assert self._producer is not None and self._consumer is not None
+        assert self._router is not None
+        self._send_routed()
+        changelog.flush(self._producer)  # routed batches, actions, dead letters
+        busy = [p for p in self._partitions.values() if p.touched or p.store.pending]
+        delivery = changelog.Delivery()
+        changes = {}
+        for partition in busy:
+            changes[partition.number] = partition.store.changes()
+            changelog.write_changes(self._producer, self._changelog, partition.number,
+                                    changes[partition.number], delivery)
+        changelog.flush(self._producer)
+        markers = {}
+        for partition in busy:
+            markers[partition.number] = partition.marker()
+            changelog.write_marker(self._producer, self._changelog, partition.number,
+                                   markers[partition.number], delivery)
+        changelog.flush(self._producer)
+        delivery.check()
+        commits = []
+        for partition in busy:
+            partition.store.write(changes[partition.number], {
+                "changelog_next": delivery.last[partition.number] + 1,
+                "marker": markers[partition.number]})
+            partition.touched = False
+            resume = markers[partition.number]["resume"]
+            if resume is not None:
+                commits.append(TopicPartition(self._subject_topic, partition.number, resume))
+        for topic, number in self._router.sources():
+            position = self._router.position((topic, number))
+            if position is not None:
+                commits.append(TopicPartition(topic, number, position))
+        if commits:
+            try:
+                self._consumer.commit(offsets=commits, asynchronous=False)
+            except Exception as exc:  # a rebalance under way: the next checkpoint commits
+                log.warning("offset commit failed: %s", exc)
+
+    def _tick(self) -> None:
+        """Expiries and the idle sweep at each partition's watermark; lag and held gauges."""
+        held = 0
+        for partition in self._partitions.values():
+            held += partition.order.held
+            watermark = partition.order.watermark()
+            if watermark is None:
+                continue
+            report = partition.counter.tick(watermark)
+            self._metrics.dropped_subjects.inc(report.dropped)
+        forced = sum(p.order.forced for p in self._partitions.values())
+        self._metrics.held.set(held)
+        self._metrics.forced.set(forced)
+        self._measure_lag()
+
+    def _measure_lag(self) -> None:
+        assert self._consumer is not None
+        try:
+            assignment = self._consumer.assignment()
+            positions = self._consumer.position(assignment)
+        except Exception:  # between assignments
+            return
+        lag: dict[str, int] = {}
+        for tp in positions:
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high is not None and high >= 0 and tp.offset >= 0:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - tp.offset)
+        for topic, behind in lag.items():
+            self._metrics.lag.labels(topic).set(behind)
+
+    # -- rebalancing ----------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, assigned: list[TopicPartition]) -> None:
+        assert self._producer is not None
+        sources = [self._all_partitions(topic) for topic in self._sources]
+        expected = [s for group in sources for s in group]
+        out = []
+        for tp in assigned:
+            if tp.topic == self._subject_topic:
+                resume = self._open(tp.partition, expected)
+                out.append(TopicPartition(tp.topic, tp.partition,
+                                          resume if resume is not None else OFFSET_STORED))
+            else:
+                out.append(tp)
+        consumer.assign(out)
+        self.assigned.set()
+        log.info("%s %s", ASSIGNED_LINE,
+                 ", ".join(f"{tp.topic}/{tp.partition}" for tp in assigned) or "none")
+
+    def _all_partitions(self, topic: str) -> list[Source]:
+        return [(topic, n) for n in range(self._partition_count(topic))]
+
+    def _open(self, number: int, expected: list[Source]) -> int | None:
+        """Open and restore a counting partition; the offset to resume reading it from."""
+        assert self._producer is not None
+        store = PartitionStore(self._data / f"p{number}", self._options)
+        marker = changelog.restore(store, self._producer, self._restore_settings,
+                                   self._changelog, number)
+        try:
+            checkpoint = OrderCheckpoint.from_json(marker.get("order") or {})
+        except ValueError as exc:
+            log.error("partition %d: %s; counting resumes without it", number, exc)
+            checkpoint = OrderCheckpoint()
+        order = EventOrder(expected, checkpoint, self._max_held)
+        counter = SubjectCounter(self._engine, store, self._publish)
+        partition = CountingPartition(number, store, order, counter,
+                                      lift_offset=int(marker.get("lift_offset", -1)))
+        self._partitions[number] = partition
+        resume = marker.get("resume")
+        return resume if isinstance(resume, int) else None
+
+    def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
+        self._checkpoint()
+        self._close(revoked)
+
+    def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
+        log.warning("partitions lost (the group moved on without this worker): %s",
+                    ", ".join(f"{tp.topic}/{tp.partition}" for tp in lost))
+        self._close(lost)
+
+    def _close(self, partitions: list[TopicPartition]) -> None:
+        assert self._router is not None
+        self._router.forget([(tp.topic, tp.partition) for tp in partitions
+                             if tp.topic != self._subject_topic])
+        for tp in partitions:
+            if tp.topic == self._subject_topic and tp.partition in self._partitions:
+                self._partitions.pop(tp.partition).store.close()

@@ -1,0 +1,135 @@
+"""One counting partition's state: a RocksDB database, and the decoded states in use.
+
+Subjects are decoded once and kept decoded while they are in use (a bounded
+cache), changed in place by the engine, and encoded once per checkpoint, when
+the changes go to the changelog and then, in one RocksDB write batch with the
+partition's metadata, to disk. Between checkpoints RocksDB holds the state of
+the last checkpoint: what the changelog's last marker describes.
+
+Keys are those of ``table_layout``; the metadata (``META_KEY``) is local: the
+changelog offset the database is restored up to, and the marker it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import rocksdict
+
+from pipeline.streaming import stored_state
+from pipeline.streaming.stored_state import StoredState
+from pipeline.streaming.table_layout import META_KEY
+
+Changes = dict[bytes, bytes | None]  # key -> value, None deletes
+
+
+class PartitionStore:
+    def __init__(self, path: Path, options: Any, cache_limit: int = 20_000) -> None:
+        self.path, self._options, self._cache_limit = path, options, cache_limit
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = rocksdict.Rdict(str(path), options)
+        self._cache: dict[bytes, StoredState] = {}
+        self._dirty: set[bytes] = set()
+        self._raw: Changes = {}  # pending writes of non-subject keys, and subject deletes
+
+    # -- subjects -------------------------------------------------------------------------
+    def load(self, key: bytes) -> StoredState:
+        """The subject's state, decoded once; raises ValueError for damaged stored bytes."""
+        stored = self._cache.get(key)
+        if stored is None:
+            # deleted since the last checkpoint: empty, whatever RocksDB still has
+            stored = stored_state.empty() if key in self._raw else stored_state.unpack(
+                self._db.get(key))
+            self._cache[key] = stored
+        return stored
+
+    def changed(self, key: bytes) -> None:
+        """The subject's state (from ``load``) was changed: write it at the next checkpoint."""
+        self._dirty.add(key)
+        self._raw.pop(key, None)
+
+    def delete(self, key: bytes) -> None:
+        self._cache.pop(key, None)
+        self._dirty.discard(key)
+        self._raw[key] = None
+
+    def cached(self, key: bytes) -> StoredState | None:
+        return self._cache.get(key)
+
+    # -- other keys -----------------------------------------------------------------------
+    def put_raw(self, key: bytes, value: bytes | None) -> None:
+        self._raw[key] = value
+
+    def scan(self, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Keys from ``start`` in order, as of the last checkpoint."""
+        items: Any = self._db.items(from_key=start)  # raw mode: bytes keys and values
+        return iter(items)
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def changes(self) -> Changes:
+        """Everything changed since the last checkpoint, encoded."""
+        out: Changes = dict(self._raw)
+        for key in self._dirty:
+            out[key] = stored_state.pack(self._cache[key])
+        return out
+
+    def write(self, changes: Changes, meta: dict[str, Any]) -> None:
+        """Write a checkpoint's changes and metadata atomically; forget what is pending."""
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in changes.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(META_KEY, json.dumps(meta).encode())
+        self._db.write(batch)
+        self._dirty.clear()
+        self._raw.clear()
+        if len(self._cache) > self._cache_limit:  # the oldest loaded go first
+            for key in list(self._cache)[: len(self._cache) - self._cache_limit * 3 // 4]:
+                del self._cache[key]
+
+    def write_restored(self, records: list[tuple[bytes, bytes | None]]) -> None:
+        """Apply changelog records as they are (restore); metadata is written separately."""
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in records:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        self._db.write(batch)
+        self._cache.clear()
+
+    def meta(self) -> dict[str, Any]:
+        raw = self._db.get(META_KEY)
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def get_raw(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._db.get(key)
+        return value
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._dirty or self._raw)
+
+    def wipe(self) -> None:
+        """Start from an empty database (its changelog is restored into it afresh)."""
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+        self._db = rocksdict.Rdict(str(self.path), self._options)
+
+    def close(self) -> None:
+        self._cache.clear()
+        self._dirty.clear()
+        self._raw.clear()
+        self._db.close()

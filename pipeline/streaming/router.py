@@ -1,0 +1,143 @@
+"""The worker's router: source records -> ``SubjectBatch`` records, one per counting partition.
+
+A mail event counts under up to one subject per key dimension (account,
+sender, domain, client address); each subject's state lives in the
+``subject-events`` partition its key hashes to (murmur2, as Kafka's Java
+client and aiokafka hash keys, so an operator's lift keyed by the subject
+reaches the same partition). The router reduces each message to what
+counting needs (``SubjectEntry``) and collects the entries of one cycle by
+(counting partition, source partition); ``batches`` turns them into records,
+each stamped with its source's mark (see ``schemas/subject_batch.py``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
+
+from connectors.direction import DirectionRules
+from connectors.postfix_policy.counting_source import mail_event_from_policy
+from pipeline.engine.clock import to_ms
+from pipeline.engine.counting import MAX_UNIT
+from pipeline.engine.evaluator import ThresholdEngine
+from pipeline.streaming.event_order import Source
+from pipeline.streaming.stored_state import id_hash
+from schemas.events import MailEvent, PolicyEvent
+from schemas.subject_batch import SPAM_FLAG, SubjectBatch, SubjectEntry
+
+MARK_EVERY_MS = 100  # a source's mark alone goes to every counting partition this often at most
+_PARTITION_CACHE = 200_000
+
+
+class SubjectPartitioner:
+    """The ``subject-events`` partition of a subject key (murmur2, cached: hot keys repeat)."""
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self._cache: dict[str, int] = {}
+
+    def __call__(self, key: str) -> int:
+        partition = self._cache.get(key)
+        if partition is None:
+            if len(self._cache) >= _PARTITION_CACHE:
+                self._cache.clear()
+            partition = self._cache[key] = (murmur2(key.encode()) & 0x7FFFFFFF) % self.partitions
+        return partition
+
+
+@dataclass
+class _Progress:
+    """How far the router has read one source partition."""
+
+    upto: int = -1  # last offset routed
+    mark_ms: int | None = None  # newest event time routed
+    caught_up: bool = False  # read to the end, nothing since
+    sent_mark: int | None = None
+    sent_wall_ms: int = 0
+
+
+@dataclass
+class Router:
+    engine: ThresholdEngine
+    partitioner: SubjectPartitioner
+    lateness_ms: int  # a caught-up source's mark trails the wall clock by this much
+    directions: DirectionRules | None = None  # set: policy events count too
+    policy_topic: str | None = None
+    _progress: dict[Source, _Progress] = field(default_factory=dict)
+    _pending: dict[tuple[int, Source], list[Any]] = field(
+        default_factory=lambda: defaultdict(list))
+
+    def route(self, source: Source, offset: int, value: bytes) -> None:
+        """Route one source record; raises ValueError (ValidationError) for a bad one."""
+        progress = self._progress.get(source)
+        if progress is None:
+            progress = self._progress[source] = _Progress()
+        progress.caught_up = False
+        progress.upto = max(progress.upto, offset)
+        if source[0] == self.policy_topic and self.directions is not None:
+            mail = mail_event_from_policy(PolicyEvent.model_validate_json(value), self.directions)
+            if mail is None:
+                return
+        else:
+            mail = MailEvent.model_validate_json(value)
+        ts_ms = to_ms(mail.ts)
+        if progress.mark_ms is None or ts_ms > progress.mark_ms:
+            progress.mark_ms = ts_ms
+        subjects = self.engine.subjects(mail)
+        if not subjects:
+            return
+        flags = SPAM_FLAG if mail.spam is True else 0
+        recipients = min(max(mail.recipient_count, 1), MAX_UNIT)
+        digest = id_hash(mail.event_id)
+        direction = mail.direction.value
+        for subject in subjects:
+            key = subject.key
+            self._pending[(self.partitioner(key), source)].append(SubjectEntry(
+                key, offset, ts_ms, flags, recipients, digest, direction, mail.sender_domain))
+
+    def skipped(self, source: Source, offset: int) -> None:
+        """A record that was set aside (dead-lettered): routed as far as progress goes."""
+        progress = self._progress.setdefault(source, _Progress())
+        progress.upto = max(progress.upto, offset)
+
+    def at_end(self, source: Source) -> None:
+        """The consumer reached the end of ``source``."""
+        self._progress.setdefault(source, _Progress()).caught_up = True
+
+    def forget(self, sources: list[Source]) -> None:
+        for source in sources:
+            self._progress.pop(source, None)
+
+    def position(self, source: Source) -> int | None:
+        """The next offset to read (what to commit); None when nothing was read."""
+        progress = self._progress.get(source)
+        return None if progress is None or progress.upto < 0 else progress.upto + 1
+
+    def sources(self) -> list[Source]:
+        return list(self._progress)
+
+    def batches(self, wall_ms: int) -> list[tuple[int, bytes]]:
+        """(partition, SubjectBatch JSON) for this cycle: every entry, and marks that moved."""
+        out: list[tuple[int, bytes]] = []
+        for source, progress in self._progress.items():
+            mark = progress.mark_ms
+            if progress.caught_up:
+                live = wall_ms - self.lateness_ms
+                mark = live if mark is None else max(mark, live)
+            send_marks = mark is not None and mark != progress.sent_mark and (
+                wall_ms - progress.sent_wall_ms >= MARK_EVERY_MS)
+            for partition in range(self.partitioner.partitions):
+                entries = self._pending.pop((partition, source), None)
+                if entries is None and not send_marks:
+                    continue
+                # our own output, already valid: no second validation on the hot path
+                batch = SubjectBatch.model_construct(
+                    source_topic=source[0], source_partition=source[1], upto=progress.upto,
+                    mark_ms=mark, entries=list(entries or []))
+                out.append((partition, batch.model_dump_json().encode()))
+            if send_marks:
+                progress.sent_mark, progress.sent_wall_ms = mark, wall_ms
+        return out

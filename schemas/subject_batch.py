@@ -1,0 +1,68 @@
+"""The worker's internal records on ``floodgate.subject-events``: routed mail, in batches.
+
+The worker's router reads ``floodgate.mail-events`` (and, when counting them,
+``floodgate.policy-events``) and sends to each partition of
+``floodgate.subject-events`` one ``SubjectBatch`` per source partition and
+routing cycle: the messages of that source which count under a subject whose
+state lives in that partition, reduced to what counting needs. One Kafka
+record then carries hundreds of subject updates instead of one.
+
+A batch also carries the source's *mark*: the newest event time routed from
+that source partition so far (or, once the router has read the partition to
+its end, the wall clock less ``worker.live_lateness_s``). A counting partition
+applies its entries in event-time order up to the lowest mark of all sources,
+so counts do not depend on how fast each source partition is read. A batch
+with no entries is a mark alone.
+
+Records carry the header ``floodgate-kind: batch``; operators' lifts travel
+on the same topic as ``ActionEvent`` JSON with ``floodgate-kind: lift``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, NamedTuple
+
+from pydantic import Field
+
+from schemas.events import MAX_ADDRESS, MAX_NAME, _Record
+
+KIND_HEADER = "floodgate-kind"
+BATCH_KIND = b"batch"
+LIFT_KIND = b"lift"
+SPAM_FLAG = 1
+
+
+# bounds: a subject key is a type word, ":" and an address (Postfix allows long ones)
+SubjectKey = Annotated[str, Field(min_length=3, max_length=MAX_ADDRESS + 32)]
+Offset = Annotated[int, Field(ge=0)]
+Millis = Annotated[int, Field(ge=0, lt=2**62)]
+Units = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Hash64 = Annotated[int, Field(ge=0, lt=2**64)]
+Word = Annotated[str, Field(max_length=16)]
+Domain = Annotated[str | None, Field(max_length=MAX_NAME)]
+
+
+class SubjectEntry(NamedTuple):
+    """One message counted under one subject (a JSON array on the wire, in this order)."""
+
+    subject: str  # the subject key, ``type:value``
+    offset: int  # the message's offset in its source partition
+    ts_ms: int  # event time, milliseconds since the epoch
+    flags: int  # bit 0 (SPAM_FLAG): a spam filter said spam
+    recipients: int  # >= 1
+    event_hash: int  # 64-bit hash of the MailEvent's event_id (repeats are dropped by it)
+    direction: str  # a Direction word
+    sender_domain: str | None
+
+
+class SubjectBatch(_Record):
+    """Routed messages of one source partition for one ``subject-events`` partition."""
+
+    schema_version: Literal[1] = 1
+    source_topic: str = Field(min_length=1, max_length=249)
+    source_partition: int = Field(ge=0)
+    upto: int = Field(ge=-1, description="Every message of the source up to this offset is routed")
+    mark_ms: int | None = Field(None, description="Event time the source has reached (see above)")
+    entries: list[tuple[SubjectKey, Offset, Millis, Annotated[int, Field(ge=0, le=255)], Units,
+                        Hash64, Word, Domain]] = Field(
+        default_factory=list, description="SubjectEntry fields, oldest source offset first")

@@ -1,0 +1,198 @@
+"""An hour of mail from many customers, produced to 4 partitions before the worker starts (the
+backlog after an outage), keyed as the tailer keys it: the worker's actions are exactly the
+replay's, whatever the speed at which each partition is read, and still exactly the replay's
+when the worker is killed (-9) twice while it works through the backlog.
+
+The traffic has what the thresholds look for, spread so that one subject's messages come
+from several source partitions: account bursts, spam runs of a sender, an inbound flood from
+one client address through many senders, a domain-wide surge, messages with equal timestamps,
+and a heavy partition (one busy account) read more slowly than the others."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from connectors.kafka.embedded_broker import free_port
+from connectors.kafka.topics import TopicSpec, ensure_topics
+from connectors.postfix_log.tail import partition_key
+from pipeline.engine.evaluator import ThresholdEngine
+from pipeline.replay import replay
+from pipeline.streaming.counting_loop import ASSIGNED_LINE
+from schemas.config import FloodgateConfig, KafkaSettings
+from schemas.config_file import load_config
+from schemas.events import MailEvent
+from tests.figures import Figures
+from tests.fixtures.http_probe import scrape
+from tests.fixtures.topic_reader import read_until
+from tests.pipeline.engine.builders import mail
+from tests.pipeline.streaming.test_worker import Worker, active, produce
+
+pytestmark = pytest.mark.slow
+PARTITIONS = 4
+HOUR_MS = 3_600_000
+
+THRESHOLDS = """
+thresholds:
+  - {name: burst, key: sasl_username, direction: outbound, window: 30s, messages: 45,
+     action: defer, duration: 5m}
+  - {name: all-spam, key: sender, direction: outbound, window: 30s, messages: 10, spams: 10,
+     action: block, duration: 10m}
+  - {name: inbound-flood, key: client_ip, direction: inbound, window: 10s, messages: 90,
+     action: defer, duration: 2m}
+  - {name: domain-surge, key: sender_domain, direction: outbound, window: 1m, messages: 150,
+     action: warn, duration: 5m}
+"""
+
+
+def hour_of_mail(seed: int = 11) -> list[MailEvent]:
+    """Background traffic with known abusers; sorted by time (ties keep their order)."""
+    rng = random.Random(seed)
+    events: list[MailEvent] = []
+
+    def add(at_ms: int, **fields: object) -> None:
+        events.append(mail(at_ms, event_id=f"mx{len(events) % 3}/{len(events)}", **fields))
+
+    for _ in range(24_000):  # 300 accounts over 40 domains, from their home addresses
+        user = rng.randrange(300)
+        add(rng.randrange(HOUR_MS), sasl_username=f"user{user}",
+            sender=f"user{user}@d{user % 40}.example", client_ip=f"10.1.{user % 250}.{user % 7}")
+    for _ in range(2_400):  # one busy account: a heavy partition, under every limit
+        add(rng.randrange(HOUR_MS), sasl_username="newsletter", sender="news@d1.example",
+            client_ip="10.9.9.9")
+    for n in range(6):  # account bursts: 50 in 10 s
+        start = rng.randrange(HOUR_MS - 11_000)
+        for i in range(50):
+            add(start + i * 200, sasl_username=f"burst{n}", sender=f"burst{n}@d{n}.example",
+                client_ip=f"10.2.0.{n}")
+    for n in range(4):  # spam runs of one sender through several accounts (so several partitions)
+        start = rng.randrange(HOUR_MS - 30_000)
+        for i in range(12):
+            add(start + i * 2_000, sasl_username=f"spam{n}-{i % 3}", sender=f"spammer{n}@d7.example",
+                client_ip="10.3.0.1", spam=True)
+    for n in range(3):  # inbound floods: 100 in 10 s from one address, each with another sender
+        start = rng.randrange(HOUR_MS - 12_000)
+        for i in range(100):
+            add(start + i * 95, sasl_username=None, sender=f"x{i}@remote{n}.example",
+                client_ip=f"198.51.100.{n + 1}", direction="inbound")
+    surge = rng.randrange(HOUR_MS - 70_000)  # a domain surge: many accounts at once, equal times
+    for i in range(160):
+        add(surge + (i // 4) * 300, sasl_username=f"surge{i % 40}",
+            sender=f"surge{i % 40}@d39.example", client_ip=f"10.4.0.{i % 40}")
+    events.sort(key=lambda e: e.ts)
+    return events
+
+
+def config_text(kafka: KafkaSettings, tmp_path: Path, run: str, health: int) -> str:
+    return (f"kafka: {{bootstrap_servers: '{kafka.bootstrap_servers}'}}\n"
+            "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n" + THRESHOLDS +
+            f"topics: {{mail_events: mail-{run}, subject_events: subjects-{run}, "
+            f"actions: actions-{run}, dead_letter: dead-{run}}}\n"
+            f"worker: {{app_id: backlog-{run}, data_dir: '{tmp_path / 'data'}', "
+            f"partitions: {PARTITIONS}, health_listen: '127.0.0.1:{health}'}}\n")
+
+
+def metric(port: int, name: str) -> float | None:
+    try:
+        return scrape(port).get(name)
+    except OSError:
+        return None
+
+
+def counted(port: int) -> int:
+    """Entries this worker process has counted (each process starts from 0)."""
+    return int(metric(port, "floodgate_worker_entries_counted_total") or 0)
+
+
+def wait_caught_up(port: int, log: Path, starts: int, run: str, deadline_s: float = 300) -> None:
+    """Until the last worker process has its partitions and has read and counted everything."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if log.read_text(errors="replace").count(ASSIGNED_LINE) >= starts and \
+                metric(port, f'floodgate_worker_consumer_lag{{topic="mail-{run}"}}') == 0 and \
+                metric(port, "floodgate_worker_entries_held") == 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the worker never caught up:\n" + log.read_text(errors="replace")[-3000:])
+
+
+def run_backlog(kafka_settings: KafkaSettings, tmp_path: Path, kills: int
+                ) -> tuple[set[str], set[str], list[float]]:
+    run, health = uuid.uuid4().hex[:6], free_port()
+    path = tmp_path / "floodgate.yaml"
+    path.write_text(config_text(kafka_settings, tmp_path, run, health))
+    config = load_config(path, {})
+    ensure_topics(kafka_settings, [TopicSpec(f"{name}-{run}", PARTITIONS)
+                                   for name in ("mail", "subjects", "actions")])
+    events = hour_of_mail()
+    produce(kafka_settings, f"mail-{run}", [e.model_dump_json().encode() for e in events],
+            [partition_key(e) for e in events])
+    expected = {a.action_id for a in replay(config, events) if a.state == "active"}
+    engine = ThresholdEngine(config)  # the worker counts one entry per message and key dimension
+    entries = sum(len(engine.subjects(e)) for e in events)
+    worker = Worker(path, tmp_path / "worker.log")
+    killed_at: list[float] = []
+    try:
+        worker.start()
+        for share in (0.4, 0.3)[:kills]:  # of all entries, counted by this process since its start
+            deadline = time.monotonic() + 300
+            while counted(health) < share * entries and time.monotonic() < deadline:
+                time.sleep(0.02)
+            killed_at.append(round(counted(health) / entries, 2))
+            worker.stop(signal.SIGKILL)
+            worker.start()
+        wait_caught_up(health, tmp_path / "worker.log", kills + 1, run)
+        got = read_until(kafka_settings, f"actions-{run}", PARTITIONS,
+                         lambda values: len({a.action_id for a in active(values)}) >= len(expected),
+                         300)
+        time.sleep(3)  # anything counted twice would fire again by now
+        got += read_until(kafka_settings, f"actions-{run}", PARTITIONS, lambda values: False, 5)
+    finally:
+        worker.stop()
+    fired = {a.action_id for a in active(got)}
+    return expected, fired, killed_at
+
+
+def describe(expected: set[str], fired: set[str], log: Path) -> str:
+    return (f"missing {len(expected - fired)}, extra {len(fired - expected)}\n"
+            + log.read_text(errors="replace")[-3000:])
+
+
+def test_a_backlog_over_four_partitions_gives_the_replays_actions(
+        kafka_settings: KafkaSettings, tmp_path: Path, figures: Figures) -> None:
+    expected, fired, _ = run_backlog(kafka_settings, tmp_path, kills=0)
+    assert len(expected) == 14  # every planted abuser: 6 bursts, 4 spam runs, 3 floods, a surge
+    assert fired == expected, describe(expected, fired, tmp_path / "worker.log")
+    figures.add("worker on an hour's backlog over 4 partitions (27,000 events)",
+                "4 thresholds on 4 key dimensions",
+                f"the replay's {len(expected)} actions, none missing, none extra")
+
+
+def test_a_backlog_with_the_worker_killed_twice_gives_the_replays_actions(
+        kafka_settings: KafkaSettings, tmp_path: Path, figures: Figures) -> None:
+    expected, fired, killed_at = run_backlog(kafka_settings, tmp_path, kills=2)
+    assert fired == expected, describe(expected, fired, tmp_path / "worker.log")
+    figures.add(f"worker SIGKILL x2 in an hour's backlog (after {' and '.join(map(str, killed_at))}"
+                " of it counted by each process)", "27,000 events over 4 partitions",
+                f"the replay's {len(expected)} actions, none missing, none extra")
+
+
+def test_the_traffic_has_every_kind_of_abuser() -> None:
+    """The generator itself: each planted abuser crosses its threshold in the replay."""
+    config = FloodgateConfig.model_validate(yaml.safe_load(THRESHOLDS))
+    fired = [a for a in replay(config, hour_of_mail()) if a.state == "active"]
+    kinds = {a.threshold for a in fired}
+    assert kinds == {"burst", "all-spam", "inbound-flood", "domain-surge"}
+    assert {a.subject for a in fired if a.threshold == "inbound-flood"} == {
+        "198.51.100.1", "198.51.100.2", "198.51.100.3"}
+    assert not [a for a in fired if a.subject == "newsletter"]
+    events = hour_of_mail()
+    same_time = Counter(e.ts for e in events if e.sender and "@d39." in e.sender)
+    assert max(same_time.values()) == 4  # equal timestamps from different accounts
