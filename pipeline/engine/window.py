@@ -38,7 +38,13 @@ class CappedWindow:
     def __init__(self, times: list[int] | array[int] | None = None,
                  weights: list[int] | array[int] | None = None,
                  extras: list[int] | array[int] | None = None) -> None:
-        self._times = array(TIME_TYPE, times or ())
+        self._head = 0
+        if not times:  # the common case: a new subject's window
+            self._times, self._weights, self._extras = (
+                array(TIME_TYPE), array(VALUE_TYPE), array(VALUE_TYPE))
+            self.total = 0
+            return
+        self._times = array(TIME_TYPE, times)
         n = len(self._times)
         self._weights = (array(VALUE_TYPE, weights) if weights is not None
                          else array(VALUE_TYPE, [1]) * n)
@@ -46,7 +52,6 @@ class CappedWindow:
         # recipient count and spam flag there for evidence).
         self._extras = (array(VALUE_TYPE, extras) if extras is not None
                         else array(VALUE_TYPE, [0]) * n)
-        self._head = 0
         self.total = sum(self._weights)
 
     @property
