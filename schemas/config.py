@@ -216,8 +216,9 @@ class WorkerSettings(_Section):
                     "instead of in event-time order")
     max_held_entries: int = Field(
         500_000, ge=1_000, le=50_000_000,
-        description="entries a counting partition holds back for event-time order before it "
-                    "counts the oldest anyway (a source partition that stopped sending marks)")
+        description="entries a counting partition holds back for event-time order (about 500 "
+                    "bytes each) before it counts the oldest anyway (a source partition that "
+                    "stopped sending marks); counting out of order is exact but slower")
     health_listen: str | None = Field(
         None, pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
         description="HTTP /livez, /readyz and /metrics (Prometheus); none: off")

@@ -112,7 +112,7 @@ def _children(args: argparse.Namespace, config: FloodgateConfig, state: Path,
 def _announce(config: FloodgateConfig, supervisor: Supervisor, state: Path) -> None:
     print(f"policy service: inet:{config.policy.listen} "
           f"(health http://{config.policy.health_listen}/readyz)")
-    print(f"worker: consumer group {config.worker.app_id}, tables in {config.worker.data_dir}")
+    print(f"worker: consumer group {config.worker.app_id}, state in {config.worker.data_dir}")
     for child in supervisor.children:
         print(f"  {child.name:<14} pid {child.pid}, log {child.log}")
     print(f"logs in {state}; Ctrl-C stops everything", flush=True)

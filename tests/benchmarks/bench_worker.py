@@ -300,15 +300,16 @@ def main() -> None:
         print("worker RSS as the backlog was counted: " + ", ".join(
             f"{q * 25}% {mib:.0f} MiB" for q, mib in sorted(samples.items())))
 
-        latencies = [] if args.subjects else live_latencies(settings, traffic, topics,
+        live = not args.subjects and args.live_seconds > 0
+        latencies = [] if not live else live_latencies(settings, traffic, topics,
                                                             args.live_seconds, args.live_rate)
-        if latencies:
+        if len(latencies) >= 2:
             cuts = statistics.quantiles(latencies, n=100, method="inclusive")
             print(f"live at {args.live_rate:,} events/s for {args.live_seconds:.0f} s: "
                   f"{len(latencies)} actions; detection latency p50 {cuts[49]:.0f} ms, "
                   f"p99 {cuts[98]:.0f} ms, max {max(latencies):.0f} ms")
-        elif not args.subjects:
-            print("live: no action fired")
+        elif live:
+            print(f"live: {len(latencies)} action(s) fired: too few for percentiles")
         rss = peak_rss_mib(worker.pid)
         stop(worker)
         worker = None

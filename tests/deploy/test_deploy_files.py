@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from connectors.kafka.topics import floodgate_topics
 from pipeline.cli import build_parser
 from schemas.config_file import load_config
 
@@ -44,9 +45,12 @@ def test_compose_creates_every_topic_with_compacted_actions() -> None:
                if line.strip().startswith("create --topic")}
     config = load_config(DEPLOY / "compose" / "floodgate.yaml", {})
     topics = config.topics
+    changelog = f"{config.worker.app_id}-counts-changelog"
     assert set(created) == {topics.mail_events, topics.subject_events, topics.policy_events,
-                            topics.deliveries, topics.dead_letter, topics.actions}
+                            topics.deliveries, topics.dead_letter, topics.actions, changelog}
+    assert set(created) == {spec.name for spec in floodgate_topics(config)}  # as the worker would
     assert "cleanup.policy=compact" in created[topics.actions]
+    assert "cleanup.policy=compact" in created[changelog]
     for name, line in created.items():
         if name != topics.dead_letter:
             assert f"--partitions {config.worker.partitions}" in line  # co-partitioned
