@@ -214,6 +214,10 @@ class WorkerSettings(_Section):
         description="a source partition read to its end is taken to have reached the wall clock "
                     "less this: live messages stamped later than that are counted on arrival "
                     "instead of in event-time order")
+    decoded_subjects: int = Field(
+        5_000, ge=100, le=10_000_000,
+        description="subjects a counting partition keeps decoded between checkpoints (about "
+                    "2 KB each); the busiest stay, the rest are read from RocksDB when next seen")
     max_held_entries: int = Field(
         500_000, ge=1_000, le=50_000_000,
         description="entries a counting partition holds back for event-time order (about 500 "

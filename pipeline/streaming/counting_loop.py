@@ -358,7 +358,8 @@ class CountingLoop:
     def _open(self, number: int, expected: list[Source]) -> int | None:
         """Open and restore a counting partition; the offset to resume reading it from."""
         assert self._producer is not None
-        store = PartitionStore(self._data / f"p{number}", self._options)
+        store = PartitionStore(self._data / f"p{number}", self._options,
+                               self._config.worker.decoded_subjects)
         marker = changelog.restore(store, self._producer, self._restore_settings,
                                    self._changelog, number)
         try:

@@ -28,7 +28,7 @@ Changes = dict[bytes, bytes | None]  # key -> value, None deletes
 
 
 class PartitionStore:
-    def __init__(self, path: Path, options: Any, cache_limit: int = 20_000) -> None:
+    def __init__(self, path: Path, options: Any, cache_limit: int = 5_000) -> None:
         self.path, self._options, self._cache_limit = path, options, cache_limit
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = rocksdict.Rdict(str(path), options)
