@@ -219,10 +219,10 @@ class WorkerSettings(_Section):
         description="subjects a counting partition keeps decoded between checkpoints (about "
                     "2 KB each); the busiest stay, the rest are read from RocksDB when next seen")
     max_held_entries: int = Field(
-        500_000, ge=1_000, le=50_000_000,
-        description="entries a counting partition holds back for event-time order (about 500 "
-                    "bytes each) before it counts the oldest anyway (a source partition that "
-                    "stopped sending marks); counting out of order is exact but slower")
+        1_000_000, ge=1_000, le=50_000_000,
+        description="entries the worker holds back for event-time order (about 700 bytes "
+                    "each), shared by its counting partitions; past it a partition counts its "
+                    "oldest anyway, out of order (a source partition far behind the others)")
     health_listen: str | None = Field(
         None, pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
         description="HTTP /livez, /readyz and /metrics (Prometheus); none: off")

@@ -86,6 +86,7 @@ class CountingLoop:
         self._tick_s = settings.tick_interval_s
         self._lateness_ms = round(settings.live_lateness_s * 1000)
         self._max_held = settings.max_held_entries
+        self._held_per_partition = self._max_held
         self._partitions: dict[int, CountingPartition] = {}
         self._stop = threading.Event()
         self._consumer_settings = consumer_config(config.kafka, settings.app_id, **{
@@ -339,6 +340,9 @@ class CountingLoop:
         assert self._producer is not None
         sources = [self._all_partitions(topic) for topic in self._sources]
         expected = [s for group in sources for s in group]
+        counting = sum(tp.topic == self._subject_topic for tp in assigned)
+        # the bound on held entries is the worker's, shared by the partitions it holds
+        self._held_per_partition = max(1_000, self._max_held // max(1, counting))
         out = []
         for tp in assigned:
             if tp.topic == self._subject_topic:
@@ -367,7 +371,7 @@ class CountingLoop:
         except ValueError as exc:
             log.error("partition %d: %s; counting resumes without it", number, exc)
             checkpoint = OrderCheckpoint()
-        order = EventOrder(expected, checkpoint, self._max_held)
+        order = EventOrder(expected, checkpoint, self._held_per_partition)
         counter = SubjectCounter(self._engine, store, self._publish)
         partition = CountingPartition(number, store, order, counter,
                                       lift_offset=int(marker.get("lift_offset", -1)))
