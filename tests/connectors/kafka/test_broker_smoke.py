@@ -1,4 +1,5 @@
-"""The proven base: confluent-kafka and a Faust app with a RocksDB table on the test broker."""
+"""The proven base: confluent-kafka and a Faust app with a RocksDB table on the test broker (the
+worker now counts outside Faust's tables; this shows the Faust runtime and its group on Tansu)."""
 
 from __future__ import annotations
 
