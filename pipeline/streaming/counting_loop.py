@@ -106,6 +106,11 @@ class CountingLoop:
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
 
+    @property
+    def consumer_settings(self) -> dict[str, Any]:
+        """The counting consumer's librdkafka settings (Kafka security included)."""
+        return dict(self._consumer_settings)
+
     # -- lifecycle ------------------------------------------------------------------------
     def stop(self) -> None:
         self._stop.set()

@@ -7,7 +7,7 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.kafka.client_config import common_config
-from pipeline.streaming.app import build_app
+from pipeline.streaming.app import Worker
 from pipeline.streaming.faust_settings import broker_credentials, broker_urls
 from schemas.config import FloodgateConfig, KafkaSettings
 
@@ -31,9 +31,11 @@ def test_sasl_ssl_reaches_both_clients() -> None:
     assert (confluent["security.protocol"], confluent["sasl.mechanism"],
             confluent["sasl.username"], confluent["sasl.password"]) == (
         "sasl_ssl", "SCRAM-SHA-512", "floodgate", "s3cret")
-    app = build_app(FloodgateConfig(kafka=settings))
-    assert isinstance(app.conf.broker_credentials, faust.SASLCredentials)
-    assert app.conf.broker_credentials.username == "floodgate"
+    worker = Worker(FloodgateConfig(kafka=settings))  # the Faust app and the counting loop
+    assert isinstance(worker.app.conf.broker_credentials, faust.SASLCredentials)
+    assert worker.app.conf.broker_credentials.username == "floodgate"
+    counting = worker.counting.consumer_settings
+    assert (counting["security.protocol"], counting["sasl.password"]) == ("sasl_ssl", "s3cret")
     assert "s3cret" not in repr(settings)  # the secret does not leak into logs
 
 
