@@ -96,10 +96,13 @@ class SubjectCounter:
                           if ActionEvent.model_validate_json(raw).action_id != lift.action_id]
         self._store.changed(key)
 
-    def tick(self, now_ms: int) -> TickReport:
-        """Expire and sweep as of ``now_ms`` (the watermark); reads the last checkpoint."""
+    def tick(self, now_ms: int, counted_ms: int | None) -> TickReport:
+        """Expire as of ``now_ms`` (the watermark); sweep as of the newest time counted here
+        (``counted_ms``), never later: history arriving in bursts, long after its time, must
+        not be swept between bursts. Reads the last checkpoint."""
         report = TickReport(expired=self._expire(now_ms))
-        report.swept, report.dropped = self._sweep(now_ms)
+        if counted_ms is not None:
+            report.swept, report.dropped = self._sweep(min(now_ms, counted_ms))
         return report
 
     def _expire(self, now: int) -> int:

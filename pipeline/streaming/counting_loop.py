@@ -318,7 +318,8 @@ class CountingLoop:
             watermark = partition.order.watermark()
             if watermark is None:
                 continue
-            report = partition.counter.tick(watermark)
+            frontier = partition.order.frontier
+            report = partition.counter.tick(watermark, frontier[0] if frontier else None)
             self._metrics.dropped_subjects.inc(report.dropped)
         forced = sum(p.order.forced for p in self._partitions.values())
         self._metrics.held.set(held)

@@ -99,7 +99,7 @@ def _count(pairs: list[tuple[bytes, bytes]]) -> dict[bytes, bytes | None]:
                 partition.take(len(pairs), LIFT_KIND, *pairs[-1])
         changes = partition.store.changes()
         partition.store.write(changes, {})
-        partition.counter.tick(2**62)
+        partition.counter.tick(2**62, 2**62)
         return changes
     finally:
         partition.store.close()

@@ -49,7 +49,7 @@ class Harness:
     def tick(self, at_ms: int) -> TickReport:
         """As the loop does: a checkpoint, then the tick at the watermark ``START + at_ms``."""
         self.checkpoint()
-        report = self.counter.tick(START + at_ms)
+        report = self.counter.tick(START + at_ms, START + at_ms)
         self.checkpoint()
         return report
 
@@ -112,6 +112,18 @@ def test_idle_subjects_are_swept_and_busy_ones_kept(harness: Harness) -> None:
     report.dropped += harness.tick(80_000).dropped
     assert (report.expired, report.dropped) == (1, 1)
     assert harness.subjects() == []
+
+
+def test_history_counted_in_bursts_is_not_swept_by_the_wall_clock(harness: Harness) -> None:
+    """Old mail arriving in bursts: the watermark is the wall clock, the newest time counted is
+    the history's; between bursts the subject's window must survive."""
+    harness.feed(burst("a", 3))
+    harness.checkpoint()
+    report = harness.counter.tick(START + 86_400_000, START + 200)  # a day later, by the wall
+    harness.checkpoint()
+    assert report.dropped == 0
+    harness.feed(burst("a", 2, start_ms=300))  # the next burst of the same history
+    assert len(harness.published) == 1
 
 
 def test_the_sweep_moves_through_a_large_partition_in_slices(
