@@ -91,10 +91,10 @@ class CountingLoop:
         self._stop = threading.Event()
         self._consumer_settings = consumer_config(config.kafka, settings.app_id, **{
             "enable.partition.eof": True,
-            # heartbeats come from librdkafka's own thread: a short session moves a dead
-            # worker's partitions on quickly without risk for a busy one
-            "session.timeout.ms": 10_000,
-            "heartbeat.interval.ms": 2_000,
+            # heartbeats come from librdkafka's own thread; 30 s outlives a short broker
+            # outage (as the Faust worker's session did) and moves a dead worker's partitions
+            "session.timeout.ms": 30_000,
+            "heartbeat.interval.ms": 3_000,
             "max.poll.interval.ms": 900_000,  # a restore of a large partition runs in the callback
             "fetch.wait.max.ms": 20,
             "queued.max.messages.kbytes": 65_536,
