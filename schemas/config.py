@@ -223,6 +223,13 @@ class WorkerSettings(_Section):
         description="entries the worker holds back for event-time order (about 700 bytes "
                     "each), shared by its counting partitions; past it a partition counts its "
                     "oldest anyway, out of order (a source partition far behind the others)")
+    fetch_wait_ms: int = Field(
+        500, ge=1, le=10_000,
+        description="longest a fetch waits for records (librdkafka fetch.wait.max.ms). Apache "
+                    "Kafka answers as soon as records arrive, so this only bounds an idle fetch; "
+                    "a broker that holds every fetch this long (Tansu) adds it to detection "
+                    "latency, and one that needs longer to read its storage (Tansu on S3 after "
+                    "a restart) answers nothing at all below it")
     health_listen: str | None = Field(
         None, pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
         description="HTTP /livez, /readyz and /metrics (Prometheus); none: off")

@@ -39,6 +39,7 @@ log = logging.getLogger("floodgate.worker")
 
 EXPIRE_BATCH = 1_000  # due actions handled per tick and partition
 SWEEP_BATCH = 500  # subjects looked at per tick and partition (1M subjects, 12 partitions: 3 min)
+PARSED_SUBJECTS = 10_000  # parsed keys kept (~300 B each): hot subjects repeat, the rest re-parse
 
 Publish = Callable[[ActionEvent], None]
 
@@ -68,7 +69,7 @@ class SubjectCounter:
         """Count one entry; raises ValueError for a bad subject key or damaged stored state."""
         subject = self._subjects.get(entry.subject)
         if subject is None:
-            if len(self._subjects) > 100_000:
+            if len(self._subjects) >= PARSED_SUBJECTS:
                 self._subjects.clear()
             subject = self._subjects[entry.subject] = parse_subject(entry.subject)
         key = entry.subject.encode()

@@ -56,6 +56,8 @@ log = logging.getLogger("floodgate.worker")
 BATCH = 5_000  # records per consume call
 ASSIGNED_LINE = "counting partitions assigned:"  # logged at each assignment (tests wait for it)
 POLL_S = 0.05
+RESTART_PAUSE_S = 5.0  # after a failure, before new clients connect
+MAX_RESTARTS, RESTART_WINDOW_S = 5, 600.0  # more failures than this in the window: give up
 
 
 def changelog_topic(app_id: str) -> str:
@@ -96,15 +98,16 @@ class CountingLoop:
             "session.timeout.ms": 30_000,
             "heartbeat.interval.ms": 3_000,
             "max.poll.interval.ms": 900_000,  # a restore of a large partition runs in the callback
-            "fetch.wait.max.ms": 20,
+            "fetch.wait.max.ms": settings.fetch_wait_ms,
             "queued.max.messages.kbytes": 65_536,
         })
         self._restore_settings = consumer_config(config.kafka, f"{settings.app_id}-restore", **{
-            "enable.auto.offset.store": False, "fetch.wait.max.ms": 10})
+            "enable.auto.offset.store": False, "fetch.wait.max.ms": settings.fetch_wait_ms})
         self.assigned = threading.Event()  # joined the group and got partitions (readiness)
         self._router: Router | None = None
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
+        self._healthy = True  # False once the clients failed: revoking then skips the checkpoint
 
     @property
     def consumer_settings(self) -> dict[str, Any]:
@@ -116,12 +119,59 @@ class CountingLoop:
         self._stop.set()
 
     def run(self) -> None:
-        """The thread's body: until ``stop``; raises on what the worker cannot go on after."""
+        """The thread's body, until ``stop``. A failure of the Kafka clients (a fatal producer
+        error after a broker restart, say) costs what was counted since the last checkpoint:
+        the loop starts again with new clients, as a restarted worker would, and resumes from
+        the changelog and the committed offsets. Raises when it keeps failing."""
+        failures: list[float] = []
+        while not self._stop.is_set():
+            try:
+                self._run_clients()
+                return
+            except Exception:
+                now = time.monotonic()
+                failures = [t for t in failures if now - t < RESTART_WINDOW_S] + [now]
+                if len(failures) > MAX_RESTARTS:
+                    raise
+                log.exception("the counting loop failed; starting it again in %.0f s "
+                              "(failure %d of %d allowed in %.0f s)", RESTART_PAUSE_S,
+                              len(failures), MAX_RESTARTS, RESTART_WINDOW_S)
+                self._metrics.restarts.inc()
+                self._stop.wait(RESTART_PAUSE_S)
+
+    def _run_clients(self) -> None:
+        """One life of the consumer and producer."""
         kafka = self._config.kafka
+        self._healthy = True
         self._producer = Producer(producer_config(kafka, **{
             "linger.ms": 5, "queue.buffering.max.messages": 500_000,
             "queue.buffering.max.kbytes": 262_144}))
         self._consumer = Consumer(self._consumer_settings)
+        try:
+            self._count_until_stopped()
+        except BaseException:
+            self._healthy = False  # no checkpoint of what the failed clients left behind
+            raise
+        finally:
+            self.assigned.clear()
+            for partition in list(self._partitions.values()):
+                partition.store.close()
+            self._partitions.clear()
+            self._close_clients()
+
+    def _close_clients(self) -> None:
+        assert self._consumer is not None and self._producer is not None
+        try:
+            self._consumer.close()
+        except Exception as exc:
+            log.warning("closing the counting consumer: %s", exc)
+        try:
+            self._producer.flush(10 if self._healthy else 0)
+        except Exception as exc:
+            log.warning("closing the counting producer: %s", exc)
+
+    def _count_until_stopped(self) -> None:
+        assert self._consumer is not None and self._producer is not None
         subject_partitions = self._partition_count(self._subject_topic)
         directions = (DirectionRules(self._config.networks)
                       if self._config.worker.count_policy_events else None)
@@ -132,24 +182,17 @@ class CountingLoop:
                                  on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
         last_tick = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                messages = self._consumer.consume(BATCH, POLL_S)
-                if messages:
-                    self._handle(messages)
-                self._send_routed()
-                self._producer.poll(0)
-                if time.monotonic() - last_tick >= self._tick_s:
-                    last_tick = time.monotonic()
-                    self._checkpoint()
-                    self._tick()
-            self._checkpoint()
-        finally:
-            for partition in list(self._partitions.values()):
-                partition.store.close()
-            self._partitions.clear()
-            self._consumer.close()
-            self._producer.flush(10)
+        while not self._stop.is_set():
+            messages = self._consumer.consume(BATCH, POLL_S)
+            if messages:
+                self._handle(messages)
+            self._send_routed()
+            self._producer.poll(0)
+            if time.monotonic() - last_tick >= self._tick_s:
+                last_tick = time.monotonic()
+                self._checkpoint()
+                self._tick()
+        self._checkpoint()
 
     def _partition_count(self, topic: str) -> int:
         assert self._consumer is not None
@@ -386,7 +429,8 @@ class CountingLoop:
         return resume if isinstance(resume, int) else None
 
     def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
-        self._checkpoint()
+        if self._healthy:
+            self._checkpoint()
         self._close(revoked)
 
     def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:

@@ -38,5 +38,8 @@ class WorkerMetrics:
             "Wall clock minus the event time of the newest entry counted, per release "
             "(for live traffic: how long mail waits to be counted)", registry=r,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600))
+        self.restarts = Counter("floodgate_worker_counting_restarts",
+                                "Times the counting loop failed and started again with new "
+                                "Kafka clients (from its last checkpoint)", registry=r)
         self.lag = Gauge("floodgate_worker_consumer_lag", "Records behind the end, per topic",
                          ["topic"], registry=r)

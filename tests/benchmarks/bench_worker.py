@@ -94,12 +94,14 @@ class Traffic:
         }
         return f"user{user}".encode(), json.dumps(event, separators=(",", ":")).encode()
 
-    def fresh(self, count: int, start_ms: int, span_ms: int) -> Iterator[tuple[bytes, bytes]]:
-        """``count`` events, each from an account, an IP and a domain never seen before."""
-        for n in range(count):
+    def fresh(self, count: int, start_ms: int, span_ms: int,
+              first: int = 0) -> Iterator[tuple[bytes, bytes]]:
+        """``count`` events, each from an account, an IP and a domain never seen before
+        (numbered from ``first``: calls with disjoint ranges bring disjoint subjects)."""
+        for n in range(first, first + count):
             event = {
                 "schema_version": 1, "event_id": f"fresh/{n:x}",
-                "ts": _iso(start_ms + n * span_ms // count), "host": "mx1",
+                "ts": _iso(start_ms + (n - first) * span_ms // count), "host": "mx1",
                 "client_ip": f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}",
                 "sasl_username": f"fresh{n}", "sender": f"fresh{n}@f{n}.example",
                 "recipients": ["someone@gmail.example"], "recipient_count": 1,

@@ -1,0 +1,83 @@
+"""The router: source records -> SubjectBatch records per counting partition, with each source's
+mark and progress; revoked sources leave nothing behind."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
+
+from pipeline.engine.clock import to_ms
+from pipeline.engine.evaluator import ThresholdEngine
+from pipeline.streaming.router import MARK_EVERY_MS, Router, SubjectPartitioner
+from schemas.subject_batch import SubjectBatch
+from tests.pipeline.engine.builders import T0, config, mail, threshold
+
+START = to_ms(T0)
+MAIL = ("mail", 0)
+
+
+def router(partitions: int = 4, lateness_ms: int = 1_000) -> Router:
+    engine = ThresholdEngine(config(threshold(key="sasl_username"), threshold(name="ip",
+                                                                              key="client_ip")))
+    return Router(engine, SubjectPartitioner(partitions), lateness_ms)
+
+
+def decoded(out: list[tuple[int, bytes]]) -> dict[int, SubjectBatch]:
+    return {partition: SubjectBatch.model_validate_json(value) for partition, value in out}
+
+
+def test_each_subject_goes_to_the_partition_its_key_hashes_to() -> None:
+    r = router()
+    r.route(MAIL, 7, mail(at_ms=250).model_dump_json().encode())
+    batches = decoded(r.batches(START + 10_000))
+    entries = [(partition, entry) for partition, batch in batches.items()
+               for entry in batch.entries]
+    assert sorted(entry[0] for _, entry in entries) == ["client_ip:10.0.0.5", "sasl_username:alice"]
+    for partition, entry in entries:
+        assert partition == (murmur2(entry[0].encode()) & 0x7FFFFFFF) % 4  # as Java clients
+        assert entry[1:3] == (7, START + 250)
+    assert all(batch.upto == 7 and batch.mark_ms == START + 250 for batch in batches.values())
+    assert set(batches) == set(range(4))  # the new mark goes to every partition
+
+
+def test_a_source_read_to_its_end_is_marked_at_the_wall_clock_less_the_lateness() -> None:
+    r = router(lateness_ms=1_000)
+    r.route(MAIL, 0, mail(at_ms=0).model_dump_json().encode())
+    r.batches(START + 5_000)
+    r.at_end(MAIL)
+    marks = {b.mark_ms for b in decoded(r.batches(START + 5_000 + MARK_EVERY_MS)).values()}
+    assert marks == {START + 4_000 + MARK_EVERY_MS}
+    r.route(MAIL, 1, mail(at_ms=100).model_dump_json().encode())  # behind again: its own mark
+    marks = {b.mark_ms for b in decoded(r.batches(START + 6_000)).values()}
+    assert marks == {START + 100}
+
+
+def test_marks_alone_are_sent_at_most_every_mark_interval() -> None:
+    r = router()
+    r.at_end(MAIL)
+    assert len(r.batches(START)) == 4
+    assert r.batches(START + MARK_EVERY_MS - 1) == []  # moved, but too soon
+    assert len(r.batches(START + MARK_EVERY_MS)) == 4
+
+
+def test_a_bad_record_raises_and_a_skipped_one_still_advances_the_position() -> None:
+    r = router()
+    with pytest.raises(ValueError):
+        r.route(MAIL, 3, b"{not json")
+    assert r.position(MAIL) == 4  # read: the caller dead-letters it
+    r.skipped(MAIL, 9)
+    assert r.position(MAIL) == 10
+
+
+def test_forgotten_sources_leave_no_entries_or_progress_behind() -> None:
+    r = router()
+    other = ("mail", 1)
+    r.route(MAIL, 0, mail().model_dump_json().encode())
+    r.route(other, 0, mail(sasl_username="bob").model_dump_json().encode())
+    r.forget([MAIL])
+    batches = decoded(r.batches(START + 1_000))
+    assert {(b.source_topic, b.source_partition) for b in batches.values()} == {other}
+    assert r.sources() == [other] and r.position(MAIL) is None
+    r.route(MAIL, 0, mail().model_dump_json().encode())  # assigned back: read again
+    batches = decoded(r.batches(START + 2_000))
+    assert sum(len(b.entries) for b in batches.values() if b.source_partition == 0) == 2
