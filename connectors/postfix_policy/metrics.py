@@ -44,6 +44,8 @@ class PolicyCollector(Collector):
             ("events_published", self._publisher.published, "PolicyEvents Kafka acknowledged"),
             ("events_dropped", self._publisher.dropped, "PolicyEvents dropped: buffer full"),
             ("events_failed", self._publisher.failed, "PolicyEvents Kafka refused"),
+            ("event_producers_replaced", self._publisher.replaced,
+             "Producers replaced after a fatal error (their unacknowledged events re-sent)"),
             ("action_records", self._feed.records, "Action records read"),
             ("action_records_bad", self._feed.bad_records, "Unreadable action records"),
         ))

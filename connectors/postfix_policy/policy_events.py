@@ -2,13 +2,20 @@
 
 The producer's local queue is the buffer: when Kafka is slow or away and the
 queue is full, the event is dropped and counted; the answer was already sent.
+
+The events Kafka has not acknowledged are also kept here, so that a producer
+that fails for good (librdkafka's *fatal* errors: seen when a broker that was
+killed comes back without the idempotent producer's last records) is replaced
+by a new one that sends them again, instead of taking the policy service down.
+A few may then be on the topic twice; readers drop repeats by ``event_id``.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from connectors.kafka.client_config import producer_config
 from connectors.postfix_policy.policy_protocol import to_policy_request
@@ -20,16 +27,27 @@ from schemas.events import PolicyEvent
 log = logging.getLogger("floodgate.policy")
 
 
+Record = tuple[bytes, bytes, int]  # value, key, timestamp (ms)
+
+
 class PolicyEventPublisher:
     def __init__(self, settings: KafkaSettings, topic: str, host: str, buffer_limit: int) -> None:
-        self._producer = Producer(producer_config(
-            settings, **{"queue.buffering.max.messages": buffer_limit,
-                         "message.timeout.ms": 300_000}))
+        self._settings, self._buffer_limit = settings, buffer_limit
+        self._producer = self._new_producer()
+        self._generation = 0  # of the producer: reports of a replaced one are not counted
+        self._unacked: dict[int, Record] = {}
+        self._sequence = 0
         self._topic = topic
         self._host = host
         self.published = 0
         self.dropped = 0
         self.failed = 0
+        self.replaced = 0
+
+    def _new_producer(self) -> Producer:
+        return Producer(producer_config(
+            self._settings, **{"queue.buffering.max.messages": self._buffer_limit,
+                               "message.timeout.ms": 300_000}))
 
     def publish(self, attributes: dict[str, str], answer: Answer, now_ms: int) -> None:
         request = to_policy_request(attributes)
@@ -42,25 +60,57 @@ class PolicyEventPublisher:
             ts=from_ms(now_ms), host=self._host, request=request,
             answer=answer.wire.decode().removeprefix("action=").strip(),
             action_id=answer.action.action_id if answer.action else None)
-        try:
-            self._producer.produce(self._topic, value=event.model_dump_json().encode(),
-                                   key=(request.sasl_username or request.sender or
-                                        request.client_address or "-").encode(),
-                                   timestamp=now_ms, on_delivery=self._delivered)
-        except BufferError:
+        if len(self._unacked) >= self._buffer_limit:
             self.dropped += 1  # Kafka is behind: the answer matters, the record can go
+            return
+        self._sequence += 1
+        record = (event.model_dump_json().encode(),
+                  (request.sasl_username or request.sender or request.client_address
+                   or "-").encode(), now_ms)
+        self._unacked[self._sequence] = record
+        self._send(self._sequence, record)
+
+    def _send(self, sequence: int, record: Record) -> None:
+        value, key, now_ms = record
+        try:
+            self._producer.produce(self._topic, value=value, key=key, timestamp=now_ms,
+                                   on_delivery=partial(self._delivered, self._generation,
+                                                       sequence))
+        except BufferError:
+            del self._unacked[sequence]
+            self.dropped += 1
+        except KafkaException as exc:  # fatal: this producer takes nothing more
+            self._replace(exc)
 
     def poll(self) -> None:
-        self._producer.poll(0)
+        try:
+            self._producer.poll(0)
+        except Exception as exc:  # only a fatal error raises here (as KafkaException, or as
+            self._replace(exc)    # SystemError when it surfaces inside a delivery report)
 
     def close(self, timeout_s: float = 5.0) -> None:
-        left = self._producer.flush(timeout_s)
+        try:
+            left = self._producer.flush(timeout_s)
+        except Exception as exc:
+            log.error("policy event producer failed at shutdown: %s", exc)
+            left = len(self._unacked)
         if left:
             self.dropped += left
             log.warning("%d policy events not delivered at shutdown", left)
 
-    def _delivered(self, error: object, _message: object) -> None:
+    def _replace(self, error: Exception) -> None:
+        log.error("the policy event producer failed (%s); a new one sends the %d events "
+                  "not yet acknowledged again", error, len(self._unacked))
+        self._generation += 1
+        self.replaced += 1
+        self._producer = self._new_producer()
+        for sequence, record in list(self._unacked.items()):
+            self._send(sequence, record)
+
+    def _delivered(self, generation: int, sequence: int, error: object, _message: object) -> None:
         if error is None:
-            self.published += 1
-        else:
+            if self._unacked.pop(sequence, None) is not None:  # a re-sent one counts once
+                self.published += 1
+        elif generation == self._generation and self._unacked.pop(sequence, None) is not None:
             self.failed += 1
+        # an error from a replaced producer: the event was sent again by the new one
