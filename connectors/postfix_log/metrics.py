@@ -13,15 +13,14 @@ from connectors.observability import counter_families
 
 if TYPE_CHECKING:
     from connectors.postfix_log.tail import Tailer
-    from connectors.postfix_log.tracker import TrackerStats
 
 
 class TailCollector(Collector):
-    def __init__(self, stats: TrackerStats, tailer: Tailer) -> None:
-        self._stats, self._tailer = stats, tailer
+    def __init__(self, tailer: Tailer) -> None:
+        self._tailer = tailer
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        stats = self._stats
+        stats = self._tailer.stats  # the current reader's (a new producer brings a new reader)
         yield from counter_families("floodgate_tail", (
             ("lines", stats.lines, "Log lines read"),
             ("unparsed_lines", stats.unparsed, "Postfix lines not understood"),
@@ -31,10 +30,12 @@ class TailCollector(Collector):
             ("spam_verdicts", stats.verdicts, "Spam verdicts joined to messages"),
             ("published", self._tailer.published, "Records Kafka acknowledged"),
             ("refused", self._tailer.failed, "Records Kafka refused"),
+            ("producer_restarts", self._tailer.restarts,
+             "Producers replaced after a fatal error (reading again from the checkpoint)"),
         ))
 
 
-def tail_registry(stats: TrackerStats, tailer: Tailer) -> CollectorRegistry:
+def tail_registry(tailer: Tailer) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(TailCollector(stats, tailer))
+    registry.register(TailCollector(tailer))
     return registry

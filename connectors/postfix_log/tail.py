@@ -16,15 +16,17 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
 
+from connectors.kafka.client_failures import RestartBudget, is_fatal
 from connectors.postfix_log.follow import FileFollower, Position, StartAt
 from connectors.postfix_log.reader import LogReader
-from connectors.postfix_log.tracker import Output
+from connectors.postfix_log.tracker import Output, TrackerStats
 from schemas.config import Topics
 from schemas.events import MailEvent
 
@@ -63,6 +65,9 @@ def partition_key(event: Output) -> str:
     return event.event_id
 
 
+Restarted = tuple[LogReader, FileFollower, Producer]
+
+
 @dataclass
 class _Batch:
     resume: tuple[int, int]
@@ -71,7 +76,11 @@ class _Batch:
 
 class Tailer:
     def __init__(self, reader: LogReader, follower: FileFollower, producer: Producer,
-                 topics: Topics, checkpoint: Path, stop: threading.Event) -> None:
+                 topics: Topics, checkpoint: Path, stop: threading.Event,
+                 restart: Callable[[], Restarted] | None = None) -> None:
+        self._restart = restart  # a new reader, follower and producer from the checkpoint
+        self._budget = RestartBudget()
+        self.restarts = 0
         self._reader = reader
         self._follower = follower
         self._producer = producer
@@ -85,7 +94,29 @@ class Tailer:
         self.failed = 0
         self.parser_errors = 0
 
+    @property
+    def stats(self) -> TrackerStats:
+        return self._reader.tracker.stats
+
     def run(self) -> None:
+        """Until ``stop``. A producer that failed for good (a fatal librdkafka error) is
+        replaced: reading starts again at the checkpoint, which never passes a record Kafka
+        has not acknowledged (some records go out twice; their event ids tell)."""
+        while True:
+            try:
+                self._run_producer()
+                return
+            except Exception as exc:
+                if self._restart is None or not is_fatal(exc) or not self._budget.spend():
+                    raise
+                log.error("the Kafka producer failed for good (%s); reading again from the "
+                          "checkpoint with a new one (%d of %d allowed in %.0f s)", exc,
+                          self._budget.used, self._budget.limit, self._budget.window_s)
+                self.restarts += 1
+                self._batches.clear()
+                self._reader, self._follower, self._producer = self._restart()
+
+    def _run_producer(self) -> None:
         for line, position in self._follower.lines():
             if line is not None:
                 outputs = self._read(line, position)
@@ -118,7 +149,11 @@ class Tailer:
         value = output.model_dump_json(exclude_none=True).encode()
         batch.pending += 1
 
+        generation = self.restarts
+
         def delivered(error: Any, _message: Any) -> None:
+            if generation != self.restarts:
+                return  # a replaced producer's: the checkpoint is read again anyway
             if error is not None:
                 self.failed += 1
                 log.error("Kafka refused a %s record: %s", topic, error)

@@ -18,7 +18,7 @@ from connectors.observability import ObservabilityServer
 from connectors.postfix_log.follow import FileFollower
 from connectors.postfix_log.metrics import tail_registry
 from connectors.postfix_log.reader import LogReader
-from connectors.postfix_log.tail import CheckpointError, Tailer, load_checkpoint
+from connectors.postfix_log.tail import CheckpointError, Restarted, Tailer, load_checkpoint
 from pipeline.cli.check_config import load_or_report
 from pipeline.cli.parse_cmd import add_log_options, zone_or_report
 
@@ -41,22 +41,28 @@ def run(args: argparse.Namespace) -> int:
     if config is None or zone is None:
         return 1
     checkpoint = Path(args.checkpoint or f"floodgate-tail.{Path(args.file).name}.pos").resolve()
-    try:
+    stop = threading.Event()
+
+    def from_checkpoint() -> Restarted:
+        """A reader, a follower and a producer that start at the saved position."""
         start = load_checkpoint(checkpoint)
         producer = Producer(producer_config(config.kafka, **{"message.timeout.ms": 0}))
+        reader = LogReader(DirectionRules(config.networks), zone, None, args.host)
+        return reader, FileFollower(args.file, start, stop), producer
+
+    try:
+        start = load_checkpoint(checkpoint)
+        reader, follower, producer = from_checkpoint()
     except (CheckpointError, KafkaNotConfigured) as exc:
         print(exc, file=sys.stderr)
         return 1
-    stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    reader = LogReader(DirectionRules(config.networks), zone, None, args.host)
-    follower = FileFollower(args.file, start, stop)
-    tailer = Tailer(reader, follower, producer, config.topics, checkpoint, stop)
+    tailer = Tailer(reader, follower, producer, config.topics, checkpoint, stop, from_checkpoint)
     health = None
     if config.tail.health_listen:
         health = ObservabilityServer(config.tail.health_listen, lambda: not stop.is_set(),
-                                     tail_registry(reader.tracker.stats, tailer)).start()
+                                     tail_registry(tailer)).start()
     logging.getLogger("floodgate.tail").info(
         "following %s from %s; checkpoint %s", args.file,
         f"inode {start.inode} offset {start.offset}" if start else "its start", checkpoint)
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if health is not None:
             health.close()
-    stats = reader.tracker.stats
+    stats = tailer.stats
     logging.getLogger("floodgate.tail").info(
         "stopped: %d lines, %d records published, %d refused by Kafka, %d not understood",
         stats.lines, tailer.published, tailer.failed, stats.unparsed)

@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from connectors.direction import DirectionRules
 from connectors.event_files import describe_validation_error
 from connectors.kafka.client_config import consumer_config, producer_config
+from connectors.kafka.client_failures import RestartBudget
 from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming import changelog
@@ -123,19 +124,17 @@ class CountingLoop:
         error after a broker restart, say) costs what was counted since the last checkpoint:
         the loop starts again with new clients, as a restarted worker would, and resumes from
         the changelog and the committed offsets. Raises when it keeps failing."""
-        failures: list[float] = []
+        budget = RestartBudget(MAX_RESTARTS, RESTART_WINDOW_S)
         while not self._stop.is_set():
             try:
                 self._run_clients()
                 return
             except Exception:
-                now = time.monotonic()
-                failures = [t for t in failures if now - t < RESTART_WINDOW_S] + [now]
-                if len(failures) > MAX_RESTARTS:
+                if not budget.spend():
                     raise
                 log.exception("the counting loop failed; starting it again in %.0f s "
                               "(failure %d of %d allowed in %.0f s)", RESTART_PAUSE_S,
-                              len(failures), MAX_RESTARTS, RESTART_WINDOW_S)
+                              budget.used, MAX_RESTARTS, RESTART_WINDOW_S)
                 self._metrics.restarts.inc()
                 self._stop.wait(RESTART_PAUSE_S)
 
