@@ -4,12 +4,13 @@ subjects.
 Every event brings three subjects never seen before (account, client IP, domain) and
 every window is a day, so no subject is swept: the table only grows. With small RocksDB
 sizes (1 MiB memtables and block cache per partition) the caches are full early, and
-the worker's resident memory must stay flat while the second half of the subjects
+the worker's resident memory must not climb while the second half of the subjects
 arrives. ``python -m tests.benchmarks.bench_worker --subjects 1000000`` does the same
 with a million subjects and the default sizes."""
 
 from __future__ import annotations
 
+import statistics
 import time
 import uuid
 from pathlib import Path
@@ -26,6 +27,15 @@ from tests.fixtures.processes import peak_rss_mib, rss_mib, start_floodgate, sto
 pytestmark = pytest.mark.slow
 EVENTS = 120_000  # 360,000 subjects
 PARTITIONS = 2
+
+
+def settled_rss_mib(pid: int) -> float:
+    """The median of five readings over a second: one reading may catch a passing peak."""
+    readings = []
+    for _ in range(5):
+        readings.append(rss_mib(pid))
+        time.sleep(0.25)
+    return statistics.median(readings)
 
 
 def test_worker_memory_stays_flat_as_subjects_pile_up(kafka_settings: KafkaSettings,
@@ -59,20 +69,21 @@ def test_worker_memory_stays_flat_as_subjects_pile_up(kafka_settings: KafkaSetti
                 time.sleep(0.2)  # one entry per subject
             if counted(health) < eighth * step * 3:
                 break
-            samples[eighth] = rss_mib(worker.pid)
+            samples[eighth] = settled_rss_mib(worker.pid)
         peak = peak_rss_mib(worker.pid)
     finally:
         stop(worker)
     log = (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
     assert 8 in samples, f"counted only {max(samples, default=0)}/8 in time\n{log}"
     half = [mib for eighth, mib in samples.items() if eighth >= 4]
-    growth = max(half) - min(half)
-    # 200 bytes kept per subject would show as 36 MiB; RocksDB and the allocator step by
-    # up to ~17 MiB once as the memtables and block cache settle
-    assert growth < 24, f"RSS by eighths {samples}"
+    # a leak climbs: the last quarter against the one before it (135,000 subjects apart);
+    # 200 bytes kept per subject would add 26 MiB. Transient steps of RocksDB and the
+    # allocator (seen: +38 MiB at one eighth, gone at the next) cancel out.
+    growth = (samples[7] + samples[8]) / 2 - (samples[4] + samples[5]) / 2
+    assert growth < 16, f"RSS by eighths {samples}"
     figures.add(f"worker with {EVENTS * 3:,} subjects held at once (1 MiB RocksDB caches)",
                 f"{EVENTS:,} mail events",
-                f"RSS {min(half):.0f} to {max(half):.0f} MiB over the second half; peak "
-                f"{peak:.0f} MiB")
+                f"RSS {min(half):.0f} to {max(half):.0f} MiB over the second half, "
+                f"{growth:+.0f} MiB from its first quarter to its last; peak {peak:.0f} MiB")
     print("RSS by eighths of the subjects: " + ", ".join(
         f"{e}/8 {mib:.0f} MiB" for e, mib in sorted(samples.items())))
