@@ -236,6 +236,8 @@ def main() -> None:
     parser.add_argument("--live-rate", type=int, default=300)
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--subjects", type=int, help="M fresh subjects held at once (see above)")
+    parser.add_argument("--fetch-wait-ms", type=int, default=500,
+                        help="worker.fetch_wait_ms (Tansu holds every fetch this long)")
     args = parser.parse_args()
     if args.subjects is not None and args.subjects < 3:
         parser.error("--subjects needs at least 3")
@@ -256,7 +258,8 @@ def main() -> None:
             f"topics: {{mail_events: {topics['mail']}, subject_events: {topics['subjects']}, "
             f"actions: {topics['actions']}, dead_letter: {topics['dead']}}}\n"
             f"worker: {{app_id: bench-{run}, data_dir: '{work / 'data'}', "
-            f"partitions: {PARTITIONS}, health_listen: '127.0.0.1:{health}'}}\n")
+            f"partitions: {PARTITIONS}, health_listen: '127.0.0.1:{health}', "
+            f"fetch_wait_ms: {args.fetch_wait_ms}}}\n")
         from connectors.kafka.topics import TopicSpec, ensure_topics
         ensure_topics(settings, [TopicSpec(t, PARTITIONS) for t in topics.values()])
 
