@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 from connectors.direction import DirectionRules
 from connectors.kafka.client_config import KafkaNotConfigured, producer_config
 from connectors.observability import ObservabilityServer
-from connectors.postfix_log.follow import FileFollower
+from connectors.postfix_log.follow import FileFollower, StartAt
 from connectors.postfix_log.metrics import tail_registry
 from connectors.postfix_log.reader import LogReader
 from connectors.postfix_log.tail import CheckpointError, Restarted, Tailer, load_checkpoint
@@ -43,16 +43,18 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint or f"floodgate-tail.{Path(args.file).name}.pos").resolve()
     stop = threading.Event()
 
-    def from_checkpoint() -> Restarted:
-        """A reader, a follower and a producer that start at the saved position."""
-        start = load_checkpoint(checkpoint)
+    def starting_at(start: StartAt | None) -> Restarted:
+        """A reader, a follower and a producer that start at ``start``."""
         producer = Producer(producer_config(config.kafka, **{"message.timeout.ms": 0}))
         reader = LogReader(DirectionRules(config.networks), zone, None, args.host)
         return reader, FileFollower(args.file, start, stop), producer
 
+    def from_checkpoint() -> Restarted:
+        return starting_at(load_checkpoint(checkpoint))
+
     try:
         start = load_checkpoint(checkpoint)
-        reader, follower, producer = from_checkpoint()
+        reader, follower, producer = starting_at(start)
     except (CheckpointError, KafkaNotConfigured) as exc:
         print(exc, file=sys.stderr)
         return 1

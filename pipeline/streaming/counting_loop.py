@@ -58,7 +58,6 @@ BATCH = 5_000  # records per consume call
 ASSIGNED_LINE = "counting partitions assigned:"  # logged at each assignment (tests wait for it)
 POLL_S = 0.05
 RESTART_PAUSE_S = 5.0  # after a failure, before new clients connect
-MAX_RESTARTS, RESTART_WINDOW_S = 5, 600.0  # more failures than this in the window: give up
 
 
 def changelog_topic(app_id: str) -> str:
@@ -124,7 +123,7 @@ class CountingLoop:
         error after a broker restart, say) costs what was counted since the last checkpoint:
         the loop starts again with new clients, as a restarted worker would, and resumes from
         the changelog and the committed offsets. Raises when it keeps failing."""
-        budget = RestartBudget(MAX_RESTARTS, RESTART_WINDOW_S)
+        budget = RestartBudget()  # more failures than it allows: the worker exits
         while not self._stop.is_set():
             try:
                 self._run_clients()
@@ -134,7 +133,7 @@ class CountingLoop:
                     raise
                 log.exception("the counting loop failed; starting it again in %.0f s "
                               "(failure %d of %d allowed in %.0f s)", RESTART_PAUSE_S,
-                              budget.used, MAX_RESTARTS, RESTART_WINDOW_S)
+                              budget.used, budget.limit, budget.window_s)
                 self._metrics.restarts.inc()
                 self._stop.wait(RESTART_PAUSE_S)
 

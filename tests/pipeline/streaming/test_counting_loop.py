@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import pytest
 
+from connectors.kafka.client_failures import RestartBudget
 from pipeline.streaming import counting_loop
 from pipeline.streaming.counting_loop import CountingLoop
 from pipeline.streaming.metrics import WorkerMetrics
 from schemas.config import FloodgateConfig, KafkaSettings
+
+ALLOWED = RestartBudget().limit
 
 
 class Flaky(CountingLoop):
@@ -38,17 +41,17 @@ def restarts(loop: CountingLoop) -> float:
 
 
 def test_failed_clients_are_replaced_and_counted() -> None:
-    loop = Flaky(failures=counting_loop.MAX_RESTARTS)
+    loop = Flaky(failures=ALLOWED)
     loop.run()
-    assert loop.lives == counting_loop.MAX_RESTARTS + 1
-    assert restarts(loop) == counting_loop.MAX_RESTARTS
+    assert loop.lives == ALLOWED + 1
+    assert restarts(loop) == ALLOWED
 
 
 def test_a_loop_that_keeps_failing_gives_up() -> None:
-    loop = Flaky(failures=counting_loop.MAX_RESTARTS + 1)
+    loop = Flaky(failures=ALLOWED + 1)
     with pytest.raises(SystemError):
         loop.run()
-    assert loop.lives == counting_loop.MAX_RESTARTS + 1
+    assert loop.lives == ALLOWED + 1
 
 
 def test_a_stop_during_a_failure_ends_the_loop_without_new_clients() -> None:
