@@ -43,6 +43,10 @@ _QUEUED_AS = re.compile(r"queued as (?P<qid>[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-
 
 DELIVERY_DAEMONS: Final = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry",
                                      "discard"})
+# Daemons that start, stop and configure Postfix: what they say without a queue id is about the
+# mail system, never about a message (``waiting for the Postfix mail system to terminate``).
+_LIFECYCLE_DAEMONS: Final = frozenset({"postfix-script", "master", "postfix", "postmulti",
+                                       "postconf", "postalias", "postmap", "postlogd", "tlsmgr"})
 # Messages that carry nothing Floodgate needs: recognised, not counted as unparsed.
 _NOISE = re.compile(
     r"(?:dis)?connect (?:from|to) |(?:Anonymous|Trusted|Untrusted|Verified) TLS connection |"
@@ -160,7 +164,7 @@ def parse_postfix(daemon: str, message: str) -> Fact | Ignored | None:
         return _refused(None, message[9:]) or (IGNORED if _NOISE.match(message) else None)
     match = _QID_PREFIX.match(message)
     if match is None:
-        return IGNORED if _NOISE.match(message) else None
+        return IGNORED if daemon in _LIFECYCLE_DAEMONS or _NOISE.match(message) else None
     qid, rest = match["qid"], match["rest"]
     fact = _by_daemon(daemon, qid, rest)
     if fact is not None:

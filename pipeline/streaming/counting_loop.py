@@ -108,6 +108,9 @@ class CountingLoop:
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._healthy = True  # False once the clients failed: revoking then skips the checkpoint
+        # where the consumer found each partition's end: librdkafka's position stays unknown
+        # for a partition that had nothing to read since its assignment (restart after catch-up)
+        self._ends: dict[tuple[str, int], int] = {}
 
     @property
     def consumer_settings(self) -> dict[str, Any]:
@@ -155,6 +158,7 @@ class CountingLoop:
             for partition in list(self._partitions.values()):
                 partition.store.close()
             self._partitions.clear()
+            self._ends.clear()
             self._close_clients()
 
     def _close_clients(self) -> None:
@@ -213,9 +217,11 @@ class CountingLoop:
             error = message.error()
             topic = message.topic()
             if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF and topic != subject_topic:
-                    self._router.at_end((topic, message.partition()))
-                elif error.code() != KafkaError._PARTITION_EOF:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self._ends[(topic, message.partition())] = message.offset()
+                    if topic != subject_topic:
+                        self._router.at_end((topic, message.partition()))
+                else:
                     log.warning("consumer: %s", error.str())
                 continue
             if topic == subject_topic:
@@ -376,9 +382,10 @@ class CountingLoop:
             return
         lag: dict[str, int] = {}
         for tp in positions:
+            position = tp.offset if tp.offset >= 0 else self._ends.get((tp.topic, tp.partition), -1)
             _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if high is not None and high >= 0 and tp.offset >= 0:
-                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - tp.offset)
+            if high is not None and high >= 0 and position >= 0:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - position)
         for topic, behind in lag.items():
             self._metrics.lag.labels(topic).set(behind)
 
@@ -438,6 +445,8 @@ class CountingLoop:
 
     def _close(self, partitions: list[TopicPartition]) -> None:
         assert self._router is not None
+        for tp in partitions:
+            self._ends.pop((tp.topic, tp.partition), None)
         self._router.forget([(tp.topic, tp.partition) for tp in partitions
                              if tp.topic != self._subject_topic])
         for tp in partitions:

@@ -45,6 +45,14 @@ def test_long_queue_ids_and_words_that_are_not_ids() -> None:
     assert parse_postfix("smtpd", "warning: hostname x does not resolve") is IGNORED
 
 
+def test_what_postfix_says_while_it_starts_and_stops_is_ignored() -> None:
+    for daemon, message in (("postfix-script", "waiting for the Postfix mail system to terminate"),
+                            ("postfix-script", "fatal: the Postfix mail system is not running"),
+                            ("master", "reload -- version 3.7.11, configuration /etc/postfix")):
+        assert parse_postfix(daemon, message) is IGNORED, message
+    assert parse_postfix("smtpd", "waiting for the Postfix mail system to terminate") is None
+
+
 def test_delivery_with_next_hop_queue_id() -> None:
     fact = parse_postfix("smtp", "7EE668039: to=<admin@example.com>, orig_to=<a@example.com>, "
                                  "relay=127.0.0.1[127.0.0.1]:2525, delay=3.6, "

@@ -5,11 +5,14 @@ exercised against a broker in test_worker*.py and tests/robustness/."""
 from __future__ import annotations
 
 import pytest
+from confluent_kafka import OFFSET_INVALID, KafkaError, TopicPartition
 
 from connectors.kafka.client_failures import RestartBudget
+from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming import counting_loop
 from pipeline.streaming.counting_loop import CountingLoop
 from pipeline.streaming.metrics import WorkerMetrics
+from pipeline.streaming.router import Router, SubjectPartitioner
 from schemas.config import FloodgateConfig, KafkaSettings
 
 ALLOWED = RestartBudget().limit
@@ -58,3 +61,53 @@ def test_a_stop_during_a_failure_ends_the_loop_without_new_clients() -> None:
     loop = Flaky(failures=1, stop_on_failure=True)
     loop.run()
     assert loop.lives == 1
+
+
+class EndOfPartition:
+    """A confluent-kafka PARTITION_EOF event: its offset is where the partition ends."""
+
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self._where = (topic, partition, offset)
+
+    def error(self) -> KafkaError:
+        return KafkaError(KafkaError._PARTITION_EOF)
+
+    def topic(self) -> str:
+        return self._where[0]
+
+    def partition(self) -> int:
+        return self._where[1]
+
+    def offset(self) -> int:
+        return self._where[2]
+
+
+class AtTheEnd:
+    """A consumer assigned partitions whose committed offsets are their ends: librdkafka's
+    position stays unknown (-1001) until a record is consumed, which never comes."""
+
+    def __init__(self, ends: dict[tuple[str, int], int]) -> None:
+        self.ends = ends
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition(t, p) for t, p in self.ends]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return [TopicPartition(tp.topic, tp.partition, OFFSET_INVALID) for tp in partitions]
+
+    def get_watermark_offsets(self, tp: TopicPartition, cached: bool) -> tuple[int, int]:
+        return 0, self.ends[(tp.topic, tp.partition)]
+
+
+def test_partitions_with_nothing_left_to_read_after_a_restart_show_no_lag() -> None:
+    config = FloodgateConfig(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"))
+    loop = CountingLoop(config, WorkerMetrics())
+    ends = {(config.topics.mail_events, 0): 120, (config.topics.subject_events, 0): 40}
+    loop._consumer = AtTheEnd(ends)  # type: ignore[assignment]
+    loop._router = Router(ThresholdEngine(config), SubjectPartitioner(1), 0)
+    for topic in (config.topics.mail_events, config.topics.subject_events):
+        loop._metrics.lag.labels(topic).set(-1)  # not measured yet
+    loop._handle([EndOfPartition(t, p, end) for (t, p), end in ends.items()])
+    loop._measure_lag()
+    for topic in (config.topics.mail_events, config.topics.subject_events):
+        assert loop._metrics.lag.labels(topic)._value.get() == 0  # type: ignore[attr-defined]
