@@ -216,13 +216,21 @@ class WorkerSettings(_Section):
                     "instead of in event-time order")
     decoded_subjects: int = Field(
         5_000, ge=100, le=10_000_000,
-        description="subjects a counting partition keeps decoded between checkpoints (about "
-                    "2 KB each); the busiest stay, the rest are read from RocksDB when next seen")
+        description="subjects a counting partition keeps decoded after a checkpoint (about "
+                    "2 KB each), and up to 4 times as many between checkpoints; the first "
+                    "loaded go first and are read again from RocksDB when next seen")
     max_held_entries: int = Field(
         1_000_000, ge=1_000, le=50_000_000,
         description="entries the worker holds back for event-time order (about 700 bytes "
                     "each), shared by its counting partitions; past it a partition counts its "
                     "oldest anyway, out of order (a source partition far behind the others)")
+    max_source_lead_s: float = Field(
+        10.0, gt=0, le=3600,
+        description="once three quarters of max_held_entries are held, a source partition whose events "
+                    "run further ahead of the slowest source partition this worker reads is "
+                    "paused until that one comes half way: in a backlog, what is held back for "
+                    "event-time order stays bounded whatever order the broker serves partitions "
+                    "in (each pause costs a fetch again of what was read ahead)")
     fetch_wait_ms: int = Field(
         500, ge=1, le=10_000,
         description="longest a fetch waits for records (librdkafka fetch.wait.max.ms). Apache "

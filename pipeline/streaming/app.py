@@ -28,6 +28,7 @@ import mode
 from pydantic import ValidationError
 
 from connectors.event_files import describe_validation_error
+from pipeline.streaming import gc_tuning
 from pipeline.streaming.counting_loop import CountingLoop
 from pipeline.streaming.faust_settings import broker_credentials, broker_urls
 from pipeline.streaming.metrics import WorkerMetrics
@@ -100,6 +101,7 @@ def build_app(config: FloodgateConfig, counting: CountingLoop) -> faust.App:
         """Runs ``counting.run`` in a thread for as long as the app runs."""
 
         async def on_start(self) -> None:
+            gc_tuning.settle_for_counting()
             thread = threading.Thread(target=self._run, name="floodgate-counting", daemon=True)
             app.counting_thread = thread  # type: ignore[attr-defined]
             thread.start()

@@ -99,7 +99,7 @@ class CountingLoop:
             "heartbeat.interval.ms": 3_000,
             "max.poll.interval.ms": 900_000,  # a restore of a large partition runs in the callback
             "fetch.wait.max.ms": settings.fetch_wait_ms,
-            "queued.max.messages.kbytes": 65_536,
+            "queued.max.messages.kbytes": 16_384, "queued.min.messages": 20_000,
         })
         self._restore_settings = consumer_config(config.kafka, f"{settings.app_id}-restore", **{
             "enable.auto.offset.store": False, "fetch.wait.max.ms": settings.fetch_wait_ms})
@@ -111,6 +111,9 @@ class CountingLoop:
         # where the consumer found each partition's end: librdkafka's position stays unknown
         # for a partition that had nothing to read since its assignment (restart after catch-up)
         self._ends: dict[tuple[str, int], int] = {}
+        self._lead_ms = round(settings.max_source_lead_s * 1000)
+        self._assigned_sources: set[Source] = set()
+        self._paused: set[Source] = set()  # ahead of the slowest source (see ``_pace``)
 
     @property
     def consumer_settings(self) -> dict[str, Any]:
@@ -146,7 +149,7 @@ class CountingLoop:
         self._healthy = True
         self._producer = Producer(producer_config(kafka, **{
             "linger.ms": 5, "queue.buffering.max.messages": 500_000,
-            "queue.buffering.max.kbytes": 262_144}))
+            "queue.buffering.max.kbytes": 32_768}))
         self._consumer = Consumer(self._consumer_settings)
         try:
             self._count_until_stopped()
@@ -159,6 +162,8 @@ class CountingLoop:
                 partition.store.close()
             self._partitions.clear()
             self._ends.clear()
+            self._assigned_sources.clear()
+            self._paused.clear()
             self._close_clients()
 
     def _close_clients(self) -> None:
@@ -188,6 +193,7 @@ class CountingLoop:
             messages = self._consumer.consume(BATCH, POLL_S)
             if messages:
                 self._handle(messages)
+                self._pace()
             self._send_routed()
             self._producer.poll(0)
             if time.monotonic() - last_tick >= self._tick_s:
@@ -241,6 +247,30 @@ class CountingLoop:
             self._metrics.consumed.labels("mail").inc(routed)
         for number in cycle.partitions:
             self._release(self._partitions[number])
+
+    def _pace(self) -> None:
+        """Once three quarters of ``max_held_entries`` are held, pause the source partitions
+        that run ahead of the slowest (``max_source_lead_s``); resume them once it has come
+        half way, or the held entries are down to half. Past the bound itself entries would
+        be counted out of order; this comes first. librdkafka drops a paused partition's
+        prefetched records and fetches them again from the next unread offset on resume:
+        pausing costs fetches, so it waits until memory is at stake."""
+        assert self._router is not None and self._consumer is not None
+        held = sum(p.order.held for p in self._partitions.values())
+        pause = resume = set()
+        if held > self._max_held * 3 // 4:
+            pause = self._router.ahead(self._assigned_sources, self._lead_ms) - self._paused
+        if self._paused:
+            resume = (self._paused if held <= self._max_held // 2 else
+                      self._paused - self._router.ahead(self._assigned_sources,
+                                                        self._lead_ms // 2))
+        if pause:
+            self._consumer.pause([TopicPartition(t, p) for t, p in pause])
+        if resume:
+            self._consumer.resume([TopicPartition(t, p) for t, p in resume])
+        if pause or resume:
+            self._paused = (self._paused | pause) - resume
+            self._metrics.paused.set(len(self._paused))
 
     def _send_routed(self) -> None:
         assert self._router is not None and self._producer is not None
@@ -405,7 +435,10 @@ class CountingLoop:
                                           resume if resume is not None else OFFSET_STORED))
             else:
                 out.append(tp)
+                self._assigned_sources.add((tp.topic, tp.partition))
         consumer.assign(out)
+        # librdkafka keeps a partition's pause across a new assignment
+        consumer.resume([tp for tp in out if tp.topic != self._subject_topic])
         self.assigned.set()
         log.info("%s %s", ASSIGNED_LINE,
                  ", ".join(f"{tp.topic}/{tp.partition}" for tp in assigned) or "none")
@@ -447,6 +480,9 @@ class CountingLoop:
         assert self._router is not None
         for tp in partitions:
             self._ends.pop((tp.topic, tp.partition), None)
+            self._assigned_sources.discard((tp.topic, tp.partition))
+            self._paused.discard((tp.topic, tp.partition))
+        self._metrics.paused.set(len(self._paused))
         self._router.forget([(tp.topic, tp.partition) for tp in partitions
                              if tp.topic != self._subject_topic])
         for tp in partitions:

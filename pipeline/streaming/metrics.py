@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram
 
 
 @dataclass
@@ -13,6 +13,7 @@ class WorkerMetrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        GCCollector(registry=r)  # python_gc_*: collections and their objects, per generation
         self.consumed = Counter("floodgate_worker_records", "Source records handled",
                                 ["topic_kind"], registry=r)
         self.actions = Counter("floodgate_worker_actions", "Action records published",
@@ -41,5 +42,8 @@ class WorkerMetrics:
         self.restarts = Counter("floodgate_worker_counting_restarts",
                                 "Times the counting loop failed and started again with new "
                                 "Kafka clients (from its last checkpoint)", registry=r)
+        self.paused = Gauge("floodgate_worker_sources_paused",
+                            "Source partitions paused because their events run ahead of the "
+                            "slowest source partition (worker.max_source_lead_s)", registry=r)
         self.lag = Gauge("floodgate_worker_consumer_lag", "Records behind the end, per topic",
                          ["topic"], registry=r)

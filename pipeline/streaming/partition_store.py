@@ -6,12 +6,19 @@ the changes go to the changelog and then, in one RocksDB write batch with the
 partition's metadata, to disk. Between checkpoints RocksDB holds the state of
 the last checkpoint: what the changelog's last marker describes.
 
+The cache is bounded between checkpoints too: a backlog released at once can
+touch hundreds of thousands of subjects before the next checkpoint (a decoded
+state is about 2 KB, encoded about a tenth of that). Past ``HARD_LIMIT`` times
+its size the oldest go; a changed one is kept encoded until the checkpoint
+writes it.
+
 Keys are those of ``table_layout``; the metadata (``META_KEY``) is local: the
 changelog offset the database is restored up to, and the marker it came from.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections.abc import Iterator
@@ -25,6 +32,9 @@ from pipeline.streaming.stored_state import StoredState
 from pipeline.streaming.table_layout import META_KEY
 
 Changes = dict[bytes, bytes | None]  # key -> value, None deletes
+# Between checkpoints the cache may grow to this many times its size: evicting costs a
+# re-decode when the subject comes back (30% slower counting when it happens all the time)
+HARD_LIMIT = 4
 
 
 class PartitionStore:
@@ -34,6 +44,7 @@ class PartitionStore:
         self._db = rocksdict.Rdict(str(path), options)
         self._cache: dict[bytes, StoredState] = {}
         self._dirty: set[bytes] = set()
+        self._evicted: dict[bytes, bytes] = {}  # changed, then evicted: encoded until written
         self._raw: Changes = {}  # pending writes of non-subject keys, and subject deletes
 
     # -- subjects -------------------------------------------------------------------------
@@ -41,11 +52,30 @@ class PartitionStore:
         """The subject's state, decoded once; raises ValueError for damaged stored bytes."""
         stored = self._cache.get(key)
         if stored is None:
-            # deleted since the last checkpoint: empty, whatever RocksDB still has
-            stored = stored_state.empty() if key in self._raw else stored_state.unpack(
-                self._db.get(key))
+            stored = self._decode(key)
+            if key in self._evicted:
+                del self._evicted[key]
+                self._dirty.add(key)
+            if len(self._cache) >= HARD_LIMIT * self._cache_limit:
+                self._evict(len(self._cache) - self._cache_limit)
             self._cache[key] = stored
         return stored
+
+    def _decode(self, key: bytes) -> StoredState:
+        evicted = self._evicted.get(key)
+        if evicted is not None:
+            return stored_state.unpack(evicted)
+        if key in self._raw:  # deleted since the last checkpoint, whatever RocksDB still has
+            return stored_state.empty()
+        return stored_state.unpack(self._db.get(key))
+
+    def _evict(self, count: int) -> None:
+        """The ``count`` oldest loaded go; changed ones stay encoded until the checkpoint."""
+        for key in list(itertools.islice(self._cache, count)):
+            stored = self._cache.pop(key)
+            if key in self._dirty:
+                self._dirty.remove(key)
+                self._evicted[key] = stored_state.pack(stored)
 
     def changed(self, key: bytes) -> None:
         """The subject's state (from ``load``) was changed: write it at the next checkpoint."""
@@ -54,11 +84,17 @@ class PartitionStore:
 
     def delete(self, key: bytes) -> None:
         self._cache.pop(key, None)
+        self._evicted.pop(key, None)
         self._dirty.discard(key)
         self._raw[key] = None
 
     def cached(self, key: bytes) -> StoredState | None:
-        return self._cache.get(key)
+        """The subject's state if it changed since the last checkpoint or is in use (the
+        checkpoint's bytes in RocksDB are older); None otherwise."""
+        stored = self._cache.get(key)
+        if stored is None and key in self._evicted:
+            stored = stored_state.unpack(self._evicted[key])
+        return stored
 
     # -- other keys -----------------------------------------------------------------------
     def put_raw(self, key: bytes, value: bytes | None) -> None:
@@ -73,6 +109,7 @@ class PartitionStore:
     def changes(self) -> Changes:
         """Everything changed since the last checkpoint, encoded."""
         out: Changes = dict(self._raw)
+        out.update(self._evicted)
         for key in self._dirty:
             out[key] = stored_state.pack(self._cache[key])
         return out
@@ -88,6 +125,7 @@ class PartitionStore:
         batch.put(META_KEY, json.dumps(meta).encode())
         self._db.write(batch)
         self._dirty.clear()
+        self._evicted.clear()
         self._raw.clear()
         if len(self._cache) > self._cache_limit:  # the oldest loaded go first
             for key in list(self._cache)[: len(self._cache) - self._cache_limit * 3 // 4]:
@@ -120,7 +158,7 @@ class PartitionStore:
 
     @property
     def pending(self) -> bool:
-        return bool(self._dirty or self._raw)
+        return bool(self._dirty or self._evicted or self._raw)
 
     def wipe(self) -> None:
         """Start from an empty database (its changelog is restored into it afresh)."""
@@ -131,5 +169,6 @@ class PartitionStore:
     def close(self) -> None:
         self._cache.clear()
         self._dirty.clear()
+        self._evicted.clear()
         self._raw.clear()
         self._db.close()

@@ -13,6 +13,7 @@ each stamped with its source's mark (see ``schemas/subject_batch.py``).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,14 +79,15 @@ class Router:
         progress.caught_up = False
         progress.upto = max(progress.upto, offset)
         if source[0] == self.policy_topic and self.directions is not None:
-            mail = mail_event_from_policy(PolicyEvent.model_validate_json(value), self.directions)
+            request = PolicyEvent.model_validate_json(value)
+            self._advance(progress, to_ms(request.ts))  # the source reached it, counted or not
+            mail = mail_event_from_policy(request, self.directions)
             if mail is None:
                 return
         else:
             mail = MailEvent.model_validate_json(value)
         ts_ms = to_ms(mail.ts)
-        if progress.mark_ms is None or ts_ms > progress.mark_ms:
-            progress.mark_ms = ts_ms
+        self._advance(progress, ts_ms)
         subjects = self.engine.subjects(mail)
         if not subjects:
             return
@@ -97,6 +99,11 @@ class Router:
             key = subject.key
             self._pending[(self.partitioner(key), source)].append(SubjectEntry(
                 key, offset, ts_ms, flags, recipients, digest, direction, mail.sender_domain))
+
+    @staticmethod
+    def _advance(progress: _Progress, ts_ms: int) -> None:
+        if progress.mark_ms is None or ts_ms > progress.mark_ms:
+            progress.mark_ms = ts_ms
 
     def skipped(self, source: Source, offset: int) -> None:
         """A record that was set aside (dead-lettered): routed as far as progress goes."""
@@ -115,6 +122,26 @@ class Router:
             self._progress.pop(source, None)
         for pair in [pair for pair in self._pending if pair[1] in gone]:
             del self._pending[pair]
+
+    def ahead(self, assigned: Iterable[Source], lead_ms: int) -> set[Source]:
+        """Of the ``assigned`` sources, those whose mark runs more than ``lead_ms`` ahead of
+        the slowest one still being read. While one of them has given no event time yet,
+        every source that has is ahead: the broker may serve one partition's backlog whole
+        before the next (Tansu does), and what is read ahead is held until the rest comes."""
+        marks: dict[Source, int] = {}
+        unknown = False
+        for source in assigned:
+            progress = self._progress.get(source)
+            if progress is not None and progress.caught_up:
+                continue  # nothing left to read: it holds nobody back
+            if progress is None or progress.mark_ms is None:
+                unknown = True
+            else:
+                marks[source] = progress.mark_ms
+        if unknown or not marks:
+            return set(marks)
+        floor = min(marks.values()) + lead_ms
+        return {source for source, mark in marks.items() if mark > floor}
 
     def position(self, source: Source) -> int | None:
         """The next offset to read (what to commit); None when nothing was read."""

@@ -32,12 +32,14 @@ are printed (cProfile slows it about eight times: use a small ``--events``;
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import pstats
 import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -190,39 +192,79 @@ def wait_for_backlog(port: int, entries: int, deadline_s: float,
 
 def live_latencies(settings: KafkaSettings, traffic: Traffic, topics: dict[str, str],
                    seconds: float, rate: int) -> list[float]:
-    """Produce live traffic; return (action seen - firing event time) in ms for new actions."""
-    watcher = Consumer(consumer_config(settings, f"watch-{uuid.uuid4().hex[:6]}"))
+    """Produce live traffic; return (action seen - firing event time) in ms for new actions.
+
+    A thread of its own watches the actions topic, so that an action is timed when it
+    arrives, not when the producing loop finds time to look."""
+    # the watcher stands for the responder: a short fetch wait, or the broker's hold of the
+    # watcher's own fetch (Tansu keeps a fetch half its wait even when records are there)
+    # would be counted as the worker's latency
+    watcher = Consumer(consumer_config(settings, f"watch-{uuid.uuid4().hex[:6]}",
+                                       **{"fetch.wait.max.ms": 50}))
     ends = [TopicPartition(topics["actions"], p,
                            watcher.get_watermark_offsets(TopicPartition(topics["actions"], p))[1])
             for p in range(PARTITIONS)]
     watcher.assign(ends)
     producer = Producer(producer_config(settings, **{"linger.ms": 5}))
-    start_ms = int(time.time() * 1000)
     plan = list(traffic.stream(int(seconds * rate), 0, int(seconds * 1000)))
+    start_ms = int(time.time() * 1000)
     latencies: list[float] = []
+    done = threading.Event()
 
-    def drain(timeout: float) -> None:
-        for message in watcher.consume(1000, timeout):
-            if message.error():
-                continue
-            action = ActionEvent.model_validate_json(message.value())
-            fired_ms = action.triggered_at.timestamp() * 1000
-            if action.state.value == "active" and fired_ms >= start_ms:
-                latencies.append(time.time() * 1000 - fired_ms)
+    def watch() -> None:
+        while not done.is_set():
+            for message in watcher.consume(1000, 0.05):
+                seen_ms = time.time() * 1000
+                if message.error():
+                    continue
+                action = ActionEvent.model_validate_json(message.value())
+                fired_ms = action.triggered_at.timestamp() * 1000
+                if action.state.value == "active" and fired_ms >= start_ms:
+                    latencies.append(seen_ms - fired_ms)
 
-    for user, offset_ms in plan:
-        wait = (start_ms + offset_ms) / 1000 - time.time()
-        if wait > 0.002:
-            drain(min(wait, 0.05))
-            producer.poll(0)
-        key, value = traffic.record(user, int(time.time() * 1000))
-        producer.produce(topics["mail"], value=value, key=key)
-    producer.flush(30)
-    end = time.monotonic() + 10
-    while time.monotonic() < end:
-        drain(0.2)
-    watcher.close()
+    watching = threading.Thread(target=watch, name="watcher")
+    watching.start()
+    try:
+        for user, offset_ms in plan:
+            wait = (start_ms + offset_ms) / 1000 - time.time()
+            if wait > 0.001:
+                producer.poll(0)
+                time.sleep(wait)
+            key, value = traffic.record(user, int(time.time() * 1000))
+            producer.produce(topics["mail"], value=value, key=key)
+        producer.flush(30)
+        time.sleep(10)  # the last bursts' actions
+    finally:
+        done.set()
+        watching.join()
+        watcher.close()
     return latencies
+
+
+def histogram(port: int, name: str) -> dict[str, float]:
+    """One of the worker's histograms: upper bound (s) -> observations at or under it, and
+    "sum" -> their sum."""
+    prefix = f'{name}_bucket{{le="'
+    samples = scrape(port)
+    found = {key[len(prefix):-2]: value for key, value in samples.items()
+             if key.startswith(prefix)}
+    found["sum"] = samples.get(f"{name}_sum", 0.0)
+    return found
+
+
+def shares(before: dict[str, float], after: dict[str, float]) -> str:
+    """Between two readings of a histogram: the share of observations within each bound."""
+    total = after.get("+Inf", 0) - before.get("+Inf", 0)
+    if not total:
+        return "none"
+    mean = (after["sum"] - before.get("sum", 0)) / total
+    return f"{total:.0f}, mean {mean * 1000:.0f} ms; " + ", ".join(
+        f"<= {bound} s {(after[bound] - before.get(bound, 0)) / total:.0%}"
+        for bound in ("0.05", "0.1", "0.25", "0.5", "1.0", "2.5") if bound in after)
+
+
+LIVE_HISTOGRAMS = {"event time to counted": "floodgate_worker_release_delay_seconds",
+                   "checkpoints": "floodgate_worker_checkpoint_seconds"}
 
 
 def directory_bytes(path: Path) -> int:
@@ -293,19 +335,26 @@ def main() -> None:
         worker = start(command, work / "worker.log")
         samples: dict[int, float] = {}  # quarter of the backlog counted: worker RSS then
 
+        most_held = 0.0
+
         def sample(done: int) -> None:
+            nonlocal most_held
             quarter = min(done * 4 // (len(records) * DIMENSIONS), 4)
             if quarter not in samples:
                 samples[quarter] = rss_mib(worker.pid)
+            with contextlib.suppress(OSError):
+                most_held = max(most_held, scrape(health).get("floodgate_worker_entries_held", 0))
 
         seconds = wait_for_backlog(health, len(records) * DIMENSIONS, 4 * 3_600, sample)
         rate = len(records) / seconds
         print(f"worker: {rate:,.0f} events/s ({len(records):,} events, 3 key dimensions, "
               f"{seconds:.1f} s); ratio to the ceiling {rate / ceiling:.4f}")
         print("worker RSS as the backlog was counted: " + ", ".join(
-            f"{q * 25}% {mib:.0f} MiB" for q, mib in sorted(samples.items())))
+            f"{q * 25}% {mib:.0f} MiB" for q, mib in sorted(samples.items()))
+            + f"; most entries held for event-time order {most_held:,.0f}")
 
         live = not args.subjects and args.live_seconds > 0
+        before = {name: histogram(health, metric) for name, metric in LIVE_HISTOGRAMS.items()}
         latencies = [] if not live else live_latencies(settings, traffic, topics,
                                                             args.live_seconds, args.live_rate)
         if len(latencies) >= 2:
@@ -315,6 +364,9 @@ def main() -> None:
                   f"p99 {cuts[98]:.0f} ms, max {max(latencies):.0f} ms")
         elif live:
             print(f"live: {len(latencies)} action(s) fired: too few for percentiles")
+        if live:
+            for name, metric in LIVE_HISTOGRAMS.items():
+                print(f"live, {name}: {shares(before[name], histogram(health, metric))}")
         rss = peak_rss_mib(worker.pid)
         stop(worker)
         worker = None

@@ -15,7 +15,7 @@ from pipeline.replay import replay
 from pipeline.streaming import counter as counter_module
 from pipeline.streaming.counter import SubjectCounter, TickReport
 from pipeline.streaming.event_order import Entry
-from pipeline.streaming.partition_store import PartitionStore
+from pipeline.streaming.partition_store import HARD_LIMIT, PartitionStore
 from pipeline.streaming.store_options import StoreOptions
 from pipeline.streaming.stored_state import id_hash
 from pipeline.streaming.table_layout import EXPIRY_PREFIX, is_subject_key
@@ -151,3 +151,25 @@ def test_state_survives_a_checkpoint_and_a_reopened_store(harness: Harness) -> N
     assert len(again.published) == 1
     again.feed(burst("a", 4))  # the first four again: already counted
     assert len(again.published) == 1
+
+
+def test_a_cache_far_smaller_than_the_subjects_between_checkpoints_counts_the_same(
+        tmp_path: Path) -> None:
+    """Changed subjects evicted before the checkpoint are kept encoded: counted on, swept,
+    written and reloaded as if they had stayed decoded."""
+    events = [e for n in range(300) for e in burst(f"u{n}", 3 + n % 4, start_ms=n * 7)]
+    events.sort(key=lambda e: e.ts)
+    roomy, tight = Harness(CONFIG, tmp_path / "roomy"), Harness(CONFIG, tmp_path / "tight")
+    tight.store = PartitionStore(tmp_path / "tight-small", StoreOptions().to_rocksdict(),
+                                 cache_limit=10)
+    tight.counter = SubjectCounter(tight.engine, tight.store, tight.published.append)
+    for harness in (roomy, tight):
+        harness.feed(events[: len(events) // 2])
+        harness.feed(events[len(events) // 2:])  # evicted subjects come back, changed
+        assert len(harness.store._cache) <= HARD_LIMIT * harness.store._cache_limit
+    assert [a.action_id for a in tight.published] == [a.action_id for a in roomy.published]
+    assert len(roomy.published) == 150  # users with 5 or more messages in the window
+    assert tight.store.changes() == roomy.store.changes()
+    for harness in (roomy, tight):
+        harness.checkpoint()
+    assert [(k, v) for k, v in tight.store.scan(b"")] == [(k, v) for k, v in roomy.store.scan(b"")]

@@ -14,6 +14,7 @@ from pipeline.streaming.counting_loop import CountingLoop
 from pipeline.streaming.metrics import WorkerMetrics
 from pipeline.streaming.router import Router, SubjectPartitioner
 from schemas.config import FloodgateConfig, KafkaSettings
+from tests.pipeline.engine.builders import mail
 
 ALLOWED = RestartBudget().limit
 
@@ -111,3 +112,47 @@ def test_partitions_with_nothing_left_to_read_after_a_restart_show_no_lag() -> N
     loop._measure_lag()
     for topic in (config.topics.mail_events, config.topics.subject_events):
         assert loop._metrics.lag.labels(topic)._value.get() == 0  # type: ignore[attr-defined]
+
+
+class Pausing:
+    """A consumer that records what it was told to pause and resume."""
+
+    def __init__(self) -> None:
+        self.paused: set[tuple[str, int]] = set()
+
+    def pause(self, partitions: list[TopicPartition]) -> None:
+        self.paused |= {(tp.topic, tp.partition) for tp in partitions}
+
+    def resume(self, partitions: list[TopicPartition]) -> None:
+        self.paused -= {(tp.topic, tp.partition) for tp in partitions}
+
+
+class Held:
+    def __init__(self, held: int) -> None:
+        self.order = self
+        self.held = held
+
+
+def test_sources_far_ahead_are_paused_only_when_much_is_held_and_resumed_after() -> None:
+    config = FloodgateConfig(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"))
+    loop = CountingLoop(config, WorkerMetrics())
+    consumer = loop._consumer = Pausing()  # type: ignore[assignment]
+    engine = ThresholdEngine(config)
+    router = loop._router = Router(engine, SubjectPartitioner(1), 0)
+    slow, fast = (config.topics.mail_events, 0), (config.topics.mail_events, 1)
+    loop._assigned_sources = {slow, fast}
+    lead = loop._lead_ms
+    router.route(slow, 0, mail(at_ms=0).model_dump_json().encode())
+    router.route(fast, 0, mail(at_ms=lead + 1).model_dump_json().encode())
+    loop._partitions = {0: Held(loop._max_held // 2)}  # type: ignore[dict-item]
+    loop._pace()
+    assert consumer.paused == set()  # memory is not at stake: no fetch is wasted
+    loop._partitions = {0: Held(loop._max_held)}  # type: ignore[dict-item]
+    loop._pace()
+    assert consumer.paused == {fast}
+    router.route(slow, 1, mail(at_ms=lead // 2).model_dump_json().encode())
+    loop._pace()
+    assert consumer.paused == {fast}  # not yet half way
+    router.route(slow, 2, mail(at_ms=lead // 2 + 1).model_dump_json().encode())
+    loop._pace()
+    assert consumer.paused == set()

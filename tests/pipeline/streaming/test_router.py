@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
+from connectors.direction import DirectionRules
 from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming.router import MARK_EVERY_MS, Router, SubjectPartitioner
+from schemas.config import Networks
+from schemas.events import PolicyEvent, PolicyRequest
 from schemas.subject_batch import SubjectBatch
 from tests.pipeline.engine.builders import T0, config, mail, threshold
 
@@ -81,3 +84,33 @@ def test_forgotten_sources_leave_no_entries_or_progress_behind() -> None:
     r.route(MAIL, 0, mail().model_dump_json().encode())  # assigned back: read again
     batches = decoded(r.batches(START + 2_000))
     assert sum(len(b.entries) for b in batches.values() if b.source_partition == 0) == 2
+
+
+def test_sources_ahead_of_the_slowest_by_more_than_the_lead() -> None:
+    r, sources = router(), [("mail", n) for n in range(3)]
+    r.route(sources[0], 0, mail(at_ms=30_000).model_dump_json().encode())
+    r.route(sources[1], 0, mail(at_ms=1_000).model_dump_json().encode())
+    # one source has given no event time yet: whoever has runs ahead of it
+    assert r.ahead(sources, lead_ms=10_000) == {sources[0], sources[1]}
+    r.route(sources[2], 0, mail(at_ms=9_000).model_dump_json().encode())
+    assert r.ahead(sources, lead_ms=10_000) == {sources[0]}  # 29 s ahead; the third 8 s
+    assert r.ahead(sources, lead_ms=5_000) == {sources[0], sources[2]}
+    r.at_end(sources[1])  # read to its end: the slowest still read is the third
+    assert r.ahead(sources, lead_ms=20_000) == {sources[0]}
+    assert r.ahead(sources, lead_ms=21_000) == set()
+    r.at_end(sources[2])
+    assert r.ahead(sources, lead_ms=0) == set()  # only one left being read
+
+
+def test_a_policy_request_that_does_not_count_still_moves_its_sources_mark() -> None:
+    engine = ThresholdEngine(config(threshold(key="sasl_username")))
+    r = Router(engine, SubjectPartitioner(4), 1_000,
+               DirectionRules(Networks(internal=["10.0.0.0/8"])), "policy")
+    rcpt = PolicyEvent(event_id="mx1/policy/x", ts=T0, host="mx1", answer="DUNNO",
+                       request=PolicyRequest(request="smtpd_access_policy", protocol_state="RCPT",
+                                             client_address="10.0.0.5", sasl_username="alice"))
+    r.route(("policy", 0), 0, rcpt.model_dump_json().encode())  # counted at END-OF-MESSAGE only
+    batches = decoded(r.batches(START + 1_000)).values()
+    assert [b.entries for b in batches] == [[]] * 4  # nothing to count, but its time
+    assert {b.mark_ms for b in batches} == {START}
+    assert r.ahead([("policy", 0), MAIL], lead_ms=0) == {("policy", 0)}  # but it has a mark
