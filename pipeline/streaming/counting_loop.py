@@ -99,7 +99,7 @@ class CountingLoop:
             "heartbeat.interval.ms": 3_000,
             "max.poll.interval.ms": 900_000,  # a restore of a large partition runs in the callback
             "fetch.wait.max.ms": settings.fetch_wait_ms,
-            "queued.max.messages.kbytes": 16_384, "queued.min.messages": 20_000,
+            "queued.max.messages.kbytes": 65_536,
         })
         self._restore_settings = consumer_config(config.kafka, f"{settings.app_id}-restore", **{
             "enable.auto.offset.store": False, "fetch.wait.max.ms": settings.fetch_wait_ms})
@@ -149,7 +149,7 @@ class CountingLoop:
         self._healthy = True
         self._producer = Producer(producer_config(kafka, **{
             "linger.ms": 5, "queue.buffering.max.messages": 500_000,
-            "queue.buffering.max.kbytes": 32_768}))
+            "queue.buffering.max.kbytes": 262_144}))
         self._consumer = Consumer(self._consumer_settings)
         try:
             self._count_until_stopped()

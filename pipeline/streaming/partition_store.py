@@ -52,22 +52,18 @@ class PartitionStore:
         """The subject's state, decoded once; raises ValueError for damaged stored bytes."""
         stored = self._cache.get(key)
         if stored is None:
-            stored = self._decode(key)
-            if key in self._evicted:
-                del self._evicted[key]
+            evicted = self._evicted.pop(key, None)
+            if evicted is not None:  # changed since the last checkpoint: still to be written
+                stored = stored_state.unpack(evicted)
                 self._dirty.add(key)
+            elif key in self._raw:  # deleted since the last checkpoint, whatever RocksDB has
+                stored = stored_state.empty()
+            else:
+                stored = stored_state.unpack(self._db.get(key))
             if len(self._cache) >= HARD_LIMIT * self._cache_limit:
                 self._evict(len(self._cache) - self._cache_limit)
             self._cache[key] = stored
         return stored
-
-    def _decode(self, key: bytes) -> StoredState:
-        evicted = self._evicted.get(key)
-        if evicted is not None:
-            return stored_state.unpack(evicted)
-        if key in self._raw:  # deleted since the last checkpoint, whatever RocksDB still has
-            return stored_state.empty()
-        return stored_state.unpack(self._db.get(key))
 
     def _evict(self, count: int) -> None:
         """The ``count`` oldest loaded go; changed ones stay encoded until the checkpoint."""
