@@ -121,6 +121,13 @@ class KafkaSettings(_Section):
     ssl_ca_location: str | None = None
     ssl_certificate_location: str | None = None
     ssl_key_location: str | None = None
+    idempotent_producers: bool = Field(
+        True, description="the broker drops a producer's retried batches itself (Kafka's "
+                          "idempotent producer). Turn off only for a broker that lacks it or "
+                          "whose idempotent write is not atomic (Tansu 0.6 on S3 can answer a "
+                          "retry after a crash as a duplicate of a batch it never stored): then "
+                          "one request is in flight per connection, so retries keep the order, "
+                          "and the duplicates they may leave are dropped by event id")
 
 
 class Topics(_Section):

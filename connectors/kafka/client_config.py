@@ -41,15 +41,18 @@ def common_config(settings: KafkaSettings) -> dict[str, Any]:
 
 
 def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
-    """An idempotent, fully acknowledged producer: no duplicates from its own retries."""
+    """A fully acknowledged producer that keeps its records' order through retries:
+    idempotent, or else one request in flight (its retries may then duplicate a record)."""
     config = common_config(settings)
     config.update({
         "partitioner": "murmur2_random",
-        "enable.idempotence": True,
+        "enable.idempotence": settings.idempotent_producers,
         "acks": "all",
         "linger.ms": 5,
         "compression.type": "lz4",
     })
+    if not settings.idempotent_producers:
+        config["max.in.flight.requests.per.connection"] = 1
     config.update(overrides)
     return config
 
