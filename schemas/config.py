@@ -142,6 +142,9 @@ class Topics(_Section):
 
 
 REPLY_PLACEHOLDERS = ("subject", "subject_type", "threshold", "expires_at", "action_id")
+# The policy service cuts {subject} to this, so a reply (450 characters at most) keeps its
+# {action_id}: the log reader recognises Floodgate's own refusals by their whole text.
+MAX_SUBJECT_IN_REPLY = 200
 
 
 class ReplyTexts(_Section):
@@ -259,6 +262,46 @@ class WorkerSettings(_Section):
         16, ge=1, le=65536, description="RocksDB block cache per counting partition")
 
 
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise PydanticCustomError("regex", '"{value}" is not a regular expression: {problem}',
+                                  {"value": value, "problem": str(exc)}) from None
+    return value
+
+
+Regex = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_regex)]
+# The stock reject texts of rspamd (its milter's reply, and GTUBE), Amavis and spamass-milter.
+DEFAULT_SPAM_REPLIES = (r"\bSpam message rejected\b", r"\bGtube pattern\b",
+                        r"\bReject, id=\S+ - (?:spam|spammy)\b", r"\bBlocked by SpamAssassin\b")
+
+
+class RefusalSettings(_Section):
+    """How the log reader tells a spam filter's refusal from other refusals.
+
+    A refused message counts as spam when a spam filter's own log line says so
+    (rspamd, Amavis, spamd: joined by queue id or Message-ID) or when the
+    server's reply matches one of ``spam_replies``; Floodgate's own refusals
+    (the ``policy.texts`` replies) never count. Text the client sent (an echoed
+    address, a header) is never searched.
+    """
+
+    spam_replies: list[Regex] = Field(
+        default_factory=lambda: list(DEFAULT_SPAM_REPLIES), max_length=100,
+        description="regular expressions (case-insensitive) searched in a refusal's reply text "
+                    "that mean a spam filter refused the mail; for filters that log no verdict")
+    verdict_wait: Duration = Field(
+        default_factory=lambda: timedelta(seconds=5),
+        description="log time a refused message waits for its spam filter's verdict line")
+
+    @model_validator(mode="after")
+    def _bounded_wait(self) -> RefusalSettings:
+        if self.verdict_wait > timedelta(minutes=5):
+            raise PydanticCustomError("verdict_wait", "verdict_wait must be at most 5m", {})
+        return self
+
+
 class TailSettings(_Section):
     """The log tailer (``floodgate tail``)."""
 
@@ -276,6 +319,7 @@ class FloodgateConfig(_Section):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     tail: TailSettings = Field(default_factory=TailSettings)
+    refusals: RefusalSettings = Field(default_factory=RefusalSettings)
 
     @model_validator(mode="after")
     def _unique_names(self) -> FloodgateConfig:

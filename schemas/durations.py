@@ -18,6 +18,7 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 60480
 _PART = re.compile(r"(\d+)(ms|s|m|h|d|w)")
 _WHOLE = re.compile(r"(?:\d+(?:ms|s|m|h|d|w))+")
 DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d|w))+$"
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(text: str) -> timedelta:
@@ -46,17 +47,30 @@ def format_duration(value: timedelta) -> str:
 
 
 def _validate(value: Any) -> timedelta:
+    """A duration from 0 to MAX_DURATION; anything else is a clear error, never an overflow
+    later (an action that ends in the year 10000 cannot be written as a date)."""
+    result = _as_timedelta(value)
+    if not timedelta(0) <= result <= MAX_DURATION:
+        raise PydanticCustomError(
+            "duration", '"{value}" is out of range: a duration is from 0 to 3650d (10 years)',
+            {"value": value})
+    return result
+
+
+def _as_timedelta(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):  # bool is an int: refuse `window: yes`
         raise PydanticCustomError("duration", '"{value}" is not a duration', {"value": value})
-    if isinstance(value, int | float):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, int | float):
+            return timedelta(seconds=value)
+        if isinstance(value, str):
             return parse_duration(value)
-        except ValueError:
-            pass
+    except OverflowError:
+        return MAX_DURATION * 2  # reported as out of range
+    except ValueError:
+        pass
     raise PydanticCustomError(
         "duration",
         '"{value}" is not a duration (write it like 30s, 15m, 1h30m or 2d)',

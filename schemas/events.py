@@ -100,6 +100,9 @@ class MailEvent(_Record):
     )
     reject_reason: str | None = Field(None, max_length=MAX_TEXT)
     source: EventSource
+    truncated: bool = Field(
+        False, description="A value was cut to its field's limit (e.g. an address over 512 "
+                           "characters, which Postfix accepts)")
 
     @model_validator(mode="after")
     def _derive(self) -> MailEvent:

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from connectors.postfix_log.refusal_lines import read_trailer, server_text
+
 # Short ids are upper-case hex; long ids (enable_long_queue_ids) use an alphabet
 # without vowels, so words like "warning" never look like one.
 _QID = r"(?P<qid>[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{10,25})"
@@ -20,25 +22,29 @@ _CLIENT = re.compile(
     r"(?:, sasl_method=(?P<method>[^,\s]*))?(?:, sasl_username=(?P<user>[^,]*))?"
     r"(?:, sasl_sender=(?P<ssender>[^,]*))?")
 _PICKUP = re.compile(r"uid=(?P<uid>\d+) from=<(?P<sender>[^>]*)>")
-_MESSAGE_ID = re.compile(r"message-id=<?(?P<mid>[^>]*)>?")
-_QUEUED = re.compile(r"from=<?(?P<sender>[^>,]*)>?, size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)")
-_EXPIRED = re.compile(r"from=<?(?P<sender>[^>,]*)>?, status=expired")
+# cleanup logs the header's value as the client wrote it, to the end of the line.
+_MESSAGE_ID = re.compile(r"message-id=<?(?P<mid>.*?)>?$", re.S)
+# qmgr's record: everything after the sender is Postfix's, so the sender (a quoted local
+# part may hold "," or ">") runs to the last "size=" of the line.
+# Some syslog setups drop the angle brackets: a bare address has no "," or "<>".
+_SENDER = r"from=(?:<(?P<sender>.*)>|(?P<bare>[^<>,]*))"
+_QUEUED = re.compile(_SENDER + r", size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)"
+                     r"(?: \(queue active\))?$", re.S)
+_EXPIRED = re.compile(_SENDER + r", status=expired(?:, returned to sender)?$", re.S)
 _DELIVERY = re.compile(
-    r"to=<?(?P<to>[^>,]*)>?,(?: orig_to=<?(?P<orig>[^>,]*)>?,)? relay=(?P<relay>[^,]*),"
+    r"to=(?:<(?P<to>.*?)>|(?P<bare>[^<>,]*)),(?: orig_to=<?(?P<orig>.*?)>?,)? relay=(?P<relay>[^,]*),"
     r"(?: conn_use=\d+,)? delay=(?P<delay>\d+(?:\.\d+)?),(?: delays=[\d./]+,)? dsn=(?P<dsn>[\d.]+),"
     r" status=(?P<status>[\w-]+)(?: \((?P<text>.*)\))?", re.S)
 _NOTIFY = re.compile(r"(?P<kind>sender|postmaster) (?:non-delivery|delivery status|delay)"
                      r" notification: (?P<new>\w+)")
-_PROXY = re.compile(
-    r"(?:(?P<qid>\w+): )?proxy-(?P<verdict>reject|accept): (?P<stage>[A-Z-]+): (?P<reason>.*?);"
-    r"(?: from=<(?P<sender>[^>]*)>)?(?: to=<(?P<to>[^>]*)>)?", re.S)
+# Refusals: the head up to the reply is Postfix's own (a client name is a validated
+# hostname or "unknown"); the rest is read by refusal_lines, which knows what the client wrote.
+_PROXY = re.compile(r"(?:(?P<qid>\w+): )?proxy-(?P<verdict>reject|accept): (?P<stage>[A-Z-]+): ")
 _REJECT = re.compile(
     r"(?P<action>reject|milter-reject|discard|hold|filter|redirect|warn): "
-    r"(?P<stage>[A-Z-]+) from (?P<name>[^\[\s]*)\[(?P<ip>[^\]]*)\](?::\d+)?: (?P<reason>[^;]*)"
-    r"(?:;(?: from=<(?P<sender>[^>]*)>)?(?: to=<(?P<to>[^>]*)>)?)?", re.S)
-_HEADER_REJECT = re.compile(
-    r"(?P<action>reject|discard|hold|warning|redirect|filter): (?:header|body) .*?"
-    r"; from=<(?P<sender>[^>]*)> to=<(?P<to>[^>]*)>.*?(?:: (?P<reason>.*))?$", re.S)
+    r"(?P<stage>[A-Z-]+) from (?P<name>[^\[\s]*)\[(?P<ip>[^\]]*)\](?::\d+)?: ")
+_HEADER_REJECT = re.compile(r"(?P<action>reject|discard|hold|warning|redirect|filter): "
+                            r"(?P<class>header|body) ")
 _QUEUED_AS = re.compile(r"queued as (?P<qid>[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{10,25})\b")
 
 DELIVERY_DAEMONS: Final = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry",
@@ -141,16 +147,22 @@ class Notification:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """smtpd or cleanup refused mail (per recipient at RCPT, or the whole message)."""
+    """smtpd or cleanup refused mail (per recipient at RCPT, or the whole message).
+
+    ``reply`` is the server's own text (echoed addresses taken out), None when the
+    line has no single reading (see refusal_lines): then nothing may be decided
+    from it, and ``sender``/``recipient`` are None too.
+    """
 
     qid: str | None  # None for NOQUEUE
     action: str  # reject | milter-reject | discard | hold | ...
     stage: str  # RCPT, DATA, END-OF-MESSAGE, header, ...
     client_name: str | None
     client_ip: str | None
-    reason: str
+    reason: str  # for people: the reply as logged
     sender: str | None
     recipient: str | None
+    reply: str | None = None
 
 
 Fact = ClientSeen | PickedUp | MessageIdSeen | Queued | Delivery | Removed | Expired | Notification | Refused
@@ -158,8 +170,9 @@ Fact = ClientSeen | PickedUp | MessageIdSeen | Queued | Delivery | Removed | Exp
 
 def parse_postfix(daemon: str, message: str) -> Fact | Ignored | None:
     """The fact in one Postfix message, IGNORED for noise, None when not understood."""
-    if "proxy-" in message[:40]:
-        return _proxy(message)
+    proxy = _PROXY.match(message)
+    if proxy is not None and proxy["qid"] is not None:
+        return _proxy(proxy, message)
     if message.startswith("NOQUEUE: "):
         return _refused(None, message[9:]) or (IGNORED if _NOISE.match(message) else None)
     match = _QID_PREFIX.match(message)
@@ -180,7 +193,7 @@ def _by_daemon(daemon: str, qid: str, rest: str) -> Fact | Ignored | None:
     if daemon == "cleanup":
         if rest.startswith("message-id="):
             m = _MESSAGE_ID.match(rest)
-            return MessageIdSeen(qid, m["mid"].strip()) if m else None
+            return MessageIdSeen(qid, m["mid"]) if m else None
         return _refused(qid, rest) or _header_action(qid, rest)
     if daemon == "smtpd":
         if rest.startswith("client="):
@@ -206,11 +219,16 @@ def _qmgr(qid: str, rest: str) -> Fact | Ignored | None:
         return Removed(qid)
     m = _QUEUED.match(rest)
     if m:
-        return Queued(qid, m["sender"], int(m["size"]), int(m["nrcpt"]))
+        return Queued(qid, _sender(m), int(m["size"]), int(m["nrcpt"]))
     m = _EXPIRED.match(rest)
     if m:
-        return Expired(qid, m["sender"])
+        return Expired(qid, _sender(m))
     return _delivery(qid, rest)  # qmgr logs some deliveries itself (e.g. "delivery temporarily suspended")
+
+
+def _sender(m: re.Match[str]) -> str:
+    sender: str = m["sender"] if m["sender"] is not None else m["bare"]
+    return sender
 
 
 def _delivery(qid: str, rest: str) -> Delivery | None:
@@ -219,35 +237,49 @@ def _delivery(qid: str, rest: str) -> Delivery | None:
         return None
     text = m["text"] or ""
     queued = _QUEUED_AS.search(text) if m["status"] == "sent" else None
-    return Delivery(qid, m["to"], m["orig"], m["relay"], float(m["delay"]), m["dsn"], m["status"],
-                    text, queued["qid"] if queued else None)
+    recipient = m["to"] if m["to"] is not None else m["bare"]
+    return Delivery(qid, recipient, m["orig"], m["relay"], float(m["delay"]), m["dsn"],
+                    m["status"], text, queued["qid"] if queued else None)
 
 
 def _refused(qid: str | None, rest: str) -> Refused | None:
     m = _REJECT.match(rest)
     if m is None:
         return None
-    return Refused(qid, m["action"], m["stage"], m["name"] or None, m["ip"] or None,
-                   m["reason"].strip(), m["sender"], m["to"])
+    return _read_refusal(qid, m["action"], m["stage"], m["name"] or None, m["ip"] or None,
+                         rest[m.end():])
 
 
-def _proxy(message: str) -> Refused | Ignored | None:
+def _read_refusal(qid: str | None, action: str, stage: str, name: str | None, ip: str | None,
+                  tail: str) -> Refused:
+    trailer = read_trailer(tail).trailer
+    if trailer is None or trailer.reply is None:
+        return Refused(qid, action, stage, name, ip, tail.strip(),
+                       trailer.sender if trailer else None, trailer.recipient if trailer else None)
+    return Refused(qid, action, stage, name, ip, trailer.reply.strip(), trailer.sender,
+                   trailer.recipient, server_text(trailer.reply, trailer).strip())
+
+
+def _proxy(m: re.Match[str], message: str) -> Refused | Ignored:
     """A before-queue content filter's verdict (smtpd_proxy_filter)."""
-    m = _PROXY.match(message.removeprefix("NOQUEUE: "))
-    if m is None:
-        return None
     if m["verdict"] == "accept":
         return IGNORED  # the filter queued it; that queue's lines tell the rest
-    return Refused(m["qid"], "proxy-reject", m["stage"], None, None, m["reason"].strip(),
-                   m["sender"], m["to"])
+    qid = None if m["qid"] == "NOQUEUE" else m["qid"]
+    return _read_refusal(qid, "proxy-reject", m["stage"], None, None, message[m.end():])
 
 
 def _header_action(qid: str, rest: str) -> Refused | None:
+    """cleanup's header/body checks: ``reject: header Subject: TEXT from C[IP]; from=<S> ...``"""
     m = _HEADER_REJECT.match(rest)
     if m is None:
         return None
-    return Refused(qid, m["action"], "header", None, None, (m["reason"] or "").strip(),
-                   m["sender"], m["to"])
+    trailer = read_trailer(rest[m.end():], with_text=True).trailer
+    if trailer is None:
+        return Refused(qid, m["action"], m["class"], None, None, "", None, None)
+    # The reply is the operator's text after the trailer; when readings disagree, none.
+    text = trailer.text.strip() if trailer.text is not None else None
+    return Refused(qid, m["action"], m["class"], None, None, text or "", trailer.sender,
+                   trailer.recipient, text)
 
 
 def _known_qid_noise(rest: str) -> bool:

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 from connectors.direction import DirectionRules
+from connectors.postfix_log.refusal_replies import RefusalReplies
 from connectors.postfix_log.syslog_formats import MAX_LINE, LogRecord, SyslogParser
 from connectors.postfix_log.tracker import MessageTracker, Output, Position
+from schemas.config import FloodgateConfig
 
 
 def open_log_lines(path: str) -> Iterator[str]:
@@ -32,10 +34,19 @@ class LogReader:
     """Parses lines in order, through one tracker (so messages span rotated files)."""
 
     def __init__(self, rules: DirectionRules, zone: tzinfo = UTC,
-                 reference: datetime | None = None, default_host: str | None = None) -> None:
-        self.tracker = MessageTracker(rules)
+                 reference: datetime | None = None, default_host: str | None = None,
+                 replies: RefusalReplies | None = None) -> None:
+        self.tracker = MessageTracker(rules, replies=replies)
         self._syslog = SyslogParser(zone, reference)
         self._default_host = default_host
+
+    @classmethod
+    def for_config(cls, config: FloodgateConfig, zone: tzinfo = UTC,
+                   reference: datetime | None = None,
+                   default_host: str | None = None) -> LogReader:
+        """A reader with the config's networks, spam replies and policy reply texts."""
+        return cls(DirectionRules(config.networks), zone, reference, default_host,
+                   RefusalReplies(config.refusals, config.policy.texts))
 
     def read(self, lines: Iterable[str]) -> Iterator[Output]:
         for line in lines:

@@ -6,8 +6,16 @@ gathered in a small record until it can be reported:
 * as soon as every recipient (``nrcpt``) has a first delivery outcome, or it
   is removed or expired, or ``settle_s`` of log time passed since it was
   queued (a deferred recipient may not be retried for hours);
-* at once when it was refused before queueing (``NOQUEUE: reject``, or a
-  milter or header reject at end of message).
+* at once when it was refused before it had a queue id (``NOQUEUE: reject``);
+* ``refusals.verdict_wait`` after a milter, proxy or header/body-check refusal
+  of the whole message, so the spam filter's verdict line can join it.
+
+Refusal lines are read by their structure (``refusal_lines``): an address the
+client wrote never decides a sender, a recipient or a spam verdict, and a
+refusal counts as spam only when a spam filter said so (its verdict line, or
+its reply text: ``refusal_replies``). Values too long for the event contract
+are cut and the event flagged ``truncated``; a message no valid event can be
+made of is counted (``invalid``) and no other message is lost with it.
 
 A copy that a content filter (Amavis on 127.0.0.1:10025, a DKIM milter
 smtpd) re-injected is the same message: its own MailEvent is suppressed and
@@ -23,10 +31,11 @@ from __future__ import annotations
 import heapq
 import re
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import TypeVar
+from typing import TypeVar, overload
 
 from connectors.addresses import client_address, is_loopback
 from connectors.direction import DirectionRules
@@ -43,9 +52,19 @@ from connectors.postfix_log.postfix_lines import (
     Removed,
     parse_postfix,
 )
-from connectors.postfix_log.spam_verdicts import SpamVerdict, parse_verdict
+from connectors.postfix_log.refusal_replies import RefusalReplies
+from connectors.postfix_log.spam_verdicts import Ambiguous, RspamdLine, SpamVerdict, parse_verdict
 from connectors.postfix_log.syslog_formats import LogRecord
-from schemas.events import MAX_RECIPIENTS_LISTED, DeliveryEvent, MailEvent
+from schemas.config import RefusalSettings, ReplyTexts
+from schemas.events import (
+    MAX_ADDRESS,
+    MAX_NAME,
+    MAX_RECIPIENTS_LISTED,
+    MAX_TEXT,
+    DeliveryEvent,
+    MailEvent,
+    domain_of,
+)
 from schemas.vocabulary import EventSource
 
 Key = tuple[str, str]  # (host, queue id)
@@ -59,7 +78,6 @@ RECENT_LOOKUPS = 20_000
 RESUME_HOLD_MS = 600_000
 HOSTLESS_SCAN = 2_000  # open messages searched for a verdict line that names no host
 REFUSING = frozenset({"reject", "milter-reject", "proxy-reject"})  # actions that refuse the mail
-_SPAM_WORDS = re.compile(r"\bspam\b|\bspamming\b|rspamd|junk mail|\bUBE\b", re.I)
 _LOOPBACK_RELAY = re.compile(r"^(?:[^\[]*)\[(?P<ip>[^\]]+)\]")
 
 
@@ -73,6 +91,11 @@ class TrackerStats:
     verdicts: int = 0
     other_lines: int = 0  # other programs' lines (opendkim, dovecot, ...): not ours to parse
     late_verdicts: int = 0
+    ambiguous_verdicts: int = 0  # verdict lines whose client text spells another verdict
+    ambiguous_refusals: int = 0  # refusal lines with more than one reading: they decide nothing
+    own_refusals: int = 0  # Floodgate's own refusals (never counted)
+    truncated: int = 0  # events with a value cut to fit the contract
+    invalid: int = 0  # messages no valid event could be made of (sampled with the unparsed)
     mail_events: int = 0
     delivery_events: int = 0
     evicted: int = 0
@@ -103,6 +126,9 @@ class _Message:
     spam: bool | None = None
     spam_score: float | None = None
     mta_generated: bool = False
+    rspamd: tuple[RspamdLine, int, _Message] | None = None  # line, start length, message named
+    refusal: str | None = None  # the reply that refused the whole message
+    own_refusal: bool = False  # ... when the reply was Floodgate's own
     first_position: Position = ()  # where its first line is, for the tailer's checkpoint
     original_event_id: str | None = None  # set on a content filter's re-injected copy
     origin: _Message | None = None  # that original, while it is still tracked
@@ -115,8 +141,10 @@ class _Message:
 
 class MessageTracker:
     def __init__(self, rules: DirectionRules, settle_s: float = 10.0,
-                 stale_after_s: float = 6 * 3600, max_messages: int = 200_000) -> None:
+                 stale_after_s: float = 6 * 3600, max_messages: int = 200_000,
+                 replies: RefusalReplies | None = None) -> None:
         self._rules = rules
+        self._replies = replies or RefusalReplies(RefusalSettings(), ReplyTexts())
         self._settle_ms = int(settle_s * 1000)
         self._stale_ms = int(stale_after_s * 1000)
         self._max = max_messages
@@ -157,7 +185,12 @@ class MessageTracker:
             self._postfix(record, ts_ms, out)
         else:
             verdict = parse_verdict(record.tag, record.message)
-            if verdict is not None:
+            if isinstance(verdict, Ambiguous):
+                self.stats.ambiguous_verdicts += 1
+            elif isinstance(verdict, RspamdLine):
+                self.stats.verdicts += 1
+                self._rspamd(record.host or "", verdict)
+            elif verdict is not None:
                 self.stats.verdicts += 1
                 self._verdict(record.host or "", verdict)
             else:
@@ -250,25 +283,21 @@ class MessageTracker:
         return message
 
     def _message_id(self, message: _Message, message_id: str) -> None:
+        # Only for joining spamd's verdicts: a Message-ID is the client's text, so a copy
+        # re-injected by a content filter is known by the filter's "queued as", never by it.
         message.message_id = message_id or None
-        if not message_id:
-            return
-        key = (message.host, message_id)
-        earlier = self._messages.get((message.host, self._by_message_id.get(key, "")))
-        if (earlier is not None and earlier is not message and earlier.original_event_id is None
-                and is_loopback(message.client_ip)):
-            # A content filter (Amavis, a DKIM milter smtpd) handed the same
-            # message back through a loopback smtpd: a copy, not new mail.
-            message.original_event_id, message.origin = earlier.event_id, earlier
-        elif message.original_event_id is None:
-            _remember(self._by_message_id, key, message.qid, RECENT_LOOKUPS)
+        if message_id and message.original_event_id is None:
+            _remember(self._by_message_id, (message.host, message_id), message.qid, RECENT_LOOKUPS)
 
     def _queued(self, message: _Message, fact: Queued, ts: datetime, ts_ms: int) -> None:
         if message.queued_ts is not None:
             return  # qmgr repeats this line on every retry: the message was queued once
         message.sender, message.size, message.nrcpt = fact.sender, fact.size, fact.nrcpt
         message.queued_ts = ts
-        if fact.sender == "" or fact.sender.lower().startswith("double-bounce@"):
+        if (message.client_ip is None and not message.local_submission
+                and (fact.sender == "" or fact.sender.lower().startswith("double-bounce@"))):
+            # Postfix's own mail (bounce and cleanup inject it: no client, no pickup); a
+            # client's MAIL FROM:<> is the client's mail and counts as such.
             message.mta_generated = True
         heapq.heappush(self._due, (ts_ms + self._settle_ms, message.host, message.qid))
 
@@ -302,29 +331,37 @@ class MessageTracker:
                  delay_s: float | None = None, response: str | None = None) -> DeliveryEvent:
         self.stats.delivery_events += 1
         source = message.origin or message  # a copy's deliveries belong to the original
+        fit = _Fit()
         return DeliveryEvent(
-            delivery_id=f"{message.host}/{message.qid}/{recipient}/{ts_ms}/{status}",
-            event_id=message.event_id, ts=ts, host=message.host or "unknown", queue_id=message.qid,
-            recipient=recipient[:512], orig_recipient=orig, status=status[:32], dsn=dsn,
-            relay=relay[:255] if relay else None, delay_s=delay_s,
-            response=response[:2000] if response else None, sender=source.sender,
-            sasl_username=source.sasl_username, client_ip=source.client_ip)
+            delivery_id=fit(f"{message.host}/{message.qid}/{recipient}/{ts_ms}/{status}", MAX_TEXT),
+            event_id=fit(message.event_id, MAX_TEXT), ts=ts,
+            host=fit(message.host, MAX_NAME) or "unknown", queue_id=fit(message.qid, 64),
+            recipient=fit(recipient, MAX_ADDRESS), orig_recipient=fit(orig, MAX_ADDRESS),
+            status=fit(status, 32), dsn=fit(dsn, 16), relay=fit(relay, MAX_NAME), delay_s=delay_s,
+            response=fit(response, MAX_TEXT), sender=fit(source.sender, MAX_ADDRESS),
+            sasl_username=fit(source.sasl_username, MAX_ADDRESS), client_ip=source.client_ip)
 
     def _refused_queued(self, message: _Message, fact: Refused, out: list[Output]) -> None:
         if fact.action == "hold":
             self._held(message, fact, out)
             return
-        if fact.action not in REFUSING or fact.stage == "RCPT":
-            return  # a single refused recipient, or an action that still accepts the mail
+        if fact.action not in REFUSING or fact.stage == "RCPT" or message.refusal is not None:
+            return  # a single refused recipient, an action that still accepts, or a repeat
+        if fact.reply is None:
+            self.stats.ambiguous_refusals += 1
         if message.sender is None:
             message.sender = fact.sender
         if fact.recipient and fact.recipient not in message.recipients:
             message.recipients.append(fact.recipient)
-        if message.spam is None and _SPAM_WORDS.search(fact.reason):
+        message.refusal = fact.reason
+        if self._replies.is_own(fact.reply):
+            message.own_refusal = True
+            self.stats.own_refusals += 1
+        elif self._replies.is_spam(fact.reply):
             message.spam = True
-        self._report(message, out, accepted=False, reason=fact.reason)
-        self._messages.pop((message.host, message.qid), None)
-        _remember(self._finished, (message.host, message.qid), None, RECENT_LOOKUPS)
+        # Reported once the spam filter had time to log its verdict (rspamd may log after).
+        heapq.heappush(self._due, (self._now_ms + self._replies.verdict_wait_ms, message.host,
+                                   message.qid))
 
     def _held(self, message: _Message, fact: Refused, out: list[Output]) -> None:
         """Queued into the hold queue (HOLD action): accepted, and qmgr will not say so."""
@@ -341,22 +378,51 @@ class MessageTracker:
             self.stats.ignored += 1
             return
         host = record.host or ""
-        recipients = [fact.recipient] if fact.recipient else []
+        fit = _Fit()
+        recipients = [fit(fact.recipient, MAX_ADDRESS)] if fact.recipient else []
         client_ip = client_address(fact.client_ip)
-        self.stats.mail_events += 1
-        out.append(MailEvent(
-            event_id=f"{host}/NOQUEUE/{int(record.ts.timestamp() * 1_000_000)}/{record.pid}/"
-                     f"{fact.recipient or ''}",
-            ts=record.ts, host=host or "unknown", client_ip=client_ip, client_name=fact.client_name,
-            sender=fact.sender, recipients=recipients,
+        if fact.reply is None:
+            self.stats.ambiguous_refusals += 1
+        own = self._replies.is_own(fact.reply)
+        self.stats.own_refusals += own
+        spam = False if own else (True if self._replies.is_spam(fact.reply) else None)
+        self._emit(out, lambda: MailEvent(
+            event_id=fit(f"{host}/NOQUEUE/{int(record.ts.timestamp() * 1_000_000)}/{record.pid}/"
+                         f"{fact.recipient or ''}", MAX_TEXT),
+            ts=record.ts, host=fit(host, MAX_NAME) or "unknown", client_ip=client_ip,
+            client_name=fit(fact.client_name, MAX_NAME), sender=fit(fact.sender, MAX_ADDRESS),
+            sender_domain=fit(domain_of(fact.sender), MAX_NAME), recipients=recipients,
             direction=self._rules.classify(client_ip, None, False, recipients),
-            accepted=False, spam=True if _SPAM_WORDS.search(fact.reason) else None,
-            reject_reason=fact.reason[:2000], source=EventSource.LOG))
+            accepted=False, spam=spam, reject_reason=fit(fact.reason, MAX_TEXT),
+            source=EventSource.LOG, truncated=fit.cut), f"{record.tag}: {record.message}")
 
     # -- spam verdicts -----------------------------------------------------
 
+    def _rspamd(self, host: str, line: RspamdLine) -> None:
+        """Join rspamd's line to the message its start names (see spam_verdicts)."""
+        best: tuple[int, _Message] | None = None
+        for qid in line.qids:
+            message = self._messages.get((host, qid)) if host else self._any_host(qid)
+            if message is None or message.reported:
+                continue
+            length = line.start_length(message.message_id, qid)
+            if length and (best is None or length > best[0]):
+                best = (length, message)
+        if best is None:
+            self.stats.late_verdicts += 1
+            return
+        length, message = best
+        target = message.origin if message.origin is not None and not message.origin.reported \
+            else message
+        target.rspamd = (line, length, message)  # read once the sender is known
+
     def _verdict(self, host: str, verdict: SpamVerdict) -> None:
         qid = verdict.qid
+        if qid is None and verdict.candidates:
+            # Client text spelled more queue ids: the one open message among them, if one.
+            open_ = [q for q in verdict.candidates
+                     if (self._messages.get((host, q)) if host else self._any_host(q))]
+            qid = open_[0] if len(open_) == 1 else None
         if qid is None and verdict.message_id:
             qid = self._by_message_id.get((host, verdict.message_id))
         if qid is None:
@@ -398,30 +464,57 @@ class MessageTracker:
             message = self._messages.get((host, qid))
             if message is not None:
                 self._report(message, out)
+                if message.refusal is not None:  # nothing more will come for it
+                    self._messages.pop((host, qid), None)
+                    _remember(self._finished, (host, qid), None, RECENT_LOOKUPS)
 
-    def _report(self, message: _Message, out: list[Output], accepted: bool = True,
-                reason: str | None = None) -> None:
+    def _report(self, message: _Message, out: list[Output]) -> None:
         if message.reported or message.original_event_id is not None:
             message.reported = True
             return
+        accepted = message.refusal is None
         if accepted and message.queued_ts is None:
             return  # never queued (e.g. a session that ended before DATA): not a message
         message.reported = True
-        self.stats.mail_events += 1
-        out.append(MailEvent(
-            event_id=message.event_id, ts=message.queued_ts or message.first_ts,
-            host=message.host or "unknown", queue_id=message.qid,
-            message_id=(message.message_id or "")[:2000] or None,
-            client_ip=message.client_ip, client_name=message.client_name,
-            sasl_username=message.sasl_username, sender=message.sender,
-            recipients=message.recipients,
+        if message.rspamd is not None:
+            line, length, named = message.rspamd
+            verdict = line.verdict(length, named.sender)
+            if isinstance(verdict, SpamVerdict):
+                _apply(message, verdict)
+            elif verdict is not None:
+                self.stats.ambiguous_verdicts += 1
+        fit = _Fit()
+        self._emit(out, lambda: MailEvent(
+            event_id=fit(message.event_id, MAX_TEXT), ts=message.queued_ts or message.first_ts,
+            host=fit(message.host, MAX_NAME) or "unknown", queue_id=fit(message.qid, 64),
+            message_id=fit(message.message_id, MAX_TEXT) or None,
+            client_ip=message.client_ip, client_name=fit(message.client_name, MAX_NAME),
+            sasl_username=fit(message.sasl_username, MAX_ADDRESS),
+            sender=fit(message.sender, MAX_ADDRESS),
+            sender_domain=fit(domain_of(message.sender), MAX_NAME),
+            recipients=[fit(r, MAX_ADDRESS) for r in message.recipients],
             recipient_count=max(message.nrcpt or 0, len(message.recipients)),
             size=message.size,
             direction=self._rules.classify(message.client_ip, message.sasl_username,
                                            message.local_submission, message.recipients),
-            accepted=accepted, spam=message.spam, spam_score=message.spam_score,
-            mta_generated=message.mta_generated, reject_reason=reason[:2000] if reason else None,
-            source=EventSource.LOG))
+            accepted=accepted, spam=False if message.own_refusal else message.spam,
+            spam_score=message.spam_score, mta_generated=message.mta_generated,
+            reject_reason=fit(message.refusal, MAX_TEXT), source=EventSource.LOG,
+            truncated=fit.cut), f"{message.host}/{message.qid}")
+
+    def _emit(self, out: list[Output], build: Callable[[], MailEvent], what: str) -> None:
+        """Build one MailEvent; a message no valid event can be made of is counted and
+        sampled, and never takes other messages with it."""
+        try:
+            event = build()
+        except ValueError as exc:  # pydantic's ValidationError is one
+            self.stats.invalid += 1
+            self.stats.unparsed_samples.append(f"{what[:200]}: no valid event: "
+                                               f"{str(exc).splitlines()[0][:100]}")
+            return
+        self.stats.mail_events += 1
+        self.stats.truncated += event.truncated
+        out.append(event)
 
     def _evict_stale(self, out: list[Output]) -> None:
         cutoff = self._now_ms - self._stale_ms
@@ -452,6 +545,26 @@ class MessageTracker:
     @property
     def open_messages(self) -> int:
         return len(self._messages)
+
+
+class _Fit:
+    """Cuts values to their field's limit and remembers whether it cut any."""
+
+    __slots__ = ("cut",)
+
+    def __init__(self) -> None:
+        self.cut = False
+
+    @overload
+    def __call__(self, value: str, limit: int) -> str: ...
+    @overload
+    def __call__(self, value: str | None, limit: int) -> str | None: ...
+
+    def __call__(self, value: str | None, limit: int) -> str | None:
+        if value is None or len(value) <= limit:
+            return value
+        self.cut = True
+        return value[:limit]
 
 
 def _apply(message: _Message, verdict: SpamVerdict) -> None:

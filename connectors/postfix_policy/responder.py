@@ -3,7 +3,9 @@
 The strongest action in force for any subject of the request (SASL account,
 sender, sender domain, client address) decides: block -> REJECT, defer ->
 DEFER (or DEFER_IF_PERMIT), quarantine -> HOLD, warn -> WARN, none -> DUNNO.
-Exempt clients, senders and accounts always get DUNNO.
+An exempt account or client network always gets DUNNO; an exempt sender only
+keeps the sender and sender-domain subjects out of the lookup (any client can
+write it into MAIL FROM), as it does in counting.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from dataclasses import dataclass
 
 from connectors.addresses import client_address
 from connectors.postfix_policy.policy_protocol import reply
-from pipeline.engine.counting import Exemptions, normalise_subject
+from pipeline.engine.counting import SENDER_KEYS, Exemptions, normalise_subject
 from pipeline.engine.enforcement import ActiveActions
-from schemas.config import Exempt, PolicySettings
+from schemas.config import MAX_SUBJECT_IN_REPLY, Exempt, PolicySettings
 from schemas.events import ActionEvent, domain_of
 from schemas.vocabulary import ActionKind, SubjectType
 
@@ -27,7 +29,7 @@ class Answer:
     action: ActionEvent | None  # what decided it, None for DUNNO
 
 
-def subject_keys(attributes: dict[str, str]) -> list[str]:
+def subject_keys(attributes: dict[str, str], sender_exempt: bool = False) -> list[str]:
     """The table keys (``type:subject``) a request is looked up under."""
     sender = attributes.get("sender", "")
     raw = {
@@ -38,6 +40,8 @@ def subject_keys(attributes: dict[str, str]) -> list[str]:
     }
     keys = []
     for kind, value in raw.items():
+        if sender_exempt and kind in SENDER_KEYS:
+            continue
         subject = normalise_subject(kind, value)
         if subject:
             keys.append(f"{kind.value}:{subject}")
@@ -53,10 +57,10 @@ class PolicyResponder:
     def answer(self, attributes: dict[str, str], now_ms: int) -> Answer:
         sender = attributes.get("sender", "")
         client = client_address(attributes.get("client_address"))
-        if self._exemptions.covers_parts(attributes.get("sasl_username") or None, sender or None,
-                                         domain_of(sender), client):
+        if self._exemptions.exempts_message(attributes.get("sasl_username") or None, client):
             return Answer(DUNNO, None)
-        action = self._view.strongest(subject_keys(attributes), now_ms)
+        sender_exempt = self._exemptions.exempts_sender(sender, domain_of(sender))
+        action = self._view.strongest(subject_keys(attributes, sender_exempt), now_ms)
         if action is None:
             return Answer(DUNNO, None)
         return Answer(self._reply_for(action), action)
@@ -64,7 +68,9 @@ class PolicyResponder:
     def _reply_for(self, action: ActionEvent) -> bytes:
         texts = self._settings.texts
         values = {
-            "subject": action.subject, "subject_type": action.subject_type.value,
+            # Cut so the reply (450 characters at most) keeps its reference to the action.
+            "subject": action.subject[:MAX_SUBJECT_IN_REPLY],
+            "subject_type": action.subject_type.value,
             "threshold": action.threshold or "manual", "action_id": action.action_id,
             "expires_at": action.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }

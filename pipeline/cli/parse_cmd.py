@@ -8,10 +8,9 @@ from datetime import tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from connectors.direction import DirectionRules
 from connectors.postfix_log.reader import LogReader, file_reference_time, open_log_lines
 from pipeline.cli.check_config import load_or_report
-from schemas.config import Networks
+from schemas.config import FloodgateConfig
 from schemas.events import DeliveryEvent
 
 
@@ -44,17 +43,16 @@ def zone_or_report(name: str) -> tzinfo | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    networks = Networks()
+    config = FloodgateConfig()
     if args.config:
-        config = load_or_report(args.config)
-        if config is None:
+        loaded = load_or_report(args.config)
+        if loaded is None:
             return 1
-        networks = config.networks
+        config = loaded
     zone = zone_or_report(args.timezone)
     if zone is None:
         return 2
-    reader = LogReader(DirectionRules(networks), zone, file_reference_time(args.files[0]),
-                       args.host)
+    reader = LogReader.for_config(config, zone, file_reference_time(args.files[0]), args.host)
     failed = False
     for path in args.files:
         try:

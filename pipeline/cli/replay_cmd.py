@@ -7,7 +7,6 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from connectors.direction import DirectionRules
 from connectors.event_files import InputProblem, read_mail_events
 from connectors.postfix_log.reader import LogReader, file_reference_time, open_log_lines
 from pipeline.cli.check_config import load_or_report
@@ -44,8 +43,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     def from_logs(paths: list[str]) -> Iterator[MailEvent]:
-        reader = LogReader(DirectionRules(config.networks), zone, file_reference_time(paths[0]),
-                           args.host)
+        reader = LogReader.for_config(config, zone, file_reference_time(paths[0]), args.host)
         for path in paths:
             yield from (e for e in reader.read(open_log_lines(path)) if isinstance(e, MailEvent))
         yield from (e for e in reader.finish() if isinstance(e, MailEvent))

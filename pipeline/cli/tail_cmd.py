@@ -12,7 +12,6 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from connectors.direction import DirectionRules
 from connectors.kafka.client_config import KafkaNotConfigured, producer_config
 from connectors.observability import ObservabilityServer
 from connectors.postfix_log.follow import FileFollower, StartAt
@@ -46,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     def starting_at(start: StartAt | None) -> Restarted:
         """A reader, a follower and a producer that start at ``start``."""
         producer = Producer(producer_config(config.kafka, **{"message.timeout.ms": 0}))
-        reader = LogReader(DirectionRules(config.networks), zone, None, args.host)
+        reader = LogReader.for_config(config, zone, None, args.host)
         return reader, FileFollower(args.file, start, stop), producer
 
     def from_checkpoint() -> Restarted:

@@ -5,10 +5,14 @@ Rules, applied before any window is touched:
 * a message counts when the MTA queued it, or when it was refused *as spam*
   (a spam filter's reject is the abuse we look for); other refusals (relay
   denied, failed auth, deferred by an active Floodgate action) do not count;
-* mail the MTA made itself (bounces, delay notices, the null sender ``<>``)
-  counts against nobody;
-* exempt client networks, senders (address or ``@domain``) and SASL accounts
-  are never counted;
+* mail the MTA made itself (bounces, delay notices: the log reader knows it by
+  the Postfix daemon that made it) counts against nobody; mail a client sent
+  counts whatever its sender, the null sender ``<>`` included (its account and
+  address count; it has no sender or domain subject);
+* exemptions apply per dimension: an exempt SASL account or client network is
+  trusted infrastructure and its mail never counts; an exempt sender (address
+  or ``@domain``), which any client can write into MAIL FROM, only keeps the
+  sender and sender-domain subjects out, never the account or the address;
 * a threshold counts only its direction and, when it names them, its sender
   domains.
 """
@@ -36,20 +40,10 @@ class Exemptions:
         self._domains = {s[1:] for s in exempt.senders if s.startswith("@")}
         self._accounts = set(exempt.sasl_usernames)
 
-    def covers(self, event: MailEvent) -> bool:
-        return self.covers_parts(event.sasl_username, event.sender, event.sender_domain,
-                                 event.client_ip)
-
-    def covers_parts(self, sasl_username: str | None, sender: str | None,
-                     sender_domain: str | None, client_ip: str | None) -> bool:
-        """The same test for callers without a MailEvent (the policy responder)."""
+    def exempts_message(self, sasl_username: str | None, client_ip: str | None) -> bool:
+        """Trusted infrastructure (an exempt account or client network): nothing counts."""
         if sasl_username and sasl_username in self._accounts:
             return True
-        if sender:
-            if sender.lower() in self._addresses:
-                return True
-            if sender_domain in self._domains:
-                return True
         if client_ip and self._networks:
             try:
                 ip = ipaddress.ip_address(client_ip)
@@ -58,14 +52,23 @@ class Exemptions:
             return any(ip in network for network in self._networks)
         return False
 
+    def exempts_sender(self, sender: str | None, sender_domain: str | None) -> bool:
+        """An exempt sender address or domain: its sender and domain subjects do not count."""
+        if not sender:
+            return False
+        return sender.lower() in self._addresses or sender_domain in self._domains
+
+
+SENDER_KEYS = frozenset({SubjectType.SENDER, SubjectType.SENDER_DOMAIN})
+
 
 def is_countable(event: MailEvent, exemptions: Exemptions) -> bool:
     """Whether the message counts at all, before any threshold's own scope."""
     if not (event.accepted or event.spam is True):
         return False
-    if event.mta_generated or not event.sender:
+    if event.mta_generated:
         return False
-    return not exemptions.covers(event)
+    return not exemptions.exempts_message(event.sasl_username, event.client_ip)
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass is several times slower to build

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pipeline.engine.actions import fired
 from pipeline.engine.clock import from_ms, span_ms
 from pipeline.engine.counting import (
+    SENDER_KEYS,
     CountedMail,
     Exemptions,
     in_scope,
@@ -70,7 +71,10 @@ class ThresholdEngine:
         if not is_countable(event, self._exemptions):
             return []
         found = []
+        sender_exempt = self._exemptions.exempts_sender(event.sender, event.sender_domain)
         for key in self.key_types:
+            if sender_exempt and key in SENDER_KEYS:
+                continue
             value = subject_of(key, event)
             if value and any(in_scope(c.threshold, event.direction, event.sender_domain)
                              for c in self._by_key[key]):

@@ -77,7 +77,57 @@ def test_noqueue_reject() -> None:
                                   "<x@y.org>: Relay access denied; from=<a@b.org> to=<x@y.org> "
                                   "proto=ESMTP helo=<h>")
     assert fact == Refused(None, "reject", "RCPT", "unknown", "192.0.2.1",
-                           "554 5.7.1 <x@y.org>: Relay access denied", "a@b.org", "x@y.org")
+                           "554 5.7.1 <x@y.org>: Relay access denied", "a@b.org", "x@y.org",
+                           "554 5.7.1 Relay access denied")
+
+
+def test_a_recipient_that_spells_a_trailer_frames_nobody() -> None:
+    hostile = '"x; from=<victim@isp.example> to=<y@remote.example>"@isp.example'
+    fact = parse_postfix("smtpd", f"NOQUEUE: reject: RCPT from c[10.0.0.9]: 550 5.1.1 <{hostile}>: "
+                                  f"Recipient address rejected: User unknown; from=<att@x.example> "
+                                  f"to=<{hostile}> proto=ESMTP helo=<h>")
+    assert isinstance(fact, Refused)
+    assert (fact.sender, fact.recipient, fact.client_ip) == ("att@x.example", hostile, "10.0.0.9")
+    assert fact.reply == "550 5.1.1 Recipient address rejected: User unknown"
+    # Spelling a whole trailer makes two readings: the line then names nobody.
+    worse = '"x; from=<victim@isp.example> to=<y@r.example> proto=ESMTP helo=<h"@isp.example'
+    fact = parse_postfix("smtpd", f"NOQUEUE: reject: RCPT from c[10.0.0.9]: 550 5.1.1 <{worse}>: "
+                                  f"Recipient address rejected: User unknown; from=<att@x.example> "
+                                  f"to=<{worse}> proto=ESMTP helo=<h>")
+    assert isinstance(fact, Refused)
+    assert (fact.sender, fact.recipient, fact.reply, fact.client_ip) == (None, None, None,
+                                                                         "10.0.0.9")
+
+
+def test_quoted_senders_with_commas_and_brackets_are_queued_records() -> None:
+    sender = '"a>, size=1, nrcpt=99 b"@x.example'
+    assert parse_postfix("qmgr", f"4ABC12: from=<{sender}>, size=502, nrcpt=5 (queue active)") == \
+        Queued("4ABC12", sender, 502, 5)
+
+
+def test_a_sender_or_client_name_with_proxy_in_it_is_not_a_proxy_line() -> None:
+    fact = parse_postfix("smtpd", "NOQUEUE: reject: RCPT from proxy-1.example[192.0.2.1]: 554 5.7.1 "
+                                  "<x@y.org>: Relay access denied; from=<proxy-reject@b.org> "
+                                  "to=<x@y.org> proto=ESMTP helo=<proxy-accept>")
+    assert isinstance(fact, Refused) and fact.action == "reject" and fact.sender == "proxy-reject@b.org"
+    fact = parse_postfix("smtpd", "4ABC12: proxy-reject: END-OF-MESSAGE: 554 5.7.1 Spam message "
+                                  "rejected; from=<a@b.org> to=<x@y.org> proto=ESMTP helo=<h>")
+    assert isinstance(fact, Refused) and fact.action == "proxy-reject" and fact.qid == "4ABC12"
+    assert fact.reply == "554 5.7.1 Spam message rejected"
+
+
+def test_header_checks_text_cannot_name_the_sender() -> None:
+    fact = parse_postfix("cleanup", "4ABC12: reject: header Subject: hi from c[10.0.0.9]; "
+                                    "from=<att@x.example> to=<z@r.example> proto=ESMTP helo=<h>: "
+                                    "5.7.1 no thanks")
+    assert isinstance(fact, Refused)
+    assert (fact.sender, fact.recipient, fact.reply) == ("att@x.example", "z@r.example",
+                                                         "5.7.1 no thanks")
+    fact = parse_postfix("cleanup", "4ABC12: reject: header Subject: hi; from=<victim@isp.example> "
+                                    "to=<y@r.example>: spam from c[10.0.0.9]; from=<att@x.example> "
+                                    "to=<z@r.example> proto=ESMTP helo=<h>: 5.7.1 no thanks")
+    assert isinstance(fact, Refused)  # two readings: nobody named, no reply to judge
+    assert (fact.sender, fact.recipient, fact.reply) == (None, None, None)
 
 
 @needs_corpora

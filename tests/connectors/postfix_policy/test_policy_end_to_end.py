@@ -22,11 +22,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from connectors.direction import DirectionRules
 from connectors.kafka.client_config import consumer_config
 from connectors.kafka.embedded_broker import free_port
 from connectors.kafka.topics import TopicSpec, ensure_topics
-from schemas.config import KafkaSettings
-from schemas.events import PolicyEvent
+from connectors.postfix_log.reader import LogReader, open_log_lines
+from schemas.config import KafkaSettings, Networks
+from schemas.events import MailEvent, PolicyEvent
 from tests.fixtures.postfix_instance import PostfixInstance, needs_postfix
 from tests.fixtures.processes import start_floodgate, stop
 from tests.fixtures.smtp_sink import SmtpSink
@@ -133,6 +135,14 @@ def test_postfix_enforces_actions_from_the_topic(
         time.sleep(0.2)
     assert sink.stats.messages == 2  # noisy (warned) and fine
     assert "warn: END-OF-MESSAGE" in postfix.maillog.read_text()
+    # Read back from Postfix's log, Floodgate's own refusals are refused mail, never spam.
+    reader = LogReader(DirectionRules(Networks()))
+    mails = [e for e in [*reader.read(open_log_lines(str(postfix.maillog))), *reader.finish()]
+             if isinstance(e, MailEvent)]
+    refused = {m.sender: m for m in mails if not m.accepted}
+    assert set(refused) == {"blocked@example.net", "slow@example.net"}
+    assert all(m.spam is False for m in refused.values())
+    assert reader.tracker.stats.own_refusals == 2
 
     listed = floodgate("actions", "list", "--config", str(config))
     assert listed.returncode == 0 and "sender:slow@example.net" in listed.stdout

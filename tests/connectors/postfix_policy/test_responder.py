@@ -68,10 +68,21 @@ def test_strongest_action_in_force_wins() -> None:
     assert answer(expired_by_time) == b"action=DUNNO\n\n"  # ended at NOW, record or not
 
 
-def test_exempt_always_passes() -> None:
+def test_an_exempt_account_or_network_always_passes() -> None:
     view = view_of(action("block", "sasl_username", "alice"))
     assert answer(view, exempt=Exempt(sasl_usernames=["alice"])) == b"action=DUNNO\n\n"
     assert answer(view, exempt=Exempt(client_ips=["10.0.0.0/8"])) == b"action=DUNNO\n\n"
+
+
+def test_an_exempt_sender_written_into_mail_from_does_not_lift_the_account_s_action() -> None:
+    view = view_of(action("defer", "sasl_username", "alice", "d"),
+                   action("block", "sender", "alerts@isp.example", "b"))
+    exempt = Exempt(senders=["alerts@isp.example"])
+    assert answer(view, exempt=exempt, sender="alerts@isp.example").startswith(b"action=DEFER")
+    assert answer(view_of(action("block", "sender_domain", "isp.example")), exempt=exempt,
+                  sasl_username="", sender="alerts@isp.example") == b"action=DUNNO\n\n"
+    assert subject_keys(request(sender="alerts@isp.example"), sender_exempt=True) == [
+        "sasl_username:alice", "client_ip:10.0.0.5"]
 
 
 def test_hostile_subject_cannot_break_the_reply() -> None:

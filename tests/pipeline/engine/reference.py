@@ -26,15 +26,14 @@ class Firing:
 
 
 def _counts(config: FloodgateConfig, event: MailEvent) -> bool:
+    """Whether the message counts at all: an exempt account or network, never; a sender
+    exemption is per subject (``_subject``)."""
     if not event.accepted and event.spam is not True:
         return False
-    if event.mta_generated or not event.sender:
+    if event.mta_generated:
         return False
     exempt = config.exempt
     if event.sasl_username in exempt.sasl_usernames:
-        return False
-    sender = event.sender.lower()
-    if sender in exempt.senders or f"@{event.sender_domain}" in exempt.senders:
         return False
     if event.client_ip:
         ip = ipaddress.ip_address(event.client_ip)
@@ -43,7 +42,16 @@ def _counts(config: FloodgateConfig, event: MailEvent) -> bool:
     return True
 
 
-def _subject(threshold: Threshold, event: MailEvent) -> str | None:
+def _sender_exempt(config: FloodgateConfig, event: MailEvent) -> bool:
+    if not event.sender:
+        return False
+    senders = config.exempt.senders
+    return event.sender.lower() in senders or f"@{event.sender_domain}" in senders
+
+
+def _subject(config: FloodgateConfig, threshold: Threshold, event: MailEvent) -> str | None:
+    if threshold.key.value in ("sender", "sender_domain") and _sender_exempt(config, event):
+        return None
     value = {
         "sasl_username": event.sasl_username,
         "sender": event.sender.lower() if event.sender else None,
@@ -67,7 +75,7 @@ def reference_firings(config: FloodgateConfig, events: list[MailEvent]) -> list[
         if not _counts(config, event):
             continue
         for threshold in config.thresholds:
-            subject = _subject(threshold, event)
+            subject = _subject(config, threshold, event)
             if subject is None or not _in_scope(threshold, event):
                 continue
             weight = 1 if threshold.count.value == "messages" else max(event.recipient_count, 1)

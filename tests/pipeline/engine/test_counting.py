@@ -8,7 +8,8 @@ from pipeline.engine.counting import (
     subject_of,
     units,
 )
-from schemas.config import Exempt
+from pipeline.engine.evaluator import ThresholdEngine
+from schemas.config import Exempt, FloodgateConfig
 from schemas.events import MailEvent
 from schemas.vocabulary import SubjectType
 from tests.pipeline.engine.builders import mail, threshold
@@ -21,28 +22,40 @@ NO_EXEMPTIONS = Exemptions(Exempt())
     ({"accepted": False, "spam": True}, True),   # refused as spam: the abuse we look for
     ({"accepted": False, "spam": None, "reject_reason": "Relay access denied"}, False),
     ({"accepted": False, "spam": False}, False),  # e.g. deferred by an active Floodgate action
-    ({"sender": ""}, False),                      # null sender: a bounce
-    ({"mta_generated": True}, False),
-    ({"sender": None}, False),
+    ({"sender": ""}, True),     # MAIL FROM:<> from a client is the client's mail
+    ({"sender": "double-bounce@example.net"}, True),
+    ({"mta_generated": True}, False),  # Postfix made it (a bounce, a delay notice)
+    ({"sender": None}, True),
 ])
 def test_which_messages_count(fields: dict[str, object], counts: bool) -> None:
     assert is_countable(mail(**fields), NO_EXEMPTIONS) is counts
 
 
+EXEMPT = Exemptions(Exempt(
+    client_ips=["192.0.2.0/24", "2001:db8::/32"],
+    senders=["alerts@example.org", "@lists.example.com"],
+    sasl_usernames=["monitoring"]))
+
+
 @pytest.mark.parametrize("fields", [
     {"client_ip": "192.0.2.77"},
     {"client_ip": "2001:db8::25"},
-    {"sender": "Alerts@Example.ORG"},
-    {"sender": "anyone@lists.example.com"},
     {"sasl_username": "monitoring"},
 ])
-def test_exempt_mail_never_counts(fields: dict[str, object]) -> None:
-    exemptions = Exemptions(Exempt(
-        client_ips=["192.0.2.0/24", "2001:db8::/32"],
-        senders=["alerts@example.org", "@lists.example.com"],
-        sasl_usernames=["monitoring"]))
-    assert not is_countable(mail(**fields), exemptions)
-    assert is_countable(mail(), exemptions)
+def test_mail_of_exempt_accounts_and_networks_never_counts(fields: dict[str, object]) -> None:
+    assert not is_countable(mail(**fields), EXEMPT)
+    assert is_countable(mail(), EXEMPT)
+
+
+@pytest.mark.parametrize("sender", ["Alerts@Example.ORG", "anyone@lists.example.com"])
+def test_an_exempt_sender_keeps_only_its_sender_and_domain_out(sender: str) -> None:
+    engine = ThresholdEngine(FloodgateConfig(
+        exempt=Exempt(senders=["alerts@example.org", "@lists.example.com"]),
+        thresholds=[threshold(name=k, key=k) for k in
+                    ("sasl_username", "sender", "sender_domain", "client_ip")]))
+    event = mail(sender=sender)
+    assert {s.type for s in engine.subjects(event)} == {
+        SubjectType.SASL_USERNAME, SubjectType.CLIENT_IP}
 
 
 def test_direction_and_sender_domain_scope() -> None:

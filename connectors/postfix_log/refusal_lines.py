@@ -1,0 +1,136 @@
+"""Postfix's refusal lines read by their structure, knowing which parts a client wrote.
+
+smtpd and the before-queue proxy end a refusal with a fixed trailer::
+
+    REPLY; from=<SENDER> to=<RECIPIENT> proto=ESMTP helo=<HELO>
+
+and cleanup's header/body checks with the same trailer after the header text,
+followed by the operator's text (``...; from=<S> to=<R> proto=P helo=<H>: TEXT``).
+Every field is optional. SENDER, RECIPIENT and HELO are what the client sent;
+Postfix logs an address with a quoted local part when it holds ``>``, ``;`` or
+a blank, but the HELO name as sent, and the reply often echoes them, so a line
+can have several readings. A value is taken only when every reading agrees on
+it; the rest are None (nothing is decided from them: the message keeps what
+its session established, the smtpd ``client=`` line, the SASL login, the queue
+record).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_FIELDS = ((" from=<", True), (" to=<", True), (" proto=", False), (" helo=<", True))
+_PROTO = re.compile(r"[A-Za-z0-9]{1,16}")
+_STARTS = re.compile(r";(?= from=<| to=<| proto=| helo=<|: |\Z)")
+_HELO_ENDS = re.compile(r">(?=: |\Z)")
+MAX_STARTS = 16  # more places a trailer could start than this: not worth reading, ambiguous
+MAX_READINGS = 16
+_ECHO = re.compile(r"(?:\d{3} )?(?:\d\.\d{1,3}\.\d{1,3} )?<")
+
+
+@dataclass(frozen=True, slots=True)
+class Trailer:
+    """A refusal's reply before the trailer, its fields and the text after (None: the
+    readings disagree on it, or it is absent)."""
+
+    reply: str | None
+    sender: str | None
+    recipient: str | None
+    helo: str | None
+    text: str | None  # cleanup's ": TEXT" (the operator's header/body check text)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    trailer: Trailer | None  # None: no reading, or too many to weigh
+    ambiguous: bool  # more than one reading
+
+
+def read_trailer(line: str, with_text: bool = False) -> Reading:
+    """What every reading of ``line`` (the part after ``from NAME[IP]: `` or ``STAGE: ``)
+    agrees on.
+
+    ``with_text``: cleanup's form, where ``: TEXT`` may follow the trailer.
+    """
+    starts = [m.end() for m in _STARTS.finditer(line)]
+    if len(starts) > MAX_STARTS:
+        return Reading(None, True)
+    readings: list[Trailer] = []
+    for start in starts:
+        for fields, text in _readings(line, start, 0, with_text):
+            readings.append(Trailer(line[:start - 1], fields.get("from"), fields.get("to"),
+                                    fields.get("helo"), text))
+            if len(readings) > MAX_READINGS:
+                return Reading(None, True)
+    if len(readings) <= 1:
+        return Reading(readings[0] if readings else None, False)
+    return Reading(Trailer(*(_agreed([getattr(r, f) for r in readings])
+                             for f in ("reply", "sender", "recipient", "helo", "text"))), True)
+
+
+def _agreed(values: list[str | None]) -> str | None:
+    return values[0] if len(set(values)) == 1 else None
+
+
+Fields = tuple[dict[str, str], str | None]
+
+
+def _readings(line: str, pos: int, first: int, with_text: bool) -> list[Fields]:
+    """Readings of ``line[pos:]`` as the fields from ``_FIELDS[first]`` on, then the end.
+
+    An address ends at its first ``>`` outside a quoted local part (Postfix logs
+    addresses quoted); the HELO name, logged as sent, may end at any ``>`` that
+    the end of the line (or cleanup's ``: TEXT``) follows.
+    """
+    found: list[Fields] = []
+    if pos == len(line):
+        found.append(({}, None))
+    elif with_text and line.startswith(": ", pos):
+        found.append(({}, line[pos + 2:]))
+    for index in range(first, len(_FIELDS)):
+        head, bracketed = _FIELDS[index]
+        if not line.startswith(head, pos):
+            continue
+        start, name = pos + len(head), head.strip(" =<")
+        if name == "helo":
+            ends = [m.start() for m in _HELO_ENDS.finditer(line, start)][:MAX_STARTS]
+            values = [(line[start:end], end + 1) for end in ends]
+        elif bracketed:
+            end = _address_end(line, start)
+            values = [(line[start:end], end + 1)] if end >= 0 else []
+        else:
+            m = _PROTO.match(line, start)
+            values = [(m[0], m.end())] if m else []
+        for value, after in values:
+            for rest, text in _readings(line, after, index + 1, with_text):
+                found.append(({name: value, **rest}, text))
+    return found
+
+
+def _address_end(line: str, pos: int) -> int:
+    """Index of the ``>`` that closes the address starting at ``pos``; -1 when none does."""
+    quoted = escaped = False
+    for index in range(pos, len(line)):
+        char = line[index]
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == ">" and not quoted:
+            return index
+    return -1
+
+
+def server_text(reply: str, trailer: Trailer) -> str:
+    """The reply without the address or HELO name it echoes (``550 5.1.1 <R>: ...``)."""
+    m = _ECHO.match(reply)
+    if m is None:
+        return reply
+    rest = reply[m.end():]
+    for echoed in (trailer.recipient, trailer.sender, trailer.helo):
+        if echoed is not None and rest.startswith(echoed + ">: "):
+            return reply[:m.end() - 1] + rest[len(echoed) + 3:]
+    return reply

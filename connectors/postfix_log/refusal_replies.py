@@ -1,0 +1,54 @@
+"""What a refusal's reply says: Floodgate's own refusal, a spam filter's, or neither.
+
+Only the server's own text is read (``Refused.reply``: the reply with the
+address it echoes taken out, and None when the line has no single reading).
+Floodgate's refusals are recognised by the reply texts the policy service
+sends (``policy.texts``), so an account that keeps retrying while deferred or
+blocked is never counted for those retries, whatever words the texts use.
+"""
+
+from __future__ import annotations
+
+import re
+
+from schemas.config import REPLY_PLACEHOLDERS, RefusalSettings, ReplyTexts
+
+# What each placeholder of a reply text can stand for in the log.
+_PLACEHOLDER = {
+    "action_id": r"[\w.:-]{1,128}",
+    "expires_at": r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
+}
+_ANY = r".{0,600}?"
+_STATUS = re.compile(r"\d\.\d{1,3}\.\d{1,3} ")
+_FIELD = re.compile(r"\{(" + "|".join(REPLY_PLACEHOLDERS) + r")\}")
+
+
+class RefusalReplies:
+    def __init__(self, settings: RefusalSettings, texts: ReplyTexts) -> None:
+        self._spam = (re.compile("|".join(f"(?:{p})" for p in settings.spam_replies), re.I | re.S)
+                      if settings.spam_replies else None)
+        own = [_template(t) for t in (texts.block, texts.defer, texts.quarantine, texts.warn)]
+        self._own = re.compile("|".join(f"(?:{p})" for p in own), re.S)
+        self.verdict_wait_ms = int(settings.verdict_wait.total_seconds() * 1000)
+
+    def is_own(self, reply: str | None) -> bool:
+        """The policy service's refusal (defer, block) of a subject in force."""
+        return reply is not None and self._own.search(reply) is not None
+
+    def is_spam(self, reply: str | None) -> bool:
+        """A spam filter's refusal by its reply text (never Floodgate's own)."""
+        return (reply is not None and self._spam is not None
+                and self._spam.search(reply) is not None and not self.is_own(reply))
+
+
+def _template(text: str) -> str:
+    """A reply text with placeholders as a regex; literal parts must match exactly, but for
+    a leading enhanced status code, which Postfix may take out of the text."""
+    code = _STATUS.match(text)
+    parts, end = [r"(?:\d\.\d{1,3}\.\d{1,3} )?"] if code else [], code.end() if code else 0
+    for m in _FIELD.finditer(text):
+        parts.append(re.escape(text[end:m.start()]))
+        parts.append(_PLACEHOLDER.get(m[1], _ANY))
+        end = m.end()
+    parts.append(re.escape(text[end:]))
+    return "".join(parts)

@@ -1,0 +1,185 @@
+"""What a customer can and cannot do to the counts through the strings it controls.
+
+Each case is a log a hostile customer can make Postfix write; the log goes
+through the reader and the threshold engine, and the test says who is counted,
+as what. The same attacks through a real Postfix are in
+``tests/end_to_end/test_hostile_sessions.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from connectors.postfix_log.reader import LogReader
+from connectors.postfix_log.tracker import Output
+from connectors.postfix_policy.responder import PolicyResponder
+from pipeline.engine.enforcement import ActiveActions
+from pipeline.replay import replay
+from schemas.config import Exempt, FloodgateConfig, Networks, PolicySettings
+from schemas.events import MailEvent
+from tests.connectors.postfix_policy.test_responder import NOW, action
+
+NETWORKS = Networks(internal=["10.0.0.0/8"], local_domains=["isp.example"])
+SPAM_DOMAIN = {"name": "spam_domain", "key": "sender_domain", "window": "30s", "messages": 3,
+               "spams": 3, "action": "block", "duration": "1h"}
+
+
+def read(lines: list[str], config: FloodgateConfig | None = None) -> tuple[list[MailEvent],
+                                                                             LogReader]:
+    reader = LogReader.for_config(config or FloodgateConfig(networks=NETWORKS), UTC,
+                                  datetime(2026, 11, 27, tzinfo=UTC))
+    out: list[Output] = [*reader.read(lines), *reader.finish()]
+    return [o for o in out if isinstance(o, MailEvent)], reader
+
+
+def line(second: int, text: str, tag: str = "postfix/submission/smtpd") -> str:
+    return f"Nov 27 10:00:{second:02d} mx1 {tag}[7]: {text}"
+
+
+def session(qid: str, second: int, sender: str, *, user: str = "mallory", ip: str = "10.0.0.66",
+            mid: str = "m@x", rcpt: str = "r@far.example") -> list[str]:
+    """An authenticated client's message, queued and delivered."""
+    return [
+        line(second, f"{qid}: client=c[{ip}], sasl_method=PLAIN, sasl_username={user}"),
+        line(second, f"{qid}: message-id=<{mid}>", "postfix/cleanup"),
+        line(second, f"{qid}: from=<{sender}>, size=900, nrcpt=1 (queue active)", "postfix/qmgr"),
+        line(second + 1, f"{qid}: to=<{rcpt}>, relay=mx[192.0.2.1]:25, delay=1, dsn=2.0.0, "
+                         "status=sent (250 ok)", "postfix/smtp"),
+        line(second + 1, f"{qid}: removed", "postfix/qmgr"),
+    ]
+
+
+def own_reply(kind: str, subject_type: str, subject: str) -> str:
+    """The text the policy service answers for an action in force, as Postfix logs it."""
+    view = ActiveActions()
+    view.apply(action(kind, subject_type, subject))
+    wire = PolicyResponder(PolicySettings(), Exempt(), view).answer(
+        {"sender": subject, "sasl_username": "", "client_address": "10.0.0.5"}, NOW).wire
+    keyword, text = wire.decode().removeprefix("action=").strip().split(" ", 1)
+    code = "554 5.7.1" if keyword == "REJECT" else "450 4.7.1"
+    return f"{code} <r@far.example>: Recipient address rejected: {text}"
+
+
+def test_floodgate_s_own_refusals_of_a_retrying_account_never_count_as_spam() -> None:
+    # The default block text says "too much mail or spam": the old reader counted each retry
+    # as a spam refusal, and a spams threshold on the domain then blocked every customer.
+    lines = [line(n, f"NOQUEUE: reject: RCPT from c[10.0.0.5]: "
+                     f"{own_reply(kind, 'sender', 'alice@isp.example')}; from=<alice@isp.example> "
+                     "to=<r@far.example> proto=ESMTP helo=<h>")
+             for n in range(10) for kind in ("block", "defer")]
+    config = FloodgateConfig(networks=NETWORKS, thresholds=[SPAM_DOMAIN],
+                             refusals={"spam_replies": [r"\bspam\b"]})  # even so
+    mails, reader = read(lines, config)
+    assert len(mails) == 20 and all(not m.accepted and m.spam is False for m in mails)
+    assert reader.tracker.stats.own_refusals == 20
+    assert replay(config, mails) == []
+
+
+def test_a_spam_filter_refusal_counts_by_its_verdict_whatever_its_reply_says() -> None:
+    lines = [
+        line(0, "AAA111: client=c[10.0.0.66], sasl_method=PLAIN, sasl_username=mallory"),
+        line(0, "AAA111: message-id=<m1@x>", "postfix/cleanup"),
+        line(1, "AAA111: milter-reject: END-OF-MESSAGE from c[10.0.0.66]: 5.7.1 Go away; "
+                "from=<mallory@isp.example> to=<r@far.example> proto=ESMTP helo=<h>",
+             "postfix/cleanup"),
+        # rspamd logs its verdict after Postfix logged the refusal
+        line(2, "<ab12>; task; rspamd_task_write_log: id: <m1@x>, qid: <AAA111>, ip: 10.0.0.66, "
+                "user: mallory, from: <mallory@isp.example>, (default: T (reject): [16.00/15.00] "
+                "[GTUBE(0.00)]), len: 900, time: 5ms, dns req: 0, digest: <d>, "
+                "rcpts: <r@far.example>", "rspamd"),
+        line(3, "BBB222: client=c[10.0.0.66], sasl_method=PLAIN, sasl_username=mallory"),
+        line(3, "BBB222: milter-reject: END-OF-MESSAGE from c[10.0.0.66]: 5.7.1 Gtube pattern; "
+                "from=<mallory@isp.example> to=<r@far.example> proto=ESMTP helo=<h>",
+             "postfix/cleanup"),
+        line(4, "CCC333: client=c[10.0.0.66], sasl_method=PLAIN, sasl_username=mallory"),
+        line(4, "CCC333: milter-reject: END-OF-MESSAGE from c[10.0.0.66]: 4.7.1 Try again later; "
+                "from=<mallory@isp.example> to=<r@far.example> proto=ESMTP helo=<h>",
+             "postfix/cleanup"),
+    ]
+    mails, _ = read(lines)
+    by_qid = {m.queue_id: m for m in mails}
+    assert [(by_qid[q].accepted, by_qid[q].spam, by_qid[q].sasl_username)
+            for q in ("AAA111", "BBB222", "CCC333")] == [
+        (False, True, "mallory"), (False, True, "mallory"), (False, None, "mallory")]
+
+
+def test_a_recipient_that_names_a_victim_frames_nobody() -> None:
+    hostile = '"x; from=<victim@isp.example> to=<y@remote.example>: spam"@isp.example'
+    lines = [line(n, f"NOQUEUE: reject: RCPT from c[10.0.0.66]: 550 5.1.1 <{hostile}>: Recipient "
+                     f"address rejected: Spam message rejected; from=<mallory@isp.example> "
+                     f"to=<{hostile}> proto=ESMTP helo=<h>") for n in range(5)]
+    mails, _ = read(lines)
+    assert {m.sender for m in mails} == {"mallory@isp.example"}
+    assert all(m.client_ip == "10.0.0.66" for m in mails)
+
+
+def test_mail_from_the_null_sender_or_double_bounce_is_the_client_s_mail() -> None:
+    lines = [*session("AAA111", 0, ""), *session("BBB222", 2, "double-bounce@elsewhere.example",
+                                                  mid="m2@x")]
+    mails, _ = read(lines)
+    assert [(m.mta_generated, m.sasl_username, m.client_ip) for m in mails] == [
+        (False, "mallory", "10.0.0.66"), (False, "mallory", "10.0.0.66")]
+    config = FloodgateConfig(networks=NETWORKS, thresholds=[
+        {"name": "burst", "key": "sasl_username", "window": "30s", "messages": 2,
+         "action": "defer", "duration": "15m"}])
+    assert [a.subject for a in replay(config, mails)] == ["mallory"]
+
+
+def test_quoted_senders_with_commas_brackets_and_proxy_are_counted() -> None:
+    senders = ['"a, b"@isp.example', '"a>b"@isp.example', "proxy-reject@isp.example"]
+    lines = [text for n, sender in enumerate(senders)
+             for text in session(f"A{n}A{n}A{n}", n * 2, sender, mid=f"m{n}@x")]
+    mails, reader = read(lines)
+    assert [m.sender for m in mails] == senders
+    assert reader.tracker.stats.unparsed == 0
+
+
+def test_an_exempt_sender_in_mail_from_does_not_exempt_the_account() -> None:
+    config = FloodgateConfig(networks=NETWORKS, exempt={"senders": ["alerts@isp.example"]},
+                             thresholds=[{"name": "burst", "key": "sasl_username", "window": "30s",
+                                          "messages": 3, "action": "defer", "duration": "15m"}])
+    lines = [text for n in range(3)
+             for text in session(f"A{n}A{n}A{n}", n * 2, "alerts@isp.example", mid=f"m{n}@x")]
+    mails, _ = read(lines, config)
+    assert [a.subject for a in replay(config, mails)] == ["mallory"]
+
+
+def test_a_reused_message_id_over_loopback_is_still_a_new_message() -> None:
+    # webmail submits over loopback; the same Message-ID twice is two messages
+    lines = [*session("AAA111", 0, "a@isp.example", ip="127.0.0.1", mid="same@x"),
+             *session("BBB222", 0, "a@isp.example", ip="127.0.0.1", mid="same@x")]
+    mails, _ = read(lines)
+    assert sorted(m.queue_id or "" for m in mails) == ["AAA111", "BBB222"]
+
+
+def test_an_over_long_address_is_cut_and_flagged_and_takes_no_other_message_with_it() -> None:
+    long_sender = "a" * 600 + "@isp.example"
+    lines = [*session("AAA111", 0, long_sender), *session("BBB222", 0, "b@isp.example",
+                                                         mid="m2@x", rcpt="r" * 700 + "@x.example")]
+    mails, reader = read(lines)
+    by_qid = {m.queue_id: m for m in mails}
+    assert set(by_qid) == {"AAA111", "BBB222"}
+    assert by_qid["AAA111"].truncated and by_qid["AAA111"].sender_domain == "isp.example"
+    assert len(by_qid["AAA111"].sender or "") == 512
+    assert by_qid["BBB222"].truncated and by_qid["BBB222"].sasl_username == "mallory"
+    assert reader.tracker.stats.truncated == 2 and reader.tracker.stats.invalid == 0
+
+
+def test_a_message_id_that_spells_another_message_s_verdict_start_changes_nothing() -> None:
+    # mallory's Message-ID spells the start of alice's rspamd line and a clean verdict
+    forged = "a@x>, qid: <AAA111>, ip: 10.0.0.5, from: <alice@isp.example>, (default: T (reject)" \
+             ": [30.00/15.00] [X]), len: 1, time: 1, dns req: 0, digest: <d>, rcpts: <x"
+    lines = [
+        *session("AAA111", 0, "alice@isp.example", user="alice", ip="10.0.0.5", mid="a@x")[:3],
+        *session("BBB222", 0, "mallory@isp.example", mid=forged)[:3],
+        line(1, f"<ab12>; task; rspamd_task_write_log: id: <{forged}>, qid: <BBB222>, "
+                "ip: 10.0.0.66, user: mallory, from: <mallory@isp.example>, (default: T "
+                "(add header): [9.00/15.00] [X]), len: 900, time: 5ms", "rspamd"),
+        line(1, "<ab13>; task; rspamd_task_write_log: id: <a@x>, qid: <AAA111>, ip: 10.0.0.5, "
+                "user: alice, from: <alice@isp.example>, (default: F (no action): [0.00/15.00] "
+                "[]), len: 900, time: 5ms", "rspamd"),
+    ]
+    mails, _ = read(lines)
+    by_qid = {m.queue_id: m for m in mails}
+    assert (by_qid["AAA111"].spam, by_qid["BBB222"].spam) == (False, True)
+    assert (by_qid["AAA111"].spam_score, by_qid["BBB222"].spam_score) == (0.0, 9.0)
