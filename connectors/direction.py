@@ -12,8 +12,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from schemas.addresses import domain_of
 from schemas.config import Networks
-from schemas.events import domain_of
 from schemas.vocabulary import Direction
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_core import PydanticCustomError
 
+from schemas.addresses import normal_domain, normal_local_part
 from schemas.durations import Duration
 from schemas.vocabulary import ActionKind, CountMode, DirectionScope, SubjectType
 
@@ -32,7 +33,7 @@ def _network(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 
 def _domain(value: str) -> str:
-    normal = value.strip().rstrip(".").lower()
+    normal = normal_domain(value)  # a UTF-8 domain is kept in its xn-- form
     if not _DOMAIN.match(normal):
         raise PydanticCustomError("domain", '"{value}" is not a domain name', {"value": value})
     return normal
@@ -40,15 +41,15 @@ def _domain(value: str) -> str:
 
 def _sender_pattern(value: str) -> str:
     """An exact address, or ``@domain`` for every sender of a domain."""
-    normal = value.strip().lower()
-    local, at, domain = normal.rpartition("@")
+    local, at, domain = value.strip().rpartition("@")
+    domain = normal_domain(domain)
     if not at or not domain or not _DOMAIN.match(domain):
         raise PydanticCustomError(
             "sender",
             '"{value}" is not an address or @domain',
             {"value": value},
         )
-    return f"{local}@{domain}"
+    return f"{normal_local_part(local)}@{domain}"
 
 
 Network = Annotated[str, AfterValidator(lambda v: str(_network(v)))]

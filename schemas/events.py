@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from schemas.addresses import domain_of, normal_domain
 from schemas.vocabulary import (
     ActionKind,
     ActionState,
@@ -52,14 +53,6 @@ IpAddress = Annotated[str | None, AfterValidator(_ip)]
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=False, str_strip_whitespace=False)
-
-
-def domain_of(address: str | None) -> str | None:
-    """The lower-cased domain of ``user@domain``; None for the null sender or no ``@``."""
-    if not address or "@" not in address:
-        return None
-    domain = address.rsplit("@", 1)[1].strip().rstrip(".").lower()
-    return domain or None
 
 
 class MailEvent(_Record):
@@ -109,7 +102,7 @@ class MailEvent(_Record):
         if self.sender_domain is None:
             self.sender_domain = domain_of(self.sender)
         else:
-            self.sender_domain = self.sender_domain.rstrip(".").lower()
+            self.sender_domain = normal_domain(self.sender_domain)
         self.recipient_count = max(self.recipient_count, len(self.recipients))
         return self
 

@@ -55,6 +55,7 @@ from connectors.postfix_log.postfix_lines import (
 from connectors.postfix_log.refusal_replies import RefusalReplies
 from connectors.postfix_log.spam_verdicts import Ambiguous, RspamdLine, SpamVerdict, parse_verdict
 from connectors.postfix_log.syslog_formats import LogRecord
+from schemas.addresses import domain_of
 from schemas.config import RefusalSettings, ReplyTexts
 from schemas.events import (
     MAX_ADDRESS,
@@ -63,7 +64,6 @@ from schemas.events import (
     MAX_TEXT,
     DeliveryEvent,
     MailEvent,
-    domain_of,
 )
 from schemas.vocabulary import EventSource
 

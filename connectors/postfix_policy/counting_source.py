@@ -47,7 +47,7 @@ def mail_event_from_policy(event: PolicyEvent, directions: DirectionRules) -> Ma
         sasl_username=sasl_username,
         sender=request.sender,
         recipients=recipients,
-        recipient_count=_number(request.recipient_count) or len(recipients),
+        recipient_count=_number(request.recipient_count, MAX_POLICY_RECIPIENTS) or len(recipients),
         size=_number(request.size),
         direction=directions.classify(client_ip, sasl_username, False, recipients),
         accepted=not is_refusal(event.answer),
@@ -55,5 +55,10 @@ def mail_event_from_policy(event: PolicyEvent, directions: DirectionRules) -> Ma
     )
 
 
-def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 12 else None
+# Postfix's own smtpd_recipient_limit is 1000; any local client can send a request, so the
+# count it claims is bounded (a message counts for at most this many recipients).
+MAX_POLICY_RECIPIENTS = 100_000
+
+
+def _number(text: str, limit: int = 2**62) -> int | None:
+    return min(int(text), limit) if text.isdigit() and len(text) < 19 else None

@@ -16,8 +16,9 @@ from connectors.addresses import client_address
 from connectors.postfix_policy.policy_protocol import reply
 from pipeline.engine.counting import SENDER_KEYS, Exemptions, normalise_subject
 from pipeline.engine.enforcement import ActiveActions
+from schemas.addresses import domain_of
 from schemas.config import MAX_SUBJECT_IN_REPLY, Exempt, PolicySettings
-from schemas.events import ActionEvent, domain_of
+from schemas.events import ActionEvent
 from schemas.vocabulary import ActionKind, SubjectType
 
 DUNNO = reply("DUNNO")

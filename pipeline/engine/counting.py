@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pipeline.engine.clock import to_ms
+from schemas.addresses import normal_address, normal_domain
 from schemas.config import Exempt, Threshold
 from schemas.events import MailEvent
 from schemas.vocabulary import CountMode, DirectionScope, SubjectType
@@ -56,7 +57,7 @@ class Exemptions:
         """An exempt sender address or domain: its sender and domain subjects do not count."""
         if not sender:
             return False
-        return sender.lower() in self._addresses or sender_domain in self._domains
+        return normal_address(sender) in self._addresses or sender_domain in self._domains
 
 
 SENDER_KEYS = frozenset({SubjectType.SENDER, SubjectType.SENDER_DOMAIN})
@@ -114,13 +115,16 @@ def subject_of(key: SubjectType, event: MailEvent) -> str | None:
 def normalise_subject(key: SubjectType, raw: str | None) -> str | None:
     """The one spelling of a subject, shared by counting and enforcement.
 
-    Senders and domains are compared lower-case; SASL names as given; IP
-    addresses in their compressed form (the events carry that already).
+    Senders and domains in their one spelling (``schemas.addresses``: unquoted,
+    lower-case, IDNA domains); SASL names as given; IP addresses in their
+    compressed form (the events carry that already).
     """
     if not raw:
         return None
-    if key is SubjectType.SENDER or key is SubjectType.SENDER_DOMAIN:
-        return raw.lower()
+    if key is SubjectType.SENDER:
+        return normal_address(raw)
+    if key is SubjectType.SENDER_DOMAIN:
+        return normal_domain(raw)
     return raw
 
 

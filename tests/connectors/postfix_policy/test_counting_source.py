@@ -59,3 +59,8 @@ def test_a_single_recipient_decides_the_direction() -> None:
 def test_values_that_are_not_valid_raise() -> None:
     with pytest.raises(ValidationError):
         mail_event_from_policy(policy(client_address="not-an-ip"), RULES)
+
+
+def test_a_claimed_recipient_count_is_bounded() -> None:
+    mail = mail_event_from_policy(policy(recipient_count="9" * 18), RULES)
+    assert mail is not None and mail.recipient_count == 100_000

@@ -69,6 +69,12 @@ def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
                    "action: warn, duration: 1m}\n")
     assert main(["check-config", str(bad)]) == 1
     assert 'bad.yaml:2: thresholds[0].window: "30x" is not a duration' in capsys.readouterr()[1]
+    bad.write_text("thresholds:\n  - {name: a, key: sender, window: 30s, messages: 1, "
+                   "action: warn, duration: 3000000d}\nrefusals: {spam_replies: ['(unclosed']}\n")
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr()[1]
+    assert 'duration: "3000000d" is out of range' in err
+    assert "refusals.spam_replies[0]" in err and "is not a regular expression" in err
 
 
 def test_schemas_export_then_check(tmp_path: Path) -> None:

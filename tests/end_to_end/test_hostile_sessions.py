@@ -1,0 +1,189 @@
+"""Hostile SMTP sessions through a real Postfix, read back from its log: who is counted, as
+what, and that no victim and no ISP domain is ever framed.
+
+An authenticated customer (mallory) writes into every field it controls: quoted
+recipients and senders that spell log syntax, a Subject refused by header_checks
+that names a victim, MAIL FROM:<> and double-bounce, an exempt address, an
+address over 512 characters, a reused Message-ID, a HELO that spells a trailer,
+an SMTPUTF8 address, BDAT and pipelined commands. The log goes through the reader
+(``LogReader.for_config``) and the threshold engine, as ``floodgate replay`` would.
+"""
+
+from __future__ import annotations
+
+import shutil
+import smtplib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connectors.kafka.embedded_broker import free_port
+from connectors.postfix_log.reader import LogReader, open_log_lines
+from pipeline.engine.evaluator import ThresholdEngine
+from pipeline.replay import replay
+from schemas.config import FloodgateConfig
+from schemas.events import MailEvent
+from schemas.vocabulary import SubjectType
+from tests.fixtures.postfix_instance import PostfixInstance, needs_postfix
+from tests.fixtures.smtp_sink import SmtpSink
+
+pytestmark = needs_postfix
+VICTIM = "victim@example.net"
+FRAMING_RCPT = f'"x; from=<{VICTIM}> to=<y@remote.example>"@example.net'
+FRAMING_SUBJECT = f"forbidden; from=<{VICTIM}> to=<y@remote.example>: spam"
+HOSTILE_HELO = f"x> proto=ESMTP helo=<h; from=<{VICTIM}>"
+LONG_SENDER = "a" * 600 + "@example.net"
+EXTRA_MAIN_CF = """\
+header_checks = regexp:{dir}/header_checks
+smtpd_recipient_restrictions = check_recipient_access regexp:{dir}/recipient_access
+line_length_limit = 4096
+"""
+CONFIG = FloodgateConfig.model_validate({
+    "networks": {"internal": ["127.0.0.0/8"], "local_domains": ["example.net"]},
+    "exempt": {"senders": ["alerts@example.net"]},
+    "thresholds": [
+        {"name": f"any_{key}", "key": key, "window": "1h", "messages": 1, "action": "warn",
+         "duration": "1m"} for key in ("sasl_username", "sender", "sender_domain", "client_ip")]})
+
+
+class Session:
+    """One authenticated submission session, command by command."""
+
+    def __init__(self, port: int, helo: str = "mallory-pc.example") -> None:
+        self.smtp = smtplib.SMTP("127.0.0.1", port, local_hostname=helo, timeout=30)
+        self.smtp.ehlo()
+        self.smtp.login("mallory@example.net", "mallory-secret")
+
+    def send(self, sender: str, recipients: list[str], body: str, utf8: bool = False,
+             mid: str | None = None) -> int:
+        """MAIL, RCPT..., DATA; the final reply code (or the refusing one)."""
+        code = self.command(f"MAIL FROM:<{sender}>" + (" SMTPUTF8" if utf8 else ""))
+        assert code == 250, (sender, code)
+        accepted = [r for r in recipients if self.command(f"RCPT TO:<{r}>") == 250]
+        if not accepted:
+            self.smtp.rset()
+            return 550
+        message = (f"From: <{sender}>\r\nTo: <{accepted[0]}>\r\n"
+                   f"Message-ID: <{mid or f'{time.monotonic_ns()}@mallory-pc.example'}>\r\n"
+                   f"{body}\r\n\r\nhello\r\n")
+        return self.smtp.data(message.encode("utf-8"))[0]
+
+    def command(self, line: str) -> int:
+        """A command sent as UTF-8 (smtplib's docmd takes ASCII only)."""
+        self.smtp.send(f"{line}\r\n".encode())
+        return self.smtp.getreply()[0]
+
+    def bdat(self, sender: str, recipient: str) -> int:
+        self.smtp.docmd(f"MAIL FROM:<{sender}>")
+        self.smtp.docmd(f"RCPT TO:<{recipient}>")
+        data = b"Subject: chunked\r\nMessage-ID: <bdat@mallory-pc.example>\r\n\r\nhello\r\n"
+        self.smtp.send(f"BDAT {len(data)} LAST\r\n".encode() + data)
+        return self.smtp.getreply()[0]
+
+    def pipelined(self, sender: str, recipient: str) -> int:
+        self.smtp.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode())
+        codes = [self.smtp.getreply()[0] for _ in range(3)]
+        assert codes == [250, 250, 354], codes
+        self.smtp.send(b"Subject: pipelined\r\n\r\nhello\r\n.\r\n")
+        return self.smtp.getreply()[0]
+
+    def close(self) -> None:
+        self.smtp.quit()
+
+
+@pytest.fixture
+def postfix() -> Iterator[PostfixInstance]:
+    sink = SmtpSink(free_port())
+    sink.start()
+    instance = PostfixInstance(free_port(), free_port(), sink.port, extra_main_cf=EXTRA_MAIN_CF)
+    instance.add_user("mallory", "example.net", "mallory-secret")
+    (instance.dir / "header_checks").write_text("/^Subject:.*forbidden/ REJECT 5.7.1 content refused\n")
+    (instance.dir / "recipient_access").write_text(
+        "/from=/ REJECT 5.1.1 User unknown\n/^nobody@/ REJECT 5.1.1 User unknown\n")
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
+        sink.stop()
+        shutil.rmtree(instance.dir, ignore_errors=True)
+
+
+def run_sessions(postfix: PostfixInstance) -> dict[str, int]:
+    port, codes = postfix.submission_port, {}
+    session = Session(port)
+    codes["framing recipient"] = session.send("mallory@example.net", [FRAMING_RCPT], "Subject: a")
+    codes["framing subject"] = session.send("mallory@example.net", ["r1@gmail.example"],
+                                            f"Subject: {FRAMING_SUBJECT}")
+    codes["null sender"] = session.send("", ["r2@gmail.example"], "Subject: b")
+    codes["double bounce"] = session.send("double-bounce@elsewhere.example", ["r3@gmail.example"],
+                                          "Subject: c")
+    codes["quoted"] = session.send('"a, b>c"@example.net', ["r4@gmail.example"], "Subject: d")
+    codes["proxy"] = session.send("proxy-reject@example.net", ["r5@gmail.example"], "Subject: e")
+    codes["exempt"] = session.send("alerts@example.net", ["r6@gmail.example"], "Subject: f")
+    codes["long"] = session.send(LONG_SENDER, ["r7@gmail.example"], "Subject: g")
+    for n in (1, 2):
+        codes[f"reused id {n}"] = session.send("dup@example.net", [f"r8{n}@gmail.example"],
+                                               "Subject: h", mid="dup@mallory-pc.example")
+    codes["utf8"] = session.send("ü@bücher.example", ["r9@gmail.example"], "Subject: i",
+                                 utf8=True)
+    codes["bdat"] = session.bdat("bdat@example.net", "r10@gmail.example")
+    codes["pipelined"] = session.pipelined("piped@example.net", "r11@gmail.example")
+    session.close()
+    helo = Session(port, helo=HOSTILE_HELO)
+    codes["hostile helo"] = helo.send("mallory@example.net", ["nobody@example.net"], "Subject: j")
+    helo.close()
+    return codes
+
+
+def read_log(path: Path) -> tuple[list[MailEvent], LogReader]:
+    reader = LogReader.for_config(CONFIG)
+    out = [*reader.read(open_log_lines(str(path))), *reader.finish()]
+    return [e for e in out if isinstance(e, MailEvent)], reader
+
+
+def test_hostile_sessions_frame_nobody_and_hide_nothing(postfix: PostfixInstance) -> None:
+    codes = run_sessions(postfix)
+    refused = {"framing recipient", "framing subject", "hostile helo"}
+    assert {k: c for k, c in codes.items() if k in refused} == dict.fromkeys(refused, 550)
+    assert all(c == 250 for k, c in codes.items() if k not in refused), codes
+    time.sleep(2)  # the last queue lines reach the log
+    mails, reader = read_log(postfix.maillog)
+
+    assert reader.tracker.stats.unparsed == 0, list(reader.tracker.stats.unparsed_samples)
+    assert reader.tracker.stats.invalid == 0
+    # Every message is mallory's, from her address; none is anybody else's.
+    assert {(m.sasl_username, m.client_ip) for m in mails if m.accepted} == {
+        ("mallory@example.net", "127.0.0.1")}
+    assert all(m.client_ip == "127.0.0.1" and not m.mta_generated for m in mails)
+    engine = ThresholdEngine(CONFIG)
+    subjects = {(s.type, s.value) for m in mails for s in engine.subjects(m)}
+    assert (SubjectType.SENDER, VICTIM) not in subjects
+    fired = {(a.subject_type, a.subject) for a in replay(CONFIG, mails)}
+    assert (SubjectType.SENDER, VICTIM) not in fired
+    assert (SubjectType.SASL_USERNAME, "mallory@example.net") in fired
+    assert not any(m.spam for m in mails)  # no spam filter said so
+
+    accepted = {m.sender: m for m in mails if m.accepted}
+    # The null sender and double-bounce from a client are the client's mail.
+    assert {"", "double-bounce@elsewhere.example"} <= set(accepted)
+    assert all(engine.subjects(accepted[s]) for s in ("", "double-bounce@elsewhere.example"))
+    # Quoted, proxy- and over-long senders are read, cut and flagged when too long.
+    assert {'"a, b>c"@example.net', "proxy-reject@example.net"} <= set(accepted)
+    [long] = [m for m in mails if m.truncated]
+    assert long.sender == LONG_SENDER[:512] and long.sender_domain == "example.net"
+    # An exempt sender keeps its sender subjects out, never the account.
+    exempt = {s.type for s in engine.subjects(accepted["alerts@example.net"])}
+    assert SubjectType.SASL_USERNAME in exempt and SubjectType.SENDER not in exempt
+    # A reused Message-ID is two messages; SMTPUTF8, BDAT and pipelining are counted.
+    assert len([m for m in mails if m.sender == "dup@example.net"]) == 2
+    assert accepted["ü@bücher.example"].sender_domain == "xn--bcher-kva.example"
+    assert {"bdat@example.net", "piped@example.net"} <= set(accepted)
+    # The RCPT refusals name mallory's sender (the echoed reply is unquoted, the trailer
+    # quoted: one reading); the header check's line reads two ways (the Subject spells a
+    # trailer), so it names no sender, and the session's account and address stand.
+    refusals = sorted((m.sender or "", m.sasl_username or "") for m in mails if not m.accepted)
+    assert refusals == [("", "mallory@example.net"), ("mallory@example.net", ""),
+                        ("mallory@example.net", "")]

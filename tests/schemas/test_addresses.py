@@ -1,0 +1,48 @@
+"""One spelling of addresses and domains: the log's quoted form, the policy request's bare
+form and both IDN forms of a domain are the same subject."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.postfix_policy.responder import subject_keys
+from pipeline.engine.counting import normalise_subject
+from schemas.addresses import domain_of, normal_address, normal_domain
+from schemas.config import Exempt, Threshold
+from schemas.vocabulary import SubjectType
+
+
+@pytest.mark.parametrize(("logged", "requested"), [
+    ('"a b"@X.example', "a b@x.example"),
+    ('"a\\"b"@x.example', 'a"b@x.example'),
+    ('"a\\\\b"@x.example', "a\\b@x.example"),
+    ("Alice@Bücher.Example.", "alice@xn--bcher-kva.example"),
+])
+def test_the_log_s_form_and_the_policy_request_s_form_are_one_subject(logged: str,
+                                                                      requested: str) -> None:
+    assert normal_address(logged) == normal_address(requested)
+    assert normalise_subject(SubjectType.SENDER, logged) == normal_address(requested)
+
+
+def test_idn_domains_fold_to_their_ascii_form() -> None:
+    assert normal_domain("BÜCHER.example") == "xn--bcher-kva.example" == normal_domain(
+        "xn--bcher-kva.EXAMPLE.")
+    assert domain_of("a@bücher.example") == "xn--bcher-kva.example"
+    assert domain_of("") is None and domain_of("postmaster") is None
+    assert normal_domain("a" * 70 + "ü.example").endswith("ü.example")  # IDNA refuses: kept
+
+
+def test_config_accepts_both_idn_forms_and_quoted_exempt_senders() -> None:
+    threshold = Threshold(name="t", key="sender_domain", window="30s", messages=5, action="defer",
+                          duration="15m", sender_domains=["bücher.example"])
+    assert threshold.sender_domains == ["xn--bcher-kva.example"]
+    exempt = Exempt(senders=['"Alerts Team"@Bücher.example', "@xn--bcher-kva.example"])
+    assert exempt.senders == ["alerts team@xn--bcher-kva.example", "@xn--bcher-kva.example"]
+
+
+def test_the_policy_service_looks_up_the_log_s_subjects() -> None:
+    keys = subject_keys({"sender": "a b@bücher.example", "client_address": "10.0.0.5"})
+    assert keys[:2] == ["sender:a b@xn--bcher-kva.example",
+                        "sender_domain:xn--bcher-kva.example"]
+    logged = '"a b"@BÜCHER.example'
+    assert f"sender:{normalise_subject(SubjectType.SENDER, logged)}" == keys[0]
