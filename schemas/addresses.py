@@ -4,7 +4,9 @@ Postfix's log quotes a local part that needs it (``"a b"@x.example``) while a
 policy request carries it bare (``a b@x.example``); a domain may come as UTF-8
 (SMTPUTF8) or as its ASCII ``xn--`` form. Counting, enforcement, exemptions and
 threshold scopes all compare the forms made here: the local part unquoted and
-lower-cased, the domain lower-cased in its ASCII (IDNA) form.
+lower-cased, the domain lower-cased in its ASCII (IDNA) form. With
+``addresses.extension_delimiters`` (Postfix's ``recipient_delimiter``) set,
+``alice+news@`` is also ``alice@``.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ def normal_domain(domain: str) -> str:
         return text
 
 
-def normal_local_part(local: str) -> str:
-    """``"A b"`` -> ``a b``: quotes and their backslash escapes taken off, lower-cased."""
+def normal_local_part(local: str, delimiters: str = "") -> str:
+    """``"A b"`` -> ``a b``: quotes and their backslash escapes taken off, lower-cased, and
+    cut at the first of ``delimiters`` (an address extension), unless that leaves nothing."""
     if len(local) >= 2 and local[0] == local[-1] == '"':
         body, out, escaped = local[1:-1], [], False
         for char in body:
@@ -33,17 +36,22 @@ def normal_local_part(local: str) -> str:
             else:
                 escaped = True
         local = "".join(out)
+    for index, char in enumerate(local):
+        if char in delimiters:
+            local = local[:index] or local
+            break
     return local.lower()
 
 
-def normal_address(address: str) -> str:
+def normal_address(address: str, delimiters: str = "") -> str:
     """The address's one spelling; without ``@`` only lower-cased."""
-    if address.isascii() and '"' not in address and not address.endswith("."):
+    if (address.isascii() and '"' not in address and not address.endswith(".")
+            and not (delimiters and any(d in address for d in delimiters))):
         return address.lower()  # the common case, on the worker's hot path
     local, at, domain = address.rpartition("@")
     if not at:
         return address.lower()
-    return f"{normal_local_part(local)}@{normal_domain(domain)}"
+    return f"{normal_local_part(local, delimiters)}@{normal_domain(domain)}"
 
 
 def domain_of(address: str | None) -> str | None:

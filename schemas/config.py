@@ -278,8 +278,8 @@ DEFAULT_SPAM_REPLIES = (r"\bSpam message rejected\b", r"\bGtube pattern\b",
                         r"\bReject, id=\S+ - (?:spam|spammy)\b", r"\bBlocked by SpamAssassin\b")
 
 
-class RefusalSettings(_Section):
-    """How the log reader tells a spam filter's refusal from other refusals.
+class LogReadingSettings(_Section):
+    """How the log reader judges refusals and recognises a content filter's copies.
 
     A refused message counts as spam when a spam filter's own log line says so
     (rspamd, Amavis, spamd: joined by queue id or Message-ID) or when the
@@ -295,12 +295,28 @@ class RefusalSettings(_Section):
     verdict_wait: Duration = Field(
         default_factory=lambda: timedelta(seconds=5),
         description="log time a refused message waits for its spam filter's verdict line")
+    reinjection_services: list[Annotated[str, Field(min_length=1, max_length=100,
+                                                    pattern=r"^[\w.+-]+(/[\w.+-]+)*$")]] = Field(
+        default_factory=list, max_length=50,
+        description="syslog names of the services a content filter re-injects through (e.g. "
+                    "postfix/reinject for a 127.0.0.1:10025 smtpd with -o syslog_name=...): "
+                    "what they receive is a copy, never new mail. Copies are also known by "
+                    "the filter's 'queued as' and by XFORWARD's orig_queue_id")
 
     @model_validator(mode="after")
-    def _bounded_wait(self) -> RefusalSettings:
+    def _bounded_wait(self) -> LogReadingSettings:
         if self.verdict_wait > timedelta(minutes=5):
             raise PydanticCustomError("verdict_wait", "verdict_wait must be at most 5m", {})
         return self
+
+
+class AddressSettings(_Section):
+    """How addresses are compared (see schemas/addresses.py)."""
+
+    extension_delimiters: str = Field(
+        "", max_length=8, pattern=r'^[^@"\s<>]*$',
+        description="Postfix's recipient_delimiter characters (e.g. \"+\" or \"+-\"): when set, "
+                    "alice+news@x counts, is exempted and is enforced as alice@x; none: off")
 
 
 class TailSettings(_Section):
@@ -320,7 +336,8 @@ class FloodgateConfig(_Section):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     tail: TailSettings = Field(default_factory=TailSettings)
-    refusals: RefusalSettings = Field(default_factory=RefusalSettings)
+    log_reading: LogReadingSettings = Field(default_factory=LogReadingSettings)
+    addresses: AddressSettings = Field(default_factory=AddressSettings)
 
     @model_validator(mode="after")
     def _unique_names(self) -> FloodgateConfig:

@@ -21,6 +21,7 @@ _CLIENT = re.compile(
     r"client=(?P<name>[^\[\s,]*)\[(?P<ip>[^\]]*)\](?::\d+)?"
     r"(?:, sasl_method=(?P<method>[^,\s]*))?(?:, sasl_username=(?P<user>[^,]*))?"
     r"(?:, sasl_sender=(?P<ssender>[^,]*))?")
+_ORIG_QID = re.compile(r", orig_queue_id=" + _QID + r"(?:,|$)")  # XFORWARD from a content filter
 _PICKUP = re.compile(r"uid=(?P<uid>\d+) from=<(?P<sender>[^>]*)>")
 # cleanup logs the header's value as the client wrote it, to the end of the line.
 _MESSAGE_ID = re.compile(r"message-id=<?(?P<mid>.*?)>?$", re.S)
@@ -90,6 +91,7 @@ class ClientSeen:
     client_ip: str
     sasl_method: str | None
     sasl_username: str | None
+    orig_qid: str | None = None  # XFORWARD: the queue id of the message this is a copy of
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,8 +201,9 @@ def _by_daemon(daemon: str, qid: str, rest: str) -> Fact | Ignored | None:
         if rest.startswith("client="):
             m = _CLIENT.match(rest)
             if m:
+                orig = _ORIG_QID.search(rest, m.end())
                 return ClientSeen(qid, m["name"], m["ip"], m["method"] or None,
-                                  (m["user"] or "").strip() or None)
+                                  (m["user"] or "").strip() or None, orig["qid"] if orig else None)
             return None
         return _refused(qid, rest)
     if daemon == "pickup":

@@ -35,8 +35,10 @@ class LogReader:
 
     def __init__(self, rules: DirectionRules, zone: tzinfo = UTC,
                  reference: datetime | None = None, default_host: str | None = None,
-                 replies: RefusalReplies | None = None) -> None:
-        self.tracker = MessageTracker(rules, replies=replies)
+                 replies: RefusalReplies | None = None,
+                 reinjection_services: frozenset[str] = frozenset()) -> None:
+        self.tracker = MessageTracker(rules, replies=replies,
+                                      reinjection_services=reinjection_services)
         self._syslog = SyslogParser(zone, reference)
         self._default_host = default_host
 
@@ -46,7 +48,8 @@ class LogReader:
                    default_host: str | None = None) -> LogReader:
         """A reader with the config's networks, spam replies and policy reply texts."""
         return cls(DirectionRules(config.networks), zone, reference, default_host,
-                   RefusalReplies(config.refusals, config.policy.texts))
+                   RefusalReplies(config.log_reading, config.policy.texts),
+                   frozenset(config.log_reading.reinjection_services))
 
     def read(self, lines: Iterable[str]) -> Iterator[Output]:
         for line in lines:

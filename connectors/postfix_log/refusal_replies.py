@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from schemas.config import REPLY_PLACEHOLDERS, RefusalSettings, ReplyTexts
+from schemas.config import REPLY_PLACEHOLDERS, LogReadingSettings, ReplyTexts
 
 # What each placeholder of a reply text can stand for in the log.
 _PLACEHOLDER = {
@@ -24,7 +24,7 @@ _FIELD = re.compile(r"\{(" + "|".join(REPLY_PLACEHOLDERS) + r")\}")
 
 
 class RefusalReplies:
-    def __init__(self, settings: RefusalSettings, texts: ReplyTexts) -> None:
+    def __init__(self, settings: LogReadingSettings, texts: ReplyTexts) -> None:
         self._spam = (re.compile("|".join(f"(?:{p})" for p in settings.spam_replies), re.I | re.S)
                       if settings.spam_replies else None)
         own = [_template(t) for t in (texts.block, texts.defer, texts.quarantine, texts.warn)]

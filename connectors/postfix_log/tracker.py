@@ -7,7 +7,7 @@ gathered in a small record until it can be reported:
   is removed or expired, or ``settle_s`` of log time passed since it was
   queued (a deferred recipient may not be retried for hours);
 * at once when it was refused before it had a queue id (``NOQUEUE: reject``);
-* ``refusals.verdict_wait`` after a milter, proxy or header/body-check refusal
+* ``log_reading.verdict_wait`` after a milter, proxy or header/body-check refusal
   of the whole message, so the spam filter's verdict line can join it.
 
 Refusal lines are read by their structure (``refusal_lines``): an address the
@@ -56,7 +56,7 @@ from connectors.postfix_log.refusal_replies import RefusalReplies
 from connectors.postfix_log.spam_verdicts import Ambiguous, RspamdLine, SpamVerdict, parse_verdict
 from connectors.postfix_log.syslog_formats import LogRecord
 from schemas.addresses import domain_of
-from schemas.config import RefusalSettings, ReplyTexts
+from schemas.config import LogReadingSettings, ReplyTexts
 from schemas.events import (
     MAX_ADDRESS,
     MAX_NAME,
@@ -142,9 +142,11 @@ class _Message:
 class MessageTracker:
     def __init__(self, rules: DirectionRules, settle_s: float = 10.0,
                  stale_after_s: float = 6 * 3600, max_messages: int = 200_000,
-                 replies: RefusalReplies | None = None) -> None:
+                 replies: RefusalReplies | None = None,
+                 reinjection_services: frozenset[str] = frozenset()) -> None:
         self._rules = rules
-        self._replies = replies or RefusalReplies(RefusalSettings(), ReplyTexts())
+        self._reinjection = reinjection_services
+        self._replies = replies or RefusalReplies(LogReadingSettings(), ReplyTexts())
         self._settle_ms = int(settle_s * 1000)
         self._stale_ms = int(stale_after_s * 1000)
         self._max = max_messages
@@ -239,9 +241,14 @@ class MessageTracker:
         if isinstance(fact, Refused) and (host, qid) in self._finished:
             return  # the same refusal logged again (a client retrying in one session)
         message = self._message(host, qid, record.ts, ts_ms, out)
+        if isinstance(fact, ClientSeen | PickedUp) and self._reinjection \
+                and record.tag.rpartition("/")[0] in self._reinjection:
+            message.original_event_id = message.original_event_id or message.event_id  # a copy
         if isinstance(fact, ClientSeen):
             message.client_name, message.client_ip = fact.client_name, client_address(fact.client_ip)
             message.sasl_username = fact.sasl_username
+            if fact.orig_qid is not None and message.original_event_id is None:
+                self._copy_of(message, fact.orig_qid)
         elif isinstance(fact, PickedUp):
             message.local_submission = True
             message.sender = fact.sender
@@ -439,6 +446,13 @@ class MessageTracker:
             self.stats.late_verdicts += 1
         else:
             _apply(message, verdict)
+
+    def _copy_of(self, copy: _Message, original_qid: str) -> None:
+        """XFORWARD named the message ``copy`` is a copy of."""
+        original = self._messages.get((copy.host, original_qid))
+        copy.original_event_id = original.event_id if original else f"{copy.host}/{original_qid}"
+        if original is not None and not original.reported:
+            copy.origin = original
 
     def _link_copy(self, original: _Message, copy_qid: str) -> None:
         """``copy_qid`` is the next hop's queue id for ``original``: the same message."""

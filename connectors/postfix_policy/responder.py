@@ -30,7 +30,8 @@ class Answer:
     action: ActionEvent | None  # what decided it, None for DUNNO
 
 
-def subject_keys(attributes: dict[str, str], sender_exempt: bool = False) -> list[str]:
+def subject_keys(attributes: dict[str, str], sender_exempt: bool = False,
+                 delimiters: str = "") -> list[str]:
     """The table keys (``type:subject``) a request is looked up under."""
     sender = attributes.get("sender", "")
     raw = {
@@ -43,16 +44,18 @@ def subject_keys(attributes: dict[str, str], sender_exempt: bool = False) -> lis
     for kind, value in raw.items():
         if sender_exempt and kind in SENDER_KEYS:
             continue
-        subject = normalise_subject(kind, value)
+        subject = normalise_subject(kind, value, delimiters)
         if subject:
             keys.append(f"{kind.value}:{subject}")
     return keys
 
 
 class PolicyResponder:
-    def __init__(self, settings: PolicySettings, exempt: Exempt, view: ActiveActions) -> None:
+    def __init__(self, settings: PolicySettings, exempt: Exempt, view: ActiveActions,
+                 delimiters: str = "") -> None:
         self._settings = settings
-        self._exemptions = Exemptions(exempt)
+        self._delimiters = delimiters  # the config's addresses.extension_delimiters
+        self._exemptions = Exemptions(exempt, delimiters)
         self._view = view
 
     def answer(self, attributes: dict[str, str], now_ms: int) -> Answer:
@@ -61,7 +64,8 @@ class PolicyResponder:
         if self._exemptions.exempts_message(attributes.get("sasl_username") or None, client):
             return Answer(DUNNO, None)
         sender_exempt = self._exemptions.exempts_sender(sender, domain_of(sender))
-        action = self._view.strongest(subject_keys(attributes, sender_exempt), now_ms)
+        action = self._view.strongest(subject_keys(attributes, sender_exempt, self._delimiters),
+                                      now_ms)
         if action is None:
             return Answer(DUNNO, None)
         return Answer(self._reply_for(action), action)

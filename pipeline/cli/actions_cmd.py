@@ -20,9 +20,10 @@ from connectors.kafka.client_config import KafkaNotConfigured, producer_config
 from connectors.postfix_policy.action_feed import ActionFeed
 from pipeline.cli.check_config import load_or_report
 from pipeline.engine.clock import from_ms, span_ms, to_ms
+from pipeline.engine.counting import normalise_subject
 from pipeline.engine.enforcement import ActiveActions
 from schemas.config import FloodgateConfig
-from schemas.durations import format_duration, parse_duration
+from schemas.durations import MAX_DURATION, format_duration, parse_duration
 from schemas.events import ActionEvent
 from schemas.vocabulary import ActionKind, ActionState, Origin, SubjectType
 
@@ -64,9 +65,11 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_lift(args: argparse.Namespace) -> int:
-    subject = _subject(args.subject)
     config, view = _load(args)
-    if subject is None or view is None or config is None:
+    if view is None or config is None:
+        return 1
+    subject = _subject(args.subject, config)
+    if subject is None:
         return 1
     now = _now_ms()
     active = [a for a in view.actions_for(f"{subject[0].value}:{subject[1]}")
@@ -82,18 +85,22 @@ def run_lift(args: argparse.Namespace) -> int:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    subject = _subject(args.subject)
     try:
         duration = parse_duration(args.duration)
+    except OverflowError:
+        duration = MAX_DURATION * 2  # reported as out of range below
     except ValueError:
         print(f'--for: "{args.duration}" is not a duration (e.g. 30m, 1h, 2d)', file=sys.stderr)
         return 2
-    config = load_or_report(args.config)
-    if subject is None or config is None:
-        return 1
-    if duration <= timedelta(0):
-        print("--for must be longer than 0", file=sys.stderr)
+    if not timedelta(0) < duration <= MAX_DURATION:
+        print("--for must be longer than 0 and at most 3650d", file=sys.stderr)
         return 2
+    config = load_or_report(args.config)
+    if config is None:
+        return 1
+    subject = _subject(args.subject, config)
+    if subject is None:
+        return 1
     now = _now_ms()
     action = ActionEvent(
         action_id=str(uuid.uuid4()), ts=from_ms(now), subject_type=subject[0], subject=subject[1],
@@ -105,7 +112,8 @@ def run_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _subject(text: str) -> tuple[SubjectType, str] | None:
+def _subject(text: str, config: FloodgateConfig) -> tuple[SubjectType, str] | None:
+    """``type:value`` in the one spelling counting and the policy service use."""
     kind, _, value = text.partition(":")
     try:
         subject_type = SubjectType(kind)
@@ -117,8 +125,8 @@ def _subject(text: str) -> tuple[SubjectType, str] | None:
     if not value:
         print(f"SUBJECT {text!r} has no value after the colon", file=sys.stderr)
         return None
-    normal = value.lower() if subject_type in (SubjectType.SENDER, SubjectType.SENDER_DOMAIN) else value
-    return subject_type, normal
+    normal = normalise_subject(subject_type, value, config.addresses.extension_delimiters)
+    return (subject_type, normal) if normal else None
 
 
 def _load(args: argparse.Namespace) -> tuple[FloodgateConfig | None, ActiveActions | None]:

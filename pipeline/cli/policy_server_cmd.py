@@ -83,8 +83,9 @@ async def serve(config: FloodgateConfig) -> None:
     in_force: list[dict[str, int]] = [{}]  # replaced whole on the loop, read by scrapes
     registry, latency = policy_registry(PolicyCollector(stats := ServerStats(), publisher, feed,
                                                         lambda: in_force[0]))
-    server = PolicyServer(config.policy, PolicyResponder(config.policy, config.exempt, view),
-                          now_ms, report, latency.observe)
+    responder = PolicyResponder(config.policy, config.exempt, view,
+                                config.addresses.extension_delimiters)
+    server = PolicyServer(config.policy, responder, now_ms, report, latency.observe)
     server.stats = stats
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -35,9 +35,11 @@ MAX_UNIT = 2**31 - 1  # weights and recipient counts are stored as 32-bit values
 class Exemptions:
     """The config's ``exempt`` section, compiled for fast matching."""
 
-    def __init__(self, exempt: Exempt) -> None:
+    def __init__(self, exempt: Exempt, delimiters: str = "") -> None:
+        self._delimiters = delimiters
         self._networks = [ipaddress.ip_network(n) for n in exempt.client_ips]
-        self._addresses = {s for s in exempt.senders if not s.startswith("@")}
+        self._addresses = {normal_address(s, delimiters) for s in exempt.senders
+                           if not s.startswith("@")}
         self._domains = {s[1:] for s in exempt.senders if s.startswith("@")}
         self._accounts = set(exempt.sasl_usernames)
 
@@ -57,7 +59,8 @@ class Exemptions:
         """An exempt sender address or domain: its sender and domain subjects do not count."""
         if not sender:
             return False
-        return normal_address(sender) in self._addresses or sender_domain in self._domains
+        return (normal_address(sender, self._delimiters) in self._addresses
+                or sender_domain in self._domains)
 
 
 SENDER_KEYS = frozenset({SubjectType.SENDER, SubjectType.SENDER_DOMAIN})
@@ -101,7 +104,7 @@ def in_scope(threshold: Threshold, direction: str, sender_domain: str | None) ->
     return not threshold.sender_domains or sender_domain in threshold.sender_domains
 
 
-def subject_of(key: SubjectType, event: MailEvent) -> str | None:
+def subject_of(key: SubjectType, event: MailEvent, delimiters: str = "") -> str | None:
     """The normalised subject a message counts under; None when the message has none."""
     raw = {
         SubjectType.SASL_USERNAME: event.sasl_username,
@@ -109,20 +112,21 @@ def subject_of(key: SubjectType, event: MailEvent) -> str | None:
         SubjectType.SENDER_DOMAIN: event.sender_domain,
         SubjectType.CLIENT_IP: event.client_ip,
     }[key]
-    return normalise_subject(key, raw)
+    return normalise_subject(key, raw, delimiters)
 
 
-def normalise_subject(key: SubjectType, raw: str | None) -> str | None:
+def normalise_subject(key: SubjectType, raw: str | None, delimiters: str = "") -> str | None:
     """The one spelling of a subject, shared by counting and enforcement.
 
     Senders and domains in their one spelling (``schemas.addresses``: unquoted,
     lower-case, IDNA domains); SASL names as given; IP addresses in their
-    compressed form (the events carry that already).
+    compressed form (the events carry that already). ``delimiters``: the
+    config's ``addresses.extension_delimiters``.
     """
     if not raw:
         return None
     if key is SubjectType.SENDER:
-        return normal_address(raw)
+        return normal_address(raw, delimiters)
     if key is SubjectType.SENDER_DOMAIN:
         return normal_domain(raw)
     return raw

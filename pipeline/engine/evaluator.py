@@ -56,7 +56,8 @@ class ThresholdEngine:
     """The config's thresholds, ready to apply to events. Holds no per-subject state."""
 
     def __init__(self, config: FloodgateConfig) -> None:
-        self._exemptions = Exemptions(config.exempt)
+        self._delimiters = config.addresses.extension_delimiters
+        self._exemptions = Exemptions(config.exempt, self._delimiters)
         self._by_key: dict[SubjectType, list[_Compiled]] = {}
         for threshold in config.thresholds:
             self._by_key.setdefault(threshold.key, []).append(_Compiled(
@@ -75,7 +76,7 @@ class ThresholdEngine:
         for key in self.key_types:
             if sender_exempt and key in SENDER_KEYS:
                 continue
-            value = subject_of(key, event)
+            value = subject_of(key, event, self._delimiters)
             if value and any(in_scope(c.threshold, event.direction, event.sender_domain)
                              for c in self._by_key[key]):
                 found.append(Subject(key, value))

@@ -46,3 +46,28 @@ def test_the_policy_service_looks_up_the_log_s_subjects() -> None:
                         "sender_domain:xn--bcher-kva.example"]
     logged = '"a b"@BÜCHER.example'
     assert f"sender:{normalise_subject(SubjectType.SENDER, logged)}" == keys[0]
+
+
+def test_address_extensions_fold_when_the_delimiters_are_set() -> None:
+    assert normal_address("Alice+News@x.example", "+") == "alice@x.example"
+    assert normal_address('"alice-list+x"@x.example', "+-") == "alice@x.example"
+    assert normal_address("+only@x.example", "+") == "+only@x.example"  # nothing before it
+    assert normal_address("alice+news@x.example") == "alice+news@x.example"  # off by default
+
+
+def test_folded_extensions_count_exempt_and_enforce_as_one_address() -> None:
+    from pipeline.engine.evaluator import ThresholdEngine
+    from schemas.config import FloodgateConfig
+    from tests.connectors.postfix_policy.test_responder import action, answer, view_of
+    from tests.pipeline.engine.builders import mail
+    config = FloodgateConfig(addresses={"extension_delimiters": "+"},
+                             exempt={"senders": ["alerts+ops@example.net"]},
+                             thresholds=[{"name": "s", "key": "sender", "window": "30s",
+                                          "messages": 2, "action": "defer", "duration": "1m"}])
+    engine = ThresholdEngine(config)
+    assert [s.value for s in engine.subjects(mail(sender="Bob+a@example.net"))] == [
+        "bob@example.net"]
+    assert engine.subjects(mail(sender="alerts+other@example.net")) == []
+    view = view_of(action("defer", "sender", "bob@example.net"))
+    assert answer(view, delimiters="+", sender="bob+news@example.net").startswith(b"action=DEFER")
+    assert answer(view, sender="bob+news@example.net") == b"action=DUNNO\n\n"

@@ -68,7 +68,7 @@ def test_floodgate_s_own_refusals_of_a_retrying_account_never_count_as_spam() ->
                      "to=<r@far.example> proto=ESMTP helo=<h>")
              for n in range(10) for kind in ("block", "defer")]
     config = FloodgateConfig(networks=NETWORKS, thresholds=[SPAM_DOMAIN],
-                             refusals={"spam_replies": [r"\bspam\b"]})  # even so
+                             log_reading={"spam_replies": [r"\bspam\b"]})  # even so
     mails, reader = read(lines, config)
     assert len(mails) == 20 and all(not m.accepted and m.spam is False for m in mails)
     assert reader.tracker.stats.own_refusals == 20
@@ -183,3 +183,35 @@ def test_a_message_id_that_spells_another_message_s_verdict_start_changes_nothin
     by_qid = {m.queue_id: m for m in mails}
     assert (by_qid["AAA111"].spam, by_qid["BBB222"].spam) == (False, True)
     assert (by_qid["AAA111"].spam_score, by_qid["BBB222"].spam_score) == (0.0, 9.0)
+
+
+def filtered(copy_client_line: str, copy_tag: str = "postfix/smtpd") -> list[str]:
+    """Alice's message handed to a content filter, which re-injects a copy as CCC333."""
+    return [
+        *session("AAA111", 0, "alice@isp.example", user="alice", ip="10.0.0.5", mid="a@x")[:3],
+        line(1, "AAA111: to=<r@far.example>, relay=127.0.0.1[127.0.0.1]:10024, delay=1, "
+                "dsn=2.0.0, status=sent (250 2.0.0 Ok, id=1234-01, from MTA: accepted)",
+             "postfix/smtp"),
+        line(1, "AAA111: removed", "postfix/qmgr"),
+        line(1, f"CCC333: {copy_client_line}", copy_tag),
+        line(1, "CCC333: message-id=<a@x>", "postfix/cleanup"),
+        line(1, "CCC333: from=<alice@isp.example>, size=990, nrcpt=1 (queue active)",
+             "postfix/qmgr"),
+        line(2, "CCC333: to=<r@far.example>, relay=mx[192.0.2.1]:25, delay=1, dsn=2.0.0, "
+                "status=sent (250 ok)", "postfix/smtp"),
+        line(2, "CCC333: removed", "postfix/qmgr"),
+    ]
+
+
+def test_a_content_filter_s_copy_is_known_by_xforward_or_by_its_service() -> None:
+    mails, _ = read(filtered("client=localhost[127.0.0.1], orig_queue_id=AAA111, "
+                             "orig_client=c[10.0.0.5]"))
+    assert [(m.queue_id, m.sasl_username) for m in mails] == [("AAA111", "alice")]
+    service = FloodgateConfig(networks=NETWORKS,
+                              log_reading={"reinjection_services": ["postfix/reinject"]})
+    plain = "client=localhost[127.0.0.1]"
+    mails, _ = read(filtered(plain, "postfix/reinject/smtpd"), service)
+    assert [m.queue_id for m in mails] == ["AAA111"]
+    # Without evidence, the copy is new mail (a Message-ID alone never makes a copy).
+    mails, _ = read(filtered(plain, "postfix/reinject/smtpd"))
+    assert sorted(m.queue_id or "" for m in mails) == ["AAA111", "CCC333"]

@@ -24,8 +24,8 @@ def request(**values: str) -> dict[str, str]:
 
 
 def answer(view: ActiveActions, settings: PolicySettings | None = None,
-           exempt: Exempt | None = None, **values: str) -> bytes:
-    responder = PolicyResponder(settings or PolicySettings(), exempt or Exempt(), view)
+           exempt: Exempt | None = None, delimiters: str = "", **values: str) -> bytes:
+    responder = PolicyResponder(settings or PolicySettings(), exempt or Exempt(), view, delimiters)
     return responder.answer(request(**values), NOW).wire
 
 

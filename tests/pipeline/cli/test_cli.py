@@ -70,11 +70,11 @@ def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["check-config", str(bad)]) == 1
     assert 'bad.yaml:2: thresholds[0].window: "30x" is not a duration' in capsys.readouterr()[1]
     bad.write_text("thresholds:\n  - {name: a, key: sender, window: 30s, messages: 1, "
-                   "action: warn, duration: 3000000d}\nrefusals: {spam_replies: ['(unclosed']}\n")
+                   "action: warn, duration: 3000000d}\nlog_reading: {spam_replies: ['(unclosed']}\n")
     assert main(["check-config", str(bad)]) == 1
     err = capsys.readouterr()[1]
     assert 'duration: "3000000d" is out of range' in err
-    assert "refusals.spam_replies[0]" in err and "is not a regular expression" in err
+    assert "log_reading.spam_replies[0]" in err and "is not a regular expression" in err
 
 
 def test_schemas_export_then_check(tmp_path: Path) -> None:
@@ -142,3 +142,15 @@ def test_up_and_siem_refuse_what_they_cannot_use(tmp_path: Path,
     assert main(["siem", "--config", single_host, "--format", "ecs", "--webhook",
                  "ftp://x"]) == 1
     assert "must be an http:// or https:// URL" in capsys.readouterr()[1]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["actions", "add", "sender:a@x.example", "--action", "block", "--for", "3000000d",
+      "--config", EXAMPLE], "at most 3650d"),
+    (["actions", "add", "sender:a@x.example", "--action", "block", "--for", "9" * 30 + "w",
+      "--config", EXAMPLE], "at most 3650d"),
+])
+def test_manual_actions_refuse_durations_out_of_range(argv: list[str], message: str,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr()[1]
