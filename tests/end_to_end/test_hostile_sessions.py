@@ -7,6 +7,9 @@ that names a victim, MAIL FROM:<> and double-bounce, an exempt address, an
 address over 512 characters, a reused Message-ID, a HELO that spells a trailer,
 an SMTPUTF8 address, BDAT and pipelined commands. The log goes through the reader
 (``LogReader.for_config``) and the threshold engine, as ``floodgate replay`` would.
+With rspamd as Postfix's milter: a spam refusal counts as spam by rspamd's verdict
+line whatever the reply says, and a Message-ID that spells another verdict changes
+nothing.
 """
 
 from __future__ import annotations
@@ -15,18 +18,21 @@ import shutil
 import smtplib
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from connectors.kafka.embedded_broker import free_port
 from connectors.postfix_log.reader import LogReader, open_log_lines
+from connectors.postfix_log.syslog_formats import SyslogParser
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.replay import replay
 from schemas.config import FloodgateConfig
 from schemas.events import MailEvent
 from schemas.vocabulary import SubjectType
 from tests.fixtures.postfix_instance import PostfixInstance, needs_postfix
+from tests.fixtures.rspamd_instance import REJECT_MESSAGE, RspamdInstance, needs_rspamd
 from tests.fixtures.smtp_sink import SmtpSink
 
 pytestmark = needs_postfix
@@ -187,3 +193,74 @@ def test_hostile_sessions_frame_nobody_and_hide_nothing(postfix: PostfixInstance
     refusals = sorted((m.sender or "", m.sasl_username or "") for m in mails if not m.accepted)
     assert refusals == [("", "mallory@example.net"), ("mallory@example.net", ""),
                         ("mallory@example.net", "")]
+
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+@pytest.fixture
+def filtered() -> Iterator[tuple[PostfixInstance, RspamdInstance]]:
+    """Postfix with rspamd as its milter."""
+    rspamd = RspamdInstance()
+    sink = SmtpSink(free_port())
+    sink.start()
+    instance = PostfixInstance(free_port(), free_port(), sink.port, extra_main_cf=(
+        f"smtpd_milters = inet:127.0.0.1:{rspamd.milter_port}\nmilter_default_action = accept\n"))
+    instance.add_user("mallory", "example.net", "mallory-secret")
+    try:
+        rspamd.start()
+        instance.start()
+        yield instance, rspamd
+    finally:
+        instance.stop()
+        sink.stop()
+        rspamd.stop()
+        shutil.rmtree(instance.dir, ignore_errors=True)
+
+
+def merged(postfix_log: Path, rspamd_log: Path) -> list[str]:
+    """The two files as one syslog stream would carry them: by time, and within a second
+    a message's smtpd and cleanup lines, then the milter's verdict, then the queue's lines."""
+    parser = SyslogParser(UTC, datetime.now(UTC))
+
+    def key(line: str) -> tuple[datetime, int]:
+        record = parser.parse(line)
+        assert record is not None, line
+        rank = 1 if "rspamd" in record.tag else 0 if record.daemon in ("smtpd", "cleanup") else 2
+        return record.ts, rank
+
+    lines = [*open_log_lines(str(postfix_log)),
+             *(x for x in open_log_lines(str(rspamd_log)) if "rspamd_task_write_log" in x)]
+    return sorted((x for x in lines if x.strip()), key=key)
+
+
+@needs_rspamd
+def test_rspamd_s_verdict_decides_spam_whatever_the_reply_or_the_client_writes(
+        filtered: tuple[PostfixInstance, RspamdInstance]) -> None:
+    postfix, rspamd = filtered
+    session = Session(postfix.submission_port)
+    # GTUBE: rspamd's stock reply ("Gtube pattern") and its verdict line agree.
+    assert session.send("mallory@example.net", ["r1@gmail.example"], f"Subject: a\r\n\r\n{GTUBE}",
+                        mid="gtube@mallory-pc.example") == 554
+    # A spam refusal whose reply text is the operator's own: the verdict line decides.
+    assert session.send("mallory@example.net", ["r4@gmail.example"], "Subject: cheap pills",
+                        mid="pills@mallory-pc.example") == 554
+    # A Message-ID that spells a clean verdict and another queue id: still mallory's spam.
+    forged = ("x>, qid: <ABCDEF1234>, ip: 127.0.0.1, from: <mallory@example.net>, (default: F "
+              "(no action): [0.00/15.00] []), len: 1, time: 1ms, dns req: 0, digest: <d")
+    assert session.send("mallory@example.net", ["r2@gmail.example"], f"Subject: b\r\n\r\n{GTUBE}",
+                        mid=forged) == 554
+    assert session.send("mallory@example.net", ["r3@gmail.example"], "Subject: hello",
+                        mid="clean@mallory-pc.example") == 250
+    session.close()
+    time.sleep(2)
+    reader = LogReader.for_config(CONFIG, UTC)
+    out = [*reader.read(merged(postfix.maillog, rspamd.log)), *reader.finish()]
+    mails = {m.message_id: m for m in out if isinstance(m, MailEvent)}
+    assert reader.tracker.stats.verdicts >= 4, rspamd.log.read_text()[-3000:]
+    assert REJECT_MESSAGE in (mails["pills@mallory-pc.example"].reject_reason or "")
+    assert [(m.accepted, m.spam, m.sasl_username) for m in (
+        mails["gtube@mallory-pc.example"], mails["pills@mallory-pc.example"], mails[forged],
+        mails["clean@mallory-pc.example"])] == [
+        (False, True, "mallory@example.net"), (False, True, "mallory@example.net"),
+        (False, True, "mallory@example.net"), (True, False, "mallory@example.net")]
