@@ -160,11 +160,17 @@ def test_hostile_sessions_frame_nobody_and_hide_nothing(postfix: PostfixInstance
 
     assert reader.tracker.stats.unparsed == 0, list(reader.tracker.stats.unparsed_samples)
     assert reader.tracker.stats.invalid == 0
-    # Every message is mallory's, from her address; none is anybody else's.
+    engine = ThresholdEngine(CONFIG)
+    # The sink does not offer SMTPUTF8: Postfix may bounce the UTF-8 message within the
+    # wait. Its bounce is Postfix's mail: no client, no account, counted against nobody.
+    bounces = [m for m in mails if m.mta_generated]
+    assert all((m.sender, m.sasl_username, m.client_ip) == ("", None, None)
+               and not engine.subjects(m) for m in bounces), bounces
+    mails = [m for m in mails if not m.mta_generated]
+    # Every other message is mallory's, from her address; none is anybody else's.
     assert {(m.sasl_username, m.client_ip) for m in mails if m.accepted} == {
         ("mallory@example.net", "127.0.0.1")}
-    assert all(m.client_ip == "127.0.0.1" and not m.mta_generated for m in mails)
-    engine = ThresholdEngine(CONFIG)
+    assert all(m.client_ip == "127.0.0.1" for m in mails)
     subjects = {(s.type, s.value) for m in mails for s in engine.subjects(m)}
     assert (SubjectType.SENDER, VICTIM) not in subjects
     fired = {(a.subject_type, a.subject) for a in replay(CONFIG, mails)}
