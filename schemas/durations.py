@@ -49,8 +49,11 @@ def format_duration(value: timedelta) -> str:
 def _validate(value: Any) -> timedelta:
     """A duration from 0 to MAX_DURATION; anything else is a clear error, never an overflow
     later (an action that ends in the year 10000 cannot be written as a date)."""
-    result = _as_timedelta(value)
-    if not timedelta(0) <= result <= MAX_DURATION:
+    try:
+        result = _as_timedelta(value)
+    except OverflowError:
+        result = None  # beyond what a timedelta holds: out of range too
+    if result is None or not timedelta(0) <= result <= MAX_DURATION:
         raise PydanticCustomError(
             "duration", '"{value}" is out of range: a duration is from 0 to 3650d (10 years)',
             {"value": value})
@@ -67,8 +70,6 @@ def _as_timedelta(value: Any) -> timedelta:
             return timedelta(seconds=value)
         if isinstance(value, str):
             return parse_duration(value)
-    except OverflowError:
-        return MAX_DURATION * 2  # reported as out of range
     except ValueError:
         pass
     raise PydanticCustomError(

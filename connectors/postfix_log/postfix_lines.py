@@ -152,8 +152,9 @@ class Refused:
     """smtpd or cleanup refused mail (per recipient at RCPT, or the whole message).
 
     ``reply`` is the server's own text (echoed addresses taken out), None when the
-    line has no single reading (see refusal_lines): then nothing may be decided
-    from it, and ``sender``/``recipient`` are None too.
+    line's readings disagree on it (see refusal_lines): then nothing may be decided
+    from it. ``sender`` and ``recipient`` are likewise None unless every reading
+    agrees on them.
     """
 
     qid: str | None  # None for NOQUEUE
@@ -255,7 +256,7 @@ def _refused(qid: str | None, rest: str) -> Refused | None:
 
 def _read_refusal(qid: str | None, action: str, stage: str, name: str | None, ip: str | None,
                   tail: str) -> Refused:
-    trailer = read_trailer(tail).trailer
+    trailer = read_trailer(tail)
     if trailer is None or trailer.reply is None:
         return Refused(qid, action, stage, name, ip, tail.strip(),
                        trailer.sender if trailer else None, trailer.recipient if trailer else None)
@@ -276,7 +277,7 @@ def _header_action(qid: str, rest: str) -> Refused | None:
     m = _HEADER_REJECT.match(rest)
     if m is None:
         return None
-    trailer = read_trailer(rest[m.end():], with_text=True).trailer
+    trailer = read_trailer(rest[m.end():], with_text=True)
     if trailer is None:
         return Refused(qid, m["action"], m["class"], None, None, "", None, None)
     # The reply is the operator's text after the trailer; when readings disagree, none.

@@ -41,32 +41,26 @@ class Trailer:
     text: str | None  # cleanup's ": TEXT" (the operator's header/body check text)
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    trailer: Trailer | None  # None: no reading, or too many to weigh
-    ambiguous: bool  # more than one reading
-
-
-def read_trailer(line: str, with_text: bool = False) -> Reading:
+def read_trailer(line: str, with_text: bool = False) -> Trailer | None:
     """What every reading of ``line`` (the part after ``from NAME[IP]: `` or ``STAGE: ``)
-    agrees on.
+    agrees on; None when it has no reading, or too many to weigh.
 
     ``with_text``: cleanup's form, where ``: TEXT`` may follow the trailer.
     """
     starts = [m.end() for m in _STARTS.finditer(line)]
     if len(starts) > MAX_STARTS:
-        return Reading(None, True)
+        return None
     readings: list[Trailer] = []
     for start in starts:
         for fields, text in _readings(line, start, 0, with_text):
             readings.append(Trailer(line[:start - 1], fields.get("from"), fields.get("to"),
                                     fields.get("helo"), text))
             if len(readings) > MAX_READINGS:
-                return Reading(None, True)
+                return None
     if len(readings) <= 1:
-        return Reading(readings[0] if readings else None, False)
-    return Reading(Trailer(*(_agreed([getattr(r, f) for r in readings])
-                             for f in ("reply", "sender", "recipient", "helo", "text"))), True)
+        return readings[0] if readings else None
+    return Trailer(*(_agreed([getattr(r, f) for r in readings])
+                     for f in ("reply", "sender", "recipient", "helo", "text")))
 
 
 def _agreed(values: list[str | None]) -> str | None:

@@ -1,7 +1,7 @@
 """What a refusal's reply says: Floodgate's own refusal, a spam filter's, or neither.
 
 Only the server's own text is read (``Refused.reply``: the reply with the
-address it echoes taken out, and None when the line has no single reading).
+address it echoes taken out, and None when the line's readings disagree on it).
 Floodgate's refusals are recognised by the reply texts the policy service
 sends (``policy.texts``), so an account that keeps retrying while deferred or
 blocked is never counted for those retries, whatever words the texts use.
@@ -10,6 +10,7 @@ blocked is never counted for those retries, whatever words the texts use.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from schemas.config import REPLY_PLACEHOLDERS, LogReadingSettings, ReplyTexts
 
@@ -31,14 +32,17 @@ class RefusalReplies:
         self._own = re.compile("|".join(f"(?:{p})" for p in own), re.S)
         self.verdict_wait_ms = int(settings.verdict_wait.total_seconds() * 1000)
 
-    def is_own(self, reply: str | None) -> bool:
-        """The policy service's refusal (defer, block) of a subject in force."""
-        return reply is not None and self._own.search(reply) is not None
-
-    def is_spam(self, reply: str | None) -> bool:
-        """A spam filter's refusal by its reply text (never Floodgate's own)."""
-        return (reply is not None and self._spam is not None
-                and self._spam.search(reply) is not None and not self.is_own(reply))
+    def judge(self, reply: str | None) -> Literal["own", "spam"] | None:
+        """``own``: the policy service's refusal of a subject in force (never spam, whatever
+        its words); ``spam``: a spam filter's refusal by its reply text; None: neither, or
+        no reply to judge."""
+        if reply is None:
+            return None
+        if self._own.search(reply) is not None:
+            return "own"
+        if self._spam is not None and self._spam.search(reply) is not None:
+            return "spam"
+        return None
 
 
 def _template(text: str) -> str:

@@ -136,6 +136,11 @@ def _values(name: str, message: str) -> list[str]:
     return [v for v in found if v not in ("", "undef")]
 
 
+def _only(values: list[str]) -> str | None:
+    """The field's value when the line spells exactly one."""
+    return values[0] if len(values) == 1 else None
+
+
 def _one(pattern: re.Pattern[str], message: str,
          key: Callable[[re.Match[str]], object]) -> re.Match[str] | None:
     """The match of ``pattern``; every other match must read the same (``key``)."""
@@ -165,12 +170,10 @@ def _amavis(message: str) -> SpamVerdict | None:
     category = m["category"]
     spam: bool | None = True if category in _AMAVIS_SPAM else (False if category == "CLEAN" else None)
     qids = _values("amavis_qid", message)
-    hits = _values("amavis_hits", message)
-    mids = _values("amavis_mid", message)
-    queued = _values("amavis_queued", message)
-    return SpamVerdict("amavis", spam, float(hits[0]) if len(hits) == 1 else None,
-                       qids[0] if len(qids) == 1 else None, mids[0] if len(mids) == 1 else None,
-                       queued[0] if len(queued) == 1 else None,
+    hits = _only(_values("amavis_hits", message))
+    return SpamVerdict("amavis", spam, float(hits) if hits else None, _only(qids),
+                       _only(_values("amavis_mid", message)),
+                       _only(_values("amavis_queued", message)),
                        tuple(qids) if len(qids) > 1 else ())
 
 

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import TypeVar, overload
+from typing import Literal, TypeVar, overload
 
 from connectors.addresses import client_address, is_loopback
 from connectors.direction import DirectionRules
@@ -354,17 +354,15 @@ class MessageTracker:
             return
         if fact.action not in REFUSING or fact.stage == "RCPT" or message.refusal is not None:
             return  # a single refused recipient, an action that still accepts, or a repeat
-        if fact.reply is None:
-            self.stats.ambiguous_refusals += 1
         if message.sender is None:
             message.sender = fact.sender
         if fact.recipient and fact.recipient not in message.recipients:
             message.recipients.append(fact.recipient)
         message.refusal = fact.reason
-        if self._replies.is_own(fact.reply):
+        judged = self._judge(fact)
+        if judged == "own":
             message.own_refusal = True
-            self.stats.own_refusals += 1
-        elif self._replies.is_spam(fact.reply):
+        elif judged == "spam":
             message.spam = True
         # Reported once the spam filter had time to log its verdict (rspamd may log after).
         heapq.heappush(self._due, (self._now_ms + self._replies.verdict_wait_ms, message.host,
@@ -388,11 +386,8 @@ class MessageTracker:
         fit = _Fit()
         recipients = [fit(fact.recipient, MAX_ADDRESS)] if fact.recipient else []
         client_ip = client_address(fact.client_ip)
-        if fact.reply is None:
-            self.stats.ambiguous_refusals += 1
-        own = self._replies.is_own(fact.reply)
-        self.stats.own_refusals += own
-        spam = False if own else (True if self._replies.is_spam(fact.reply) else None)
+        judged = self._judge(fact)
+        spam = False if judged == "own" else (True if judged == "spam" else None)
         self._emit(out, lambda: MailEvent(
             event_id=fit(f"{host}/NOQUEUE/{int(record.ts.timestamp() * 1_000_000)}/{record.pid}/"
                          f"{fact.recipient or ''}", MAX_TEXT),
@@ -402,6 +397,14 @@ class MessageTracker:
             direction=self._rules.classify(client_ip, None, False, recipients),
             accepted=False, spam=spam, reject_reason=fit(fact.reason, MAX_TEXT),
             source=EventSource.LOG, truncated=fit.cut), f"{record.tag}: {record.message}")
+
+    def _judge(self, fact: Refused) -> Literal["own", "spam"] | None:
+        """The refusal's reply judged (see refusal_replies), counted in the stats."""
+        if fact.reply is None:
+            self.stats.ambiguous_refusals += 1
+        judged = self._replies.judge(fact.reply)
+        self.stats.own_refusals += judged == "own"
+        return judged
 
     # -- spam verdicts -----------------------------------------------------
 

@@ -65,12 +65,11 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_lift(args: argparse.Namespace) -> int:
+    subject = _subject(args.subject)  # checked before reading the action topic
     config, view = _load(args)
-    if view is None or config is None:
+    if subject is None or view is None or config is None:
         return 1
-    subject = _subject(args.subject, config)
-    if subject is None:
-        return 1
+    subject = _normal(subject, config)
     now = _now_ms()
     active = [a for a in view.actions_for(f"{subject[0].value}:{subject[1]}")
               if to_ms(a.expires_at) > now]
@@ -85,22 +84,22 @@ def run_lift(args: argparse.Namespace) -> int:
 
 
 def run_add(args: argparse.Namespace) -> int:
+    subject = _subject(args.subject)
+    duration: timedelta | None
     try:
         duration = parse_duration(args.duration)
     except OverflowError:
-        duration = MAX_DURATION * 2  # reported as out of range below
+        duration = None  # beyond what a timedelta holds
     except ValueError:
         print(f'--for: "{args.duration}" is not a duration (e.g. 30m, 1h, 2d)', file=sys.stderr)
         return 2
-    if not timedelta(0) < duration <= MAX_DURATION:
+    if duration is None or not timedelta(0) < duration <= MAX_DURATION:
         print("--for must be longer than 0 and at most 3650d", file=sys.stderr)
         return 2
     config = load_or_report(args.config)
-    if config is None:
+    if subject is None or config is None:
         return 1
-    subject = _subject(args.subject, config)
-    if subject is None:
-        return 1
+    subject = _normal(subject, config)
     now = _now_ms()
     action = ActionEvent(
         action_id=str(uuid.uuid4()), ts=from_ms(now), subject_type=subject[0], subject=subject[1],
@@ -112,8 +111,8 @@ def run_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _subject(text: str, config: FloodgateConfig) -> tuple[SubjectType, str] | None:
-    """``type:value`` in the one spelling counting and the policy service use."""
+def _subject(text: str) -> tuple[SubjectType, str] | None:
+    """``type:value``, or None after saying what is wrong with it."""
     kind, _, value = text.partition(":")
     try:
         subject_type = SubjectType(kind)
@@ -125,8 +124,13 @@ def _subject(text: str, config: FloodgateConfig) -> tuple[SubjectType, str] | No
     if not value:
         print(f"SUBJECT {text!r} has no value after the colon", file=sys.stderr)
         return None
-    normal = normalise_subject(subject_type, value, config.addresses.extension_delimiters)
-    return (subject_type, normal) if normal else None
+    return subject_type, value
+
+
+def _normal(subject: tuple[SubjectType, str], config: FloodgateConfig) -> tuple[SubjectType, str]:
+    """The subject in the one spelling counting and the policy service use."""
+    kind, value = subject
+    return kind, normalise_subject(kind, value, config.addresses.extension_delimiters) or value
 
 
 def _load(args: argparse.Namespace) -> tuple[FloodgateConfig | None, ActiveActions | None]:
