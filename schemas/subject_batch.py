@@ -15,7 +15,10 @@ so counts do not depend on how fast each source partition is read. A batch
 with no entries is a mark alone.
 
 Records carry the header ``floodgate-kind: batch``; operators' lifts travel
-on the same topic as ``ActionEvent`` JSON with ``floodgate-kind: lift``.
+on the same topic as ``ActionEvent`` JSON with ``floodgate-kind: lift``. A
+batch also names the worker life that routed it (``floodgate-routed: <life>:<n>``):
+a worker that holds the batch's counting partition has counted it already and
+skips the copy it reads back.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pydantic import Field
 from schemas.events import MAX_ADDRESS, MAX_NAME, _Record
 
 KIND_HEADER = "floodgate-kind"
+ROUTED_HEADER = "floodgate-routed"
 BATCH_KIND = b"batch"
 LIFT_KIND = b"lift"
 SPAM_FLAG = 1

@@ -5,7 +5,7 @@ The consumer (group ``worker.app_id``) reads the source topics
 topic ``subject-events`` together; Kafka's group protocol spreads their
 partitions over the workers. Each cycle:
 
-1. ``consume`` up to ``BATCH`` records;
+1. wait for a record, then take up to ``BATCH`` records already fetched;
 2. source records go through the ``Router``; its ``SubjectBatch`` records go
    out to the counting partitions at the end of the cycle;
 3. counting records are offered to their partition's ``EventOrder``; lifts
@@ -25,6 +25,7 @@ import base64
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -42,7 +43,7 @@ from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming import changelog
 from pipeline.streaming.counter import SubjectCounter
-from pipeline.streaming.counting_partition import CountingPartition
+from pipeline.streaming.counting_partition import CountingPartition, routed_tag
 from pipeline.streaming.event_order import Entry, EventOrder, OrderCheckpoint, Source
 from pipeline.streaming.metrics import WorkerMetrics
 from pipeline.streaming.partition_store import PartitionStore
@@ -50,13 +51,14 @@ from pipeline.streaming.router import Router, SubjectPartitioner
 from pipeline.streaming.store_options import StoreOptions
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, DeadLetter
-from schemas.subject_batch import BATCH_KIND, KIND_HEADER
+from schemas.subject_batch import BATCH_KIND, KIND_HEADER, ROUTED_HEADER
 
 log = logging.getLogger("floodgate.worker")
 
-BATCH = 5_000  # records per consume call
+BATCH = 5_000  # records per cycle at most
 ASSIGNED_LINE = "counting partitions assigned:"  # logged at each assignment (tests wait for it)
-POLL_S = 0.05
+POLL_S = 0.05  # longest wait for a first record (ticks run between waits)
+EARLY_WITHIN_MS = 30_000  # a routed batch this close to the wall clock is counted at once
 RESTART_PAUSE_S = 5.0  # after a failure, before new clients connect
 
 
@@ -114,6 +116,8 @@ class CountingLoop:
         self._lead_ms = round(settings.max_source_lead_s * 1000)
         self._assigned_sources: set[Source] = set()
         self._paused: set[Source] = set()  # ahead of the slowest source (see ``_pace``)
+        self._undelivered: list[str] = []  # routed batches, actions, dead letters Kafka refused
+        self._life, self._routed = "", 0  # this life of the clients; batches it took early
 
     @property
     def consumer_settings(self) -> dict[str, Any]:
@@ -147,6 +151,8 @@ class CountingLoop:
         """One life of the consumer and producer."""
         kafka = self._config.kafka
         self._healthy = True
+        self._undelivered = []
+        self._life, self._routed = uuid.uuid4().hex[:12], 0  # tags batches taken early
         self._producer = Producer(producer_config(kafka, **{
             "linger.ms": 5, "queue.buffering.max.messages": 500_000,
             "queue.buffering.max.kbytes": 262_144}))
@@ -190,7 +196,7 @@ class CountingLoop:
                                  on_lost=self._on_lost)
         last_tick = time.monotonic()
         while not self._stop.is_set():
-            messages = self._consumer.consume(BATCH, POLL_S)
+            messages = self._next_records()
             if messages:
                 self._handle(messages)
                 self._pace()
@@ -201,6 +207,16 @@ class CountingLoop:
                 self._checkpoint()
                 self._tick()
         self._checkpoint()
+
+    def _next_records(self) -> list[Any]:
+        """The records fetched so far, once there is one. ``consume(n, timeout)`` would wait
+        the whole timeout for n records: on live traffic that wait is added to every
+        message's detection time, while a backlog fills the batch either way."""
+        assert self._consumer is not None
+        first = self._consumer.poll(POLL_S)
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(BATCH - 1, 0)]
 
     def _partition_count(self, topic: str) -> int:
         assert self._consumer is not None
@@ -273,18 +289,41 @@ class CountingLoop:
             self._metrics.paused.set(len(self._paused))
 
     def _send_routed(self) -> None:
+        """Routed batches out to their counting partitions, each tagged with this life and
+        a number (``ROUTED_HEADER``). A live batch (its mark within ``EARLY_WITHIN_MS`` of the
+        wall clock) whose partition this worker holds is taken at once, when the partition
+        allows it (``CountingPartition.route``), and what it releases is counted. A
+        backlog's batches make the round trip: counted from Kafka in large batches they go
+        faster (measured: bench_worker)."""
         assert self._router is not None and self._producer is not None
-        for partition, value in self._router.batches(int(time.time() * 1000)):
-            self._produce(self._subject_topic, value, partition=partition,
-                          headers={KIND_HEADER: BATCH_KIND})
+        early: dict[int, CountingPartition] = {}
+        wall_ms = int(time.time() * 1000)
+        for number, batch in self._router.batches(wall_ms):
+            self._routed += 1
+            on_delivery = self._on_delivery
+            partition = self._partitions.get(number)
+            if partition is not None:
+                live = batch.mark_ms is not None and wall_ms - batch.mark_ms <= EARLY_WITHIN_MS
+                entries = partition.route(batch, self._routed, live)
+                if entries is not None:
+                    on_delivery = partial(self._on_routed_delivery, entries)
+                    early[number] = partition
+            self._produce(self._subject_topic, batch.model_dump_json().encode(),
+                          partition=number, on_delivery=on_delivery,
+                          headers={KIND_HEADER: BATCH_KIND,
+                                   ROUTED_HEADER: routed_tag(self._life, self._routed)})
+        for partition in early.values():
+            self._release(partition)
 
     def _take_counting_record(self, message: Any, cycle: _Cycle) -> None:
         partition = self._partitions.get(message.partition())
         if partition is None:
             return  # revoked while the record was in flight
-        kind = dict(message.headers() or ()).get(KIND_HEADER)
+        headers = dict(message.headers() or ())
+        kind = headers.get(KIND_HEADER)
         try:
-            if partition.take(message.offset(), kind, message.key() or b"", message.value() or b""):
+            if partition.take(message.offset(), kind, message.key() or b"",
+                              message.value() or b"", headers.get(ROUTED_HEADER)):
                 cycle.partitions.add(partition.number)
             self._metrics.consumed.labels("subject-batch" if kind == BATCH_KIND
                                           else "subject-lift").inc()
@@ -301,11 +340,21 @@ class CountingLoop:
                 max(0.0, time.time() - released[-1].mail.ts_ms / 1000))
 
     # -- output ---------------------------------------------------------------------------
+    def _on_delivery(self, error: Any, message: Any) -> None:
+        if error is not None:
+            self._undelivered.append(f"{message.topic()}: {error}")
+
+    def _on_routed_delivery(self, entries: list[Entry], error: Any, message: Any) -> None:
+        if error is not None:
+            self._on_delivery(error, message)
+        else:
+            CountingPartition.routed_delivered(message.offset(), entries)
+
     def _produce(self, topic: str, value: bytes, key: bytes | None = None,
                  partition: int | None = None, headers: dict[str, bytes] | None = None,
-                 timestamp_ms: int | None = None) -> None:
+                 timestamp_ms: int | None = None, on_delivery: Any = None) -> None:
         assert self._producer is not None
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"on_delivery": on_delivery or self._on_delivery}
         if partition is not None:
             extra["partition"] = partition
         if headers:
@@ -339,8 +388,11 @@ class CountingLoop:
                           message.value() or b"")
 
     def _set_aside_entry(self, number: int, entry: Entry, error: str) -> None:
-        raw = repr((entry.subject, entry.source, entry.offset)).encode()
-        self._dead_letter(self._subject_topic, number, entry.record_offset, error, raw)
+        """An entry that cannot be counted, named by the source record it came from (its
+        subject-events record may not be stored yet: see ``CountingPartition.route``)."""
+        self._dead_letter(entry.source[0], entry.source[1], entry.offset,
+                          f"subject {entry.subject[:200]!r} (counting partition {number}): "
+                          f"{error}", entry.subject.encode())
 
     # -- checkpoints and ticks ------------------------------------------------------------
     def _checkpoint(self) -> None:
@@ -353,6 +405,10 @@ class CountingLoop:
         assert self._router is not None
         self._send_routed()
         changelog.flush(self._producer)  # routed batches, actions, dead letters
+        if self._undelivered:  # nothing of this checkpoint may be committed: start again
+            raise changelog.ChangelogError(
+                f"Kafka refused {len(self._undelivered)} record(s) of the worker's; first: "
+                f"{self._undelivered[0]}")
         busy = [p for p in self._partitions.values() if p.touched or p.store.pending]
         delivery = changelog.Delivery()
         changes = {}
@@ -461,7 +517,8 @@ class CountingLoop:
         order = EventOrder(expected, checkpoint, self._held_per_partition)
         counter = SubjectCounter(self._engine, store, self._publish)
         partition = CountingPartition(number, store, order, counter,
-                                      lift_offset=int(marker.get("lift_offset", -1)))
+                                      lift_offset=int(marker.get("lift_offset", -1)),
+                                      life=self._life)
         self._partitions[number] = partition
         resume = marker.get("resume")
         return resume if isinstance(resume, int) else None
@@ -483,8 +540,11 @@ class CountingLoop:
             self._assigned_sources.discard((tp.topic, tp.partition))
             self._paused.discard((tp.topic, tp.partition))
         self._metrics.paused.set(len(self._paused))
-        self._router.forget([(tp.topic, tp.partition) for tp in partitions
-                             if tp.topic != self._subject_topic])
+        sources = [(tp.topic, tp.partition) for tp in partitions if tp.topic != self._subject_topic]
+        self._router.forget(sources)
+        for partition in self._partitions.values():
+            for source in sources:
+                partition.forget_source(source)
         for tp in partitions:
             if tp.topic == self._subject_topic and tp.partition in self._partitions:
                 self._partitions.pop(tp.partition).store.close()

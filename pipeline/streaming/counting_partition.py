@@ -10,17 +10,23 @@ the counting loop hands records in and writes checkpoints out.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.engine.counting import CountedMail
 from pipeline.streaming.counter import SubjectCounter
-from pipeline.streaming.event_order import Entry, EventOrder
+from pipeline.streaming.event_order import Entry, EventOrder, Source
 from pipeline.streaming.partition_store import PartitionStore
 from schemas.events import ActionEvent
 from schemas.subject_batch import BATCH_KIND, LIFT_KIND, SPAM_FLAG, SubjectBatch
 
 OnError = Callable[[Entry, str], None]
+PENDING = -1  # record offset of an entry taken from this worker's router before Kafka had it
+
+
+def routed_tag(life: str, number: int) -> bytes:
+    """``ROUTED_HEADER``'s value: the worker life that routed a batch, and its number."""
+    return f"{life}:{number}".encode()
 
 
 @dataclass
@@ -32,15 +38,30 @@ class CountingPartition:
     lift_offset: int = -1  # lifts at or below this offset were applied
     next_offset: int | None = None  # after the last record read
     touched: bool = False  # read anything since the last checkpoint
+    life: str = ""  # this worker life's prefix of ``ROUTED_HEADER`` tags
+    # tags of batches taken from this worker's router (``route``): skipped unparsed
+    # when Kafka gives them back
+    _taken_early: set[bytes] = field(default_factory=set)
+    # per source: the last batch this worker sent through Kafka, not read back yet (its tag
+    # number), and the sources whose batches may be taken early (see ``route``)
+    _awaited: dict[Source, int] = field(default_factory=dict)
+    _in_step: set[Source] = field(default_factory=set)
 
-    def take(self, offset: int, kind: bytes | None, key: bytes, value: bytes) -> bool:
+    def take(self, offset: int, kind: bytes | None, key: bytes, value: bytes,
+             routed: bytes | None = None) -> bool:
         """One record; True when it was routed mail (``release`` may have work).
 
         Raises ValueError (or ValidationError) for a record to set aside.
         """
         self.next_offset, self.touched = offset + 1, True
         if kind == BATCH_KIND:
-            self._offer(offset, SubjectBatch.model_validate_json(value))
+            if routed is not None and routed in self._taken_early:
+                self._taken_early.discard(routed)
+                return False
+            batch = SubjectBatch.model_validate_json(value)
+            self._offer(offset, batch)
+            if routed is not None:
+                self._read_own((batch.source_topic, batch.source_partition), routed)
             return True
         if kind == LIFT_KIND:
             if offset > self.lift_offset:
@@ -49,16 +70,70 @@ class CountingPartition:
             return False
         raise ValueError(f"unknown record kind {kind!r:.40}")
 
-    def _offer(self, offset: int, batch: SubjectBatch) -> None:
+    # -- batches taken early --------------------------------------------------------------
+    # The event order takes one source's entries in offset order (``event_order``): an
+    # entry of an offset already read counts as applied once the frontier has passed it.
+    # A batch taken early overtakes whatever of its source is still on its way through
+    # Kafka (this worker's own batches sent that way, a former router's last ones), so a
+    # source's batches are taken early only once the partition has read back the last
+    # batch this worker sent it through Kafka: everything of that source before it in the
+    # partition's log has been read by then.
+
+    def route(self, batch: SubjectBatch, number: int, live: bool) -> list[Entry] | None:
+        """Batch ``number`` of this life's router, on its way to this partition: taken at once
+        when ``live`` and its source allows it (its entries returned), else left to arrive
+        through Kafka (None).
+
+        A batch taken at once skips the round trip through Kafka: on live traffic that round
+        trip was most of the detection time. Its entries' record offset is ``PENDING``
+        until ``routed_delivered``; the checkpoint waits for every delivery, so a marker
+        never names a pending one. The copy Kafka gives back is skipped by its tag."""
+        source = (batch.source_topic, batch.source_partition)
+        if not (live and source in self._in_step):
+            self.sent_through_kafka(source, number)
+            return None
+        self.touched = True
+        self._taken_early.add(routed_tag(self.life, number))
+        return self._offer(PENDING, batch)
+
+    def sent_through_kafka(self, source: Source, number: int) -> None:
+        """This worker sent batch ``number`` of ``source`` to this partition through Kafka:
+        that source waits for it before taking batches early again."""
+        self._awaited[source] = number
+        self._in_step.discard(source)
+
+    def forget_source(self, source: Source) -> None:
+        """The source went to another router: its batches reach this partition from Kafka."""
+        self._awaited.pop(source, None)
+        self._in_step.discard(source)
+
+    def _read_own(self, source: Source, routed: bytes) -> None:
+        life, _, number = routed.decode("ascii", "replace").partition(":")
+        awaited = self._awaited.get(source)
+        if life == self.life and awaited is not None and number.isdigit() \
+                and int(number) >= awaited:
+            del self._awaited[source]
+            self._in_step.add(source)
+
+    @staticmethod
+    def routed_delivered(offset: int, entries: list[Entry]) -> None:
+        """Kafka stored the batch ``entries`` came in at ``offset``."""
+        for entry in entries:
+            entry.record_offset = offset
+
+    def _offer(self, offset: int, batch: SubjectBatch) -> list[Entry]:
         source = (batch.source_topic, batch.source_partition)
         order = self.order
-        for subject, source_offset, ts_ms, flags, recipients, digest, direction, domain \
-                in batch.entries:
-            order.offer(Entry(subject, source, source_offset, digest,
-                              CountedMail(ts_ms, bool(flags & SPAM_FLAG), recipients, direction,
-                                          domain), offset))
+        entries = [Entry(subject, source, source_offset, digest,
+                         CountedMail(ts_ms, bool(flags & SPAM_FLAG), recipients, direction,
+                                     domain), offset)
+                   for subject, source_offset, ts_ms, flags, recipients, digest, direction,
+                   domain in batch.entries]
+        for entry in entries:
+            order.offer(entry)
         order.source_read(source, batch.upto)
         order.mark(source, batch.mark_ms)
+        return entries
 
     def release(self, on_error: OnError) -> list[Entry]:
         """Count what the watermark releases; entries that fail go to ``on_error``."""

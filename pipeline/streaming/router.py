@@ -151,9 +151,9 @@ class Router:
     def sources(self) -> list[Source]:
         return list(self._progress)
 
-    def batches(self, wall_ms: int) -> list[tuple[int, bytes]]:
-        """(partition, SubjectBatch JSON) for this cycle: every entry, and marks that moved."""
-        out: list[tuple[int, bytes]] = []
+    def batches(self, wall_ms: int) -> list[tuple[int, SubjectBatch]]:
+        """(partition, SubjectBatch) for this cycle: every entry, and marks that moved."""
+        out: list[tuple[int, SubjectBatch]] = []
         for source, progress in self._progress.items():
             mark = progress.mark_ms
             if progress.caught_up:
@@ -166,10 +166,9 @@ class Router:
                 if entries is None and not send_marks:
                     continue
                 # our own output, already valid: no second validation on the hot path
-                batch = SubjectBatch.model_construct(
+                out.append((partition, SubjectBatch.model_construct(
                     source_topic=source[0], source_partition=source[1], upto=progress.upto,
-                    mark_ms=mark, entries=list(entries or []))
-                out.append((partition, batch.model_dump_json().encode()))
+                    mark_ms=mark, entries=list(entries or []))))
             if send_marks:
                 progress.sent_mark, progress.sent_wall_ms = mark, wall_ms
         return out

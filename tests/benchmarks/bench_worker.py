@@ -59,6 +59,7 @@ USERS, IPS, DOMAINS = 100_000, 20_000, 5_000
 ABUSER_SHARE, BURST, BURST_SPAN_MS = 0.02, 80, 8_000
 PARTITIONS = 8
 DIMENSIONS = 3  # every bench event has an account, a client IP and a sender domain
+STALLED_S = 120  # the backlog's count standing still this long once started: something lost
 
 THRESHOLDS = """
 thresholds:
@@ -174,20 +175,24 @@ def counted(port: int) -> int:
 
 def wait_for_backlog(port: int, entries: int, deadline_s: float,
                      progress: Callable[[int], None] = lambda counted: None) -> float:
-    """Seconds from the first entry counted to the last of ``entries``."""
+    """Seconds from the first entry counted to the last of ``entries``. Gives up after
+    ``deadline_s``, or once counting has stood still for ``STALLED_S``: entries were lost."""
     first = None
     deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
+    last_done, moved = -1, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - moved < STALLED_S:
         done = counted(port)
         progress(done)
         now = time.perf_counter()
+        if done != last_done:
+            last_done, moved = done, time.monotonic()
         if first is None and done > 0:
             first, first_done = now, done
         if done >= entries and first is not None:
             return (now - first) * entries / max(entries - first_done, 1)
         time.sleep(0.2)
-    raise SystemExit(f"the worker did not finish the backlog in time ({counted(port):,} of "
-                     f"{entries:,} entries)")
+    raise SystemExit(f"the worker did not finish the backlog ({counted(port):,} of "
+                     f"{entries:,} entries counted)")
 
 
 def live_latencies(settings: KafkaSettings, traffic: Traffic, topics: dict[str, str],
@@ -206,6 +211,7 @@ def live_latencies(settings: KafkaSettings, traffic: Traffic, topics: dict[str, 
             for p in range(PARTITIONS)]
     watcher.assign(ends)
     producer = Producer(producer_config(settings, **{"linger.ms": 5}))
+    producer.list_topics(topics["mail"], timeout=30)  # connected, before the clock starts
     plan = list(traffic.stream(int(seconds * rate), 0, int(seconds * 1000)))
     start_ms = int(time.time() * 1000)
     latencies: list[float] = []
@@ -335,15 +341,17 @@ def main() -> None:
         worker = start(command, work / "worker.log")
         samples: dict[int, float] = {}  # quarter of the backlog counted: worker RSS then
 
-        most_held = 0.0
+        most_held = forced = 0.0
 
         def sample(done: int) -> None:
-            nonlocal most_held
+            nonlocal most_held, forced
             quarter = min(done * 4 // (len(records) * DIMENSIONS), 4)
             if quarter not in samples:
                 samples[quarter] = rss_mib(worker.pid)
             with contextlib.suppress(OSError):
-                most_held = max(most_held, scrape(health).get("floodgate_worker_entries_held", 0))
+                metrics = scrape(health)
+                most_held = max(most_held, metrics.get("floodgate_worker_entries_held", 0))
+                forced = metrics.get("floodgate_worker_entries_forced", forced)
 
         seconds = wait_for_backlog(health, len(records) * DIMENSIONS, 4 * 3_600, sample)
         rate = len(records) / seconds
@@ -351,7 +359,8 @@ def main() -> None:
               f"{seconds:.1f} s); ratio to the ceiling {rate / ceiling:.4f}")
         print("worker RSS as the backlog was counted: " + ", ".join(
             f"{q * 25}% {mib:.0f} MiB" for q, mib in sorted(samples.items()))
-            + f"; most entries held for event-time order {most_held:,.0f}")
+            + f"; most entries held for event-time order {most_held:,.0f}, "
+            f"released early because too many were held {forced:,.0f}")
 
         live = not args.subjects and args.live_seconds > 0
         before = {name: histogram(health, metric) for name, metric in LIVE_HISTOGRAMS.items()}
