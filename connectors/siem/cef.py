@@ -54,17 +54,18 @@ def action_line(action: ActionEvent) -> str:
     ext: dict[str, str | int] = {
         "rt": _ms(action.ts), "act": action.action.value, "outcome": action.state.value,
         "externalId": action.action_id, "start": _ms(action.triggered_at),
-        "end": _ms(action.expires_at),
+        # when the action ended: lifted now, or at its expiry
+        "end": _ms(action.ts if action.state is ActionState.LIFTED else action.expires_at),
         "cs1Label": "threshold", "cs1": action.threshold or "manual",
         "cs2Label": "subjectType", "cs2": action.subject_type.value,
         "cs3Label": "subject", "cs3": action.subject,
     }
-    if action.subject_type is SubjectType.SASL_USERNAME:
-        ext["suser"] = action.subject
+    if action.subject_type in (SubjectType.SASL_USERNAME, SubjectType.SENDER):
+        ext["suser"] = action.subject  # the mail's sending user, acted on
     elif action.subject_type is SubjectType.CLIENT_IP:
         ext["src"] = action.subject
-    elif action.subject_type is SubjectType.SENDER:
-        ext["suser"] = action.subject
+    if action.actor:  # the operator of a manual action or a lift
+        ext["cs4Label"], ext["cs4"] = "actor", action.actor
     if action.evidence is not None:
         ext["cn1Label"], ext["cn1"] = "messages", action.evidence.messages
         ext["cn2Label"], ext["cn2"] = "spams", action.evidence.spams

@@ -1,9 +1,13 @@
 """Elastic Common Schema documents for Floodgate's records.
 
 Actions are alerts (``event.kind: alert``), mail events plain events; the
-subject lands in the ECS field that names it (``user.name`` for an account,
-``source.ip`` for a client address, ``email.from.address`` for a sender), and
-the whole record stays under ``floodgate`` for anything ECS has no field for.
+subject lands in the ECS field that names it (``user.target.name`` for an
+account acted on, ``source.ip`` for a client address, ``email.from.address``
+for a sender). ``user.name`` is whoever acted, as ECS reads it: the operator
+(``actor``) of a manual action or a lift, the account itself in a mail event;
+``related.user`` lists both. ``event.end`` is when the action ended: its
+expiry, or the moment it was lifted. The whole record stays under
+``floodgate`` for anything ECS has no field for.
 Values go through ``json.dumps``, which escapes every control character.
 """
 
@@ -27,24 +31,31 @@ def _iso(value: Any) -> str:
 
 def action_document(action: ActionEvent) -> dict[str, Any]:
     subject = _subject_fields(action.subject_type, action.subject)
+    if action.actor:
+        subject.setdefault("user", {})["name"] = action.actor
+    users = [u for u in (action.actor, subject.get("user", {}).get("target", {}).get("name"))
+             if u]
     ended = action.state is not ActionState.ACTIVE
+    end = action.ts if action.state is ActionState.LIFTED else action.expires_at
     return {
         "@timestamp": _iso(action.ts),
         "ecs": {"version": ECS_VERSION},
         "event": {
             "kind": "alert" if not ended else "event",
             "category": ["email", "intrusion_detection"],
-            "type": ["end"] if ended else _ACTION_TYPES[action.action.value],
+            # ECS allows no "end" type for these categories: an ended action is information
+            "type": ["info"] if ended else _ACTION_TYPES[action.action.value],
             "action": f"{action.action.value}-{action.state.value}",
             "id": action.action_id,
             "dataset": "floodgate.actions",
             "provider": "floodgate",
             "start": _iso(action.triggered_at),
-            "end": _iso(action.expires_at),
+            "end": _iso(end),
             **({"reason": action.reason} if action.reason else {}),
         },
         "rule": {"name": action.threshold or "manual"},
         **subject,
+        **({"related": {"user": users}} if users else {}),
         "message": (f"{action.action.value} {action.subject_type.value} {action.subject} "
                     f"({action.state.value}) until {_iso(action.expires_at)}"),
         "floodgate": action.model_dump(mode="json"),
@@ -83,7 +94,7 @@ def mail_document(mail: MailEvent) -> dict[str, Any]:
 
 def _subject_fields(kind: SubjectType, subject: str) -> dict[str, Any]:
     if kind is SubjectType.SASL_USERNAME:
-        return {"user": {"name": subject}}
+        return {"user": {"target": {"name": subject}}}
     if kind is SubjectType.CLIENT_IP:
         return {"source": {"ip": subject}}
     if kind is SubjectType.SENDER:

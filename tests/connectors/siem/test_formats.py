@@ -81,3 +81,25 @@ def test_ended_actions_are_events_not_alerts() -> None:
     ended = action(state="expired")
     assert ecs.action_document(ended)["event"]["kind"] == "event"
     assert cef.action_line(ended).split("|")[6] == "1"
+
+
+def test_a_lift_names_the_operator_as_the_one_who_acted_and_ends_when_lifted() -> None:
+    lifted_at = T0 + timedelta(minutes=3)
+    lift = action(subject="compromised", state="lifted", origin="manual", actor="alice",
+                  reason="customer called", ts=lifted_at)
+    document = ecs.action_document(lift)
+    assert document["user"] == {"name": "alice", "target": {"name": "compromised"}}
+    assert document["related"] == {"user": ["alice", "compromised"]}
+    assert document["event"]["end"] == "2026-11-27T12:03:00Z"  # T0 + 3 min: lifted then
+    assert document["event"]["type"] == ["info"]  # ECS has no "end" type for these categories
+    line = cef.action_line(lift)
+    assert f"end={int(lifted_at.timestamp() * 1000)} " in line
+    assert "cs4Label=actor cs4=alice" in line and "suser=compromised" in line
+
+
+def test_an_automatic_action_names_its_subject_only_as_the_target() -> None:
+    document = ecs.action_document(action(subject="bob"))
+    assert document["user"] == {"target": {"name": "bob"}}
+    assert document["related"] == {"user": ["bob"]}
+    assert document["event"]["end"] == "2026-11-27T12:15:00Z"  # its expiry
+    assert "cs4" not in cef.action_line(action(subject="bob"))
