@@ -176,6 +176,11 @@ class ActionEvent(_Record):
     def key(self) -> str:
         return f"{self.subject_type.value}:{self.subject}"
 
+    @property
+    def ends_at(self) -> datetime:
+        """When the action ends or ended: the moment it was lifted, else its expiry."""
+        return self.ts if self.state is ActionState.LIFTED else self.expires_at
+
 
 class PolicyRequest(_Record):
     """The attributes of one Postfix policy delegation request, as received.

@@ -46,6 +46,11 @@ Word = Annotated[str, Field(max_length=16)]
 Domain = Annotated[str | None, Field(max_length=MAX_NAME)]
 
 
+def routed_tag(life: str, number: int) -> bytes:
+    """``ROUTED_HEADER``'s value: the worker life that routed a batch, and its number."""
+    return f"{life}:{number}".encode()
+
+
 class SubjectEntry(NamedTuple):
     """One message counted under one subject (a JSON array on the wire, in this order)."""
 

@@ -54,8 +54,7 @@ def action_line(action: ActionEvent) -> str:
     ext: dict[str, str | int] = {
         "rt": _ms(action.ts), "act": action.action.value, "outcome": action.state.value,
         "externalId": action.action_id, "start": _ms(action.triggered_at),
-        # when the action ended: lifted now, or at its expiry
-        "end": _ms(action.ts if action.state is ActionState.LIFTED else action.expires_at),
+        "end": _ms(action.ends_at),
         "cs1Label": "threshold", "cs1": action.threshold or "manual",
         "cs2Label": "subjectType", "cs2": action.subject_type.value,
         "cs3Label": "subject", "cs3": action.subject,

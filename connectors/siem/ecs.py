@@ -33,10 +33,9 @@ def action_document(action: ActionEvent) -> dict[str, Any]:
     subject = _subject_fields(action.subject_type, action.subject)
     if action.actor:
         subject.setdefault("user", {})["name"] = action.actor
-    users = [u for u in (action.actor, subject.get("user", {}).get("target", {}).get("name"))
-             if u]
+    target = action.subject if action.subject_type is SubjectType.SASL_USERNAME else None
+    users = [u for u in (action.actor, target) if u]
     ended = action.state is not ActionState.ACTIVE
-    end = action.ts if action.state is ActionState.LIFTED else action.expires_at
     return {
         "@timestamp": _iso(action.ts),
         "ecs": {"version": ECS_VERSION},
@@ -50,7 +49,7 @@ def action_document(action: ActionEvent) -> dict[str, Any]:
             "dataset": "floodgate.actions",
             "provider": "floodgate",
             "start": _iso(action.triggered_at),
-            "end": _iso(end),
+            "end": _iso(action.ends_at),
             **({"reason": action.reason} if action.reason else {}),
         },
         "rule": {"name": action.threshold or "manual"},

@@ -43,7 +43,7 @@ from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming import changelog
 from pipeline.streaming.counter import SubjectCounter
-from pipeline.streaming.counting_partition import CountingPartition, routed_tag
+from pipeline.streaming.counting_partition import CountingPartition
 from pipeline.streaming.event_order import Entry, EventOrder, OrderCheckpoint, Source
 from pipeline.streaming.metrics import WorkerMetrics
 from pipeline.streaming.partition_store import PartitionStore
@@ -51,7 +51,7 @@ from pipeline.streaming.router import Router, SubjectPartitioner
 from pipeline.streaming.store_options import StoreOptions
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, DeadLetter
-from schemas.subject_batch import BATCH_KIND, KIND_HEADER, ROUTED_HEADER
+from schemas.subject_batch import BATCH_KIND, KIND_HEADER, ROUTED_HEADER, routed_tag
 
 log = logging.getLogger("floodgate.worker")
 
@@ -300,18 +300,18 @@ class CountingLoop:
         wall_ms = int(time.time() * 1000)
         for number, batch in self._router.batches(wall_ms):
             self._routed += 1
+            tag = routed_tag(self._life, self._routed)
             on_delivery = self._on_delivery
             partition = self._partitions.get(number)
             if partition is not None:
                 live = batch.mark_ms is not None and wall_ms - batch.mark_ms <= EARLY_WITHIN_MS
-                entries = partition.route(batch, self._routed, live)
+                entries = partition.route(batch, tag, live)
                 if entries is not None:
                     on_delivery = partial(self._on_routed_delivery, entries)
                     early[number] = partition
             self._produce(self._subject_topic, batch.model_dump_json().encode(),
                           partition=number, on_delivery=on_delivery,
-                          headers={KIND_HEADER: BATCH_KIND,
-                                   ROUTED_HEADER: routed_tag(self._life, self._routed)})
+                          headers={KIND_HEADER: BATCH_KIND, ROUTED_HEADER: tag})
         for partition in early.values():
             self._release(partition)
 
@@ -517,8 +517,7 @@ class CountingLoop:
         order = EventOrder(expected, checkpoint, self._held_per_partition)
         counter = SubjectCounter(self._engine, store, self._publish)
         partition = CountingPartition(number, store, order, counter,
-                                      lift_offset=int(marker.get("lift_offset", -1)),
-                                      life=self._life)
+                                      lift_offset=int(marker.get("lift_offset", -1)))
         self._partitions[number] = partition
         resume = marker.get("resume")
         return resume if isinstance(resume, int) else None

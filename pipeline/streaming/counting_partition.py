@@ -24,11 +24,6 @@ OnError = Callable[[Entry, str], None]
 PENDING = -1  # record offset of an entry taken from this worker's router before Kafka had it
 
 
-def routed_tag(life: str, number: int) -> bytes:
-    """``ROUTED_HEADER``'s value: the worker life that routed a batch, and its number."""
-    return f"{life}:{number}".encode()
-
-
 @dataclass
 class CountingPartition:
     number: int
@@ -38,13 +33,12 @@ class CountingPartition:
     lift_offset: int = -1  # lifts at or below this offset were applied
     next_offset: int | None = None  # after the last record read
     touched: bool = False  # read anything since the last checkpoint
-    life: str = ""  # this worker life's prefix of ``ROUTED_HEADER`` tags
-    # tags of batches taken from this worker's router (``route``): skipped unparsed
-    # when Kafka gives them back
+    # tags (``ROUTED_HEADER``) of batches taken from this worker's router (``route``):
+    # skipped unparsed when Kafka gives them back
     _taken_early: set[bytes] = field(default_factory=set)
-    # per source: the last batch this worker sent through Kafka, not read back yet (its tag
-    # number), and the sources whose batches may be taken early (see ``route``)
-    _awaited: dict[Source, int] = field(default_factory=dict)
+    # per source: the tag of the last batch this worker sent through Kafka, not read back
+    # yet, and the sources whose batches may be taken early (see ``route``)
+    _awaited: dict[Source, bytes] = field(default_factory=dict)
     _in_step: set[Source] = field(default_factory=set)
 
     def take(self, offset: int, kind: bytes | None, key: bytes, value: bytes,
@@ -60,8 +54,10 @@ class CountingPartition:
                 return False
             batch = SubjectBatch.model_validate_json(value)
             self._offer(offset, batch)
-            if routed is not None:
-                self._read_own((batch.source_topic, batch.source_partition), routed)
+            source = (batch.source_topic, batch.source_partition)
+            if routed is not None and self._awaited.get(source) == routed:
+                del self._awaited[source]  # all of the source before it has been read too
+                self._in_step.add(source)
             return True
         if kind == LIFT_KIND:
             if offset > self.lift_offset:
@@ -79,41 +75,28 @@ class CountingPartition:
     # batch this worker sent it through Kafka: everything of that source before it in the
     # partition's log has been read by then.
 
-    def route(self, batch: SubjectBatch, number: int, live: bool) -> list[Entry] | None:
-        """Batch ``number`` of this life's router, on its way to this partition: taken at once
-        when ``live`` and its source allows it (its entries returned), else left to arrive
-        through Kafka (None).
+    def route(self, batch: SubjectBatch, routed: bytes, live: bool) -> list[Entry] | None:
+        """A batch of this worker's router (tagged ``routed``), on its way to this partition:
+        taken at once when ``live`` and its source allows it (its entries returned), else
+        left to arrive through Kafka (None).
 
         A batch taken at once skips the round trip through Kafka: on live traffic that round
         trip was most of the detection time. Its entries' record offset is ``PENDING``
         until ``routed_delivered``; the checkpoint waits for every delivery, so a marker
         never names a pending one. The copy Kafka gives back is skipped by its tag."""
         source = (batch.source_topic, batch.source_partition)
-        if not (live and source in self._in_step):
-            self.sent_through_kafka(source, number)
+        if not (live and source in self._in_step):  # the source waits for this one to come back
+            self._awaited[source] = routed
+            self._in_step.discard(source)
             return None
         self.touched = True
-        self._taken_early.add(routed_tag(self.life, number))
+        self._taken_early.add(routed)
         return self._offer(PENDING, batch)
-
-    def sent_through_kafka(self, source: Source, number: int) -> None:
-        """This worker sent batch ``number`` of ``source`` to this partition through Kafka:
-        that source waits for it before taking batches early again."""
-        self._awaited[source] = number
-        self._in_step.discard(source)
 
     def forget_source(self, source: Source) -> None:
         """The source went to another router: its batches reach this partition from Kafka."""
         self._awaited.pop(source, None)
         self._in_step.discard(source)
-
-    def _read_own(self, source: Source, routed: bytes) -> None:
-        life, _, number = routed.decode("ascii", "replace").partition(":")
-        awaited = self._awaited.get(source)
-        if life == self.life and awaited is not None and number.isdigit() \
-                and int(number) >= awaited:
-            del self._awaited[source]
-            self._in_step.add(source)
 
     @staticmethod
     def routed_delivered(offset: int, entries: list[Entry]) -> None:

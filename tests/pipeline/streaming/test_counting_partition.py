@@ -11,11 +11,11 @@ import pytest
 
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming.counter import SubjectCounter
-from pipeline.streaming.counting_partition import CountingPartition, routed_tag
+from pipeline.streaming.counting_partition import CountingPartition
 from pipeline.streaming.event_order import Entry, EventOrder, Source
 from pipeline.streaming.partition_store import PartitionStore
 from pipeline.streaming.store_options import StoreOptions
-from schemas.subject_batch import BATCH_KIND, SubjectBatch, SubjectEntry
+from schemas.subject_batch import BATCH_KIND, SubjectBatch, SubjectEntry, routed_tag
 from tests.pipeline.engine.builders import config, threshold
 
 SOURCES: list[Source] = [("mail", 0), ("mail", 1), ("mail", 2)]
@@ -37,7 +37,7 @@ class Recording(SubjectCounter):
 
 def partition(path: Path) -> CountingPartition:
     store = PartitionStore(path, StoreOptions().to_rocksdict())
-    return CountingPartition(0, store, EventOrder(SOURCES), Recording(store), life=LIFE)
+    return CountingPartition(0, store, EventOrder(SOURCES), Recording(store))
 
 
 class Log:
@@ -82,7 +82,8 @@ def test_any_mix_of_early_and_kafka_batches_counts_each_entry_once_in_order(
         batch = SubjectBatch(source_topic=source[0], source_partition=source[1],
                              upto=next_offset[source] - 1, mark_ms=1_000_000 + marks[source],
                              entries=entries)
-        part.route(batch, number, live)  # taken at once, or not: the record goes out either way
+        # taken at once, or not: the record goes out either way
+        part.route(batch, routed_tag(LIFE, number), live)
         log.records.append((batch.model_dump_json().encode(), routed_tag(LIFE, number)))
         log.read_some(part, log.read + rng.randint(0, 3))  # Kafka gives records back later
         part.release(lambda entry, error: pytest.fail(error))
@@ -110,20 +111,22 @@ def test_a_source_is_taken_early_only_after_its_last_kafka_batch_came_back(tmp_p
                                 SUBJECTS[0], offset, 1_000 + offset, 0, 1, offset, "outbound",
                                 None)])
 
-    assert part.route(batch(0), 1, live=True) is None  # nothing read back yet: through Kafka
-    assert part.route(batch(1), 2, live=True) is None
+    # nothing read back yet: through Kafka
+    assert part.route(batch(0), routed_tag(LIFE, 1), live=True) is None
+    assert part.route(batch(1), routed_tag(LIFE, 2), live=True) is None
     part.take(0, BATCH_KIND, b"", batch(0).model_dump_json().encode(), routed_tag(LIFE, 1))
-    assert part.route(batch(2), 3, live=True) is None  # batch 2 is still on its way
+    # the batch sent as number 2 is still on its way
+    assert part.route(batch(2), routed_tag(LIFE, 3), live=True) is None
     part.take(1, BATCH_KIND, b"", batch(1).model_dump_json().encode(), routed_tag(LIFE, 2))
     part.take(2, BATCH_KIND, b"", batch(2).model_dump_json().encode(), routed_tag(LIFE, 3))
-    taken = part.route(batch(3), 4, live=True)
+    taken = part.route(batch(3), routed_tag(LIFE, 4), live=True)
     assert taken is not None and [e.offset for e in taken] == [3]
     # its copy from Kafka is skipped; a backlog batch goes through Kafka again
     assert not part.take(3, BATCH_KIND, b"", b"not even parsed", routed_tag(LIFE, 4))
-    assert part.route(batch(4), 5, live=False) is None
-    assert part.route(batch(5), 6, live=True) is None
+    assert part.route(batch(4), routed_tag(LIFE, 5), live=False) is None
+    assert part.route(batch(5), routed_tag(LIFE, 6), live=True) is None
     # another life's batch (a restarted worker's) does not count as read back
     part.take(4, BATCH_KIND, b"", batch(4).model_dump_json().encode(), routed_tag("other", 6))
-    assert part.route(batch(6), 7, live=True) is None
+    assert part.route(batch(6), routed_tag(LIFE, 7), live=True) is None
     part.forget_source(source)  # the source went to another worker, and came back
-    assert part.route(batch(7), 8, live=True) is None
+    assert part.route(batch(7), routed_tag(LIFE, 8), live=True) is None
