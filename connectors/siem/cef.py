@@ -5,6 +5,9 @@ Escaping follows the CEF specification: in the header ``\\`` and ``|``; in
 extension values ``\\``, ``=`` and line breaks (written ``\\n``, ``\\r``).
 Other control characters cannot be escaped in CEF, so they become spaces:
 nothing from a record can start a new line or a new field.
+A value is cut to 1,023 characters, and a line to its byte budget, before it
+is escaped (so an escape is never split); ``cs6Label=cut cs6=FIELD:LENGTH,...``
+names each cut field with its original length.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from __future__ import annotations
 import re
 from importlib.metadata import PackageNotFoundError, version
 
+from connectors.siem import record_size
 from schemas.events import ActionEvent, MailEvent
 from schemas.vocabulary import ActionState, SubjectType
 
 _CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 SEVERITY = {"warn": 3, "defer": 5, "quarantine": 7, "block": 8}
 MAX_VALUE = 1023  # CEF's usual limit for string extensions
+CUT_FIRST = ("reason",)  # free text, cut first when a line is too long
 
 
 def _product_version() -> str:
@@ -33,24 +38,41 @@ def header_escape(value: str) -> str:
 
 
 def value_escape(value: str) -> str:
-    value = _CONTROL.sub(" ", value)[:MAX_VALUE]
+    value = _CONTROL.sub(" ", value)
     return (value.replace("\\", "\\\\").replace("=", "\\=")
             .replace("\r", "\\r").replace("\n", "\\n"))
 
 
-def _line(signature: str, name: str, severity: int, extension: dict[str, str | int]) -> str:
+def _line(signature: str, name: str, severity: int, extension: dict[str, str | int],
+          budget: int) -> str:
     head = "|".join(["CEF:0", "Floodgate", "Floodgate", header_escape(_product_version()),
                      header_escape(signature), header_escape(name), str(severity)])
-    body = " ".join(f"{key}={value_escape(str(value))}" for key, value in extension.items()
+    long = {key: len(value) for key, value in extension.items()
+            if isinstance(value, str) and len(value) > MAX_VALUE}
+    for key in long:
+        extension[key] = str(extension[key])[:MAX_VALUE]
+
+    def mark(ext: record_size.Record, cuts: record_size.Cuts) -> None:
+        ext["cs6Label"], ext["cs6"] = "cut", ",".join(
+            f"{key}:{length}" for key, length in {**cuts, **long}.items())
+
+    if long:
+        mark(extension, {})
+    return record_size.fit(extension, lambda ext: f"{head}|{_extension(ext)}", budget,
+                           CUT_FIRST, mark)
+
+
+def _extension(extension: record_size.Record) -> str:
+    return " ".join(f"{key}={value_escape(str(value))}" for key, value in extension.items()
                     if value != "")
-    return f"{head}|{body}"
 
 
 def _ms(value: object) -> int:
     return int(value.timestamp() * 1000)  # type: ignore[attr-defined]
 
 
-def action_line(action: ActionEvent) -> str:
+def action_line(action: ActionEvent,
+                budget: int = record_size.DEFAULT_RECORD_BYTES) -> str:
     ext: dict[str, str | int] = {
         "rt": _ms(action.ts), "act": action.action.value, "outcome": action.state.value,
         "externalId": action.action_id, "start": _ms(action.triggered_at),
@@ -72,10 +94,10 @@ def action_line(action: ActionEvent) -> str:
         ext["reason"] = action.reason
     severity = SEVERITY[action.action.value] if action.state is ActionState.ACTIVE else 1
     return _line(f"action-{action.action.value}-{action.state.value}",
-                 f"{action.action.value} {action.state.value}", severity, ext)
+                 f"{action.action.value} {action.state.value}", severity, ext, budget)
 
 
-def mail_line(mail: MailEvent) -> str:
+def mail_line(mail: MailEvent, budget: int = record_size.DEFAULT_RECORD_BYTES) -> str:
     ext: dict[str, str | int] = {
         "rt": _ms(mail.ts), "externalId": mail.event_id, "dvchost": mail.host,
         "src": mail.client_ip or "", "suser": mail.sasl_username or "",
@@ -86,6 +108,8 @@ def mail_line(mail: MailEvent) -> str:
     }
     if mail.spam is not None:
         ext["cs3Label"], ext["cs3"] = "spam", str(mail.spam).lower()
+    if mail.reject_reason:
+        ext["reason"] = mail.reject_reason  # the refusal's reply
     return _line("mail-accepted" if mail.accepted else "mail-refused",
                  "mail " + ("accepted" if mail.accepted else "refused"),
-                 1 if mail.accepted else 3, ext)
+                 1 if mail.accepted else 3, ext, budget)

@@ -6,9 +6,15 @@ account acted on, ``source.ip`` for a client address, ``email.from.address``
 for a sender). ``user.name`` is whoever acted, as ECS reads it: the operator
 (``actor``) of a manual action or a lift, the account itself in a mail event;
 ``related.user`` lists both. ``event.end`` is when the action ended: its
-expiry, or the moment it was lifted. The whole record stays under
-``floodgate`` for anything ECS has no field for.
-Values go through ``json.dumps``, which escapes every control character.
+expiry, or the moment it was lifted; a refusal's reply and an action's
+reason are ``event.reason``.
+Each value is written once: in its ECS field when ECS has one, else under
+``floodgate``. Two exceptions: ``floodgate.subject`` keeps an action's
+subject for every subject type (the key operators look it up by; a sender
+domain has no ECS field), and ``related.user`` repeats user names as ECS
+intends. Values go through ``json.dumps``, which escapes every
+control and non-ASCII character, so a line's length in characters is its
+length in bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from connectors.siem import record_size
 from schemas.events import ActionEvent, MailEvent
 from schemas.vocabulary import ActionState, SubjectType
 
@@ -23,6 +30,12 @@ ECS_VERSION = "8.11.0"
 _ACTION_TYPES = {"block": ["denied"], "defer": ["denied"], "quarantine": ["denied"],
                  "warn": ["info"]}
 _EMAIL_DIRECTIONS = {"outbound": "outbound", "inbound": "inbound", "internal": "internal"}
+# the record's fields that have an ECS home, so they are left out of "floodgate"
+_ACTION_MAPPED = {"ts", "action_id", "triggered_at", "threshold", "actor", "reason"}
+_MAIL_MAPPED = {"ts", "event_id", "host", "queue_id", "message_id", "client_ip",
+                "sasl_username", "sender", "recipients", "accepted", "reject_reason"}
+# cut first when a record is too long: free text, then names repeated in related.user
+CUT_FIRST = ("event.reason", "email.to.address", "email.message_id", "message", "related.user")
 
 
 def _iso(value: Any) -> str:
@@ -55,9 +68,9 @@ def action_document(action: ActionEvent) -> dict[str, Any]:
         "rule": {"name": action.threshold or "manual"},
         **subject,
         **({"related": {"user": users}} if users else {}),
-        "message": (f"{action.action.value} {action.subject_type.value} {action.subject} "
+        "message": (f"{action.action.value} of a {action.subject_type.value} "
                     f"({action.state.value}) until {_iso(action.expires_at)}"),
-        "floodgate": action.model_dump(mode="json"),
+        "floodgate": action.model_dump(mode="json", exclude=_ACTION_MAPPED),
     }
 
 
@@ -73,6 +86,7 @@ def mail_document(mail: MailEvent) -> dict[str, Any]:
             "id": mail.event_id,
             "dataset": "floodgate.mail_events",
             "provider": "floodgate",
+            **({"reason": mail.reject_reason} if mail.reject_reason else {}),
         },
         "host": {"name": mail.host},
         "email": {
@@ -82,7 +96,9 @@ def mail_document(mail: MailEvent) -> dict[str, Any]:
             **({"local_id": mail.queue_id} if mail.queue_id else {}),
             **({"message_id": mail.message_id} if mail.message_id else {}),
         },
-        "floodgate": mail.model_dump(mode="json"),
+        # the null sender "" has no ECS address: it stays floodgate.sender
+        "floodgate": mail.model_dump(mode="json", exclude=_MAIL_MAPPED - (
+            set() if mail.sender else {"sender"})),
     }
     if mail.client_ip:
         document["source"] = {"ip": mail.client_ip}
@@ -98,9 +114,19 @@ def _subject_fields(kind: SubjectType, subject: str) -> dict[str, Any]:
         return {"source": {"ip": subject}}
     if kind is SubjectType.SENDER:
         return {"email": {"from": {"address": [subject]}}}
-    return {"email": {"sender": {"address": f"@{subject}"}}}
+    return {}  # a sender domain has no ECS field: floodgate.subject alone names it
 
 
 def to_line(document: dict[str, Any]) -> str:
     """One JSON line: control and non-ASCII characters escaped (no line separator of any kind)."""
     return json.dumps(document, separators=(",", ":"), ensure_ascii=True, sort_keys=True)
+
+
+def bounded_line(document: dict[str, Any], budget: int) -> str:
+    """``to_line`` in at most ``budget`` bytes: text cut first from ``CUT_FIRST``, and
+    ``floodgate.cut`` naming each cut field with its original length."""
+    return record_size.fit(document, to_line, budget, CUT_FIRST, _mark)
+
+
+def _mark(document: dict[str, Any], cuts: record_size.Cuts) -> None:
+    document.setdefault("floodgate", {})["cut"] = dict(cuts)

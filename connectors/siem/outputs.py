@@ -1,6 +1,9 @@
 """Where SIEM lines go: syslog over TCP (RFC 5424 with RFC 6587 octet counting) or UDP
 (RFC 5426), a file, or stdout. Destinations are written as
 ``syslog://HOST:PORT`` (TCP), ``syslog+udp://HOST:PORT``, ``file:PATH`` or ``stdout``.
+Each output is opened with a byte limit for a whole record as it goes on the wire
+(syslog header and octet count included) and tells the renderer, through
+``budget``, how many bytes of that are left for the line.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from connectors.siem.record_size import DEFAULT_RECORD_BYTES
+
 FACILITY_LOCAL0 = 16
-MAX_UDP_MESSAGE = 8192  # bytes; larger datagrams are often dropped on the way
 _NOT_PRINTABLE = re.compile(r"[^\x21-\x7e]")
 
 
 class Output(Protocol):
+    def budget(self, ts: datetime, severity: int, msgid: str) -> int:
+        """Bytes left for the line of a record sent with these header values."""
+
     def send(self, line: str, ts: datetime, severity: int, msgid: str) -> None: ...
 
     def close(self) -> None: ...
@@ -48,32 +55,43 @@ def parse_destination(text: str) -> Destination:
                      "file:PATH or stdout")
 
 
-def syslog_frame(line: str, ts: datetime, severity: int, msgid: str, hostname: str,
-                 app: str = "floodgate") -> bytes:
-    """An RFC 5424 message: ``<PRI>1 TIMESTAMP HOST APP PROCID MSGID - MSG``."""
+def syslog_head(ts: datetime, severity: int, msgid: str, hostname: str,
+                app: str = "floodgate") -> bytes:
+    """An RFC 5424 header with the space before MSG:
+    ``<PRI>1 TIMESTAMP HOST APP PROCID MSGID - ``."""
     def field(value: str, limit: int) -> str:
         return _NOT_PRINTABLE.sub("_", value)[:limit] or "-"
 
     stamp = ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    head = (f"<{FACILITY_LOCAL0 * 8 + severity}>1 {stamp} {field(hostname, 255)} "
-            f"{field(app, 48)} {os.getpid()} {field(msgid, 32)} -")
-    return f"{head} {line}".encode()
+    return (f"<{FACILITY_LOCAL0 * 8 + severity}>1 {stamp} {field(hostname, 255)} "
+            f"{field(app, 48)} {os.getpid()} {field(msgid, 32)} - ").encode()
 
 
-def open_output(destination: Destination, hostname: str | None = None) -> Output:
+def syslog_frame(line: str, ts: datetime, severity: int, msgid: str, hostname: str,
+                 app: str = "floodgate") -> bytes:
+    """An RFC 5424 message: ``<PRI>1 TIMESTAMP HOST APP PROCID MSGID - MSG``."""
+    return syslog_head(ts, severity, msgid, hostname, app) + line.encode()
+
+
+def open_output(destination: Destination, hostname: str | None = None,
+                max_bytes: int = DEFAULT_RECORD_BYTES) -> Output:
     host = hostname or socket.gethostname()
     if destination.kind == "stdout":
-        return StreamOutput(sys.stdout)
+        return StreamOutput(sys.stdout, max_bytes)
     if destination.kind == "file":
-        return StreamOutput(Path(destination.path).open("a", encoding="utf-8"))
+        return StreamOutput(Path(destination.path).open("a", encoding="utf-8"), max_bytes)
     if destination.kind == "udp":
-        return UdpSyslog(destination.host, destination.port, host)
-    return TcpSyslog(destination.host, destination.port, host)
+        return UdpSyslog(destination.host, destination.port, host, max_bytes)
+    return TcpSyslog(destination.host, destination.port, host, max_bytes)
 
 
 class StreamOutput:
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, max_bytes: int = DEFAULT_RECORD_BYTES) -> None:
         self._stream = stream
+        self._max_bytes = max_bytes
+
+    def budget(self, ts: datetime, severity: int, msgid: str) -> int:
+        return self._max_bytes - 1  # the newline
 
     def send(self, line: str, ts: datetime, severity: int, msgid: str) -> None:
         self._stream.write(line + "\n")
@@ -85,15 +103,22 @@ class StreamOutput:
 
 
 class UdpSyslog:
-    def __init__(self, host: str, port: int, hostname: str) -> None:
+    """One datagram per record: the renderer keeps it within ``max_bytes``, never cut here."""
+
+    def __init__(self, host: str, port: int, hostname: str,
+                 max_bytes: int = DEFAULT_RECORD_BYTES) -> None:
         self._address = (host, port)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_DGRAM)
         self._hostname = hostname
+        self._max_bytes = max_bytes
+
+    def budget(self, ts: datetime, severity: int, msgid: str) -> int:
+        return self._max_bytes - len(syslog_head(ts, severity, msgid, self._hostname))
 
     def send(self, line: str, ts: datetime, severity: int, msgid: str) -> None:
-        frame = syslog_frame(line, ts, severity, msgid, self._hostname)
-        self._socket.sendto(frame[:MAX_UDP_MESSAGE], self._address)
+        self._socket.sendto(syslog_frame(line, ts, severity, msgid, self._hostname),
+                            self._address)
 
     def close(self) -> None:
         self._socket.close()
@@ -102,12 +127,18 @@ class UdpSyslog:
 class TcpSyslog:
     """Reconnects and retries until the line is written: the caller commits only after."""
 
-    def __init__(self, host: str, port: int, hostname: str, retry_s: float = 1.0,
+    def __init__(self, host: str, port: int, hostname: str,
+                 max_bytes: int = DEFAULT_RECORD_BYTES, retry_s: float = 1.0,
                  give_up_s: float = 300.0) -> None:
         self._address = (host, port)
         self._hostname = hostname
+        self._max_bytes = max_bytes
         self._retry_s, self._give_up_s = retry_s, give_up_s
         self._socket: socket.socket | None = None
+
+    def budget(self, ts: datetime, severity: int, msgid: str) -> int:
+        count = len(f"{self._max_bytes} ")  # RFC 6587 octet count, at its longest
+        return self._max_bytes - count - len(syslog_head(ts, severity, msgid, self._hostname))
 
     def send(self, line: str, ts: datetime, severity: int, msgid: str) -> None:
         frame = syslog_frame(line, ts, severity, msgid, self._hostname)

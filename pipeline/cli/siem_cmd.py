@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from connectors.kafka.client_config import KafkaNotConfigured, consumer_config
 from connectors.siem import cef, ecs
 from connectors.siem.outputs import Destination, Output, open_output, parse_destination
+from connectors.siem.record_size import DEFAULT_RECORD_BYTES, MAX_RECORD_BYTES, MIN_RECORD_BYTES
 from connectors.siem.webhook import Webhook
 from pipeline.cli.check_config import load_or_report
 from schemas.events import ActionEvent, MailEvent
@@ -38,6 +39,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--to", type=_destination, default=Destination("stdout"),
                         help="syslog://HOST:PORT (TCP), syslog+udp://HOST:PORT, file:PATH or "
                              "stdout (default)")
+    parser.add_argument("--max-record-bytes", type=_record_bytes, default=DEFAULT_RECORD_BYTES,
+                        metavar="N", help="longest record on the wire, syslog header and framing "
+                        f"included; free text is cut to fit ({MIN_RECORD_BYTES}-"
+                        f"{MAX_RECORD_BYTES}, default {DEFAULT_RECORD_BYTES})")
     parser.add_argument("--mail", action="store_true", help="mail events too, not only actions")
     parser.add_argument("--webhook", metavar="URL", help="also POST each new action here, once")
     parser.add_argument("--group", help="consumer group (default CLIENT_ID-siem-FORMAT)")
@@ -51,10 +56,26 @@ def _destination(text: str) -> Destination:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def render(fmt: str, record: ActionEvent | MailEvent) -> str:
-    if isinstance(record, ActionEvent):
-        return ecs.to_line(ecs.action_document(record)) if fmt == "ecs" else cef.action_line(record)
-    return ecs.to_line(ecs.mail_document(record)) if fmt == "ecs" else cef.mail_line(record)
+def _record_bytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not MIN_RECORD_BYTES <= value <= MAX_RECORD_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a number of bytes from {MIN_RECORD_BYTES} (what every syslog receiver "
+            f"takes) to {MAX_RECORD_BYTES} (what a UDP datagram carries)")
+    return value
+
+
+def render(fmt: str, record: ActionEvent | MailEvent, budget: int) -> str:
+    """The record's line in at most ``budget`` bytes."""
+    if fmt == "cef":
+        return (cef.action_line(record, budget) if isinstance(record, ActionEvent)
+                else cef.mail_line(record, budget))
+    document = (ecs.action_document(record) if isinstance(record, ActionEvent)
+                else ecs.mail_document(record))
+    return ecs.bounded_line(document, budget)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     topics: dict[str, type[ActionEvent] | type[MailEvent]] = {config.topics.actions: ActionEvent}
     if args.mail:
         topics[config.topics.mail_events] = MailEvent
-    output = open_output(args.to)
+    output = open_output(args.to, max_bytes=args.max_record_bytes)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -89,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                 if record is None:
                     bad += 1
                     continue
-                _write(output, args.format, record, webhook)
+                write_record(output, args.format, record, webhook)
                 written += 1
             if messages:
                 consumer.commit(asynchronous=False)
@@ -111,13 +132,14 @@ def _decode(message: Message, topics: dict[str, type[ActionEvent] | type[MailEve
         return None
 
 
-def _write(output: Output, fmt: str, record: ActionEvent | MailEvent,
-           webhook: Webhook | None) -> None:
+def write_record(output: Output, fmt: str, record: ActionEvent | MailEvent,
+                 webhook: Webhook | None) -> None:
     ts: datetime = record.ts
     if isinstance(record, ActionEvent):
         severity = SYSLOG_SEVERITY[record.action.value] if record.state.value == "active" else 5
-        output.send(render(fmt, record), ts, severity, "action")
-        if webhook is not None:
-            webhook.notify(record)
+        msgid = "action"
     else:
-        output.send(render(fmt, record), ts, 6, "mail")
+        severity, msgid = 6, "mail"
+    output.send(render(fmt, record, output.budget(ts, severity, msgid)), ts, severity, msgid)
+    if webhook is not None and isinstance(record, ActionEvent):
+        webhook.notify(record)

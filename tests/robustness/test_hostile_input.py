@@ -152,15 +152,22 @@ def test_stored_state_bytes_fail_only_as_value_errors(data: bytes) -> None:
 
 
 @BUDGET
-@given(HOSTILE_TEXT, HOSTILE_TEXT, st.lists(st.emails(), max_size=2_000))
-def test_siem_lines_stay_one_line(subject: str, reason: str, recipients: list[str]) -> None:
+@given(HOSTILE_TEXT, HOSTILE_TEXT, st.lists(st.emails(), max_size=2_000),
+       st.integers(min_value=2048, max_value=9000))
+def test_siem_lines_stay_one_bounded_line(subject: str, reason: str, recipients: list[str],
+                                          budget: int) -> None:
     act = ActionEvent(action_id="a", ts=T0, subject_type="sender", subject=subject[:300] or "x",
                       action="block", threshold="t", state="active", origin="manual",
                       triggered_at=T0, expires_at=T0 + timedelta(hours=1), reason=reason[:1000])
     event = mail(0, recipients=recipients, recipient_count=len(recipients),
-                 sasl_username=subject[:300] or None)
-    for line in (cef.action_line(act), cef.mail_line(event),
-                 ecs.to_line(ecs.action_document(act)), ecs.to_line(ecs.mail_document(event))):
+                 sasl_username=subject[:300] or None, reject_reason=reason[:2000] or None)
+    ecs_action = ecs.bounded_line(ecs.action_document(act), budget)
+    for line in (cef.action_line(act, budget), cef.mail_line(event, budget), ecs_action,
+                 ecs.bounded_line(ecs.mail_document(event), budget)):
         assert len(line.splitlines()) == 1 and "\r" not in line and "\x00" not in line
         assert "\u2028" not in line and "\x1b" not in line
-    assert json.loads(ecs.to_line(ecs.action_document(act)))["floodgate"]["subject"] == act.subject
+        assert len(line.encode()) <= budget
+    document = json.loads(ecs_action)
+    assert act.subject.startswith(document["floodgate"]["subject"])
+    assert ("floodgate.subject" in document["floodgate"].get("cut", {})
+            or document["floodgate"]["subject"] == act.subject)

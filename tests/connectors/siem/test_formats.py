@@ -103,3 +103,61 @@ def test_an_automatic_action_names_its_subject_only_as_the_target() -> None:
     assert document["related"] == {"user": ["bob"]}
     assert document["event"]["end"] == "2026-11-27T12:15:00Z"  # its expiry
     assert "cs4" not in cef.action_line(action(subject="bob"))
+
+
+def test_ecs_writes_each_text_once() -> None:
+    reason = "customer called: " + "ü" * 300
+    document = ecs.action_document(action(state="lifted", origin="manual", actor="alice",
+                                          reason=reason))
+    line = ecs.to_line(document)
+    assert line.count(json.dumps(reason)[1:-1]) == 1  # event.reason only
+    assert document["event"]["reason"] == reason
+    assert not {"reason", "actor", "threshold", "action_id", "ts"} & set(document["floodgate"])
+    assert document["floodgate"]["subject"] == "alice"  # the key, for every subject type
+    assert "customer" not in document["message"] and "alice" not in document["message"]
+    refused = mail(0, accepted=False, reject_reason="554 5.7.1 <x>: rejected",
+                   recipients=["r1@example.com", "r2@example.com"], message_id="<m@x>")
+    mail_line = ecs.to_line(ecs.mail_document(refused))
+    for text in ("554 5.7.1", "r1@example.com", "<m@x>", "alice@example.net", "10.0.0.5"):
+        assert mail_line.count(text) == 1, text
+    assert json.loads(mail_line)["event"]["reason"] == "554 5.7.1 <x>: rejected"
+
+
+def test_ecs_keeps_the_null_sender_and_a_domain_subject_under_floodgate() -> None:
+    bounce = ecs.mail_document(mail(0, sender="", sasl_username=None))
+    assert bounce["floodgate"]["sender"] == "" and "from" not in bounce["email"]
+    domain = ecs.action_document(action(subject="example.net", subject_type="sender_domain"))
+    assert domain["floodgate"]["subject"] == "example.net" and "user" not in domain
+
+
+def test_an_overlong_ecs_record_is_cut_in_its_free_text_and_says_so() -> None:
+    reason = "é" * 1990  # 6 bytes each once escaped: 11,940 bytes
+    line = ecs.bounded_line(ecs.action_document(action(actor="alice", reason=reason)), 8000)
+    document = json.loads(line)
+    assert len(line) <= 8000
+    assert document["floodgate"]["cut"] == {"event.reason": 1990}
+    assert 0 < len(document["event"]["reason"]) < 1990
+    assert reason.startswith(document["event"]["reason"])
+    assert document["user"] == {"name": "alice", "target": {"name": "alice"}}  # names kept whole
+
+
+def test_a_mail_record_with_thousands_of_recipients_keeps_a_prefix_of_them() -> None:
+    recipients = [f"customer{n}@example.com" for n in range(10_000)]
+    event = mail(0, recipients=recipients, recipient_count=10_000)
+    document = json.loads(ecs.bounded_line(ecs.mail_document(event), 8000))
+    kept = document["email"]["to"]["address"]
+    assert document["floodgate"]["cut"] == {"email.to.address": 10_000}
+    assert kept == recipients[:len(kept)] and len(kept) > 100
+    assert document["floodgate"]["recipient_count"] == 10_000
+
+
+def test_cef_cuts_long_values_before_escaping_and_names_them() -> None:
+    reason = "a=b\\c " * 300  # 1,800 characters, each '=' and '\\' escaped to two
+    line = cef.action_line(action(reason=reason), 8000)
+    value = line.split(" reason=", 1)[1].split(" cs6Label=", 1)[0]
+    assert line.endswith(" cs6Label=cut cs6=reason:1800")
+    unescaped = value.replace("\\=", "=").replace("\\\\", "\\")
+    assert reason.startswith(unescaped) and len(unescaped) == cef.MAX_VALUE
+    small = cef.action_line(action(reason=reason), 600)
+    assert len(small.encode()) <= 600 and "cs6=reason:1800" in small
+    assert not small.split(" reason=", 1)[1].split(" cs6Label=")[0].endswith("\\")

@@ -11,7 +11,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.siem.outputs import Destination, UdpSyslog, open_output, parse_destination
+from connectors.siem.outputs import (
+    Destination,
+    TcpSyslog,
+    UdpSyslog,
+    open_output,
+    parse_destination,
+    syslog_frame,
+)
 
 TS = datetime(2026, 11, 27, 12, 0, 0, 123000, tzinfo=UTC)
 RFC5424 = re.compile(rb"<(\d+)>1 (\S+) (\S+) (\S+) (\d+) (\S+) - (.*)", re.S)
@@ -73,20 +80,24 @@ def test_tcp_syslog_frames_and_reconnects() -> None:
     assert any(f.endswith(b"floodgate-line two 1") for f in frames[1:])
 
 
-def test_udp_syslog_datagram_is_bounded() -> None:
+def test_a_line_of_the_budget_makes_a_record_of_exactly_the_limit() -> None:
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.bind(("127.0.0.1", 0))
     receiver.settimeout(5)
-    output = UdpSyslog("127.0.0.1", receiver.getsockname()[1], "mx1")
-    output.send("short", TS, 2, "action")
-    output.send("x" * 20_000, TS, 2, "action")
+    udp = UdpSyslog("127.0.0.1", receiver.getsockname()[1], "mx1", max_bytes=3000)
+    udp.send("short", TS, 2, "action")
+    budget = udp.budget(TS, 2, "action")
+    udp.send("x" * budget, TS, 2, "action")
     first, _ = receiver.recvfrom(65536)
     second, _ = receiver.recvfrom(65536)
-    output.close()
+    udp.close()
     receiver.close()
     assert RFC5424.fullmatch(first) is not None and first.endswith(b" short")
     assert first.startswith(b"<130>1 ")
-    assert len(second) == 8192
+    assert len(second) == 3000 and second.endswith(b" " + b"x" * budget)  # never cut here
+    tcp = TcpSyslog("127.0.0.1", 9, "mx1", max_bytes=3000)
+    head = syslog_frame("", TS, 2, "action", "mx1")
+    assert tcp.budget(TS, 2, "action") == 3000 - len("3000 ") - len(head)
 
 
 def test_file_output_appends_lines(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -121,6 +121,10 @@ def test_parse_prints_mail_events_and_reports_what_it_read(
     (["siem", "--config", EXAMPLE, "--format", "cef", "--to", "http://siem:80"],
      "use syslog://HOST:PORT"),
     (["siem", "--config", EXAMPLE, "--format", "leef"], "invalid choice"),
+    (["siem", "--config", EXAMPLE, "--format", "ecs", "--max-record-bytes", "1000"],
+     "from 2048 (what every syslog receiver takes)"),
+    (["siem", "--config", EXAMPLE, "--format", "ecs", "--max-record-bytes", "8k"],
+     "'8k': a number of bytes"),
     (["worker", "--config", EXAMPLE, "--log-level", "chatty"], "invalid choice"),
 ])
 def test_bad_arguments_are_usage_errors(argv: list[str], message: str,
