@@ -78,6 +78,17 @@ def to_policy_request(attributes: dict[str, str]) -> PolicyRequest:
     return PolicyRequest(**known, other=other)
 
 
+def encode_request(attributes: dict[str, str]) -> bytes:
+    """A request as Postfix writes it; ValueError for a name or value that would break it."""
+    lines = []
+    for name, value in attributes.items():
+        if not name or "=" in name or any(c in name + value for c in "\r\n"):
+            raise ValueError(f"{name}={value!r}: names need no '=', and neither may hold a "
+                             "line break")
+        lines.append(f"{name}={value}\n")
+    return ("".join(lines) + "\n").encode()
+
+
 def clean_text(text: str) -> str:
     """Reply text safe to put after a keyword: one line, printable, bounded."""
     one_line = _CONTROL.sub(" ", text).strip()

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from pipeline.cli import (
     actions_cmd,
+    ask_cmd,
     check_config,
     demo_traffic_cmd,
     parse_cmd,
@@ -21,7 +22,7 @@ from pipeline.cli import (
 )
 
 COMMANDS = (check_config, parse_cmd, replay_cmd, tail_cmd, worker_cmd, policy_server_cmd,
-            actions_cmd, up_cmd, demo_traffic_cmd, siem_cmd, schemas_cmd)
+            actions_cmd, ask_cmd, up_cmd, demo_traffic_cmd, siem_cmd, schemas_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""``floodgate check-config FILE``: validate a config and say exactly what is wrong."""
+"""``floodgate check-config [--config] FILE``: validate a config and say exactly what is wrong."""
 
 from __future__ import annotations
 
@@ -13,15 +13,19 @@ from schemas.durations import format_duration
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("check-config", help="validate a config file (and FLOODGATE_* overrides)")
-    parser.add_argument("file", help="the YAML config file")
-    parser.set_defaults(run=run)
+    parser.add_argument("file", nargs="?", help="the YAML config file")
+    parser.add_argument("--config", help="the YAML config file, as every other command takes it")
+    parser.set_defaults(run=run, parser=parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_or_report(args.file)
+    if (args.file is None) == (args.config is None):
+        args.parser.error("give the config file once: check-config FILE or --config FILE")
+    path = args.file or args.config
+    config = load_or_report(path)
     if config is None:
         return 1
-    print(f"{args.file}: OK, {len(config.thresholds)} threshold(s)")
+    print(f"{path}: OK, {len(config.thresholds)} threshold(s)")
     for threshold in config.thresholds:
         print(f"  {describe(threshold)}")
     return 0

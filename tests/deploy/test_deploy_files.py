@@ -94,3 +94,12 @@ def test_postfix_snippet_fails_open_at_end_of_data() -> None:
     assert "smtpd_end_of_data_restrictions =" in snippet
     assert "default_action=DUNNO" in snippet
     assert "check_policy_service { inet:127.0.0.1:10040" in snippet
+
+
+def test_the_licence_pyproject_names_ships_with_the_code() -> None:
+    root = DEPLOY.parent
+    pyproject = (root / "pyproject.toml").read_text()
+    assert 'license = "Apache-2.0"' in pyproject and 'license-files = ["LICENSE"]' in pyproject
+    text = (root / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text

@@ -1,5 +1,6 @@
 """The floodgate command as an operator runs it."""
 
+import io
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.cli.replay_cmd import Progress
 from schemas.events import ActionEvent
 from tests.pipeline.engine.builders import mail
 
@@ -61,6 +63,58 @@ def test_replay_table_and_bad_lines(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "h.jsonl:104: not valid JSON" in err
 
 
+def test_replay_refuses_files_that_are_neither_events_nor_logs(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    history = _history(tmp_path / "h.jsonl")
+    not_events = tmp_path / "other.json"
+    not_events.write_text('{"a":1}\n')
+    hostname = tmp_path / "hostname"
+    hostname.write_text("mx1.example.net\n")
+    code = main(["replay", history, str(not_events), str(hostname), "--config", EXAMPLE])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert f"{not_events}: no mail event and no syslog line in it" in err
+    assert f"{hostname}: no mail event and no syslog line in it" in err
+    assert "sasl_username:alice" in out  # the readable file was still replayed
+    empty = tmp_path / "empty.log"
+    empty.write_text("")
+    assert main(["replay", history, str(empty), "--config", EXAMPLE]) == 0  # a quiet day's log
+
+
+def test_replay_compare_prints_only_the_actions_that_differ(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stricter = tmp_path / "stricter.yaml"
+    stricter.write_text(Path(EXAMPLE).read_text().replace("messages: 60", "messages: 75", 1))
+    code = main(["replay", _history(tmp_path / "h.jsonl"), "--config", EXAMPLE,
+                 "--compare", str(stricter)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    header, *rows = out.splitlines()
+    assert header.split()[:3] == ["TIME", "STATE", "ACTION"]
+    assert [row.split()[:5] for row in rows] == [  # alice's 70 messages never reach 75
+        ["-", "2026-11-27T12:00:11.800Z", "active", "defer", "sasl_username:alice"],
+        ["-", "2026-11-27T12:15:11.800Z", "expired", "defer", "sasl_username:alice"]]
+    assert "2 action events only with --config, 0 only with --compare, 2 in both" in err
+    assert main(["replay", _history(tmp_path / "h2.jsonl"), "--config", EXAMPLE, "--compare",
+                 str(stricter), "--format", "jsonl"]) == 0
+    first = json.loads(capsys.readouterr()[0].splitlines()[0])
+    assert first["only_with"] == "config" and first["action"]["subject"] == "alice"
+
+
+def test_replay_progress_is_rewritten_in_place_and_cleared() -> None:
+    now = [0.0]
+    out = io.StringIO()
+    progress = Progress(out, every_s=2.0, clock=lambda: now[0])
+    progress.tick(10, 0)
+    assert out.getvalue() == ""  # quick inputs print nothing
+    now[0] = 2.5
+    progress.tick(200_000, 14)
+    now[0] = 3.0
+    progress.tick(210_000, 14)  # not yet: every 2 s
+    progress.done()
+    assert out.getvalue() == "\r200,000 events replayed, 14 action events so far\r\x1b[K"
+
+
 def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", EXAMPLE]) == 0
     assert "burst: >= 60 messages in 30s per sasl_username" in capsys.readouterr()[0]
@@ -75,6 +129,17 @@ def test_check_config_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     err = capsys.readouterr()[1]
     assert 'duration: "3000000d" is out of range' in err
     assert "log_reading.spam_replies[0]" in err and "is not a regular expression" in err
+
+
+def test_check_config_takes_config_like_every_other_command(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", "--config", EXAMPLE]) == 0
+    assert "OK, " in capsys.readouterr()[0]
+    for argv in (["check-config"], ["check-config", EXAMPLE, "--config", EXAMPLE]):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        assert "give the config file once" in capsys.readouterr()[1]
 
 
 def test_schemas_export_then_check(tmp_path: Path) -> None:
