@@ -3,7 +3,10 @@
 Reads ``floodgate.actions`` (and with ``--mail`` ``floodgate.mail-events``) in a
 consumer group of its own, writes each record as an ECS JSON line or a CEF
 line to syslog (TCP or UDP), a file or stdout, and commits only what was
-written. ``--webhook URL`` also POSTs each new action once.
+written. ``--webhook URL`` also POSTs each new action once. ``--from`` says where a
+partition the group has never read starts: the oldest record kept, only new
+ones, or the first at or after a time; a partition with a committed position
+always resumes from it.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 
 from connectors.kafka.client_config import KafkaNotConfigured, consumer_config
@@ -46,7 +49,49 @@ def register(sub: Any) -> None:
     parser.add_argument("--mail", action="store_true", help="mail events too, not only actions")
     parser.add_argument("--webhook", metavar="URL", help="also POST each new action here, once")
     parser.add_argument("--group", help="consumer group (default CLIENT_ID-siem-FORMAT)")
+    parser.add_argument("--from", dest="start", type=_start, default="earliest",
+                        metavar="earliest|latest|TIME",
+                        help="where a new group starts on each partition: the oldest record "
+                             "kept (default), only records that come after it starts, or the "
+                             "first record at or after TIME (ISO 8601, e.g. "
+                             "2026-12-01T00:00:00Z); a group that has read before resumes")
     parser.set_defaults(run=run)
+
+
+def _start(text: str) -> str | datetime:
+    if text in ("earliest", "latest"):
+        return text
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: earliest, latest or a time with its zone, e.g. 2026-12-01T00:00:00Z")
+    return moment.astimezone(UTC)
+
+
+def start_positions(consumer: Consumer, partitions: list[TopicPartition],
+                    start: str | datetime) -> list[TopicPartition]:
+    """Where each newly assigned partition starts: its committed offset, else ``start``."""
+    committed = {(tp.topic, tp.partition): tp.offset
+                 for tp in consumer.committed(partitions, timeout=10)}
+    fresh = [TopicPartition(tp.topic, tp.partition) for tp in partitions
+             if committed.get((tp.topic, tp.partition), -1) < 0]
+    if isinstance(start, datetime):
+        ms = int(start.timestamp() * 1000)
+        found = consumer.offsets_for_times(
+            [TopicPartition(tp.topic, tp.partition, ms) for tp in fresh], timeout=10)
+        # no record at or after the time: the partition's end
+        at = {(tp.topic, tp.partition): tp.offset if tp.offset >= 0 else OFFSET_END
+              for tp in found}
+    else:
+        offset = OFFSET_BEGINNING if start == "earliest" else OFFSET_END
+        at = {(tp.topic, tp.partition): offset for tp in fresh}
+    return [TopicPartition(tp.topic, tp.partition,
+                           at.get((tp.topic, tp.partition),
+                                  committed.get((tp.topic, tp.partition), OFFSET_BEGINNING)))
+            for tp in partitions]
 
 
 def _destination(text: str) -> Destination:
@@ -86,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         webhook = Webhook(args.webhook) if args.webhook else None
-        consumer = Consumer(consumer_config(
-            config.kafka, args.group or f"{config.kafka.client_id}-siem-{args.format}"))
+        consumer_group = args.group or f"{config.kafka.client_id}-siem-{args.format}"
+        consumer = Consumer(consumer_config(config.kafka, consumer_group))
     except (ValueError, KafkaNotConfigured, KafkaException) as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -98,7 +143,15 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    consumer.subscribe(list(topics))
+    def on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        positions = start_positions(consumer, partitions, args.start)
+        consumer.assign(positions)
+        log.info("reading %s: %s", ", ".join(sorted(topics)), ", ".join(
+            f"{tp.topic}[{tp.partition}] from {_position(tp.offset)}" for tp in positions))
+
+    log.info("joining consumer group %s on %s (a new group can take 30 s to be given its "
+             "partitions)", consumer_group, config.kafka.bootstrap_servers)
+    consumer.subscribe(list(topics), on_assign=on_assign)
     written = bad = 0
     try:
         while not stop.is_set():
@@ -119,6 +172,11 @@ def run(args: argparse.Namespace) -> int:
         output.close()
         log.info("stopped: %d records written, %d unreadable skipped", written, bad)
     return 0
+
+
+def _position(offset: int) -> str:
+    return {OFFSET_BEGINNING: "the oldest record", OFFSET_END: "new records"}.get(
+        offset, f"offset {offset}")
 
 
 def _decode(message: Message, topics: dict[str, type[ActionEvent] | type[MailEvent]]

@@ -190,6 +190,10 @@ def test_parse_prints_mail_events_and_reports_what_it_read(
      "from 2048 (what every syslog receiver takes)"),
     (["siem", "--config", EXAMPLE, "--format", "ecs", "--max-record-bytes", "8k"],
      "'8k': a number of bytes"),
+    (["siem", "--config", EXAMPLE, "--format", "ecs", "--from", "2026-12-01T00:00"],
+     "a time with its zone"),
+    (["siem", "--config", EXAMPLE, "--format", "ecs", "--from", "yesterday"],
+     "earliest, latest or a time"),
     (["worker", "--config", EXAMPLE, "--log-level", "chatty"], "invalid choice"),
 ])
 def test_bad_arguments_are_usage_errors(argv: list[str], message: str,
