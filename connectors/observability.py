@@ -7,12 +7,16 @@ Metrics carry no user, sender or address as a label: only fixed words.
 
 from __future__ import annotations
 
+import platform
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from connectors.release import release
 
 
 def counter_families(prefix: str, rows: Iterable[tuple[str, float, str]]
@@ -20,6 +24,17 @@ def counter_families(prefix: str, rows: Iterable[tuple[str, float, str]]
     """Counters read at scrape time from a process's own tallies: (name, value, help) rows."""
     for name, value, text in rows:
         yield CounterMetricFamily(f"{prefix}_{name}", text, value=value)
+
+
+class BuildInfo(Collector):
+    """``floodgate_build_info{version, python}`` 1: which release a process runs, for fleets
+    mid-upgrade and for joining with other metrics."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        info = GaugeMetricFamily("floodgate_build_info", "Floodgate release this process runs",
+                                 labels=["version", "python"])
+        info.add_metric([release(), platform.python_version()], 1)
+        yield info
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -30,6 +45,7 @@ def split_listen(listen: str) -> tuple[str, int]:
 class ObservabilityServer:
     def __init__(self, listen: str, ready: Callable[[], bool], registry: CollectorRegistry) -> None:
         self._ready, self._registry = ready, registry
+        registry.register(BuildInfo())
         outer = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -200,8 +200,10 @@ class PolicySettings(_Section):
         description="the Postfix host's name as its log shows it (default: this host's name); "
                     "policy events carry it so they share event ids with the log connector")
     state_dir: str | None = Field(
-        None, description="keep the action view in RocksDB here, so a restarted responder answers "
-                          "from the last known actions at once; none: memory only")
+        "/var/lib/floodgate/policy",
+        description="keep the action view in RocksDB here, so a restarted responder answers "
+                    "from the last known actions at once, even while Kafka is away; null: "
+                    "memory only (a restart then answers DUNNO until Kafka is back)")
     event_buffer: int = Field(100_000, ge=1, le=10_000_000,
                               description="policy events held while Kafka is slow; more are "
                                           "dropped and counted")

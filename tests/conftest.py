@@ -15,6 +15,15 @@ from tests.figures import Figures
 FIGURES = pytest.StashKey[Figures]()
 
 
+@pytest.fixture(autouse=True)
+def policy_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's policy service keeps its actions under its own tmp_path, never in the
+    machine's default /var/lib/floodgate/policy (processes the test starts inherit this)."""
+    path = tmp_path / "policy-state"
+    monkeypatch.setenv("FLOODGATE_POLICY__STATE_DIR", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
     """Tansu with in-memory storage, stopped by PID at the end of the session."""

@@ -51,6 +51,11 @@ def ensure_topics(settings: KafkaSettings, specs: list[TopicSpec], timeout_s: fl
                 raise TopicError(f"cannot create topic {name}: {error.str()}") from None
 
 
+def changelog_topic(app_id: str) -> str:
+    """The worker's counting state: one partition per counting partition."""
+    return f"{app_id}-counts-changelog"
+
+
 def floodgate_topics(config: FloodgateConfig) -> list[TopicSpec]:
     """Every topic Floodgate uses, for creation when missing: the worker's partition count
     (the worker's internal topic must be co-partitioned with its sources), the dead letters
@@ -61,6 +66,6 @@ def floodgate_topics(config: FloodgateConfig) -> list[TopicSpec]:
         topics.deliveries)] + [
         TopicSpec(topics.dead_letter, 1),
         # the worker's state: one partition per counting partition, the newest value per key
-        TopicSpec(f"{config.worker.app_id}-counts-changelog", partitions,
+        TopicSpec(changelog_topic(config.worker.app_id), partitions,
                   config={"cleanup.policy": "compact"}),
     ]

@@ -16,6 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 from pydantic import ValidationError
 
 from connectors.kafka.client_config import consumer_config
+from connectors.kafka.reachability import KafkaUnreachable
 from schemas.config import KafkaSettings
 from schemas.events import ActionEvent
 
@@ -23,17 +24,22 @@ log = logging.getLogger("floodgate.actions")
 
 
 Delivery = Callable[[ActionEvent | None, int, int], None]  # event (None: tombstone), partition, offset
+# Once Kafka answers: None to resume from ``start_offsets``, or the offsets to read from instead
+# (``{}``: from the start) when the stored state turned out to come from other topics.
+Claim = Callable[[], dict[int, int] | None]
 
 
 class ActionFeed:
-    """``start_offsets``: per partition, where to resume (from an ActionStore); else the start."""
+    """``start_offsets``: per partition, where to resume (from an ActionStore); else the start.
+    ``claim`` checks, once Kafka answers, that those offsets are of this topic."""
 
     def __init__(self, settings: KafkaSettings, topic: str, deliver: Delivery,
-                 start_offsets: dict[int, int] | None = None) -> None:
+                 start_offsets: dict[int, int] | None = None, claim: Claim | None = None) -> None:
         self._settings = settings
         self._topic = topic
         self._deliver = deliver
         self._start = start_offsets or {}
+        self._claim = claim
         self._stop = threading.Event()
         self.caught_up = threading.Event()
         self.records = 0
@@ -71,9 +77,12 @@ class ActionFeed:
             try:
                 metadata = consumer.list_topics(self._topic, timeout=10)
                 partitions = metadata.topics[self._topic].partitions
+                if partitions and self._claim is not None:
+                    instead = self._claim()
+                    self._start = self._start if instead is None else instead
                 if partitions:
                     break
-            except KafkaException as exc:
+            except (KafkaException, KafkaUnreachable) as exc:
                 log.warning("waiting for topic %s: %s", self._topic, exc)
             self._stop.wait(2)
         else:

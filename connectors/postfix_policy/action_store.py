@@ -30,7 +30,22 @@ def _options() -> Options:
 class ActionStore:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self._db = Rdict(str(directory / "actions"), _options())
+        self._db = Rdict(str(self.database(directory)), _options())
+
+    @staticmethod
+    def database(directory: Path) -> Path:
+        """The RocksDB database under ``policy.state_dir``."""
+        return directory / "actions"
+
+    def has_state(self) -> bool:
+        cursor = self._db.iter()
+        cursor.seek_to_first()
+        return bool(cursor.valid())
+
+    def clear(self) -> None:
+        """Forget every action and offset (they were read from topics that are gone)."""
+        for key in list(self._db.keys()):
+            del self._db[key]
 
     def load(self) -> tuple[list[ActionEvent], dict[int, int]]:
         """The stored active actions and, per partition, the next offset to read."""

@@ -13,8 +13,8 @@ names each cut field with its original length.
 from __future__ import annotations
 
 import re
-from importlib.metadata import PackageNotFoundError, version
 
+from connectors.release import release
 from connectors.siem import record_size
 from schemas.events import ActionEvent, MailEvent
 from schemas.vocabulary import ActionState, SubjectType
@@ -23,13 +23,6 @@ _CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 SEVERITY = {"warn": 3, "defer": 5, "quarantine": 7, "block": 8}
 MAX_VALUE = 1023  # CEF's usual limit for string extensions
 CUT_FIRST = ("reason",)  # free text, cut first when a line is too long
-
-
-def _product_version() -> str:
-    try:
-        return version("floodgate")
-    except PackageNotFoundError:
-        return "0"
 
 
 def header_escape(value: str) -> str:
@@ -45,7 +38,7 @@ def value_escape(value: str) -> str:
 
 def _line(signature: str, name: str, severity: int, extension: dict[str, str | int],
           budget: int) -> str:
-    head = "|".join(["CEF:0", "Floodgate", "Floodgate", header_escape(_product_version()),
+    head = "|".join(["CEF:0", "Floodgate", "Floodgate", header_escape(release()),
                      header_escape(signature), header_escape(name), str(severity)])
     long = {key: len(value) for key, value in extension.items()
             if isinstance(value, str) and len(value) > MAX_VALUE}

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from connectors.release import release
 from pipeline.cli import (
     actions_cmd,
     ask_cmd,
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Catch and stop outbound email abuse: sliding-window thresholds per "
                     "SASL user, sender, sender domain or client IP.",
     )
-    parser.add_argument("--version", action="version", version=f"floodgate {_version()}")
+    parser.add_argument("--version", action="version", version=f"floodgate {release()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.register(sub)
@@ -48,12 +49,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     return code
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("floodgate")
-    except PackageNotFoundError:
-        return "unknown"

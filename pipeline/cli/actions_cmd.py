@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from connectors.kafka.client_config import KafkaNotConfigured, producer_config
+from connectors.kafka.reachability import KafkaUnreachable, require_kafka
 from connectors.postfix_policy.action_feed import ActionFeed
 from pipeline.cli.check_config import load_or_report
 from pipeline.engine.clock import from_ms, span_ms, to_ms
@@ -99,6 +100,8 @@ def run_add(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if subject is None or config is None:
         return 1
+    if not _reachable(config):
+        return 1
     subject = _normal(subject, config)
     now = _now_ms()
     action = ActionEvent(
@@ -138,12 +141,10 @@ def _load(args: argparse.Namespace) -> tuple[FloodgateConfig | None, ActiveActio
     if config is None:
         return None, None
     view = ActiveActions()
-    try:
-        feed = ActionFeed(config.kafka, config.topics.actions,
-                          lambda event, _p, _o: view.apply(event) if event is not None else None)
-    except KafkaNotConfigured as exc:
-        print(exc, file=sys.stderr)
+    if not _reachable(config):
         return config, None
+    feed = ActionFeed(config.kafka, config.topics.actions,
+                      lambda event, _p, _o: view.apply(event) if event is not None else None)
     feed.start()
     caught_up = feed.caught_up.wait(CATCH_UP_S)
     feed.stop()
@@ -151,6 +152,16 @@ def _load(args: argparse.Namespace) -> tuple[FloodgateConfig | None, ActiveActio
         print(f"could not read {config.topics.actions} within {CATCH_UP_S:.0f}s", file=sys.stderr)
         return config, None
     return config, view
+
+
+def _reachable(config: FloodgateConfig) -> bool:
+    """True when Kafka answers; else False after one line naming what was tried."""
+    try:
+        require_kafka(config.kafka)
+    except (KafkaNotConfigured, KafkaUnreachable) as exc:
+        print(exc, file=sys.stderr)
+        return False
+    return True
 
 
 def _publish(config: FloodgateConfig, actions: list[ActionEvent]) -> None:

@@ -13,6 +13,7 @@ from confluent_kafka import KafkaException, Producer
 
 from connectors.demo_traffic import mail_event, schedule
 from connectors.kafka.client_config import KafkaNotConfigured, producer_config
+from connectors.kafka.reachability import KafkaUnreachable, require_kafka
 from pipeline.cli.check_config import load_or_report
 
 
@@ -43,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     try:
+        require_kafka(config.kafka)
         producer = Producer(producer_config(config.kafka))
-    except (KafkaNotConfigured, KafkaException) as exc:
+    except (KafkaNotConfigured, KafkaException, KafkaUnreachable) as exc:
         print(exc, file=sys.stderr)
         return 1
     stopping = False

@@ -8,11 +8,13 @@ import contextlib
 import logging
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from connectors.kafka.client_config import KafkaNotConfigured
+from connectors.kafka.identity import claim_state, read_identity, reset_if_moved
 from connectors.observability import ObservabilityServer
 from connectors.postfix_policy.action_feed import ActionFeed
 from connectors.postfix_policy.action_store import ActionStore
@@ -45,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         asyncio.run(serve(config))
-    except KafkaNotConfigured as exc:
-        print(exc)
+    except (KafkaNotConfigured, StateDirError) as exc:
+        print(exc, file=sys.stderr)
         return 1
     except OSError as exc:
         log.error("cannot listen: %s", exc)
@@ -54,11 +56,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+class StateDirError(RuntimeError):
+    """policy.state_dir cannot be used."""
+
+
+def _open_store(state_dir: str | None) -> ActionStore | None:
+    if not state_dir:
+        return None
+    try:
+        return ActionStore(Path(state_dir))
+    except (OSError, RuntimeError) as exc:  # rocksdict reports a locked or unreadable store
+        raise StateDirError(
+            f"policy.state_dir {state_dir}: {exc}; set it to a directory this user can write "
+            "(or null to keep the actions in memory only)") from None
+
+
+def reset_policy_state_if_moved(config: FloodgateConfig) -> str | None:
+    """Before the service starts: drop a stored action view read from another action topic
+    (one line says so). A running service checks the same once Kafka answers."""
+    if not config.policy.state_dir:
+        return None
+    directory = Path(config.policy.state_dir)
+    identity = read_identity(config.kafka, [config.topics.actions])
+    return reset_if_moved(directory, identity, [ActionStore.database(directory)])
+
+
 async def serve(config: FloodgateConfig) -> None:
     loop = asyncio.get_running_loop()
     view = ActiveActions()
 
-    store = ActionStore(Path(config.policy.state_dir)) if config.policy.state_dir else None
+    store = _open_store(config.policy.state_dir)
     start_offsets: dict[int, int] = {}
     if store is not None:
         known, start_offsets = store.load()
@@ -72,7 +99,20 @@ async def serve(config: FloodgateConfig) -> None:
         if event is not None:  # the view is only touched on the event loop
             loop.call_soon_threadsafe(view.apply, event)
 
-    feed = ActionFeed(config.kafka, config.topics.actions, deliver, start_offsets)
+    def claim() -> dict[int, int] | None:
+        """The stored actions are of this action topic, or they are dropped."""
+        assert store is not None and config.policy.state_dir is not None
+        identity = read_identity(config.kafka, [config.topics.actions])
+        said = claim_state(Path(config.policy.state_dir), identity, store.has_state())
+        if said is None:
+            return None
+        log.warning("%s", said)
+        store.clear()
+        loop.call_soon_threadsafe(view.clear)  # before any action read from the new topic
+        return {}
+
+    feed = ActionFeed(config.kafka, config.topics.actions, deliver, start_offsets,
+                      claim if store is not None else None)
     publisher = PolicyEventPublisher(config.kafka, config.topics.policy_events,
                                      config.policy.mail_host or socket.gethostname(),
                                      config.policy.event_buffer)

@@ -24,6 +24,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaExcepti
 from pydantic import ValidationError
 
 from connectors.kafka.client_config import KafkaNotConfigured, consumer_config
+from connectors.kafka.reachability import KafkaUnreachable, require_kafka
 from connectors.siem import cef, ecs
 from connectors.siem.outputs import Destination, Output, open_output, parse_destination
 from connectors.siem.record_size import DEFAULT_RECORD_BYTES, MAX_RECORD_BYTES, MIN_RECORD_BYTES
@@ -130,10 +131,11 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     try:
+        require_kafka(config.kafka)
         webhook = Webhook(args.webhook) if args.webhook else None
         consumer_group = args.group or f"{config.kafka.client_id}-siem-{args.format}"
         consumer = Consumer(consumer_config(config.kafka, consumer_group))
-    except (ValueError, KafkaNotConfigured, KafkaException) as exc:
+    except (ValueError, KafkaNotConfigured, KafkaException, KafkaUnreachable) as exc:
         print(exc, file=sys.stderr)
         return 1
     topics: dict[str, type[ActionEvent] | type[MailEvent]] = {config.topics.actions: ActionEvent}

@@ -13,6 +13,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from connectors.kafka.client_config import KafkaNotConfigured, producer_config
+from connectors.kafka.reachability import KafkaUnreachable, require_kafka
 from connectors.observability import ObservabilityServer
 from connectors.postfix_log.follow import FileFollower, StartAt
 from connectors.postfix_log.metrics import tail_registry
@@ -54,9 +55,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         start = load_checkpoint(checkpoint)
         reader, follower, producer = starting_at(start)
+        require_kafka(config.kafka)
     except (CheckpointError, KafkaNotConfigured) as exc:
         print(exc, file=sys.stderr)
         return 1
+    except KafkaUnreachable as exc:  # a mail host keeps its log: read on, publish when it is back
+        logging.getLogger("floodgate.tail").warning("%s; following the log anyway, its events "
+                                                    "wait until Kafka answers", exc)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     tailer = Tailer(reader, follower, producer, config.topics, checkpoint, stop, from_checkpoint)

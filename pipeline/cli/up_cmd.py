@@ -21,10 +21,13 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from connectors.kafka.client_config import consumer_config
 from connectors.kafka.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
+from connectors.kafka.reachability import KafkaUnreachable, require_kafka
 from connectors.kafka.topics import TopicError, ensure_topics, floodgate_topics
 from connectors.postfix_policy.action_feed import ActionFeed
 from connectors.process_supervisor import Child, Supervisor
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.policy_server_cmd import reset_policy_state_if_moved
+from pipeline.cli.worker_cmd import claim_worker_state
 from pipeline.engine.enforcement import ActiveActions
 from schemas.config import FloodgateConfig, KafkaSettings
 from schemas.events import ActionEvent
@@ -75,10 +78,14 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         try:
+            require_kafka(config.kafka)
             ensure_topics(config.kafka, floodgate_topics(config))
-        except TopicError as exc:
+            said = [claim_worker_state(config), reset_policy_state_if_moved(config)]
+        except (TopicError, KafkaUnreachable) as exc:
             print(exc, file=sys.stderr)
             return 1
+        for line in filter(None, said):
+            print(line)
         supervisor.start()
         _announce(config, supervisor, state)
         _watch(config, supervisor, stop, sys.stdout)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 from connectors.kafka.client_config import KafkaNotConfigured
 from connectors.kafka.client_logs import RepeatThrottle, throttle_handlers
-from connectors.kafka.topics import TopicError, ensure_topics, floodgate_topics
+from connectors.kafka.identity import read_identity, reset_if_moved
+from connectors.kafka.reachability import KafkaUnreachable, require_kafka
+from connectors.kafka.topics import TopicError, changelog_topic, ensure_topics, floodgate_topics
 from pipeline.cli.check_config import load_or_report
+from schemas.config import FloodgateConfig
 
 
 def register(sub: Any) -> None:
@@ -25,10 +29,14 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     try:
+        require_kafka(config.kafka)
         ensure_topics(config.kafka, floodgate_topics(config))
-    except (KafkaNotConfigured, TopicError) as exc:
+        said = claim_worker_state(config)
+    except (KafkaNotConfigured, TopicError, KafkaUnreachable) as exc:
         print(exc, file=sys.stderr)
         return 1
+    if said is not None:
+        print(said, file=sys.stderr)
     from pipeline.streaming.app import Worker, run_forever  # Faust is heavy: only here
 
     worker = Worker(config)
@@ -51,3 +59,14 @@ def run(args: argparse.Namespace) -> int:
     # Faust's worker turns its web server on (0.0.0.0:6066) unless told not to.
     run_forever(worker, ["floodgate-worker", "worker", "--without-web", "-l", faust_level])
     return 0
+
+
+def claim_worker_state(config: FloodgateConfig) -> str | None:
+    """Drop the counting stores when they were read from other topics (one line says so);
+    the changelog then restores what belongs to these."""
+    identity = read_identity(config.kafka, [config.topics.subject_events,
+                                            changelog_topic(config.worker.app_id)])
+    from pipeline.streaming.counting_loop import counting_dir
+
+    return reset_if_moved(Path(config.worker.data_dir), identity,
+                          [counting_dir(config.worker.data_dir)])

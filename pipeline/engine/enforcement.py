@@ -36,6 +36,11 @@ class ActiveActions:
             if not actions:
                 del self._by_key[known]
 
+    def clear(self) -> None:
+        """Forget every action (the topic they came from is gone)."""
+        self._by_key.clear()
+        self._key_of.clear()
+
     def strongest(self, keys: Iterable[str], now_ms: int) -> ActionEvent | None:
         """The strongest action in force at ``now_ms`` for any of ``keys``.
 

@@ -39,6 +39,7 @@ from connectors.direction import DirectionRules
 from connectors.event_files import describe_validation_error
 from connectors.kafka.client_config import consumer_config, producer_config
 from connectors.kafka.client_failures import RestartBudget
+from connectors.kafka.topics import changelog_topic
 from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming import changelog
@@ -62,8 +63,9 @@ EARLY_WITHIN_MS = 30_000  # a routed batch this close to the wall clock is count
 RESTART_PAUSE_S = 5.0  # after a failure, before new clients connect
 
 
-def changelog_topic(app_id: str) -> str:
-    return f"{app_id}-counts-changelog"
+def counting_dir(data_dir: str) -> Path:
+    """The counting partitions' RocksDB stores, under ``worker.data_dir``."""
+    return Path(data_dir) / "counting"
 
 
 @dataclass
@@ -84,7 +86,7 @@ class CountingLoop:
         self._sources = [topics.mail_events]
         if settings.count_policy_events:
             self._sources.append(topics.policy_events)
-        self._data = Path(settings.data_dir) / "counting"
+        self._data = counting_dir(settings.data_dir)
         self._options = StoreOptions.sized(settings.rocksdb_write_buffer_mib,
                                            settings.rocksdb_block_cache_mib).to_rocksdict()
         self._tick_s = settings.tick_interval_s

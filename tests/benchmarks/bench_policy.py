@@ -221,7 +221,8 @@ def main() -> None:
         ours, health = free_port(), free_port()
         (work / "floodgate.yaml").write_text(
             f"kafka: {{bootstrap_servers: '{broker.bootstrap}'}}\n"
-            f"policy: {{listen: '127.0.0.1:{ours}', health_listen: '127.0.0.1:{health}'}}\n")
+            f"policy: {{listen: '127.0.0.1:{ours}', health_listen: '127.0.0.1:{health}', "
+            f"state_dir: '{work / 'policy-state'}'}}\n")
         log = open(work / "policy.log", "wb")  # noqa: SIM115
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "pipeline.cli", "policy-server", "--config",

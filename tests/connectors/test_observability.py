@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
 
@@ -32,6 +33,8 @@ def test_livez_readyz_metrics() -> None:
         status, kind, body = get(server.port, "/metrics")
         assert status == 200 and kind.startswith("text/plain")
         assert 'floodgate_test_requests_total{answer="DUNNO"} 3.0' in body
+        assert re.search(r'floodgate_build_info\{python="3\.\d+\.\d+",version="[^"]+"\} 1\.0',
+                         body), body
         assert get(server.port, "/nothing")[0] == 404
     finally:
         server.close()

@@ -4,6 +4,7 @@ engine here: it is parsed and checked), hardened systemd units, a Postfix snippe
 from __future__ import annotations
 
 import configparser
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from pipeline.cli import build_parser
 from schemas.config_file import load_config
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+INSTALLED = "/opt/floodgate/bin/floodgate"
 
 
 @pytest.mark.parametrize("path", sorted(DEPLOY.rglob("*.yaml")), ids=lambda p: p.name)
@@ -59,7 +61,7 @@ def test_compose_creates_every_topic_with_compacted_actions() -> None:
 def test_compose_services_run_real_commands_and_publish_on_loopback_only() -> None:
     services = compose()["services"]
     parser = build_parser()
-    for name in ("worker", "policy", "siem"):
+    for name in ("worker", "policy", "siem", "demo-traffic"):
         service = services[name]
         command = service["command"]
         assert command[0] == "floodgate"
@@ -85,8 +87,60 @@ def test_systemd_units_are_hardened_and_run_floodgate(unit: Path) -> None:
     assert service["CapabilityBoundingSet"] == ""
     assert service["Restart"] in ("on-failure", "always")
     command = shlex.split(service["ExecStart"])
-    assert command[0] == "/usr/local/bin/floodgate"
+    assert command[0] == INSTALLED  # where the README installs it
     build_parser().parse_args(command[1:])
+    assert service["EnvironmentFile"] == "-/etc/floodgate/floodgate.env"  # secrets
+
+
+def test_every_long_running_command_has_a_unit_and_the_readme_installs_where_they_run() -> None:
+    commands = set()
+    for unit in (DEPLOY / "systemd").glob("*.service"):
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        parser.read(unit)
+        commands.add(shlex.split(parser["Service"]["ExecStart"])[1])
+    assert commands == {"worker", "policy-server", "tail", "siem"}
+    readme = (DEPLOY.parent / "README.md").read_text()
+    assert "python3.11 -m venv /opt/floodgate" in readme
+    assert "/opt/floodgate/bin/pip install -r deploy/requirements.lock" in readme
+
+
+@pytest.mark.parametrize("name", ["examples/single-host.yaml", "examples/isp-cluster.yaml",
+                                  "compose/floodgate.yaml"])
+def test_deployment_configs_serve_health_and_metrics_for_every_process(name: str) -> None:
+    config = load_config(DEPLOY / name, {})
+    listens = [config.worker.health_listen, config.policy.health_listen, config.tail.health_listen]
+    assert all(listens) and len(set(listens)) == 3  # on, and on ports of their own
+
+
+def test_the_image_is_pinned_and_probed() -> None:
+    dockerfile = (DEPLOY / "compose" / "Dockerfile").read_text()
+    base = dockerfile.split("\nFROM ", 1)[1].split()[0]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base)  # a patch release, not a moving tag
+    assert "pip install --no-cache-dir -r requirements.lock" in dockerfile
+    assert "pip install --no-cache-dir --no-deps ." in dockerfile
+    assert "\nHEALTHCHECK " in dockerfile
+    pins = {}
+    for line in (DEPLOY / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, pinned = line.partition("==")
+            assert pinned, f"{line}: not pinned"
+            pins[name.lower().replace("_", "-")] = pinned
+    for requirement in ("confluent-kafka", "faust-streaming", "aiokafka", "rocksdict", "pydantic",
+                        "pyyaml", "prometheus-client"):
+        assert requirement in pins
+
+
+def test_compose_probes_each_service_with_a_health_port_and_shows_actions() -> None:
+    services = compose()["services"]
+    config = load_config(DEPLOY / "compose" / "floodgate.yaml", {})
+    ports = {"worker": config.worker.health_listen, "policy": config.policy.health_listen}
+    for name, listen in ports.items():
+        port = str(listen).rsplit(":", 1)[1]
+        assert services[name]["environment"]["FLOODGATE_HEALTH_URL"] == (
+            f"http://127.0.0.1:{port}/readyz")
+    demo = services["demo-traffic"]["command"]
+    assert demo[:2] == ["floodgate", "demo-traffic"]
+    build_parser().parse_args(demo[1:])
 
 
 def test_postfix_snippet_fails_open_at_end_of_data() -> None:

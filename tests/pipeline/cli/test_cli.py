@@ -227,3 +227,19 @@ def test_manual_actions_refuse_durations_out_of_range(argv: list[str], message: 
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr()[1]
+
+
+def test_policy_state_is_kept_by_default_and_an_unusable_dir_is_said(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from schemas.config import PolicySettings
+
+    assert PolicySettings().state_dir == "/var/lib/floodgate/policy"  # the systemd StateDirectory
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("FLOODGATE_POLICY__STATE_DIR", str(blocker / "policy"))
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "policy-server", "--config",
+                           EXAMPLE], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"policy.state_dir {blocker / 'policy'}:" in done.stderr
+    assert "set it to a directory this user can write" in done.stderr
+    assert "Traceback" not in done.stderr

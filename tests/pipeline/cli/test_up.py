@@ -65,9 +65,33 @@ def test_up_with_demo_traffic_defers_the_bursting_account_and_stops_clean(tmp_pa
            "FLOODGATE_POLICY__LISTEN": f"127.0.0.1:{policy_port}",
            "FLOODGATE_POLICY__HEALTH_LISTEN": f"127.0.0.1:{health_port}",
            "FLOODGATE_POLICY__STATE_DIR": str(tmp_path / "policy"),
+           "FLOODGATE_WORKER__HEALTH_LISTEN": f"127.0.0.1:{free_port()}",
+           "FLOODGATE_TAIL__HEALTH_LISTEN": f"127.0.0.1:{free_port()}",
            "FLOODGATE_WORKER__DATA_DIR": str(tmp_path / "worker"),
            "FLOODGATE_WORKER__APP_ID": f"up-{uuid.uuid4().hex[:6]}"}
-    out = tmp_path / "up.out"
+    first, _, text = up_until_deferred(tmp_path, env, policy_port, "first")
+    assert "embedded broker (Tansu)" in text and "in memory only" in text
+    assert f"inet:127.0.0.1:{policy_port}" in text
+    assert "starting afresh" not in text
+    # The same folder again: a new, empty broker. The state the first run left (the policy
+    # service's stored actions and offsets, the worker's counts) belongs to the old broker.
+    second, seconds, text = up_until_deferred(tmp_path, env, policy_port, "second")
+    assert text.count("starting afresh from the topics") == 2, text[-3000:]  # worker, policy
+    assert reference(second) != reference(first)  # this run's action, not the stored one
+    assert seconds < 60, f"deferred only after {seconds:.0f} s"
+
+
+def reference(answer: bytes) -> bytes:
+    """The action's reference at the end of a DEFER reply (the action id's first characters)."""
+    return answer.rstrip().rsplit(b" ", 1)[-1]
+
+
+def up_until_deferred(tmp_path: Path, env: dict[str, str], policy_port: int,
+                      run: str) -> tuple[bytes, float, str]:
+    """``up --demo`` until the policy service defers the demo's bursting account, then
+    SIGTERM: the answer, how long it took, what ``up`` printed. Asserts a clean stop."""
+    out = tmp_path / f"up-{run}.out"
+    started = time.monotonic()
     up = start([sys.executable, "-m", "pipeline.cli", "up", "--config", str(CONFIG), "--demo",
                 "--state-dir", str(tmp_path / "state")], out, env)
     tree: set[int] = set()
@@ -75,21 +99,21 @@ def test_up_with_demo_traffic_defers_the_bursting_account_and_stops_clean(tmp_pa
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not answer.startswith(b"action=DEFER"):
-            time.sleep(2)
+            time.sleep(1)
             tree |= descendants(up.pid)
             try:
                 answer = ask(policy_port)
             except OSError:
                 continue
+        seconds = time.monotonic() - started
         assert answer.startswith(b"action=DEFER 4.7.1"), out.read_text()[-3000:]
-        text = out.read_text()
-        assert "embedded broker (Tansu)" in text and "in memory only" in text
-        assert f"inet:127.0.0.1:{policy_port}" in text
         tree |= descendants(up.pid)
         assert len(tree) >= 4  # broker, worker, policy service, demo traffic
     finally:
         stop(up, signal.SIGTERM, timeout_s=90)
     assert up.returncode == 0
-    assert "stopped: no process left" in out.read_text()
+    text = out.read_text()
+    assert "stopped: no process left" in text
     left = [pid for pid in tree if alive(pid)]
     assert not left, f"still running: {left}"
+    return answer, seconds, text

@@ -1,0 +1,32 @@
+"""Is Kafka there? Every command that needs it asks first, so an unreachable or unset broker
+is one clear line within seconds, naming the address tried, instead of a long wait."""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from connectors.kafka.client_config import common_config
+from schemas.config import KafkaSettings
+
+REACH_TIMEOUT_S = 10.0
+
+
+class KafkaUnreachable(RuntimeError):
+    """No answer from the brokers in time: the message names them."""
+
+
+def require_kafka(settings: KafkaSettings, timeout_s: float = REACH_TIMEOUT_S) -> None:
+    """Return once a broker answered; KafkaUnreachable (or KafkaNotConfigured) otherwise."""
+    admin = AdminClient(common_config(settings))
+    try:
+        admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise unreachable(settings, timeout_s, exc) from None
+
+
+def unreachable(settings: KafkaSettings, timeout_s: float, exc: KafkaException) -> KafkaUnreachable:
+    reason = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)
+    return KafkaUnreachable(f"Kafka at {settings.bootstrap_servers} did not answer within "
+                            f"{timeout_s:.0f} s ({reason}); check kafka.bootstrap_servers "
+                            "(or FLOODGATE_KAFKA__BOOTSTRAP_SERVERS) and that it is running")
