@@ -26,6 +26,10 @@ def counter_families(prefix: str, rows: Iterable[tuple[str, float, str]]
         yield CounterMetricFamily(f"{prefix}_{name}", text, value=value)
 
 
+class HealthListenError(OSError):
+    """The health address cannot be listened on (taken, or not this host's)."""
+
+
 class BuildInfo(Collector):
     """``floodgate_build_info{version, python}`` 1: which release a process runs, for fleets
     mid-upgrade and for joining with other metrics."""
@@ -55,7 +59,11 @@ class ObservabilityServer:
             def log_message(self, *args: object) -> None:
                 pass  # probes every few seconds would drown the log
 
-        self._server = ThreadingHTTPServer(split_listen(listen), Handler)
+        try:
+            self._server = ThreadingHTTPServer(split_listen(listen), Handler)
+        except OSError as exc:  # name the address: "Address already in use" alone says nothing
+            raise HealthListenError(f"cannot serve /livez, /readyz and /metrics on {listen}: "
+                                    f"{exc.strerror or exc}") from None
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="observability",
                                         daemon=True)

@@ -14,7 +14,7 @@ from confluent_kafka import Producer
 
 from connectors.kafka.client_config import KafkaNotConfigured, producer_config
 from connectors.kafka.reachability import KafkaUnreachable, require_kafka
-from connectors.observability import ObservabilityServer
+from connectors.observability import HealthListenError, ObservabilityServer
 from connectors.postfix_log.follow import FileFollower, StartAt
 from connectors.postfix_log.metrics import tail_registry
 from connectors.postfix_log.reader import LogReader
@@ -67,8 +67,12 @@ def run(args: argparse.Namespace) -> int:
     tailer = Tailer(reader, follower, producer, config.topics, checkpoint, stop, from_checkpoint)
     health = None
     if config.tail.health_listen:
-        health = ObservabilityServer(config.tail.health_listen, lambda: not stop.is_set(),
-                                     tail_registry(tailer)).start()
+        try:
+            health = ObservabilityServer(config.tail.health_listen, lambda: not stop.is_set(),
+                                         tail_registry(tailer)).start()
+        except HealthListenError as exc:
+            print(f"{exc} (tail.health_listen)", file=sys.stderr)
+            return 1
     logging.getLogger("floodgate.tail").info(
         "following %s from %s; checkpoint %s", args.file,
         f"inode {start.inode} offset {start.offset}" if start else "its start", checkpoint)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from connectors.kafka.client_config import consumer_config
 from connectors.kafka.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 from connectors.kafka.reachability import KafkaUnreachable, require_kafka
 from connectors.kafka.topics import TopicError, ensure_topics, floodgate_topics
+from connectors.observability import split_listen
 from connectors.postfix_policy.action_feed import ActionFeed
 from connectors.process_supervisor import Child, Supervisor
 from pipeline.cli.check_config import load_or_report
@@ -56,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
     if args.log and not Path(args.log).exists():
         print(f"--log {args.log}: no such file", file=sys.stderr)
         return 1
+    taken = ports_taken(config, with_tail=bool(args.log))
+    if taken:
+        for problem in taken:
+            print(problem, file=sys.stderr)
+        print("nothing was started", file=sys.stderr)
+        return 1
     state: Path = args.state_dir.resolve()
     state.mkdir(parents=True, exist_ok=True)
     broker = None
@@ -73,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"embedded broker (Tansu) on {broker.bootstrap}: in memory only, everything on it "
               "is lost when `up` stops; set kafka.bootstrap_servers to use a Kafka cluster")
     supervisor = Supervisor(_children(args, config, state, env))
+    code = 0
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -89,13 +98,42 @@ def run(args: argparse.Namespace) -> int:
         supervisor.start()
         _announce(config, supervisor, state)
         _watch(config, supervisor, stop, sys.stdout)
+        if supervisor.given_up:
+            code = 1
     finally:
         print("\nstopping ...", flush=True)
         supervisor.stop()
         if broker is not None:
             broker.stop()
         print("stopped: no process left", flush=True)
-    return 0
+    return code
+
+
+def ports_taken(config: FloodgateConfig, with_tail: bool) -> list[str]:
+    """A line for each address a child would listen on that is taken, or asked for twice."""
+    wanted = [("policy.listen", config.policy.listen),
+              ("policy.health_listen", config.policy.health_listen),
+              ("worker.health_listen", config.worker.health_listen)]
+    if with_tail:
+        wanted.append(("tail.health_listen", config.tail.health_listen))
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for setting, listen in wanted:
+        if not listen:
+            continue
+        if listen in seen:
+            problems.append(f"{setting} and {seen[listen]} are both {listen}: give each its own")
+            continue
+        seen[listen] = setting
+        host, port = split_listen(listen)
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                problems.append(f"{setting} {listen}: {exc.strerror} (another process listens "
+                                "there? stop it or change the setting)")
+    return problems
 
 
 def _children(args: argparse.Namespace, config: FloodgateConfig, state: Path,
@@ -143,6 +181,10 @@ def _watch(config: FloodgateConfig, supervisor: Supervisor, stop: threading.Even
         while not stop.wait(STATUS_EVERY_S):
             for event in supervisor.check():
                 out.write(("\n" if tty else "") + f"{event}\n")
+            if supervisor.given_up:
+                out.write(f"giving up: {', '.join(c.name for c in supervisor.given_up)} "
+                          "keeps failing\n")
+                return
             now_ms = time.time_ns() // 1_000_000
             with lock:
                 view.expire(now_ms)
@@ -150,6 +192,9 @@ def _watch(config: FloodgateConfig, supervisor: Supervisor, stop: threading.Even
             active = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())) or "none"
             line = (f"{time.strftime('%H:%M:%S')} {rate.per_second():,.0f} events/s; "
                     f"{sum(kinds.values())} actions in force ({active})")
+            for child in supervisor.restarting():  # never a healthy-looking line over a failure
+                line += (f"; {child.name} failed {len(child.failures)}x, last: "
+                         f"{child.last_error[:80] or 'no output'}")
             if tty:
                 out.write(f"\r{line:<100}")
             elif time.monotonic() - last_line >= 10:

@@ -41,11 +41,15 @@ def run(args: argparse.Namespace) -> int:
 
     worker = Worker(config)
     if config.worker.health_listen:
-        from connectors.observability import ObservabilityServer
+        from connectors.observability import HealthListenError, ObservabilityServer
 
         # ready: the counting thread runs and has its partitions
-        ObservabilityServer(config.worker.health_listen, worker.ready,
-                            worker.metrics.registry).start()
+        try:
+            ObservabilityServer(config.worker.health_listen, worker.ready,
+                                worker.metrics.registry).start()
+        except HealthListenError as exc:
+            print(f"{exc} (worker.health_listen)", file=sys.stderr)
+            return 1
     faust_level = "warn" if args.log_level == "warning" else args.log_level  # Faust's spelling
 
     @worker.app.task  # type: ignore[untyped-decorator]
