@@ -18,12 +18,13 @@ from pipeline.cli import (
     schemas_cmd,
     siem_cmd,
     tail_cmd,
+    topics_cmd,
     up_cmd,
     worker_cmd,
 )
 
 COMMANDS = (check_config, parse_cmd, replay_cmd, tail_cmd, worker_cmd, policy_server_cmd,
-            actions_cmd, ask_cmd, up_cmd, demo_traffic_cmd, siem_cmd, schemas_cmd)
+            actions_cmd, ask_cmd, up_cmd, demo_traffic_cmd, siem_cmd, topics_cmd, schemas_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

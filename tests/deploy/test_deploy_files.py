@@ -56,6 +56,9 @@ def test_compose_creates_every_topic_with_compacted_actions() -> None:
     for name, line in created.items():
         if name != topics.dead_letter:
             assert f"--partitions {config.worker.partitions}" in line  # co-partitioned
+    for spec in floodgate_topics(config):  # the settings `floodgate topics create` uses
+        for key, value in spec.config.items():
+            assert f"--config {key}={value}" in created[spec.name]
 
 
 def test_compose_services_run_real_commands_and_publish_on_loopback_only() -> None:

@@ -6,14 +6,13 @@ import os
 import socket
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 
 from connectors.kafka.embedded_broker import free_port
 from schemas.config import KafkaSettings
-from tests.fixtures.processes import REPO
+from tests.fixtures.processes import REPO, own_topics
 
 SINGLE_HOST = REPO / "deploy" / "examples" / "single-host.yaml"
 
@@ -46,15 +45,6 @@ def test_up_refuses_two_settings_on_one_address(tmp_path: Path) -> None:
                       "FLOODGATE_WORKER__HEALTH_LISTEN": same}, tmp_path)
     assert done.returncode == 1
     assert f"worker.health_listen and policy.health_listen are both {same}" in done.stderr
-
-
-def own_topics() -> dict[str, str]:
-    """Topics and group of this test only: the session broker is shared."""
-    run = uuid.uuid4().hex[:6]
-    names = ("mail_events", "deliveries", "policy_events", "actions", "dead_letter",
-             "subject_events")
-    return {**{f"FLOODGATE_TOPICS__{n.upper()}": f"{n}-{run}" for n in names},
-            "FLOODGATE_WORKER__APP_ID": f"ports-{run}"}
 
 
 @pytest.mark.slow

@@ -1,0 +1,90 @@
+"""``floodgate topics create|check --config FILE``: every topic as production needs it.
+
+``create`` makes the missing ones with the partitions, replication factor,
+compaction and retention the README states, then checks all of them; ``check``
+only reports. Exit 1 when something would make counting or enforcement wrong
+(a missing topic, a co-partitioned topic with other partitions, an action
+topic that is not compacted); differences that only cost safety margin
+(replicas, retention) are printed and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from connectors.kafka.client_config import KafkaNotConfigured
+from connectors.kafka.reachability import KafkaUnreachable, require_kafka
+from connectors.kafka.topics import (
+    TopicError,
+    TopicSpec,
+    check_topics,
+    default_replication,
+    describe,
+    ensure_topics,
+    floodgate_topics,
+)
+from pipeline.cli.check_config import load_or_report
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser("topics", help="create or check every topic with its production "
+                                           "settings")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, text in (("create", "create the missing topics, then check all of them"),
+                       ("check", "report how the topics differ from what Floodgate needs")):
+        command = verbs.add_parser(verb, help=text)
+        command.add_argument("--config", required=True)
+        command.add_argument("--replication-factor", type=_replicas, default=None, metavar="N",
+                             help="copies of each partition (default: 3, or the number of "
+                                  "brokers if fewer)")
+        command.set_defaults(run=run, create=verb == "create")
+
+
+def _replicas(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 32:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of copies from 1 to 32")
+    return int(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_or_report(args.config)
+    if config is None:
+        return 1
+    try:
+        require_kafka(config.kafka)
+        replicas = args.replication_factor or default_replication(config.kafka)
+        specs = floodgate_topics(config, replicas)
+        if args.create:
+            ensure_topics(config.kafka, specs)
+        states = describe(config.kafka, [spec.name for spec in specs])
+    except (KafkaNotConfigured, KafkaUnreachable, TopicError, KafkaException) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    problems = check_topics(specs, states)
+    _print_table(specs, states)
+    for problem in problems:
+        print(f"{'ERROR' if problem.fatal else 'warning'}: {problem}",
+              file=sys.stderr)
+    fatal = [p for p in problems if p.fatal]
+    print(f"{len(specs)} topics: {len(fatal)} error(s), {len(problems) - len(fatal)} warning(s)",
+          file=sys.stderr)
+    return 1 if fatal else 0
+
+
+def _print_table(specs: list[TopicSpec], states: dict[str, Any]) -> None:
+    row = "{:<40} {:>10} {:>8} {:<16} {}"
+    print(row.format("TOPIC", "PARTITIONS", "REPLICAS", "CLEANUP", "RETENTION"))
+    for spec in specs:
+        state = states.get(spec.name)
+        if state is None:
+            print(row.format(spec.name, "-", "-", "-", "missing"))
+            continue
+        retention = state.config.get("retention.ms")
+        days = f"{int(retention) / 86_400_000:g} d" if retention and retention.lstrip("-").isdigit() \
+            and int(retention) >= 0 else (retention or "-")
+        print(row.format(spec.name, state.partitions, state.replication_factor,
+                         state.config.get("cleanup.policy", "-"), days))
