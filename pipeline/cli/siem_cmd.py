@@ -131,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     try:
+        webhook = Webhook(args.webhook) if args.webhook else None  # arguments before Kafka
         require_kafka(config.kafka)
-        webhook = Webhook(args.webhook) if args.webhook else None
         consumer_group = args.group or f"{config.kafka.client_id}-siem-{args.format}"
         consumer = Consumer(consumer_config(config.kafka, consumer_group))
     except (ValueError, KafkaNotConfigured, KafkaException, KafkaUnreachable) as exc:
