@@ -3,6 +3,8 @@ is one clear line within seconds, naming the address tried, instead of a long wa
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
@@ -19,10 +21,15 @@ class KafkaUnreachable(RuntimeError):
 def require_kafka(settings: KafkaSettings, timeout_s: float = REACH_TIMEOUT_S) -> None:
     """Return once a broker answered; KafkaUnreachable (or KafkaNotConfigured) otherwise."""
     admin = AdminClient(common_config(settings))
-    try:
-        admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise unreachable(settings, timeout_s, exc) from None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            return
+        except KafkaException as exc:
+            admin.poll(0.1)  # hands the client's own lines (connection refused, ...) to logging
+            if time.monotonic() >= deadline:
+                raise unreachable(settings, timeout_s, exc) from None
 
 
 def unreachable(settings: KafkaSettings, timeout_s: float, exc: KafkaException) -> KafkaUnreachable:
