@@ -12,7 +12,7 @@ from pydantic_core import PydanticCustomError
 
 from schemas.addresses import normal_domain, normal_local_part
 from schemas.durations import Duration
-from schemas.vocabulary import ActionKind, CountMode, DirectionScope, SubjectType
+from schemas.vocabulary import ActionKind, CountMode, DirectionScope, SubjectType, ThresholdMode
 
 # The engine keeps up to max(messages, spams) entries per subject and threshold:
 # this bound keeps one subject's state under a megabyte.
@@ -93,6 +93,11 @@ class Threshold(_Section):
     count: CountMode = CountMode.MESSAGES
     action: ActionKind
     duration: Duration
+    mode: ThresholdMode = Field(
+        ThresholdMode.ENFORCE,
+        description="shadow: fires and publishes its actions (enforced: false) exactly like an "
+                    "enforcing threshold, but the policy service never applies them; try a "
+                    "threshold on live mail before switching it on")
 
     @model_validator(mode="after")
     def _check(self) -> Threshold:

@@ -171,6 +171,9 @@ class ActionEvent(_Record):
     evidence: Evidence | None = None
     actor: str | None = Field(None, max_length=MAX_NAME, description="Operator, for manual changes")
     reason: str | None = Field(None, max_length=MAX_TEXT)
+    enforced: bool = Field(
+        True, description="false for a shadow threshold's action: published, listed and sent "
+                          "to SIEMs, never applied by the policy service")
 
     @property
     def key(self) -> str:

@@ -43,6 +43,13 @@ class CountMode(StrEnum):
     RECIPIENTS = "recipients"
 
 
+class ThresholdMode(StrEnum):
+    """Whether a threshold's actions are applied, or only published to be watched."""
+
+    ENFORCE = "enforce"
+    SHADOW = "shadow"  # counted and fired exactly the same; the policy service never applies it
+
+
 class ActionKind(StrEnum):
     """What is done to a subject's mail while an action is active.
 

@@ -85,7 +85,10 @@ def action_line(action: ActionEvent,
         ext["cn2Label"], ext["cn2"] = "spams", action.evidence.spams
     if action.reason:
         ext["reason"] = action.reason
-    severity = SEVERITY[action.action.value] if action.state is ActionState.ACTIVE else 1
+    if not action.enforced:  # a shadow threshold's: published to be watched, never applied
+        ext["cs5Label"], ext["cs5"] = "mode", "shadow"
+    applied = action.state is ActionState.ACTIVE and action.enforced
+    severity = SEVERITY[action.action.value] if applied else 1
     return _line(f"action-{action.action.value}-{action.state.value}",
                  f"{action.action.value} {action.state.value}", severity, ext, budget)
 

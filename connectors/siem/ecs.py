@@ -49,6 +49,8 @@ def action_document(action: ActionEvent) -> dict[str, Any]:
     target = action.subject if action.subject_type is SubjectType.SASL_USERNAME else None
     users = [u for u in (action.actor, target) if u]
     ended = action.state is not ActionState.ACTIVE
+    # a shadow threshold's action is information: nothing was denied
+    informative = ended or not action.enforced
     return {
         "@timestamp": _iso(action.ts),
         "ecs": {"version": ECS_VERSION},
@@ -56,7 +58,7 @@ def action_document(action: ActionEvent) -> dict[str, Any]:
             "kind": "alert" if not ended else "event",
             "category": ["email", "intrusion_detection"],
             # ECS allows no "end" type for these categories: an ended action is information
-            "type": ["info"] if ended else _ACTION_TYPES[action.action.value],
+            "type": ["info"] if informative else _ACTION_TYPES[action.action.value],
             "action": f"{action.action.value}-{action.state.value}",
             "id": action.action_id,
             "dataset": "floodgate.actions",
@@ -66,6 +68,7 @@ def action_document(action: ActionEvent) -> dict[str, Any]:
             **({"reason": action.reason} if action.reason else {}),
         },
         "rule": {"name": action.threshold or "manual"},
+        **({} if action.enforced else {"tags": ["shadow"]}),
         **subject,
         **({"related": {"user": users}} if users else {}),
         "message": (f"{action.action.value} of a {action.subject_type.value} "

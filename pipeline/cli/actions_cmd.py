@@ -56,10 +56,12 @@ def run_list(args: argparse.Namespace) -> int:
     if view is None or config is None:
         return 1
     now = _now_ms()
-    print(f"{'SUBJECT':<45} {'ACTION':<10} {'ORIGIN':<6} {'THRESHOLD':<16} {'UNTIL':<20} ID")
+    print(f"{'SUBJECT':<45} {'ACTION':<10} {'MODE':<7} {'ORIGIN':<6} {'THRESHOLD':<16} "
+          f"{'UNTIL':<20} ID")
     for action in sorted(view.all(), key=lambda a: (a.key, a.expires_at)):
         if to_ms(action.expires_at) > now:
-            print(f"{action.key:<45} {action.action.value:<10} {action.origin.value:<6} "
+            mode = "enforce" if action.enforced else "shadow"  # shadow: watched, not applied
+            print(f"{action.key:<45} {action.action.value:<10} {mode:<7} {action.origin.value:<6} "
                   f"{action.threshold or '-':<16} {action.expires_at:%Y-%m-%dT%H:%M:%SZ}  "
                   f"{action.action_id}")
     return 0

@@ -51,4 +51,5 @@ def describe(threshold: Threshold) -> str:
     return (f"{threshold.name}: >= {threshold.messages} {unit}{spam} in "
             f"{format_duration(threshold.window)} per {threshold.key.value}, "
             f"{threshold.direction.value}{scope} -> {threshold.action.value} for "
-            f"{format_duration(threshold.duration)}")
+            f"{format_duration(threshold.duration)}"
+            + (" (shadow: published, not applied)" if threshold.mode.value == "shadow" else ""))

@@ -157,8 +157,9 @@ def _write_jsonl(action: ActionEvent) -> None:
 
 
 class _TableWriter:
-    HEADER = ("TIME", "STATE", "ACTION", "SUBJECT", "THRESHOLD", "MSGS", "SPAMS", "RCPTS", "UNTIL")
-    FORMAT = "{:<24} {:<8} {:<10} {:<40} {:<16} {:>6} {:>6} {:>6} {}"
+    HEADER = ("TIME", "STATE", "ACTION", "SUBJECT", "THRESHOLD", "MSGS", "SPAMS", "RCPTS", "UNTIL",
+              "MODE")
+    FORMAT = "{:<24} {:<8} {:<10} {:<40} {:<16} {:>6} {:>6} {:>6} {:<20} {}"
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
@@ -181,7 +182,8 @@ class _TableWriter:
         return cls.FORMAT.format(
             action.ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
             action.state.value, action.action.value, _clip(action.key, 40),
-            action.threshold or "-", *counts, action.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            action.threshold or "-", *counts, action.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "enforce" if action.enforced else "shadow")
 
 
 def _clip(text: str, width: int) -> str:

@@ -196,7 +196,8 @@ def write_record(output: Output, fmt: str, record: ActionEvent | MailEvent,
                  webhook: Webhook | None) -> None:
     ts: datetime = record.ts
     if isinstance(record, ActionEvent):
-        severity = SYSLOG_SEVERITY[record.action.value] if record.state.value == "active" else 5
+        applied = record.state.value == "active" and record.enforced  # shadow: a notice
+        severity = SYSLOG_SEVERITY[record.action.value] if applied else 5
         msgid = "action"
     else:
         severity, msgid = 6, "mail"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pipeline.engine.clock import from_ms, to_ms
 from schemas.config import Threshold
 from schemas.events import ActionEvent, Evidence
-from schemas.vocabulary import ActionState, Origin, SubjectType
+from schemas.vocabulary import ActionState, Origin, SubjectType, ThresholdMode
 
 ACTION_NAMESPACE = uuid.UUID("5f0c1f8e-3a59-4e2b-9d0b-6c1f9f7d2a10")
 
@@ -39,6 +39,7 @@ def fired(threshold: Threshold, subject_type: SubjectType, subject: str, trigger
         triggered_at=triggered_at,
         expires_at=from_ms(expires_ms),
         evidence=evidence,
+        enforced=threshold.mode is ThresholdMode.ENFORCE,
     )
 
 

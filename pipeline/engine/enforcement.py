@@ -42,7 +42,7 @@ class ActiveActions:
         self._key_of.clear()
 
     def strongest(self, keys: Iterable[str], now_ms: int) -> ActionEvent | None:
-        """The strongest action in force at ``now_ms`` for any of ``keys``.
+        """The strongest enforced action in force at ``now_ms`` for any of ``keys``.
 
         Ties go to the action that lasts longest, so the answer names the end
         the sender will actually see.
@@ -50,6 +50,8 @@ class ActiveActions:
         best: ActionEvent | None = None
         for key in keys:
             for action in self._by_key.get(key, {}).values():
+                if not action.enforced:  # a shadow threshold's: watched, never applied
+                    continue
                 if to_ms(action.expires_at) <= now_ms or to_ms(action.triggered_at) > now_ms:
                     continue
                 if best is None or _rank(action) > _rank(best):
@@ -68,11 +70,13 @@ class ActiveActions:
         return list(self._by_key.get(key, {}).values())
 
     def census(self) -> dict[str, int]:
-        """How many actions of each kind (block, defer, ...) the view holds."""
+        """How many actions of each kind the view holds: ``block``, ``defer``, ... and
+        ``shadow_block``, ... for shadow thresholds' actions (never applied)."""
         counts: dict[str, int] = {}
         for actions in self._by_key.values():
             for action in actions.values():
-                counts[action.action.value] = counts.get(action.action.value, 0) + 1
+                kind = action.action.value if action.enforced else f"shadow_{action.action.value}"
+                counts[kind] = counts.get(kind, 0) + 1
         return counts
 
     def all(self) -> list[ActionEvent]:

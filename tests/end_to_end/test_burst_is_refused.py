@@ -2,7 +2,10 @@
 
 Alice may send 5 messages a minute. She sends a burst through a real Postfix;
 once her 5th message reaches the log, the worker fires, the responder learns
-it from the action topic, and her 6th message is refused with a 4xx.
+it from the action topic, and her 6th message is refused with a 4xx. A shadow
+threshold (3 messages per sender: block) fires on the way, is published and
+listed as shadow, and is never applied: the 4th and 5th messages pass, and the
+6th gets the enforcing defer, not the stronger shadow block.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -59,7 +63,9 @@ def test_the_burst_over_the_threshold_is_refused(kafka_settings: KafkaSettings,
         f"tail: {{health_listen: '127.0.0.1:{tail_health}'}}\n"
         "thresholds:\n"
         "  - {name: five, key: sasl_username, window: 1m, messages: 5, action: defer, "
-        "duration: 10m}\n")
+        "duration: 10m}\n"
+        "  - {name: three-shadow, key: sender, window: 1m, messages: 3, action: block, "
+        "duration: 10m, mode: shadow}\n")
     processes: list[subprocess.Popen[bytes]] = []
     try:
         postfix.start()
@@ -74,12 +80,23 @@ def test_the_burst_over_the_threshold_is_refused(kafka_settings: KafkaSettings,
             done = send(postfix, n)
             assert done.returncode == 0, done.stdout[-2000:]
         fifth_sent = time.monotonic()
-        action = wait_for_action(kafka_settings, topics["actions"], 120)
+        actions = wait_for_actions(kafka_settings, topics["actions"], 120)
         detected_s = time.monotonic() - fifth_sent
-        assert (action.subject, action.action.value, action.threshold) == (
-            "alice@example.net", "defer", "five")
+        action, shadow = actions["five"], actions["three-shadow"]
+        assert (action.subject, action.action.value, action.enforced) == (
+            "alice@example.net", "defer", True)
         assert action.evidence is not None and action.evidence.messages == 5
+        assert (shadow.subject, shadow.action.value, shadow.enforced) == (
+            "alice@example.net", "block", False)
+        assert shadow.evidence is not None and shadow.evidence.messages == 3
         wait_responder_knows(policy_port, 30)  # it reads the action topic on its own
+        wait_metric(health_port, 'floodgate_policy_actions_in_force{action="shadow_block"}', 30)
+        listed = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "actions", "list", "--config", str(config)],
+            cwd=REPO, capture_output=True, text=True, timeout=120)
+        rows = {line.split()[0]: line.split()[1:3] for line in listed.stdout.splitlines()[1:]}
+        assert rows["sender:alice@example.net"] == ["block", "shadow"], listed.stdout
+        assert rows["sasl_username:alice@example.net"] == ["defer", "enforce"]
         sixth = send(postfix, 5)
         assert sixth.returncode != 0 and "<** 450 4.7.1 " in sixth.stdout, sixth.stdout[-2000:]
         assert "Too much mail from sasl_username alice@example.net" in sixth.stdout
@@ -124,7 +141,17 @@ def wait_responder_knows(port: int, deadline_s: float) -> None:
     raise AssertionError("the responder never learned the action")
 
 
-def wait_for_action(settings: KafkaSettings, topic: str, deadline_s: float) -> ActionEvent:
-    first = read(settings, topic, 2, 1, deadline_s)
-    assert first, f"no action on {topic} within {deadline_s} s"
-    return ActionEvent.model_validate_json(first[0])
+def wait_for_actions(settings: KafkaSettings, topic: str, deadline_s: float
+                     ) -> dict[str, ActionEvent]:
+    """The first two actions on the topic, by threshold."""
+    records = read(settings, topic, 2, 2, deadline_s)
+    assert len(records) == 2, f"{len(records)} actions on {topic} within {deadline_s} s"
+    actions = [ActionEvent.model_validate_json(record) for record in records]
+    return {action.threshold or "": action for action in actions}
+
+
+def wait_metric(port: int, name: str, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not scrape(port).get(name):
+        assert time.monotonic() < deadline, f"{name} never showed"
+        time.sleep(0.2)

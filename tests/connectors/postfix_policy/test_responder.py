@@ -11,10 +11,11 @@ NOW = to_ms(T0) + 60_000
 
 
 def action(kind: str, subject_type: str, subject: str, action_id: str = "a1",
-           minutes: int = 15, state: str = "active") -> ActionEvent:
+           minutes: int = 15, state: str = "active", enforced: bool = True) -> ActionEvent:
     return ActionEvent(action_id=action_id, ts=T0, subject_type=subject_type, subject=subject,
                        action=kind, threshold="burst", state=state, origin="auto",
-                       triggered_at=T0, expires_at=T0 + timedelta(minutes=minutes))
+                       triggered_at=T0, expires_at=T0 + timedelta(minutes=minutes),
+                       enforced=enforced)
 
 
 def request(**values: str) -> dict[str, str]:
@@ -66,6 +67,15 @@ def test_strongest_action_in_force_wins() -> None:
     assert answer(view).startswith(b"action=DEFER")
     expired_by_time = view_of(action("block", "sasl_username", "alice", minutes=1))
     assert answer(expired_by_time) == b"action=DUNNO\n\n"  # ended at NOW, record or not
+
+
+def test_a_shadow_action_is_counted_in_the_view_but_never_applied() -> None:
+    view = view_of(action("block", "sasl_username", "alice", "s", enforced=False))
+    assert answer(view) == b"action=DUNNO\n\n"
+    assert view.census() == {"shadow_block": 1}
+    view.apply(action("defer", "client_ip", "10.0.0.5", "d"))
+    assert answer(view).startswith(b"action=DEFER")  # the enforcing one, not the stronger shadow
+    assert view.census() == {"shadow_block": 1, "defer": 1}
 
 
 def test_an_exempt_account_or_network_always_passes() -> None:

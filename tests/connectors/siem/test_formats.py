@@ -161,3 +161,13 @@ def test_cef_cuts_long_values_before_escaping_and_names_them() -> None:
     small = cef.action_line(action(reason=reason), 600)
     assert len(small.encode()) <= 600 and "cs6=reason:1800" in small
     assert not small.split(" reason=", 1)[1].split(" cs6Label=")[0].endswith("\\")
+
+
+def test_a_shadow_action_is_information_marked_shadow() -> None:
+    shadow = action(enforced=False)
+    document = ecs.action_document(shadow)
+    assert document["tags"] == ["shadow"] and document["event"]["type"] == ["info"]
+    assert document["floodgate"]["enforced"] is False
+    line = cef.action_line(shadow)
+    assert "cs5Label=mode cs5=shadow" in line and line.split("|")[6] == "1"
+    assert "tags" not in ecs.action_document(action())

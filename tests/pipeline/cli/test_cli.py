@@ -243,3 +243,17 @@ def test_policy_state_is_kept_by_default_and_an_unusable_dir_is_said(
     assert f"policy.state_dir {blocker / 'policy'}:" in done.stderr
     assert "set it to a directory this user can write" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_replay_and_check_config_show_a_shadow_threshold(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shadow = tmp_path / "shadow.yaml"
+    shadow.write_text(Path(EXAMPLE).read_text().replace("mode: enforce", "mode: shadow", 1))
+    assert main(["check-config", str(shadow)]) == 0
+    assert "-> defer for 15m (shadow: published, not applied)" in capsys.readouterr()[0]
+    assert main(["replay", _history(tmp_path / "h.jsonl"), "--config", str(shadow)]) == 0
+    header, *rows = capsys.readouterr()[0].splitlines()
+    modes = {(row.split()[2], row.split()[3]): row.split()[-1] for row in rows}
+    assert header.split()[-1] == "MODE"
+    assert modes[("defer", "sasl_username:alice")] == "shadow"  # side by side
+    assert modes[("block", "sender:promo@spam.example")] == "enforce"
