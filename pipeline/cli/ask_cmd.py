@@ -13,9 +13,14 @@ import sys
 from typing import Any
 
 from connectors.postfix_policy.client import PolicyUnreachable, ask
+from pipeline.cli.arguments import number_in
 from pipeline.cli.check_config import load_or_report
 
 _ADDRESS = re.compile(r"\[?([0-9A-Za-z:.\-]+?)\]?:(\d{1,5})")
+
+
+_seconds = number_in(float, lambda value: 0 < value <= 300,
+                     "{text!r}: seconds, above 0 and at most 300")
 
 
 def register(sub: Any) -> None:
@@ -40,16 +45,6 @@ def _attribute(text: str) -> tuple[str, str]:
     if "\n" in value or "\r" in value:
         raise argparse.ArgumentTypeError(f"{name}: a value cannot hold a line break")
     return name, value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 300:
-        raise argparse.ArgumentTypeError(f"{text!r}: seconds, above 0 and at most 300")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,7 +14,11 @@ from confluent_kafka import KafkaException, Producer
 from connectors.demo_traffic import mail_event, schedule
 from connectors.kafka.client_config import KafkaNotConfigured, producer_config
 from connectors.kafka.reachability import KafkaUnreachable, require_kafka
+from pipeline.cli.arguments import number_in
 from pipeline.cli.check_config import load_or_report
+
+_positive = number_in(float, lambda value: 0 < value <= 1_000_000,
+                      "must be above 0 and at most 1000000: {text}", "not a number: {text!r}")
 
 
 def register(sub: Any) -> None:
@@ -27,16 +31,6 @@ def register(sub: Any) -> None:
                         help="how long to run (default 3600)")
     parser.add_argument("--seed", type=int, default=None)
     parser.set_defaults(run=run)
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1000000: {text}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,11 +29,16 @@ from connectors.siem import cef, ecs
 from connectors.siem.outputs import Destination, Output, open_output, parse_destination
 from connectors.siem.record_size import DEFAULT_RECORD_BYTES, MAX_RECORD_BYTES, MIN_RECORD_BYTES
 from connectors.siem.webhook import Webhook
+from pipeline.cli.arguments import number_in
 from pipeline.cli.check_config import load_or_report
 from schemas.events import ActionEvent, MailEvent
 
 log = logging.getLogger("floodgate.siem")
 SYSLOG_SEVERITY = {"block": 2, "quarantine": 3, "defer": 4, "warn": 4}  # crit .. warning
+_record_bytes = number_in(
+    int, lambda value: MIN_RECORD_BYTES <= value <= MAX_RECORD_BYTES,
+    f"{{text!r}}: a number of bytes from {MIN_RECORD_BYTES} (what every syslog receiver "
+    f"takes) to {MAX_RECORD_BYTES} (what a UDP datagram carries)")
 
 
 def register(sub: Any) -> None:
@@ -100,18 +105,6 @@ def _destination(text: str) -> Destination:
         return parse_destination(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _record_bytes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not MIN_RECORD_BYTES <= value <= MAX_RECORD_BYTES:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: a number of bytes from {MIN_RECORD_BYTES} (what every syslog receiver "
-            f"takes) to {MAX_RECORD_BYTES} (what a UDP datagram carries)")
-    return value
 
 
 def render(fmt: str, record: ActionEvent | MailEvent, budget: int) -> str:

@@ -27,7 +27,11 @@ from connectors.kafka.topics import (
     ensure_topics,
     floodgate_topics,
 )
+from pipeline.cli.arguments import digits, number_in
 from pipeline.cli.check_config import load_or_report
+
+_replicas = number_in(digits, lambda value: 1 <= value <= 32,
+                      "{text!r}: a number of copies from 1 to 32")
 
 
 def register(sub: Any) -> None:
@@ -42,12 +46,6 @@ def register(sub: Any) -> None:
                              help="copies of each partition (default: 3, or the number of "
                                   "brokers if fewer)")
         command.set_defaults(run=run, create=verb == "create")
-
-
-def _replicas(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 32:
-        raise argparse.ArgumentTypeError(f"{text!r}: a number of copies from 1 to 32")
-    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
