@@ -112,6 +112,11 @@ class TopicProblem:
     def __str__(self) -> str:
         return f"{self.topic}: {self.text}"
 
+    @property
+    def line(self) -> str:
+        """As the commands print it: ``ERROR: topic NAME: ...`` or ``warning: ...``."""
+        return f"{'ERROR' if self.fatal else 'warning'}: topic {self}"
+
 
 def describe(settings: KafkaSettings, names: list[str], timeout_s: float = 10.0
              ) -> dict[str, TopicState]:
@@ -156,3 +161,21 @@ def check_topics(specs: list[TopicSpec], states: dict[str, TopicState]) -> list[
                 problems.append(TopicProblem(spec.name, f"{key}={have}, {wanted} wanted",
                                              key == "cleanup.policy"))
     return problems
+
+
+def survey_topics(settings: KafkaSettings, specs: list[TopicSpec], create: bool
+                  ) -> tuple[dict[str, TopicState], list[TopicProblem]]:
+    """The topics as they are (created first from ``specs`` where missing, if ``create``),
+    and how they differ from ``specs``."""
+    if create:
+        ensure_topics(settings, specs)
+    states = describe(settings, [spec.name for spec in specs])
+    return states, check_topics(specs, states)
+
+
+def prepare_topics(config: FloodgateConfig) -> list[TopicProblem]:
+    """What the worker and ``up`` do before counting: create the missing topics as production
+    needs them (3 replicas, or one per broker if fewer; compaction and retention), and say
+    how the others differ."""
+    specs = floodgate_topics(config, default_replication(config.kafka))
+    return survey_topics(config.kafka, specs, create=True)[1]

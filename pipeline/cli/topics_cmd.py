@@ -19,13 +19,13 @@ from confluent_kafka import KafkaException
 from connectors.kafka.client_config import KafkaNotConfigured
 from connectors.kafka.reachability import KafkaUnreachable, require_kafka
 from connectors.kafka.topics import (
+    DAY_MS,
     TopicError,
     TopicSpec,
-    check_topics,
+    TopicState,
     default_replication,
-    describe,
-    ensure_topics,
     floodgate_topics,
+    survey_topics,
 )
 from pipeline.cli.arguments import digits, number_in
 from pipeline.cli.check_config import load_or_report
@@ -56,24 +56,20 @@ def run(args: argparse.Namespace) -> int:
         require_kafka(config.kafka)
         replicas = args.replication_factor or default_replication(config.kafka)
         specs = floodgate_topics(config, replicas)
-        if args.create:
-            ensure_topics(config.kafka, specs)
-        states = describe(config.kafka, [spec.name for spec in specs])
+        states, problems = survey_topics(config.kafka, specs, create=args.create)
     except (KafkaNotConfigured, KafkaUnreachable, TopicError, KafkaException) as exc:
         print(exc, file=sys.stderr)
         return 1
-    problems = check_topics(specs, states)
     _print_table(specs, states)
     for problem in problems:
-        print(f"{'ERROR' if problem.fatal else 'warning'}: {problem}",
-              file=sys.stderr)
+        print(problem.line, file=sys.stderr)
     fatal = [p for p in problems if p.fatal]
     print(f"{len(specs)} topics: {len(fatal)} error(s), {len(problems) - len(fatal)} warning(s)",
           file=sys.stderr)
     return 1 if fatal else 0
 
 
-def _print_table(specs: list[TopicSpec], states: dict[str, Any]) -> None:
+def _print_table(specs: list[TopicSpec], states: dict[str, TopicState]) -> None:
     row = "{:<40} {:>10} {:>8} {:<16} {}"
     print(row.format("TOPIC", "PARTITIONS", "REPLICAS", "CLEANUP", "RETENTION"))
     for spec in specs:
@@ -82,7 +78,7 @@ def _print_table(specs: list[TopicSpec], states: dict[str, Any]) -> None:
             print(row.format(spec.name, "-", "-", "-", "missing"))
             continue
         retention = state.config.get("retention.ms")
-        days = f"{int(retention) / 86_400_000:g} d" if retention and retention.lstrip("-").isdigit() \
-            and int(retention) >= 0 else (retention or "-")
+        days = f"{int(retention) / DAY_MS:g} d" if retention and retention.isdigit() \
+            else (retention or "-")
         print(row.format(spec.name, state.partitions, state.replication_factor,
                          state.config.get("cleanup.policy", "-"), days))

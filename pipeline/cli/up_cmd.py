@@ -23,13 +23,13 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from connectors.kafka.client_config import consumer_config
 from connectors.kafka.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 from connectors.kafka.reachability import KafkaUnreachable, require_kafka
-from connectors.kafka.topics import TopicError
+from connectors.kafka.topics import TopicError, prepare_topics
 from connectors.observability import split_listen
 from connectors.postfix_policy.action_feed import ActionFeed
 from connectors.process_supervisor import Child, Supervisor
 from pipeline.cli.check_config import load_or_report
 from pipeline.cli.policy_server_cmd import reset_policy_state_if_moved
-from pipeline.cli.worker_cmd import claim_worker_state, prepare_topics
+from pipeline.cli.worker_cmd import claim_worker_state
 from pipeline.engine.enforcement import ActiveActions
 from schemas.config import FloodgateConfig, KafkaSettings
 from schemas.events import ActionEvent
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             require_kafka(config.kafka)
             for topic in prepare_topics(config):
-                print(f"{'ERROR' if topic.fatal else 'warning'}: topic {topic}", file=sys.stderr)
+                print(topic.line, file=sys.stderr)
             said = [claim_worker_state(config), reset_policy_state_if_moved(config)]
         except (TopicError, KafkaUnreachable, KafkaException) as exc:
             print(exc, file=sys.stderr)

@@ -14,16 +14,7 @@ from connectors.kafka.client_config import KafkaNotConfigured
 from connectors.kafka.client_logs import RepeatThrottle, throttle_handlers
 from connectors.kafka.identity import read_identity, reset_if_moved
 from connectors.kafka.reachability import KafkaUnreachable, require_kafka
-from connectors.kafka.topics import (
-    TopicError,
-    TopicProblem,
-    changelog_topic,
-    check_topics,
-    default_replication,
-    describe,
-    ensure_topics,
-    floodgate_topics,
-)
+from connectors.kafka.topics import TopicError, changelog_topic, prepare_topics
 from pipeline.cli.check_config import load_or_report
 from schemas.config import FloodgateConfig
 
@@ -47,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     for problem in problems:
-        print(f"{'ERROR' if problem.fatal else 'warning'}: topic {problem}", file=sys.stderr)
+        print(problem.line, file=sys.stderr)
     if any(problem.fatal for problem in problems):
         print("the worker cannot count right on these topics: see `floodgate topics check`",
               file=sys.stderr)
@@ -80,14 +71,6 @@ def run(args: argparse.Namespace) -> int:
     # Faust's worker turns its web server on (0.0.0.0:6066) unless told not to.
     run_forever(worker, ["floodgate-worker", "worker", "--without-web", "-l", faust_level])
     return 0
-
-
-def prepare_topics(config: FloodgateConfig) -> list[TopicProblem]:
-    """Create the missing topics as production needs them (3 replicas, or one per broker if
-    fewer; compaction and retention), and say how the others differ."""
-    specs = floodgate_topics(config, default_replication(config.kafka))
-    ensure_topics(config.kafka, specs)
-    return check_topics(specs, describe(config.kafka, [spec.name for spec in specs]))
 
 
 def claim_worker_state(config: FloodgateConfig) -> str | None:
