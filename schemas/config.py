@@ -78,6 +78,31 @@ class Exempt(_Section):
     sasl_usernames: list[str] = Field(default_factory=list)
 
 
+# A repeat offender's ladder: enough steps for any policy, few enough to read at a glance.
+MAX_ESCALATION_STEPS = 10
+MAX_ESCALATION_AFTER = 100
+
+
+class EscalationStep(_Section):
+    """For repeat offenders: the threshold's Nth firing for one subject within ``within``
+    (this one included) takes this step's action and duration instead of its own."""
+
+    after: int = Field(ge=2, le=MAX_ESCALATION_AFTER,
+                       description="applies from this firing on (2 = the second within `within`)")
+    within: Duration = Field(description="how far back earlier firings count, e.g. 24h")
+    action: ActionKind
+    duration: Duration
+
+    @model_validator(mode="after")
+    def _check(self) -> EscalationStep:
+        for name, value in (("within", self.within), ("duration", self.duration)):
+            if value <= timedelta(0):
+                raise PydanticCustomError("escalate", f"{name} must be longer than 0", {})
+        if self.within > MAX_WINDOW:
+            raise PydanticCustomError("escalate", "within must be at most 30d", {})
+        return self
+
+
 class Threshold(_Section):
     """Fires when, in a window ending at a message, counted units >= messages and spam units >= spams."""
 
@@ -98,6 +123,10 @@ class Threshold(_Section):
         description="shadow: fires and publishes its actions (enforced: false) exactly like an "
                     "enforcing threshold, but the policy service never applies them; try a "
                     "threshold on live mail before switching it on")
+    escalate: list[EscalationStep] = Field(
+        default_factory=list, max_length=MAX_ESCALATION_STEPS,
+        description="steps for repeat offenders, by increasing `after`: the last step whose "
+                    "`after` firings (this one included) fall within its `within` applies")
 
     @model_validator(mode="after")
     def _check(self) -> Threshold:
@@ -110,6 +139,11 @@ class Threshold(_Section):
                 raise PydanticCustomError("threshold", f"{name} must be longer than 0", {})
         if self.window > MAX_WINDOW:
             raise PydanticCustomError("threshold", "window must be at most 30d", {})
+        afters = [step.after for step in self.escalate]
+        if afters != sorted(set(afters)):
+            raise PydanticCustomError(
+                "threshold", "escalate steps must be in increasing order of `after`, each "
+                             "`after` once", {})
         return self
 
 

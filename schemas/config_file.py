@@ -219,6 +219,11 @@ def _message(error: Any) -> str:
         return f'"{given}" is not one of: {error["ctx"]["expected"].replace(" or ", ", ")}'
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return f'"{given}" is not a whole number'
+    if kind in ("greater_than_equal", "less_than_equal"):
+        bound = "at least" if kind == "greater_than_equal" else "at most"
+        limit = error["ctx"]["ge" if kind == "greater_than_equal" else "le"]
+        return f"{given} is too {'small' if bound == 'at least' else 'large'}: must be " \
+               f"{bound} {limit}"
     if kind in ("list_type", "dict_type"):
         return f"expected a {'list' if kind == 'list_type' else 'mapping'}, got {given!r}"
     return str(error["msg"]).removeprefix("Value error, ")

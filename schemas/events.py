@@ -132,6 +132,17 @@ class DeliveryEvent(_Record):
     client_ip: IpAddress = None
 
 
+class Escalation(_Record):
+    """Why a repeat offender's action is not the threshold's own: the step that applied."""
+
+    step: int = Field(ge=1, description="1-based index into the threshold's `escalate` list")
+    firing: int = Field(ge=2, description="this firing's number among the subject's firings of "
+                                          "the threshold within the step's period, counted "
+                                          "up to the highest step's `after`")
+    within_s: float = Field(gt=0, description="the step's period, seconds")
+    first_at: EventTime = Field(description="the earliest of the firings counted")
+
+
 class Evidence(_Record):
     """What the window held when a threshold fired.
 
@@ -148,6 +159,8 @@ class Evidence(_Record):
     count: CountMode
     limit_messages: int = Field(ge=0)
     limit_spams: int = Field(ge=0)
+    escalation: Escalation | None = Field(
+        None, description="set when an escalation step chose the action and duration")
 
 
 class ActionEvent(_Record):
@@ -174,6 +187,9 @@ class ActionEvent(_Record):
     enforced: bool = Field(
         True, description="false for a shadow threshold's action: published, listed and sent "
                           "to SIEMs, never applied by the policy service")
+    reset: bool = Field(
+        False, description="on a lift: the threshold's escalation ladder for this subject "
+                           "starts again (its earlier firings are forgotten)")
 
     @property
     def key(self) -> str:

@@ -83,6 +83,10 @@ def action_line(action: ActionEvent,
     if action.evidence is not None:
         ext["cn1Label"], ext["cn1"] = "messages", action.evidence.messages
         ext["cn2Label"], ext["cn2"] = "spams", action.evidence.spams
+        escalation = action.evidence.escalation
+        if escalation is not None:  # a repeat offender's: the ladder's step chose the action
+            ext["cn3Label"], ext["cn3"] = "escalationStep", escalation.step
+            ext["cnt"] = escalation.firing  # this firing's number within the step's period
     if action.reason:
         ext["reason"] = action.reason
     if not action.enforced:  # a shadow threshold's: published to be watched, never applied

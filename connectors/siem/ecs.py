@@ -68,13 +68,19 @@ def action_document(action: ActionEvent) -> dict[str, Any]:
             **({"reason": action.reason} if action.reason else {}),
         },
         "rule": {"name": action.threshold or "manual"},
-        **({} if action.enforced else {"tags": ["shadow"]}),
+        **({"tags": tags} if (tags := _action_tags(action)) else {}),
         **subject,
         **({"related": {"user": users}} if users else {}),
         "message": (f"{action.action.value} of a {action.subject_type.value} "
                     f"({action.state.value}) until {_iso(action.expires_at)}"),
         "floodgate": action.model_dump(mode="json", exclude=_ACTION_MAPPED),
     }
+
+
+def _action_tags(action: ActionEvent) -> list[str]:
+    """``shadow`` (watched, not applied); ``escalated`` (a repeat offender's step applied)."""
+    escalated = action.evidence is not None and action.evidence.escalation is not None
+    return ["shadow"] * (not action.enforced) + ["escalated"] * escalated
 
 
 def mail_document(mail: MailEvent) -> dict[str, Any]:

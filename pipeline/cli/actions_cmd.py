@@ -19,7 +19,9 @@ from confluent_kafka import Producer
 from connectors.kafka.client_config import KafkaNotConfigured, producer_config
 from connectors.kafka.reachability import KafkaUnreachable, require_kafka
 from connectors.postfix_policy.action_feed import ActionFeed
+from pipeline.cli.action_text import escalation_text, mode_text
 from pipeline.cli.check_config import load_or_report
+from pipeline.engine.actions import lifted
 from pipeline.engine.clock import from_ms, span_ms, to_ms
 from pipeline.engine.counting import normalise_subject
 from pipeline.engine.enforcement import ActiveActions
@@ -38,6 +40,9 @@ def register(sub: Any) -> None:
     listing.set_defaults(run=run_list)
     lift = verbs.add_parser("lift", help="end every action on SUBJECT (type:value) now")
     lift.add_argument("subject", metavar="SUBJECT", help="e.g. sasl_username:alice")
+    lift.add_argument("--reset", action="store_true",
+                      help="also forget its earlier firings: escalation starts again at the "
+                           "threshold's own action")
     lift.set_defaults(run=run_lift)
     add = verbs.add_parser("add", help="put an action on SUBJECT (type:value)")
     add.add_argument("subject", metavar="SUBJECT")
@@ -57,13 +62,13 @@ def run_list(args: argparse.Namespace) -> int:
         return 1
     now = _now_ms()
     print(f"{'SUBJECT':<45} {'ACTION':<10} {'MODE':<7} {'ORIGIN':<6} {'THRESHOLD':<16} "
-          f"{'UNTIL':<20} ID")
+          f"{'UNTIL':<20} {'ID':<36} ESCALATION")
     for action in sorted(view.all(), key=lambda a: (a.key, a.expires_at)):
         if to_ms(action.expires_at) > now:
-            mode = "enforce" if action.enforced else "shadow"  # shadow: watched, not applied
-            print(f"{action.key:<45} {action.action.value:<10} {mode:<7} {action.origin.value:<6} "
-                  f"{action.threshold or '-':<16} {action.expires_at:%Y-%m-%dT%H:%M:%SZ}  "
-                  f"{action.action_id}")
+            print(f"{action.key:<45} {action.action.value:<10} {mode_text(action):<7} "
+                  f"{action.origin.value:<6} {action.threshold or '-':<16} "
+                  f"{action.expires_at:%Y-%m-%dT%H:%M:%SZ}  {action.action_id:<36} "
+                  f"{escalation_text(action)}")
     return 0
 
 
@@ -79,10 +84,9 @@ def run_lift(args: argparse.Namespace) -> int:
     if not active:
         print(f"no action in force on {args.subject}", file=sys.stderr)
         return 1
-    _publish(config, [a.model_copy(update={"state": ActionState.LIFTED, "ts": from_ms(now),
-                                           "actor": args.actor, "reason": args.reason})
-                      for a in active])
-    print(f"lifted {len(active)} action(s) on {args.subject}")
+    _publish(config, [lifted(a, now, args.actor, args.reason, args.reset) for a in active])
+    print(f"lifted {len(active)} action(s) on {args.subject}"
+          + (" and reset its escalation" if args.reset else ""))
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from pipeline.cli.action_text import ordinal
 from schemas.config import FloodgateConfig, Threshold
 from schemas.config_file import ConfigError, load_config
 from schemas.durations import format_duration
@@ -52,4 +53,7 @@ def describe(threshold: Threshold) -> str:
             f"{format_duration(threshold.window)} per {threshold.key.value}, "
             f"{threshold.direction.value}{scope} -> {threshold.action.value} for "
             f"{format_duration(threshold.duration)}"
+            + "".join(f"; {ordinal(step.after)} firing within {format_duration(step.within)} -> "
+                      f"{step.action.value} for {format_duration(step.duration)}"
+                      for step in threshold.escalate)
             + (" (shadow: published, not applied)" if threshold.mode.value == "shadow" else ""))

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from connectors.event_files import InputProblem, read_mail_events
 from connectors.postfix_log.reader import LogReader, file_reference_time, open_log_lines
+from pipeline.cli.action_text import escalation_text, mode_text
 from pipeline.cli.check_config import load_or_report
 from pipeline.cli.parse_cmd import add_log_options, zone_or_report
 from pipeline.replay import Replay
@@ -158,8 +159,8 @@ def _write_jsonl(action: ActionEvent) -> None:
 
 class _TableWriter:
     HEADER = ("TIME", "STATE", "ACTION", "SUBJECT", "THRESHOLD", "MSGS", "SPAMS", "RCPTS", "UNTIL",
-              "MODE")
-    FORMAT = "{:<24} {:<8} {:<10} {:<40} {:<16} {:>6} {:>6} {:>6} {:<20} {}"
+              "MODE", "ESCALATION")
+    FORMAT = "{:<24} {:<8} {:<10} {:<40} {:<16} {:>6} {:>6} {:>6} {:<20} {:<7} {}"
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
@@ -183,7 +184,7 @@ class _TableWriter:
             action.ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
             action.state.value, action.action.value, _clip(action.key, 40),
             action.threshold or "-", *counts, action.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "enforce" if action.enforced else "shadow")
+            mode_text(action), escalation_text(action))
 
 
 def _clip(text: str, width: int) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pipeline.engine.clock import from_ms, to_ms
 from schemas.config import Threshold
 from schemas.events import ActionEvent, Evidence
-from schemas.vocabulary import ActionState, Origin, SubjectType, ThresholdMode
+from schemas.vocabulary import ActionKind, ActionState, Origin, SubjectType, ThresholdMode
 
 ACTION_NAMESPACE = uuid.UUID("5f0c1f8e-3a59-4e2b-9d0b-6c1f9f7d2a10")
 
@@ -25,14 +25,15 @@ def action_id(threshold: str, subject_type: SubjectType, subject: str, triggered
 
 
 def fired(threshold: Threshold, subject_type: SubjectType, subject: str, triggered_ms: int,
-          expires_ms: int, evidence: Evidence) -> ActionEvent:
+          expires_ms: int, evidence: Evidence, action: ActionKind | None = None) -> ActionEvent:
+    """The threshold's action (or an escalation step's ``action``) as it starts."""
     triggered_at = from_ms(triggered_ms)
     return ActionEvent(
         action_id=action_id(threshold.name, subject_type, subject, triggered_ms),
         ts=triggered_at,
         subject_type=subject_type,
         subject=subject,
-        action=threshold.action,
+        action=action or threshold.action,
         threshold=threshold.name,
         state=ActionState.ACTIVE,
         origin=Origin.AUTO,
@@ -47,9 +48,12 @@ def expired(action: ActionEvent) -> ActionEvent:
     return action.model_copy(update={"state": ActionState.EXPIRED, "ts": action.expires_at})
 
 
-def lifted(action: ActionEvent, at_ms: int, actor: str | None, reason: str | None) -> ActionEvent:
+def lifted(action: ActionEvent, at_ms: int, actor: str | None, reason: str | None,
+           reset: bool = False) -> ActionEvent:
+    """The lift of ``action`` by an operator; ``reset``: its escalation ladder starts again."""
     return action.model_copy(update={
         "state": ActionState.LIFTED, "ts": from_ms(at_ms), "actor": actor, "reason": reason,
+        "reset": reset,
     })
 
 

@@ -9,10 +9,18 @@ and the decision is taken for that present, since that is when enforcement
 happens. The threshold fires when units >= messages and spam units >= spams,
 and T is not before the end of its last action; the new action lasts from T
 to T + duration.
+
+Escalation: when the threshold has steps, a firing at T is the subject's Nth
+within a step's period when N - 1 earlier firings of the threshold fall in
+(T - within, T]; the last step (in config order) with N >= after gives the
+action and duration. Only the newest ``max(after) - 1`` firings inside the
+longest period are kept: an older one can never change N's answer.
 """
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from pipeline.engine.actions import fired
@@ -28,9 +36,10 @@ from pipeline.engine.counting import (
     units,
 )
 from pipeline.engine.subject_state import SubjectState, ThresholdState
+from pipeline.engine.window import TIME_TYPE
 from schemas.config import FloodgateConfig, Threshold
-from schemas.events import ActionEvent, Evidence, MailEvent
-from schemas.vocabulary import SubjectType
+from schemas.events import ActionEvent, Escalation, Evidence, MailEvent
+from schemas.vocabulary import ActionKind, SubjectType
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +54,31 @@ class Subject:
 
 
 @dataclass(frozen=True, slots=True)
+class _Step:
+    after: int
+    within_ms: int
+    action: ActionKind
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Compiled:
     threshold: Threshold
     window_ms: int
     duration_ms: int
     volume_cap: int  # kept units of all mail: enough for both limits' evidence
+    steps: tuple[_Step, ...]
+    history_ms: int  # the longest step period: how long a firing may count
+    history_len: int  # earlier firings the highest step needs
+
+    @classmethod
+    def of(cls, threshold: Threshold) -> _Compiled:
+        steps = tuple(_Step(s.after, span_ms(s.within), s.action, span_ms(s.duration))
+                      for s in threshold.escalate)
+        return cls(threshold, span_ms(threshold.window), span_ms(threshold.duration),
+                   max(threshold.messages, threshold.spams, 1), steps,
+                   max((s.within_ms for s in steps), default=0),
+                   max((s.after for s in steps), default=1) - 1)
 
 
 class ThresholdEngine:
@@ -59,13 +88,10 @@ class ThresholdEngine:
         self._delimiters = config.addresses.extension_delimiters
         self._exemptions = Exemptions(config.exempt, self._delimiters)
         self._by_key: dict[SubjectType, list[_Compiled]] = {}
-        for threshold in config.thresholds:
-            self._by_key.setdefault(threshold.key, []).append(_Compiled(
-                threshold, span_ms(threshold.window), span_ms(threshold.duration),
-                max(threshold.messages, threshold.spams, 1),
-            ))
+        self._compiled = {t.name: _Compiled.of(t) for t in config.thresholds}
+        for compiled in self._compiled.values():
+            self._by_key.setdefault(compiled.threshold.key, []).append(compiled)
         self.key_types = key_types(config.thresholds)
-        self._windows = {t.name: span_ms(t.window) for t in config.thresholds}
 
     def subjects(self, event: MailEvent) -> list[Subject]:
         """The subjects whose state this event may change (one per key type)."""
@@ -104,21 +130,24 @@ class ThresholdEngine:
                 actions.append(action)
         return actions
 
-    def lift(self, state: SubjectState, threshold: str) -> None:
+    def lift(self, state: SubjectState, threshold: str, reset: bool = False) -> None:
         """Forget a threshold's window and action after an operator lifted it.
 
         Counting starts afresh, so a lifted subject is not hit again at once by
-        the burst that caused the action.
+        the burst that caused the action. Its past firings stay (a lifted repeat
+        offender still climbs the escalation ladder) unless ``reset``.
         """
         record = state.thresholds.get(threshold)
         if record is not None:
-            state.thresholds[threshold] = ThresholdState(now=record.now)
+            firings = array(TIME_TYPE) if reset else record.firings
+            state.thresholds[threshold] = ThresholdState(now=record.now, firings=firings)
 
     def prune(self, state: SubjectState, now_ms: int) -> bool:
         """Drop idle threshold records (and those of removed thresholds); True if nothing is left."""
         for name in list(state.thresholds):
-            window = self._windows.get(name)
-            if window is None or state.thresholds[name].is_idle(now_ms, window):
+            compiled = self._compiled.get(name)
+            if compiled is None or state.thresholds[name].is_idle(
+                    now_ms, compiled.window_ms, compiled.history_ms):
                 del state.thresholds[name]
         return not state.thresholds
 
@@ -141,12 +170,42 @@ def _count(compiled: _Compiled, record: ThresholdState, subject: Subject, mail: 
     if (record.volume.total < threshold.messages or record.spams.total < threshold.spams
             or now < record.active_until):
         return None
-    record.active_until = now + compiled.duration_ms
+    action, duration_ms, escalation = threshold.action, compiled.duration_ms, None
+    if compiled.steps:
+        escalation = _escalation(compiled, record.firings, now)
+        if escalation is not None:
+            step = compiled.steps[escalation.step - 1]
+            action, duration_ms = step.action, step.duration_ms
+        _remember_firing(compiled, record.firings, now)
+    record.active_until = now + duration_ms
     return fired(threshold, subject.type, subject.value, now, record.active_until,
-                 _evidence(compiled, record, start, now))
+                 _evidence(compiled, record, start, now, escalation), action)
 
 
-def _evidence(compiled: _Compiled, record: ThresholdState, start: int, now: int) -> Evidence:
+def _escalation(compiled: _Compiled, firings: array[int], now: int) -> Escalation | None:
+    """The last step whose count of firings within its period (this one included) reaches
+    its ``after``; None when no step applies."""
+    for number in range(len(compiled.steps), 0, -1):
+        step = compiled.steps[number - 1]
+        first = bisect_right(firings, now - step.within_ms)
+        count = len(firings) - first + 1
+        if count >= step.after:
+            return Escalation(step=number, firing=count, within_s=step.within_ms / 1000,
+                              first_at=from_ms(firings[first] if first < len(firings) else now))
+    return None
+
+
+def _remember_firing(compiled: _Compiled, firings: array[int], now: int) -> None:
+    """Add ``now``; keep only the firings a later step can still count."""
+    firings.append(now)  # ``now`` never goes back for a threshold record: order is kept
+    stale = bisect_right(firings, now - compiled.history_ms)
+    stale = max(stale, len(firings) - compiled.history_len)
+    if stale > 0:
+        del firings[:stale]
+
+
+def _evidence(compiled: _Compiled, record: ThresholdState, start: int, now: int,
+              escalation: Escalation | None = None) -> Evidence:
     extras = record.volume.extras
     spam_units = sum(w for w, x in zip(record.volume.weights, extras, strict=True) if x & 1)
     return Evidence(
@@ -158,4 +217,5 @@ def _evidence(compiled: _Compiled, record: ThresholdState, start: int, now: int)
         count=compiled.threshold.count,
         limit_messages=compiled.threshold.messages,
         limit_spams=compiled.threshold.spams,
+        escalation=escalation,
     )

@@ -4,12 +4,15 @@ One subject (a SASL user, a sender, a domain or an IP) has one state holding a
 small record per threshold keyed on its type: one RocksDB get and one put per
 event and key dimension.
 
-Byte layout, version 1, little-endian::
+Byte layout, version 2, little-endian::
 
     u8 version | u16 thresholds | per threshold:
       u8 name length | name (UTF-8) | i64 now | i64 active_until | volume | spams
+      | u16 f | f x i64 firing times
     window: u32 n | if n: u8 flags | n x i64 times
             | n x u32 weights unless flags&1 (all 1) | n x u32 extras unless flags&2 (all 0)
+
+Version 1 (before escalation: no firing times) is still read.
 
 Columns are copied as raw arrays (no per-entry Python work), so a full window
 of a "60 in 30 s" threshold costs about 1 KiB and microseconds to read or write.
@@ -26,10 +29,12 @@ from pipeline.engine.window import TIME_TYPE, VALUE_TYPE, CappedWindow
 
 _SWAP = sys.byteorder != "little"  # the stored form is little-endian everywhere
 
-STATE_VERSION = 1
+STATE_VERSION = 2
+_READABLE = (1, 2)
 _HEAD = struct.Struct("<BH")
 _THRESHOLD = struct.Struct("<qq")
 _COUNT = struct.Struct("<I")
+_FIRINGS = struct.Struct("<H")
 _FLAGS = struct.Struct("<B")
 _UNIT_WEIGHTS = 1
 _NO_EXTRAS = 2
@@ -45,10 +50,16 @@ class ThresholdState:
     active_until: int = 0  # while now < active_until the threshold does not fire again
     volume: CappedWindow = field(default_factory=CappedWindow)
     spams: CappedWindow = field(default_factory=CappedWindow)
+    # when the threshold fired for this subject, oldest first: only the newest that an
+    # escalation step can still count (see ``evaluator``), none without steps
+    firings: array[int] = field(default_factory=lambda: array(TIME_TYPE))
 
-    def is_idle(self, now_ms: int, window_ms: int) -> bool:
-        """True when nothing here can matter after ``now_ms``: safe to forget."""
+    def is_idle(self, now_ms: int, window_ms: int, history_ms: int = 0) -> bool:
+        """True when nothing here can matter after ``now_ms``: safe to forget. ``history_ms``:
+        how long a firing counts for escalation."""
         newest = [t for t in (self.volume.newest(), self.spams.newest()) if t is not None]
+        if self.firings and self.firings[-1] > now_ms - history_ms:
+            return False
         return now_ms >= self.active_until and (not newest or max(newest) <= now_ms - window_ms)
 
 
@@ -65,6 +76,8 @@ def encode_state(state: SubjectState) -> bytes:
         parts.append(_THRESHOLD.pack(record.now, record.active_until))
         _encode_window(record.volume, parts)
         _encode_window(record.spams, parts)
+        parts.append(_FIRINGS.pack(len(record.firings)))
+        parts.append(_raw(record.firings))
     return b"".join(parts)
 
 
@@ -108,7 +121,7 @@ def decode_state(data: bytes) -> SubjectState:
     """The state encoded in ``data``; raises StateDecodeError when it cannot be read."""
     try:
         version, count = _HEAD.unpack_from(data, 0)
-        if version != STATE_VERSION:
+        if version not in _READABLE:
             raise StateDecodeError(f"unknown state version {version}")
         offset = _HEAD.size
         state = SubjectState()
@@ -120,7 +133,11 @@ def decode_state(data: bytes) -> SubjectState:
             offset += _THRESHOLD.size
             volume, offset = _decode_window(data, offset)
             spams, offset = _decode_window(data, offset)
-            state.thresholds[name] = ThresholdState(now, active_until, volume, spams)
+            firings = array(TIME_TYPE)
+            if version >= 2:
+                (n,) = _FIRINGS.unpack_from(data, offset)
+                firings, offset = _column(TIME_TYPE, data, offset + _FIRINGS.size, n)
+            state.thresholds[name] = ThresholdState(now, active_until, volume, spams, firings)
         if offset != len(data):
             raise StateDecodeError(f"{len(data) - offset} bytes left over")
         return state

@@ -92,7 +92,7 @@ class SubjectCounter:
             raise ValueError(f"not a lift: state {lift.state}")
         stored = self._store.load(key)
         if lift.threshold:  # operators' own actions have no threshold to restart
-            self._engine.lift(stored.state, lift.threshold)
+            self._engine.lift(stored.state, lift.threshold, reset=lift.reset)
         stored.actions = [raw for raw in stored.actions
                           if ActionEvent.model_validate_json(raw).action_id != lift.action_id]
         self._store.changed(key)

@@ -119,6 +119,17 @@ def test_the_burst_over_the_threshold_is_refused(kafka_settings: KafkaSettings,
         assert tail["floodgate_tail_published_total"] >= 5
         for text in (policy, worker, tail):  # no subject ever becomes a label
             assert not any("alice" in name or "127.0.0.1" in name for name in text)
+        # The operator's what-if on the same day's raw log gives the worker's very actions,
+        # shadow and enforcing alike (the sixth message was refused: it never counts).
+        replayed = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "replay", str(postfix.maillog), "--config",
+             str(config), "--format", "jsonl"], cwd=REPO, capture_output=True, text=True,
+            timeout=120)
+        assert replayed.returncode == 0, replayed.stderr
+        fired = [ActionEvent.model_validate_json(line) for line in replayed.stdout.splitlines()]
+        assert sorted((a.action_id, a.action.value, a.enforced, a.expires_at) for a in fired
+                      if a.state.value == "active") == sorted(
+            (a.action_id, a.action.value, a.enforced, a.expires_at) for a in actions.values())
     finally:
         for process in processes:
             stop(process)

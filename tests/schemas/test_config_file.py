@@ -92,6 +92,29 @@ def test_semantic_checks(tmp_path: Path) -> None:
         "F:2: thresholds[0]: messages and spams are both 0: it would fire on every message"]
 
 
+def test_escalation_ladder_is_checked(tmp_path: Path) -> None:
+    text = "thresholds:\n" + THRESHOLD.format(name="a", window="1m") + """\
+    escalate:
+      - {after: 3, within: 24h, action: block, duration: 1d}
+      - {after: 2, within: 0s, action: defer, duration: 1h}
+      - {after: 1, within: 40d, action: warn, duration: 1h}
+"""
+    assert problems(tmp_path, text) == [
+        "F:10: thresholds[0].escalate[1]: within must be longer than 0",
+        "F:11: thresholds[0].escalate[2].after: 1 is too small: must be at least 2",
+    ]
+    text = "thresholds:\n" + THRESHOLD.format(name="a", window="1m") + """\
+    escalate:
+      - {after: 3, within: 24h, action: block, duration: 1d}
+      - {after: 2, within: 24h, action: defer, duration: 1h}
+"""
+    assert problems(tmp_path, text) == [
+        "F:2: thresholds[0]: escalate steps must be in increasing order of `after`, each "
+        "`after` once"]
+    ladder = load_config(EXAMPLE, {}).thresholds[0].escalate
+    assert [(s.after, s.action) for s in ladder] == [(2, ActionKind.DEFER), (3, ActionKind.BLOCK)]
+
+
 def test_invalid_yaml_and_wrong_shapes(tmp_path: Path) -> None:
     assert problems(tmp_path, "thresholds: [\n") [0].startswith("F:2: invalid YAML")
     assert problems(tmp_path, "- a\n- b\n") == ["F:1: the top level must be a mapping"]

@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 
 from connectors.siem import cef, ecs
-from schemas.events import ActionEvent, Evidence
+from schemas.events import ActionEvent, Escalation, Evidence
 from tests.pipeline.engine.builders import T0, mail
 
 HOSTILE = "evil\r\nCEF:0|x|y|z=1 \\ | \x00\x1b[31m\u2028end"
@@ -171,3 +171,17 @@ def test_a_shadow_action_is_information_marked_shadow() -> None:
     line = cef.action_line(shadow)
     assert "cs5Label=mode cs5=shadow" in line and line.split("|")[6] == "1"
     assert "tags" not in ecs.action_document(action())
+
+
+def test_an_escalated_action_names_its_step() -> None:
+    evidence = action().evidence
+    assert evidence is not None
+    escalated = action(action="block", evidence=evidence.model_copy(update={
+        "escalation": Escalation(step=2, firing=3, within_s=86_400, first_at=T0)}))
+    document = ecs.action_document(escalated)
+    assert document["tags"] == ["escalated"]
+    assert document["floodgate"]["evidence"]["escalation"] == {
+        "step": 2, "firing": 3, "within_s": 86_400.0, "first_at": "2026-11-27T12:00:00Z"}
+    line = cef.action_line(escalated)
+    assert "cn3Label=escalationStep cn3=2 cnt=3" in line
+    assert "cn3" not in cef.action_line(action())

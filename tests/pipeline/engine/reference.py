@@ -23,6 +23,9 @@ class Firing:
     expires_ms: int
     messages: int  # true units in the window
     spams: int
+    action: str = ""
+    step: int | None = None  # the escalation step that applied, 1-based
+    firing: int | None = None  # its number within the step's period (up to the top `after`)
 
 
 def _counts(config: FloodgateConfig, event: MailEvent) -> bool:
@@ -67,11 +70,35 @@ def _in_scope(threshold: Threshold, event: MailEvent) -> bool:
     return not threshold.sender_domains or event.sender_domain in threshold.sender_domains
 
 
-def reference_firings(config: FloodgateConfig, events: list[MailEvent]) -> list[Firing]:
+def _step(threshold: Threshold, earlier: list[int], now: int) -> tuple[int, int] | None:
+    """The last escalation step whose count of firings within its period, this one
+    included, reaches its ``after`` (every earlier firing kept, counted afresh), and that
+    count up to the highest ``after``."""
+    chosen = None
+    top = max(step.after for step in threshold.escalate) if threshold.escalate else 0
+    for number, step in enumerate(threshold.escalate, start=1):
+        within = span_ms(step.within)
+        count = 1 + sum(1 for t in earlier if now - within < t <= now)
+        if count >= step.after:
+            chosen = number, min(count, top)
+    return chosen
+
+
+def reference_firings(config: FloodgateConfig, events: list[MailEvent],
+                      resets: dict[int, set[tuple[str, str]]] | None = None) -> list[Firing]:
+    """``resets``: before the event at index i, operators lifted these (threshold, subject)
+    actions and reset their ladders (``actions lift --reset``)."""
     history: dict[tuple[str, str], list[tuple[int, int, bool]]] = {}
+    counted_from: dict[tuple[str, str], int] = {}  # index in history where counting restarted
     active_until: dict[tuple[str, str], int] = {}
+    fired_at: dict[tuple[str, str], list[int]] = {}
     firings = []
-    for event in events:
+    for index, event in enumerate(events):
+        for key in (resets or {}).get(index, set()):
+            # a lift starts counting afresh (the newest time seen stays the present) ...
+            counted_from[key] = len(history.get(key, []))
+            active_until.pop(key, None)
+            fired_at.pop(key, None)  # ... and --reset forgets the firings too
         if not _counts(config, event):
             continue
         for threshold in config.thresholds:
@@ -83,12 +110,20 @@ def reference_firings(config: FloodgateConfig, events: list[MailEvent]) -> list[
             seen.append((to_ms(event.ts), weight, event.spam is True))
             now = max(ts for ts, _, _ in seen)
             start = now - span_ms(threshold.window)
-            units = sum(w for ts, w, _ in seen if start < ts <= now)
-            spams = sum(w for ts, w, spam in seen if spam and start < ts <= now)
             key = (threshold.name, subject)
+            live = seen[counted_from.get(key, 0):]
+            units = sum(w for ts, w, _ in live if start < ts <= now)
+            spams = sum(w for ts, w, spam in live if spam and start < ts <= now)
             if units >= threshold.messages and spams >= threshold.spams \
                     and now >= active_until.get(key, 0):
-                active_until[key] = now + span_ms(threshold.duration)
+                earlier = fired_at.setdefault(key, [])
+                number, firing = _step(threshold, earlier, now) or (None, None)
+                step = threshold.escalate[number - 1] if number else None
+                action, duration = (step.action, step.duration) if step else \
+                    (threshold.action, threshold.duration)
+                earlier.append(now)
+                active_until[key] = now + span_ms(duration)
                 firings.append(Firing(threshold.name, threshold.key.value, subject, now,
-                                      active_until[key], units, spams))
+                                      active_until[key], units, spams, action.value, number,
+                                      firing))
     return firings

@@ -7,10 +7,11 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.engine.clock import span_ms as to_ms_span
 from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.engine.subject_state import SubjectState, decode_state, encode_state
-from schemas.config import Exempt, FloodgateConfig, Threshold
+from schemas.config import EscalationStep, Exempt, FloodgateConfig, Threshold
 from schemas.events import ActionEvent, MailEvent
 from tests.pipeline.engine.builders import T0, mail
 from tests.pipeline.engine.reference import reference_firings
@@ -18,6 +19,17 @@ from tests.pipeline.engine.reference import reference_firings
 GRACE_MS = 2_000  # how far out of order events may arrive
 
 limits = st.tuples(st.integers(0, 6), st.integers(0, 4)).filter(lambda ms: any(ms))
+millis = st.one_of(st.sampled_from([1, 500, 1_000, 3_000]), st.integers(1, 12_000)) \
+    .map(lambda ms: timedelta(milliseconds=ms))
+# Ladders of up to 3 steps by increasing ``after``; periods from shorter than a window to
+# most of the traffic, so that firings both fall out of them and pile up to the top step
+ladders = st.lists(st.builds(
+    EscalationStep, after=st.integers(2, 5),
+    within=st.one_of(millis, st.sampled_from([20_000, 60_000]).map(
+        lambda ms: timedelta(milliseconds=ms))),
+    action=st.sampled_from(["defer", "block", "quarantine", "warn"]), duration=millis),
+    max_size=3, unique_by=lambda step: step.after).map(lambda steps: sorted(
+        steps, key=lambda step: step.after))
 thresholds = st.builds(
     lambda limit, **fields: Threshold(messages=limit[0], spams=limit[1], **fields),
     limit=limits,
@@ -30,8 +42,9 @@ thresholds = st.builds(
     .map(lambda ms: timedelta(milliseconds=ms)),
     count=st.sampled_from(["messages", "recipients"]),
     action=st.sampled_from(["defer", "block", "quarantine", "warn"]),
-    duration=st.one_of(st.sampled_from([1, 500, 1_000, 3_000]), st.integers(1, 12_000))
-    .map(lambda ms: timedelta(milliseconds=ms)),
+    duration=millis,
+    mode=st.sampled_from(["enforce", "shadow"]),
+    escalate=st.one_of(st.just([]), ladders),
 )
 
 
@@ -71,12 +84,34 @@ def traffic(draw: st.DrawFn) -> list[MailEvent]:
     return events
 
 
-def run_engine(config: FloodgateConfig, events: list[MailEvent]) -> list[ActionEvent]:
+Resets = dict[int, set[tuple[str, str]]]
+
+
+@st.composite
+def resets(draw: st.DrawFn, config: FloodgateConfig, events: list[MailEvent]) -> Resets:
+    """Operators' lifts with ``--reset`` before some events, of subjects the traffic uses."""
+    out: Resets = {}
+    for index in draw(st.lists(st.integers(0, max(len(events) - 1, 0)), max_size=3)):
+        threshold = draw(st.sampled_from(config.thresholds))
+        subject = draw(st.sampled_from(["alice", "bob", "alice@example.net", "example.net",
+                                        "10.0.0.1"]))
+        out.setdefault(index, set()).add((threshold.name, subject))
+    return out
+
+
+def run_engine(config: FloodgateConfig, events: list[MailEvent],
+               lifts: Resets | None = None) -> list[ActionEvent]:
     """Drive the engine as the pipeline does: state read from bytes and written back per event."""
     engine = ThresholdEngine(config)
     stored: dict[str, bytes] = {}
     fired = []
-    for event in events:
+    keys = {t.name: t.key.value for t in config.thresholds}
+    for index, event in enumerate(events):
+        for name, value in (lifts or {}).get(index, set()):
+            key = f"{keys[name]}:{value}"
+            state = decode_state(stored[key]) if key in stored else SubjectState()
+            engine.lift(state, name, reset=True)
+            stored[key] = encode_state(state)
         for subject in engine.subjects(event):
             state = decode_state(stored[subject.key]) if subject.key in stored else SubjectState()
             fired += engine.observe(subject, state, event)
@@ -84,23 +119,31 @@ def run_engine(config: FloodgateConfig, events: list[MailEvent]) -> list[ActionE
     return fired
 
 
+def _step_and_firing(action: ActionEvent) -> tuple[int | None, int | None]:
+    escalation = action.evidence.escalation if action.evidence else None
+    return (escalation.step, escalation.firing) if escalation else (None, None)
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(configs(), traffic())
+@given(st.data(), configs(), traffic())
 def test_engine_fires_exactly_where_the_reference_does(
-    config: FloodgateConfig, events: list[MailEvent]
+    data: st.DataObject, config: FloodgateConfig, events: list[MailEvent]
 ) -> None:
+    lifts = data.draw(resets(config, events))
     # One event may fire several thresholds; their order among themselves is not part
     # of the contract, so both sides are compared in one canonical order.
-    expected = sorted(reference_firings(config, events),
+    expected = sorted(reference_firings(config, events, lifts),
                       key=lambda f: (f.triggered_ms, f.threshold, f.subject))
-    actual = sorted(run_engine(config, events),
+    actual = sorted(run_engine(config, events, lifts),
                     key=lambda a: (to_ms(a.triggered_at), a.threshold or "", a.subject))
     assert [(a.threshold, a.subject_type.value, a.subject, to_ms(a.triggered_at),
-             to_ms(a.expires_at)) for a in actual] == \
-           [(f.threshold, f.subject_type, f.subject, f.triggered_ms, f.expires_ms)
-            for f in expected]
+             to_ms(a.expires_at), a.action.value,
+             *_step_and_firing(a)) for a in actual] == \
+           [(f.threshold, f.subject_type, f.subject, f.triggered_ms, f.expires_ms, f.action,
+             f.step, f.firing) for f in expected]
     limits = {t.name: t for t in config.thresholds}
     for action, truth in zip(actual, expected, strict=True):
+        assert action.enforced is (limits[truth.threshold].mode.value == "enforce")
         evidence = action.evidence
         assert evidence is not None
         cap = max(limits[truth.threshold].messages, limits[truth.threshold].spams, 1)
@@ -118,6 +161,9 @@ def test_state_stays_within_the_thresholds_needs(
     engine = ThresholdEngine(config)
     states: dict[str, SubjectState] = {}
     caps = {t.name: (max(t.messages, t.spams, 1), t.spams) for t in config.thresholds}
+    ladders = {t.name: (max((s.after for s in t.escalate), default=1) - 1,
+                        max((to_ms_span(s.within) for s in t.escalate), default=0))
+               for t in config.thresholds}
     for event in events:
         for subject in engine.subjects(event):
             state = states.setdefault(subject.key, SubjectState())
@@ -127,6 +173,10 @@ def test_state_stays_within_the_thresholds_needs(
                 assert len(record.volume) <= volume_cap
                 assert len(record.spams) <= spam_cap
                 assert all(record.now - ts < 8_000 for ts in record.volume.times)
+                kept, period = ladders[name]
+                assert len(record.firings) <= kept
+                # trimmed when the threshold fires: all within the longest period of the newest
+                assert all(record.firings[-1] - ts < period for ts in record.firings)
 
 
 def test_reference_sanity_one_burst() -> None:

@@ -109,6 +109,56 @@ def test_lift_restarts_counting() -> None:
     assert len(engine.observe(subject, state, mail(5))) == 1
 
 
+LADDER = threshold(name="t", window="1m", messages=3, duration="10m", escalate=[
+    {"after": 2, "within": "1d", "action": "defer", "duration": "1h"},
+    {"after": 3, "within": "1d", "action": "block", "duration": "2h"}])
+HOUR_MS = 3_600_000
+
+
+def _bursts(engine: ThresholdEngine, state: SubjectState, hours: list[int]) -> list[ActionEvent]:
+    """3 messages at the start of each of these hours (one firing each)."""
+    subject = Subject(SubjectType.SASL_USERNAME, "alice")
+    return [a for h in hours for i in range(3)
+            for a in engine.observe(subject, state, mail(h * HOUR_MS + i))]
+
+
+def _ladder(actions: list[ActionEvent]) -> list[tuple[str, int, int | None]]:
+    return [(a.action.value, (to_ms(a.expires_at) - to_ms(a.triggered_at)) // 60_000,
+             a.evidence.escalation.step if a.evidence and a.evidence.escalation else None)
+            for a in actions]
+
+
+def test_a_repeat_offender_climbs_the_ladder_and_falls_off_it_after_a_day() -> None:
+    engine = ThresholdEngine(config(LADDER))
+    state = SubjectState()
+    fired = _bursts(engine, state, [0, 2, 5, 9, 40])
+    assert _ladder(fired) == [("defer", 10, None), ("defer", 60, 1), ("block", 120, 2),
+                              ("block", 120, 2),  # the 4th in a day: still the top step
+                              ("defer", 10, None)]  # 40 h later, none of them within 1d
+    escalation = fired[3].evidence.escalation  # type: ignore[union-attr]
+    assert escalation is not None and escalation.firing == 3  # counted up to the top `after`
+    assert escalation.first_at == fired[1].triggered_at  # the oldest firing still needed
+
+
+def test_a_lift_keeps_the_ladder_unless_reset() -> None:
+    engine = ThresholdEngine(config(LADDER))
+    kept, reset = SubjectState(), SubjectState()
+    for state in (kept, reset):
+        _bursts(engine, state, [0])
+    engine.lift(kept, "t")
+    engine.lift(reset, "t", reset=True)
+    assert _ladder(_bursts(engine, kept, [1])) == [("defer", 60, 1)]
+    assert _ladder(_bursts(engine, reset, [1])) == [("defer", 10, None)]
+
+
+def test_a_recent_firing_keeps_the_subject_from_being_swept() -> None:
+    engine = ThresholdEngine(config(LADDER))
+    state = SubjectState()
+    _bursts(engine, state, [0])
+    assert not engine.prune(state, to_ms(T0) + 23 * HOUR_MS)  # its window long gone
+    assert engine.prune(state, to_ms(T0) + 25 * HOUR_MS)
+
+
 def test_prune_forgets_idle_subjects() -> None:
     engine = ThresholdEngine(config(threshold(name="t", window="10s", messages=3, duration="1m")))
     state = SubjectState()

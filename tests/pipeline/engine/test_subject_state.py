@@ -1,3 +1,5 @@
+from array import array
+
 import pytest
 
 from pipeline.engine.subject_state import (
@@ -18,6 +20,7 @@ def _state() -> SubjectState:
             now=1_795_780_800_500,
             volume=CappedWindow([1_795_780_800_100], [3], [7]),
             spams=CappedWindow([1_795_780_800_100], [3]),
+            firings=array("q", [1_795_700_000_000, 1_795_780_800_100]),
         ),
         "idle": ThresholdState(),
     })
@@ -26,6 +29,20 @@ def _state() -> SubjectState:
 def test_round_trip_keeps_everything() -> None:
     state = _state()
     assert decode_state(encode_state(state)) == state
+
+
+def test_version_1_state_is_still_read() -> None:
+    # A version-1 record (written before escalation) is a version-2 one without the
+    # firings column: what a worker upgraded over a changelog finds in its stores.
+    window = CappedWindow([1_795_780_800_000])
+    v1 = b"".join([b"\x01\x01\x00", b"\x05burst",
+                   (1_795_780_800_000).to_bytes(8, "little"), (0).to_bytes(8, "little"),
+                   (1).to_bytes(4, "little"), b"\x03", (1_795_780_800_000).to_bytes(8, "little"),
+                   (0).to_bytes(4, "little")])
+    state = decode_state(v1)
+    assert state == SubjectState({"burst": ThresholdState(now=1_795_780_800_000,
+                                                          volume=window)})
+    assert encode_state(state)[0] == 2
 
 
 def test_encoding_is_compact() -> None:

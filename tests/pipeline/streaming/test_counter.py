@@ -104,6 +104,22 @@ def test_a_lift_ends_the_action_and_restarts_the_count(harness: Harness) -> None
         harness.counter.lift(fired.key.encode(), fired)
 
 
+@pytest.mark.parametrize("reset", [False, True])
+def test_a_lift_with_reset_restarts_the_escalation_ladder(tmp_path: Path, reset: bool) -> None:
+    ladder = config(threshold(name="burst", messages=5, window="10s", duration="1m", escalate=[
+        {"after": 2, "within": "1h", "action": "block", "duration": "1h"}]))
+    harness = Harness(ladder, tmp_path / "p0")
+    harness.feed(burst("a", 5))
+    fired = harness.published[-1]
+    harness.counter.lift(fired.key.encode(), fired.model_copy(
+        update={"state": ActionState.LIFTED, "reset": reset}))
+    harness.checkpoint()  # through the stored bytes, as a restarted worker would read them
+    harness.feed(burst("a", 5, start_ms=20_000))
+    again = harness.published[-1]
+    assert again.action_id != fired.action_id
+    assert again.action.value == ("defer" if reset else "block")
+
+
 def test_idle_subjects_are_swept_and_busy_ones_kept(harness: Harness) -> None:
     harness.feed(burst("quiet", 2) + burst("active", 5))
     harness.tick(20_000)  # past the 10 s window, inside the 1 min action

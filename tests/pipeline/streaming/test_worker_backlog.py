@@ -6,7 +6,8 @@ when the worker is killed (-9) twice while it works through the backlog.
 The traffic has what the thresholds look for, spread so that one subject's messages come
 from several source partitions: account bursts, spam runs of a sender, an inbound flood from
 one client address through many senders, a domain-wide surge, messages with equal timestamps,
-and a heavy partition (one busy account) read more slowly than the others."""
+a repeat offender whose third burst climbs the escalation ladder to a block, and a heavy
+partition (one busy account) read more slowly than the others."""
 
 from __future__ import annotations
 
@@ -23,12 +24,14 @@ import yaml
 from connectors.kafka.embedded_broker import free_port
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from connectors.postfix_log.tail import partition_key
+from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.replay import replay
 from pipeline.streaming.counting_loop import ASSIGNED_LINE
 from schemas.config import FloodgateConfig, KafkaSettings
 from schemas.config_file import load_config
-from schemas.events import MailEvent
+from schemas.events import ActionEvent, MailEvent
+from schemas.vocabulary import ActionState
 from tests.figures import Figures
 from tests.fixtures.http_probe import scrape
 from tests.fixtures.topic_reader import read_until
@@ -42,7 +45,9 @@ HOUR_MS = 3_600_000
 THRESHOLDS = """
 thresholds:
   - {name: burst, key: sasl_username, direction: outbound, window: 30s, messages: 45,
-     action: defer, duration: 5m}
+     action: defer, duration: 5m,
+     escalate: [{after: 2, within: 24h, action: defer, duration: 15m},
+                {after: 3, within: 24h, action: block, duration: 30m}]}
   - {name: all-spam, key: sender, direction: outbound, window: 30s, messages: 10, spams: 10,
      action: block, duration: 10m}
   - {name: inbound-flood, key: client_ip, direction: inbound, window: 10s, messages: 90,
@@ -72,6 +77,10 @@ def hour_of_mail(seed: int = 11) -> list[MailEvent]:
         for i in range(50):
             add(start + i * 200, sasl_username=f"burst{n}", sender=f"burst{n}@d{n}.example",
                 client_ip=f"10.2.0.{n}")
+    for start in (300_000, 1_500_000, 2_700_000):  # a repeat offender: 3 bursts, 20 min apart
+        for _ in range(50):
+            add(start + rng.randrange(10_000), sasl_username="repeat",
+                sender="repeat@d3.example", client_ip="10.2.1.1")
     for n in range(4):  # spam runs of one sender through several accounts (so several partitions)
         start = rng.randrange(HOUR_MS - 30_000)
         for i in range(12):
@@ -123,8 +132,16 @@ def wait_caught_up(port: int, log: Path, starts: int, run: str, deadline_s: floa
     raise AssertionError("the worker never caught up:\n" + log.read_text(errors="replace")[-3000:])
 
 
+Fired = set[tuple[str, str, int]]  # action id (threshold, subject, time), action, end
+
+
+def identities(actions: list[ActionEvent]) -> Fired:
+    return {(a.action_id, a.action.value, to_ms(a.expires_at)) for a in actions
+            if a.state is ActionState.ACTIVE}
+
+
 def run_backlog(kafka_settings: KafkaSettings, tmp_path: Path, kills: int
-                ) -> tuple[set[str], set[str], list[float]]:
+                ) -> tuple[Fired, Fired, list[float]]:
     run, health = uuid.uuid4().hex[:6], free_port()
     path = tmp_path / "floodgate.yaml"
     path.write_text(config_text(kafka_settings, tmp_path, run, health))
@@ -134,7 +151,7 @@ def run_backlog(kafka_settings: KafkaSettings, tmp_path: Path, kills: int
     events = hour_of_mail()
     produce(kafka_settings, f"mail-{run}", [e.model_dump_json().encode() for e in events],
             [partition_key(e) for e in events])
-    expected = {a.action_id for a in replay(config, events) if a.state == "active"}
+    expected = identities(replay(config, events))
     engine = ThresholdEngine(config)  # the worker counts one entry per message and key dimension
     entries = sum(len(engine.subjects(e)) for e in events)
     worker = Worker(path, tmp_path / "worker.log")
@@ -150,17 +167,16 @@ def run_backlog(kafka_settings: KafkaSettings, tmp_path: Path, kills: int
             worker.start()
         wait_caught_up(health, tmp_path / "worker.log", kills + 1, run)
         got = read_until(kafka_settings, f"actions-{run}", PARTITIONS,
-                         lambda values: len({a.action_id for a in active(values)}) >= len(expected),
+                         lambda values: len(identities(active(values))) >= len(expected),
                          300)
         time.sleep(3)  # anything counted twice would fire again by now
         got += read_until(kafka_settings, f"actions-{run}", PARTITIONS, lambda values: False, 5)
     finally:
         worker.stop()
-    fired = {a.action_id for a in active(got)}
-    return expected, fired, killed_at
+    return expected, identities(active(got)), killed_at
 
 
-def describe(expected: set[str], fired: set[str], log: Path) -> str:
+def describe(expected: Fired, fired: Fired, log: Path) -> str:
     return (f"missing {len(expected - fired)}, extra {len(fired - expected)}\n"
             + log.read_text(errors="replace")[-3000:])
 
@@ -168,7 +184,8 @@ def describe(expected: set[str], fired: set[str], log: Path) -> str:
 def test_a_backlog_over_four_partitions_gives_the_replays_actions(
         kafka_settings: KafkaSettings, tmp_path: Path, figures: Figures) -> None:
     expected, fired, _ = run_backlog(kafka_settings, tmp_path, kills=0)
-    assert len(expected) == 14  # every planted abuser: 6 bursts, 4 spam runs, 3 floods, a surge
+    # every planted abuser: 6 bursts, 4 spam runs, 3 floods, a surge, 3 bursts of a repeater
+    assert len(expected) == 17
     assert fired == expected, describe(expected, fired, tmp_path / "worker.log")
     figures.add("worker on an hour's backlog over 4 partitions (27,000 events)",
                 "4 thresholds on 4 key dimensions",
@@ -193,6 +210,10 @@ def test_the_traffic_has_every_kind_of_abuser() -> None:
     assert {a.subject for a in fired if a.threshold == "inbound-flood"} == {
         "198.51.100.1", "198.51.100.2", "198.51.100.3"}
     assert not [a for a in fired if a.subject == "newsletter"]
+    ladder = [(a.action.value, to_ms(a.expires_at) - to_ms(a.triggered_at),
+               a.evidence.escalation.step if a.evidence and a.evidence.escalation else None)
+              for a in fired if a.subject == "repeat"]
+    assert ladder == [("defer", 300_000, None), ("defer", 900_000, 1), ("block", 1_800_000, 2)]
     events = hour_of_mail()
     same_time = Counter(e.ts for e in events if e.sender and "@d39." in e.sender)
     assert max(same_time.values()) == 4  # equal timestamps from different accounts

@@ -1,0 +1,26 @@
+"""How an action reads in the CLI's tables (``replay``, ``actions list``): one wording."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from schemas.durations import format_duration
+from schemas.events import ActionEvent
+
+
+def mode_text(action: ActionEvent) -> str:
+    return "enforce" if action.enforced else "shadow"  # shadow: watched, not applied
+
+
+def escalation_text(action: ActionEvent) -> str:
+    """``step 2: 3rd in 24h`` for a repeat offender's action, ``-`` otherwise."""
+    escalation = action.evidence.escalation if action.evidence else None
+    if escalation is None:
+        return "-"
+    within = format_duration(timedelta(seconds=escalation.within_s))
+    return f"step {escalation.step}: {ordinal(escalation.firing)} in {within}"
+
+
+def ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
