@@ -1,4 +1,5 @@
-"""Read MailEvents from JSON-lines files (one event per line), merged in time order.
+"""Read MailEvents and DeliveryEvents from JSON-lines files (one event per line), merged in
+time order.
 
 Every line that is not a valid event is reported with its file and line
 number through ``on_problem`` and skipped; nothing is dropped silently.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,9 +17,13 @@ from typing import BinaryIO
 
 from pydantic import ValidationError
 
-from schemas.events import MailEvent
+from schemas.events import DeliveryEvent, MailEvent
 
 MAX_LINE_BYTES = 4 * 1024 * 1024  # a 10,000-recipient event is about 0.5 MiB
+# A key, never a value: a quote inside a JSON string is escaped, so only a key matches.
+_DELIVERY_KEY = re.compile(rb'"delivery_id"\s*:')
+
+Event = MailEvent | DeliveryEvent
 
 
 @dataclass(frozen=True)
@@ -32,14 +38,15 @@ class InputProblem:
 ProblemSink = Callable[[InputProblem], None]
 
 
-LogEvents = Callable[[list[str]], Iterator[MailEvent]]
+LogEvents = Callable[[list[str]], Iterator[Event]]
 
 
-def read_mail_events(paths: list[str], on_problem: ProblemSink,
-                     from_logs: LogEvents | None = None) -> Iterator[MailEvent]:
+def read_events(paths: list[str], on_problem: ProblemSink,
+                from_logs: LogEvents | None = None) -> Iterator[Event]:
     """Events of all ``paths`` (``-`` is standard input), merged by event time.
 
-    A file whose first line is not a MailEvent is a mail log: with
+    A line with a ``delivery_id`` is a DeliveryEvent, any other a MailEvent.
+    A file whose first line is not an event is a mail log: with
     ``from_logs`` all such files go, in the order given (oldest first, as
     rotated logs are), through one log reader. Each file is read lazily; the
     merge assumes each stream is roughly in time order, as logs are.
@@ -69,7 +76,7 @@ def _looks_like_log(path: str) -> bool:
     return False
 
 
-def _events_of(path: str, on_problem: ProblemSink) -> Iterator[MailEvent]:
+def _events_of(path: str, on_problem: ProblemSink) -> Iterator[Event]:
     try:
         stream: BinaryIO = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
@@ -98,14 +105,17 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
             yield number, line
 
 
-def parse_event_line(line: bytes | None, where: str, on_problem: ProblemSink) -> MailEvent | None:
-    """One JSON line as a MailEvent, or None after reporting why it is not one."""
+def parse_event_line(line: bytes | None, where: str, on_problem: ProblemSink) -> Event | None:
+    """One JSON line as a MailEvent or DeliveryEvent, or None after reporting why it is not
+    one."""
     if line is None:
         on_problem(InputProblem(where, f"line longer than {MAX_LINE_BYTES} bytes, skipped"))
         return None
     if not line.strip():
         return None
     try:
+        if _DELIVERY_KEY.search(line):
+            return DeliveryEvent.model_validate_json(line)
         return MailEvent.model_validate_json(line)
     except ValidationError as exc:
         on_problem(InputProblem(where, describe_validation_error(exc)))

@@ -1,4 +1,5 @@
-"""Offline replay: run recorded MailEvents through the engine and collect its actions.
+"""Offline replay: run recorded MailEvents (and DeliveryEvents) through the engine and
+collect its actions.
 
 This is how an operator tries thresholds on history before enforcing them.
 Time is the events' own: an action expires when the replayed events pass its
@@ -12,11 +13,12 @@ from dataclasses import dataclass, field
 
 from pipeline.engine.actions import ExpiryQueue
 from pipeline.engine.clock import span_ms, to_ms
+from pipeline.engine.counting import unit_id
 from pipeline.engine.dedup import RecentEventIds
 from pipeline.engine.evaluator import Subject, ThresholdEngine
 from pipeline.engine.subject_state import SubjectState
 from schemas.config import FloodgateConfig
-from schemas.events import ActionEvent, MailEvent
+from schemas.events import ActionEvent, DeliveryEvent, MailEvent
 
 PRUNE_EVERY = 100_000  # events between sweeps of idle subjects
 
@@ -45,10 +47,10 @@ class Replay:
         self._seen = RecentEventIds(horizon_ms=max(longest, 3_600_000))
         self._now = 0
 
-    def feed(self, event: MailEvent) -> list[ActionEvent]:
+    def feed(self, event: MailEvent | DeliveryEvent) -> list[ActionEvent]:
         ts = to_ms(event.ts)
         self.stats.events += 1
-        if not self._seen.first_time(event.event_id, ts):
+        if not self._seen.first_time(unit_id(event), ts):
             self.stats.duplicates += 1
             return []
         self._now = max(self._now, ts)
@@ -74,7 +76,8 @@ class Replay:
             del self._states[subject]
 
 
-def replay(config: FloodgateConfig, events: Iterable[MailEvent]) -> list[ActionEvent]:
+def replay(config: FloodgateConfig,
+           events: Iterable[MailEvent | DeliveryEvent]) -> list[ActionEvent]:
     """Every action the events cause, in time order (expiries up to the last event's time)."""
     run = Replay(config)
     actions = [action for event in events for action in run.feed(event)]

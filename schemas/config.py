@@ -12,7 +12,14 @@ from pydantic_core import PydanticCustomError
 
 from schemas.addresses import normal_domain, normal_local_part
 from schemas.durations import Duration
-from schemas.vocabulary import ActionKind, CountMode, DirectionScope, SubjectType, ThresholdMode
+from schemas.vocabulary import (
+    ActionKind,
+    CountMode,
+    DirectionScope,
+    Flag,
+    SubjectType,
+    ThresholdMode,
+)
 
 # The engine keeps up to max(messages, spams) entries per subject and threshold:
 # this bound keeps one subject's state under a megabyte.
@@ -104,7 +111,8 @@ class EscalationStep(_Section):
 
 
 class Threshold(_Section):
-    """Fires when, in a window ending at a message, counted units >= messages and spam units >= spams."""
+    """Fires when, in a window ending at a counted unit, units >= messages and flagged units
+    >= spams (or >= flagged_units, for a flag other than spam)."""
 
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     key: SubjectType
@@ -113,9 +121,19 @@ class Threshold(_Section):
         default_factory=list, description="Count only mail from these sender domains; empty = all"
     )
     window: Duration
-    messages: int = Field(ge=0, le=MAX_THRESHOLD_COUNT)
-    spams: int = Field(0, ge=0, le=MAX_THRESHOLD_COUNT)
+    messages: int = Field(ge=0, le=MAX_THRESHOLD_COUNT,
+                          description="units in the window: messages, recipients or delivery "
+                                      "attempts, as `count` says")
+    spams: int = Field(0, ge=0, le=MAX_THRESHOLD_COUNT,
+                       description="of which spam units (flagged: spam)")
     count: CountMode = CountMode.MESSAGES
+    flagged: Flag = Field(
+        Flag.SPAM, description="what the second limit counts: spam (messages, recipients), "
+                               "bounced or remote_refused (count: deliveries)")
+    flagged_units: int | None = Field(
+        None, ge=1, le=MAX_THRESHOLD_COUNT,
+        description="of which flagged units, for a flag other than spam (e.g. 20 bounced "
+                    "among messages: 30 deliveries)")
     action: ActionKind
     duration: Duration
     mode: ThresholdMode = Field(
@@ -128,12 +146,20 @@ class Threshold(_Section):
         description="steps for repeat offenders, by increasing `after`: the last step whose "
                     "`after` firings (this one included) fall within its `within` applies")
 
+    @property
+    def flagged_limit(self) -> int:
+        """The second limit, whatever its flag: spams, or flagged_units."""
+        return self.spams if self.flagged is Flag.SPAM else self.flagged_units or 0
+
     @model_validator(mode="after")
     def _check(self) -> Threshold:
-        if self.messages == 0 and self.spams == 0:
+        self._check_flag()
+        if self.messages == 0 and self.flagged_limit == 0:
+            second, unit = ("spams", "message") if self.flagged is Flag.SPAM else \
+                ("flagged_units", "delivery attempt")
             raise PydanticCustomError(
-                "threshold", "messages and spams are both 0: it would fire on every message", {}
-            )
+                "threshold", f"messages and {second} are both 0: it would fire on every {unit}",
+                {})
         for name, value in (("window", self.window), ("duration", self.duration)):
             if value <= timedelta(0):
                 raise PydanticCustomError("threshold", f"{name} must be longer than 0", {})
@@ -145,6 +171,24 @@ class Threshold(_Section):
                 "threshold", "escalate steps must be in increasing order of `after`, each "
                              "`after` once", {})
         return self
+
+    def _check_flag(self) -> None:
+        deliveries = self.count is CountMode.DELIVERIES
+        if deliveries and self.flagged is Flag.SPAM:
+            raise PydanticCustomError(
+                "threshold", "count: deliveries needs flagged: bounced or remote_refused (a "
+                             "delivery attempt has no spam verdict)", {})
+        if not deliveries and self.flagged is not Flag.SPAM:
+            raise PydanticCustomError(
+                "threshold", f"flagged: {self.flagged.value} needs count: deliveries", {})
+        if self.flagged is Flag.SPAM and self.flagged_units is not None:
+            raise PydanticCustomError(
+                "threshold", "flagged_units is for flagged: bounced or remote_refused; "
+                             "spam units are limited by spams", {})
+        if self.flagged is not Flag.SPAM and self.spams:
+            raise PydanticCustomError(
+                "threshold", f"spams does not apply to flagged: {self.flagged.value}; "
+                             "use flagged_units", {})
 
 
 class KafkaSettings(_Section):

@@ -22,6 +22,7 @@ from schemas.vocabulary import (
     CountMode,
     Direction,
     EventSource,
+    Flag,
     Origin,
     SubjectType,
 )
@@ -130,6 +131,14 @@ class DeliveryEvent(_Record):
     sender: str | None = Field(None, max_length=MAX_ADDRESS)
     sasl_username: str | None = Field(None, max_length=MAX_ADDRESS)
     client_ip: IpAddress = None
+    direction: Direction = Field(Direction.UNKNOWN,
+                                 description="The message's direction for this recipient")
+    mta_generated: bool = Field(
+        False, description="A delivery of mail the MTA made itself (a bounce, a delay notice)")
+
+    @property
+    def sender_domain(self) -> str | None:
+        return domain_of(self.sender)
 
 
 class Escalation(_Record):
@@ -153,12 +162,15 @@ class Evidence(_Record):
 
     window_start: EventTime = Field(description="Exclusive start of the window")
     window_end: EventTime = Field(description="Inclusive end of the window: the firing event's time")
-    messages: int = Field(ge=0, description="Units counted (messages or recipients, see count)")
-    spams: int = Field(ge=0, description="Spam units counted")
+    messages: int = Field(ge=0, description="Units counted (messages, recipients or delivery "
+                                            "attempts, see count)")
+    spams: int = Field(ge=0, description="Flagged units counted: spam units, or those "
+                                         "`flagged` names")
     recipients: int = Field(ge=0, description="Recipients of the counted messages")
     count: CountMode
     limit_messages: int = Field(ge=0)
-    limit_spams: int = Field(ge=0)
+    limit_spams: int = Field(ge=0, description="The threshold's limit on flagged units")
+    flagged: Flag = Field(Flag.SPAM, description="What `spams` counted")
     escalation: Escalation | None = Field(
         None, description="set when an escalation step chose the action and duration")
 

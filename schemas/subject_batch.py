@@ -1,7 +1,7 @@
 """The worker's internal records on ``floodgate.subject-events``: routed mail, in batches.
 
 The worker's router reads ``floodgate.mail-events`` (and, when counting them,
-``floodgate.policy-events``) and sends to each partition of
+``floodgate.policy-events`` and ``floodgate.deliveries``) and sends to each partition of
 ``floodgate.subject-events`` one ``SubjectBatch`` per source partition and
 routing cycle: the messages of that source which count under a subject whose
 state lives in that partition, reduced to what counting needs. One Kafka
@@ -33,7 +33,6 @@ KIND_HEADER = "floodgate-kind"
 ROUTED_HEADER = "floodgate-routed"
 BATCH_KIND = b"batch"
 LIFT_KIND = b"lift"
-SPAM_FLAG = 1
 
 
 # bounds: a subject key is a type word, ":" and an address (Postfix allows long ones)
@@ -57,9 +56,10 @@ class SubjectEntry(NamedTuple):
     subject: str  # the subject key, ``type:value``
     offset: int  # the message's offset in its source partition
     ts_ms: int  # event time, milliseconds since the epoch
-    flags: int  # bit 0 (SPAM_FLAG): a spam filter said spam
-    recipients: int  # >= 1
-    event_hash: int  # 64-bit hash of the MailEvent's event_id (repeats are dropped by it)
+    flags: int  # schemas.vocabulary's FLAG_BITS, and DELIVERY_UNIT for a delivery attempt
+    recipients: int  # >= 1 (1 for a delivery attempt)
+    event_hash: int  # 64-bit hash of the event_id, or of a delivery's delivery_id (repeats
+    # are dropped by it)
     direction: str  # a Direction word
     sender_domain: str | None
 

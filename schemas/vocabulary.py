@@ -37,10 +37,24 @@ class DirectionScope(StrEnum):
 
 
 class CountMode(StrEnum):
-    """What one message adds to a window: one, or one per recipient."""
+    """What a threshold counts: messages, their recipients, or delivery attempts."""
 
     MESSAGES = "messages"
     RECIPIENTS = "recipients"
+    DELIVERIES = "deliveries"  # one per recipient per attempt (a DeliveryEvent), after queueing
+
+
+class Flag(StrEnum):
+    """Which of the counted units a threshold's second limit counts."""
+
+    SPAM = "spam"  # a spam filter said spam (messages, recipients)
+    BOUNCED = "bounced"  # the attempt failed for good: status=bounced (deliveries)
+    REMOTE_REFUSED = "remote_refused"  # the remote server answered 4xx or 5xx (deliveries)
+
+
+# A counted unit's flags as one small integer (the worker's SubjectEntry carries it).
+FLAG_BITS: dict[Flag, int] = {Flag.SPAM: 1, Flag.BOUNCED: 2, Flag.REMOTE_REFUSED: 4}
+DELIVERY_UNIT = 8  # the unit is a delivery attempt, not a message
 
 
 class ThresholdMode(StrEnum):

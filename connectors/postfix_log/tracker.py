@@ -346,7 +346,10 @@ class MessageTracker:
             recipient=fit(recipient, MAX_ADDRESS), orig_recipient=fit(orig, MAX_ADDRESS),
             status=fit(status, 32), dsn=fit(dsn, 16), relay=fit(relay, MAX_NAME), delay_s=delay_s,
             response=fit(response, MAX_TEXT), sender=fit(source.sender, MAX_ADDRESS),
-            sasl_username=fit(source.sasl_username, MAX_ADDRESS), client_ip=source.client_ip)
+            sasl_username=fit(source.sasl_username, MAX_ADDRESS), client_ip=source.client_ip,
+            direction=self._rules.classify(source.client_ip, source.sasl_username,
+                                           source.local_submission, [recipient]),
+            mta_generated=source.mta_generated)
 
     def _refused_queued(self, message: _Message, fact: Refused, out: list[Output]) -> None:
         if fact.action == "hold":

@@ -17,11 +17,13 @@ import re
 from connectors.release import release
 from connectors.siem import record_size
 from schemas.events import ActionEvent, MailEvent
-from schemas.vocabulary import ActionState, SubjectType
+from schemas.vocabulary import ActionState, Flag, SubjectType
 
 _CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 SEVERITY = {"warn": 3, "defer": 5, "quarantine": 7, "block": 8}
 MAX_VALUE = 1023  # CEF's usual limit for string extensions
+_FLAGGED_LABEL = {Flag.SPAM: "spams", Flag.BOUNCED: "bounced",
+                  Flag.REMOTE_REFUSED: "remoteRefused"}
 CUT_FIRST = ("reason",)  # free text, cut first when a line is too long
 
 
@@ -81,8 +83,10 @@ def action_line(action: ActionEvent,
     if action.actor:  # the operator of a manual action or a lift
         ext["cs4Label"], ext["cs4"] = "actor", action.actor
     if action.evidence is not None:
-        ext["cn1Label"], ext["cn1"] = "messages", action.evidence.messages
-        ext["cn2Label"], ext["cn2"] = "spams", action.evidence.spams
+        # the threshold's units (messages, recipients, deliveries) and its flagged ones
+        ext["cn1Label"], ext["cn1"] = action.evidence.count.value, action.evidence.messages
+        ext["cn2Label"], ext["cn2"] = _FLAGGED_LABEL[action.evidence.flagged], \
+            action.evidence.spams
         escalation = action.evidence.escalation
         if escalation is not None:  # a repeat offender's: the ladder's step chose the action
             ext["cn3Label"], ext["cn3"] = "escalationStep", escalation.step

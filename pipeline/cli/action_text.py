@@ -12,6 +12,12 @@ def mode_text(action: ActionEvent) -> str:
     return "enforce" if action.enforced else "shadow"  # shadow: watched, not applied
 
 
+def flagged_text(action: ActionEvent) -> str:
+    """``spam:3``, ``bounced:20``: the flagged units counted and what flagged them."""
+    evidence = action.evidence
+    return f"{evidence.flagged.value}:{evidence.spams}" if evidence else ""
+
+
 def escalation_text(action: ActionEvent) -> str:
     """``step 2: 3rd in 24h`` for a repeat offender's action, ``-`` otherwise."""
     escalation = action.evidence.escalation if action.evidence else None

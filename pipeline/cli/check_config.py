@@ -47,7 +47,8 @@ def load_or_report(path: str) -> FloodgateConfig | None:
 def describe(threshold: Threshold) -> str:
     """One line an operator can read: ``burst: >= 60 messages in 30s per sasl_username ...``."""
     unit = threshold.count.value
-    spam = f" with >= {threshold.spams} spam" if threshold.spams else ""
+    limit = threshold.flagged_limit
+    spam = f" with >= {limit} {threshold.flagged.value}" if limit else ""
     scope = f" from {', '.join(threshold.sender_domains)}" if threshold.sender_domains else ""
     return (f"{threshold.name}: >= {threshold.messages} {unit}{spam} in "
             f"{format_duration(threshold.window)} per {threshold.key.value}, "

@@ -9,22 +9,24 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from connectors.event_files import InputProblem, read_mail_events
+from connectors.event_files import Event, InputProblem, read_events
 from connectors.postfix_log.reader import LogReader, file_reference_time, open_log_lines
-from pipeline.cli.action_text import escalation_text, mode_text
+from pipeline.cli.action_text import escalation_text, flagged_text, mode_text
 from pipeline.cli.check_config import load_or_report
 from pipeline.cli.parse_cmd import add_log_options, zone_or_report
 from pipeline.replay import Replay
-from schemas.events import ActionEvent, MailEvent
+from schemas.events import ActionEvent, DeliveryEvent, MailEvent
 
 PROGRESS_EVERY_S = 2.0
 
 
 def register(sub: Any) -> None:
     parser = sub.add_parser(
-        "replay", help="print the actions recorded MailEvents (JSON lines) would have caused")
+        "replay", help="print the actions recorded mail (events as JSON lines, or Postfix "
+                       "logs) would have caused")
     parser.add_argument("files", nargs="+", metavar="FILE",
-                        help="JSON-lines MailEvents (- for stdin) or Postfix logs, oldest first")
+                        help="JSON-lines MailEvents and DeliveryEvents (- for stdin) or Postfix "
+                             "logs, oldest first")
     parser.add_argument("--config", required=True, help="the YAML config with the thresholds")
     parser.add_argument("--compare", metavar="OTHER",
                         help="another config: print only the actions that differ between the "
@@ -53,19 +55,19 @@ def run(args: argparse.Namespace) -> int:
     if zone is None:
         return 2
 
-    def from_logs(paths: list[str]) -> Iterator[MailEvent]:
+    def from_logs(paths: list[str]) -> Iterator[Event]:
         reader = LogReader.for_config(config, zone, file_reference_time(paths[0]), args.host)
         stats = reader.tracker.stats
         for path in paths:
             lines, unparsed = [0], stats.unparsed
             yield from (e for e in reader.read(_counted(open_log_lines(path), lines))
-                        if isinstance(e, MailEvent))
+                        if isinstance(e, MailEvent | DeliveryEvent))
             if lines[0] and stats.unparsed - unparsed == lines[0]:
                 report(InputProblem(path, "no mail event and no syslog line in it: "
                                           "not an input replay can read"))
-        yield from (e for e in reader.finish() if isinstance(e, MailEvent))
+        yield from (e for e in reader.finish() if isinstance(e, MailEvent | DeliveryEvent))
 
-    events = read_mail_events(args.files, report, from_logs)
+    events = read_events(args.files, report, from_logs)
     progress = Progress(sys.stderr) if sys.stderr.isatty() else None
     runs = [Replay(config)] + ([Replay(other)] if other is not None else [])
     if other is None:
@@ -89,7 +91,7 @@ def _counted(lines: Iterator[str], count: list[int]) -> Iterator[str]:
         yield line
 
 
-def _replay(events: Iterator[MailEvent], run_: Replay, writer: Callable[[ActionEvent], None],
+def _replay(events: Iterator[Event], run_: Replay, writer: Callable[[ActionEvent], None],
             progress: Progress | None) -> None:
     for event in events:
         for action in run_.feed(event):
@@ -98,7 +100,7 @@ def _replay(events: Iterator[MailEvent], run_: Replay, writer: Callable[[ActionE
             progress.tick(run_.stats.events, run_.stats.actions)
 
 
-def _compare(events: Iterator[MailEvent], runs: list[Replay], fmt: str,
+def _compare(events: Iterator[Event], runs: list[Replay], fmt: str,
              progress: Progress | None) -> None:
     """Both configs on each event; the actions that only one of them caused, in time order."""
     mine: dict[tuple[object, ...], ActionEvent] = {}
@@ -158,9 +160,11 @@ def _write_jsonl(action: ActionEvent) -> None:
 
 
 class _TableWriter:
-    HEADER = ("TIME", "STATE", "ACTION", "SUBJECT", "THRESHOLD", "MSGS", "SPAMS", "RCPTS", "UNTIL",
-              "MODE", "ESCALATION")
-    FORMAT = "{:<24} {:<8} {:<10} {:<40} {:<16} {:>6} {:>6} {:>6} {:<20} {:<7} {}"
+    # UNITS: messages, recipients or delivery attempts (the threshold's count); FLAGGED: of
+    # which spam, bounced or remote_refused.
+    HEADER = ("TIME", "STATE", "ACTION", "SUBJECT", "THRESHOLD", "UNITS", "FLAGGED", "RCPTS",
+              "UNTIL", "MODE", "ESCALATION")
+    FORMAT = "{:<24} {:<8} {:<10} {:<40} {:<16} {:>6} {:<17} {:>6} {:<20} {:<7} {}"
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
@@ -179,7 +183,8 @@ class _TableWriter:
     @classmethod
     def row(cls, action: ActionEvent) -> str:
         evidence = action.evidence
-        counts = (evidence.messages, evidence.spams, evidence.recipients) if evidence else ("", "", "")
+        counts = (evidence.messages, flagged_text(action), evidence.recipients) if evidence \
+            else ("", "", "")
         return cls.FORMAT.format(
             action.ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
             action.state.value, action.action.value, _clip(action.key, 40),

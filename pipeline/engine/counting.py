@@ -15,19 +15,29 @@ Rules, applied before any window is touched:
   sender and sender-domain subjects out, never the account or the address;
 * a threshold counts only its direction and, when it names them, its sender
   domains.
+
+Delivery attempts (``count: deliveries``) count under the subjects of the
+message they belong to, by the same exemptions; an attempt is a ``status=``
+line with sent, deferred or bounced (``expired`` is the queue giving up, not an
+attempt), and deliveries of mail the MTA made itself count against nobody.
+Their flags: ``bounced`` is Postfix's own verdict (status=bounced);
+``remote_refused`` needs the remote server's own 4xx or 5xx answer
+("host X said: 550 ..."), never a local failure such as a refused connection.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from pipeline.engine.clock import to_ms
 from schemas.addresses import normal_address, normal_domain
 from schemas.config import Exempt, Threshold
-from schemas.events import MailEvent
-from schemas.vocabulary import CountMode, DirectionScope, SubjectType
+from schemas.events import DeliveryEvent, MailEvent
+from schemas.vocabulary import DELIVERY_UNIT, FLAG_BITS, CountMode, DirectionScope, Flag, SubjectType
 
 MAX_UNIT = 2**31 - 1  # weights and recipient counts are stored as 32-bit values
 
@@ -66,46 +76,88 @@ class Exemptions:
 SENDER_KEYS = frozenset({SubjectType.SENDER, SubjectType.SENDER_DOMAIN})
 
 
-def is_countable(event: MailEvent, exemptions: Exemptions) -> bool:
-    """Whether the message counts at all, before any threshold's own scope."""
-    if not (event.accepted or event.spam is True):
+ATTEMPTS = frozenset({"sent", "deferred", "bounced"})
+# Postfix's own prefix for what the remote server answered; the rest is the remote's text.
+_REMOTE_ANSWER = re.compile(r"host \S+ said: [45]\d\d(?:[ -]|$)")
+
+
+def is_countable(event: MailEvent | DeliveryEvent, exemptions: Exemptions) -> bool:
+    """Whether the message or delivery attempt counts at all, before any threshold's scope."""
+    if isinstance(event, DeliveryEvent):
+        if event.status not in ATTEMPTS:
+            return False
+    elif not (event.accepted or event.spam is True):
         return False
     if event.mta_generated:
         return False
     return not exemptions.exempts_message(event.sasl_username, event.client_ip)
 
 
+def unit_id(event: MailEvent | DeliveryEvent) -> str:
+    """What tells repeats of a counted unit: a delivery attempt's own id, else the message's."""
+    return event.delivery_id if isinstance(event, DeliveryEvent) else event.event_id
+
+
+def unit_flags(event: MailEvent | DeliveryEvent) -> int:
+    """The ``FLAG_BITS`` (and ``DELIVERY_UNIT``) a counted message or attempt carries."""
+    if isinstance(event, MailEvent):
+        return FLAG_BITS[Flag.SPAM] if event.spam is True else 0
+    flags = DELIVERY_UNIT
+    if event.status == "bounced":
+        flags |= FLAG_BITS[Flag.BOUNCED]
+    if (event.status != "sent" and event.response is not None
+            and _REMOTE_ANSWER.match(event.response)):
+        flags |= FLAG_BITS[Flag.REMOTE_REFUSED]
+    return flags
+
+
 @dataclass(slots=True)  # not frozen: a frozen dataclass is several times slower to build
 class CountedMail:
-    """What counting needs of one countable message, and nothing else.
+    """What counting needs of one countable message or delivery attempt, and nothing else.
 
-    The worker carries this (not the whole MailEvent) from its router to the
-    subject's partition; replay builds it from the MailEvent.
+    The worker carries this (not the whole event) from its router to the
+    subject's partition; replay builds it from the event.
     """
 
     ts_ms: int
-    spam: bool
-    recipients: int  # >= 1, <= MAX_UNIT
+    flags: int  # FLAG_BITS, and DELIVERY_UNIT for a delivery attempt
+    recipients: int  # >= 1, <= MAX_UNIT (1 for a delivery attempt)
     direction: str  # a Direction word
     sender_domain: str | None
 
     @classmethod
-    def of(cls, event: MailEvent) -> CountedMail:
-        return cls(to_ms(event.ts), event.spam is True,
-                   min(max(event.recipient_count, 1), MAX_UNIT),
+    def of(cls, event: MailEvent | DeliveryEvent) -> CountedMail:
+        recipients = event.recipient_count if isinstance(event, MailEvent) else 1
+        return cls(to_ms(event.ts), unit_flags(event), min(max(recipients, 1), MAX_UNIT),
                    event.direction.value, event.sender_domain)
 
 
-def in_scope(threshold: Threshold, direction: str, sender_domain: str | None) -> bool:
-    """Whether the threshold counts a (countable) message of this direction and domain."""
+def in_scope(threshold: Threshold, direction: str, sender_domain: str | None,
+             delivery: bool = False) -> bool:
+    """Whether the threshold counts a (countable) unit of this kind, direction and domain."""
+    if (threshold.count is CountMode.DELIVERIES) is not delivery:
+        return False
     # DirectionScope and Direction are StrEnums: members compare equal to the same word.
     if threshold.direction != direction and threshold.direction is not DirectionScope.ANY:
         return False
     return not threshold.sender_domains or sender_domain in threshold.sender_domains
 
 
-def subject_of(key: SubjectType, event: MailEvent, delimiters: str = "") -> str | None:
-    """The normalised subject a message counts under; None when the message has none."""
+class _Attributed(Protocol):
+    """What names a unit's subjects: a MailEvent's or a DeliveryEvent's attribution."""
+
+    @property
+    def sasl_username(self) -> str | None: ...
+    @property
+    def sender(self) -> str | None: ...
+    @property
+    def sender_domain(self) -> str | None: ...
+    @property
+    def client_ip(self) -> str | None: ...
+
+
+def subject_of(key: SubjectType, event: _Attributed, delimiters: str = "") -> str | None:
+    """The normalised subject a message or attempt counts under; None when it has none."""
     raw = {
         SubjectType.SASL_USERNAME: event.sasl_username,
         SubjectType.SENDER: event.sender,
@@ -133,8 +185,8 @@ def normalise_subject(key: SubjectType, raw: str | None, delimiters: str = "") -
 
 
 def units(threshold: Threshold, mail: CountedMail) -> int:
-    """What one message adds to the threshold's window: 1, or its recipient count (>= 1)."""
-    return 1 if threshold.count is CountMode.MESSAGES else mail.recipients
+    """What one unit adds to the threshold's window: 1, or a message's recipient count."""
+    return mail.recipients if threshold.count is CountMode.RECIPIENTS else 1
 
 
 def key_types(thresholds: Iterable[Threshold]) -> list[SubjectType]:

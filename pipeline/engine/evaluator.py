@@ -6,9 +6,11 @@ far. At each counted message the window is (T - window, T]; for messages in
 time order T is the message's own time, so the window is (t - window, t]. A
 late message still counts when it falls inside the subject's present window,
 and the decision is taken for that present, since that is when enforcement
-happens. The threshold fires when units >= messages and spam units >= spams,
-and T is not before the end of its last action; the new action lasts from T
-to T + duration.
+happens. The threshold fires when units >= messages and flagged units (spam,
+or the threshold's ``flagged``) >= its flagged limit, and T is not before the
+end of its last action; the new action lasts from T to T + duration. A
+``count: deliveries`` threshold counts delivery attempts and nothing else;
+the others count messages and never attempts.
 
 Escalation: when the threshold has steps, a firing at T is the subject's Nth
 within a step's period when N - 1 earlier firings of the threshold fall in
@@ -38,8 +40,8 @@ from pipeline.engine.counting import (
 from pipeline.engine.subject_state import SubjectState, ThresholdState
 from pipeline.engine.window import TIME_TYPE
 from schemas.config import FloodgateConfig, Threshold
-from schemas.events import ActionEvent, Escalation, Evidence, MailEvent
-from schemas.vocabulary import ActionKind, SubjectType
+from schemas.events import ActionEvent, DeliveryEvent, Escalation, Evidence, MailEvent
+from schemas.vocabulary import DELIVERY_UNIT, FLAG_BITS, ActionKind, CountMode, SubjectType
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,8 @@ class _Compiled:
     threshold: Threshold
     window_ms: int
     duration_ms: int
+    flag_bit: int  # the FLAG_BITS bit the second limit counts
+    flagged_limit: int
     volume_cap: int  # kept units of all mail: enough for both limits' evidence
     steps: tuple[_Step, ...]
     history_ms: int  # the longest step period: how long a firing may count
@@ -76,7 +80,8 @@ class _Compiled:
         steps = tuple(_Step(s.after, span_ms(s.within), s.action, span_ms(s.duration))
                       for s in threshold.escalate)
         return cls(threshold, span_ms(threshold.window), span_ms(threshold.duration),
-                   max(threshold.messages, threshold.spams, 1), steps,
+                   FLAG_BITS[threshold.flagged], threshold.flagged_limit,
+                   max(threshold.messages, threshold.flagged_limit, 1), steps,
                    max((s.within_ms for s in steps), default=0),
                    max((s.after for s in steps), default=1) - 1)
 
@@ -92,23 +97,28 @@ class ThresholdEngine:
         for compiled in self._compiled.values():
             self._by_key.setdefault(compiled.threshold.key, []).append(compiled)
         self.key_types = key_types(config.thresholds)
+        self.counts_deliveries = any(t.count is CountMode.DELIVERIES for t in config.thresholds)
 
-    def subjects(self, event: MailEvent) -> list[Subject]:
-        """The subjects whose state this event may change (one per key type)."""
+    def subjects(self, event: MailEvent | DeliveryEvent) -> list[Subject]:
+        """The subjects whose state this message or delivery attempt may change (one per
+        key type)."""
         if not is_countable(event, self._exemptions):
             return []
         found = []
-        sender_exempt = self._exemptions.exempts_sender(event.sender, event.sender_domain)
+        delivery = isinstance(event, DeliveryEvent)
+        domain = event.sender_domain
+        sender_exempt = self._exemptions.exempts_sender(event.sender, domain)
         for key in self.key_types:
             if sender_exempt and key in SENDER_KEYS:
                 continue
             value = subject_of(key, event, self._delimiters)
-            if value and any(in_scope(c.threshold, event.direction, event.sender_domain)
+            if value and any(in_scope(c.threshold, event.direction, domain, delivery)
                              for c in self._by_key[key]):
                 found.append(Subject(key, value))
         return found
 
-    def observe(self, subject: Subject, state: SubjectState, event: MailEvent) -> list[ActionEvent]:
+    def observe(self, subject: Subject, state: SubjectState,
+                event: MailEvent | DeliveryEvent) -> list[ActionEvent]:
         """Count ``event`` under ``subject`` (from ``subjects``), updating ``state`` in place.
 
         Returns the actions that fire; at most one per threshold.
@@ -116,11 +126,12 @@ class ThresholdEngine:
         return self.apply(subject, state, CountedMail.of(event))
 
     def apply(self, subject: Subject, state: SubjectState, mail: CountedMail) -> list[ActionEvent]:
-        """``observe`` for a message already reduced to what counting needs."""
+        """``observe`` for a unit already reduced to what counting needs."""
         actions = []
+        delivery = bool(mail.flags & DELIVERY_UNIT)
         for compiled in self._by_key.get(subject.type, ()):
             threshold = compiled.threshold
-            if not in_scope(threshold, mail.direction, mail.sender_domain):
+            if not in_scope(threshold, mail.direction, mail.sender_domain, delivery):
                 continue
             record = state.thresholds.get(threshold.name)
             if record is None:
@@ -155,19 +166,20 @@ class ThresholdEngine:
 def _count(compiled: _Compiled, record: ThresholdState, subject: Subject, mail: CountedMail,
            weight: int) -> ActionEvent | None:
     threshold = compiled.threshold
-    ts, spam = mail.ts_ms, mail.spam
+    ts, flagged = mail.ts_ms, bool(mail.flags & compiled.flag_bit)
     now = max(record.now, ts)
     start = now - compiled.window_ms
     if ts <= start:
         return None  # older than the present window: it can never count again
     record.now = now
     record.volume.slide(start)
-    record.volume.add(ts, weight, compiled.volume_cap, extra=mail.recipients << 1 | spam)
-    if threshold.spams:
+    record.volume.add(ts, weight, compiled.volume_cap, extra=mail.recipients << 1 | flagged)
+    limit = compiled.flagged_limit
+    if limit:  # the `spams` column holds the flagged units, whatever the flag
         record.spams.slide(start)
-        if spam:
-            record.spams.add(ts, weight, threshold.spams)
-    if (record.volume.total < threshold.messages or record.spams.total < threshold.spams
+        if flagged:
+            record.spams.add(ts, weight, limit)
+    if (record.volume.total < threshold.messages or record.spams.total < limit
             or now < record.active_until):
         return None
     action, duration_ms, escalation = threshold.action, compiled.duration_ms, None
@@ -216,6 +228,7 @@ def _evidence(compiled: _Compiled, record: ThresholdState, start: int, now: int,
         recipients=sum(x >> 1 for x in extras),
         count=compiled.threshold.count,
         limit_messages=compiled.threshold.messages,
-        limit_spams=compiled.threshold.spams,
+        limit_spams=compiled.flagged_limit,
+        flagged=compiled.threshold.flagged,
         escalation=escalation,
     )

@@ -86,6 +86,8 @@ class CountingLoop:
         self._sources = [topics.mail_events]
         if settings.count_policy_events:
             self._sources.append(topics.policy_events)
+        if self._engine.counts_deliveries:  # a threshold counts delivery attempts
+            self._sources.append(topics.deliveries)
         self._data = counting_dir(settings.data_dir)
         self._options = StoreOptions.sized(settings.rocksdb_write_buffer_mib,
                                            settings.rocksdb_block_cache_mib).to_rocksdict()
@@ -190,9 +192,11 @@ class CountingLoop:
         subject_partitions = self._partition_count(self._subject_topic)
         directions = (DirectionRules(self._config.networks)
                       if self._config.worker.count_policy_events else None)
+        topics = self._config.topics
         self._router = Router(self._engine, SubjectPartitioner(subject_partitions),
                               self._lateness_ms, directions,
-                              self._config.topics.policy_events if directions else None)
+                              topics.policy_events if directions else None,
+                              topics.deliveries if self._engine.counts_deliveries else None)
         self._consumer.subscribe([*self._sources, self._subject_topic],
                                  on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)

@@ -18,7 +18,7 @@ from pipeline.streaming.counter import SubjectCounter
 from pipeline.streaming.event_order import Entry, EventOrder, Source
 from pipeline.streaming.partition_store import PartitionStore
 from schemas.events import ActionEvent
-from schemas.subject_batch import BATCH_KIND, LIFT_KIND, SPAM_FLAG, SubjectBatch
+from schemas.subject_batch import BATCH_KIND, LIFT_KIND, SubjectBatch
 
 OnError = Callable[[Entry, str], None]
 PENDING = -1  # record offset of an entry taken from this worker's router before Kafka had it
@@ -108,8 +108,7 @@ class CountingPartition:
         source = (batch.source_topic, batch.source_partition)
         order = self.order
         entries = [Entry(subject, source, source_offset, digest,
-                         CountedMail(ts_ms, bool(flags & SPAM_FLAG), recipients, direction,
-                                     domain), offset)
+                         CountedMail(ts_ms, flags, recipients, direction, domain), offset)
                    for subject, source_offset, ts_ms, flags, recipients, digest, direction,
                    domain in batch.entries]
         for entry in entries:

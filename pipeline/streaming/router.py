@@ -1,7 +1,8 @@
 """The worker's router: source records -> ``SubjectBatch`` records, one per counting partition.
 
-A mail event counts under up to one subject per key dimension (account,
-sender, domain, client address); each subject's state lives in the
+A mail event (or a delivery attempt, when a threshold counts them) counts
+under up to one subject per key dimension (account, sender, domain, client
+address); each subject's state lives in the
 ``subject-events`` partition its key hashes to (murmur2, as Kafka's Java
 client and aiokafka hash keys, so an operator's lift keyed by the subject
 reaches the same partition). The router reduces each message to what
@@ -22,12 +23,12 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 from connectors.direction import DirectionRules
 from connectors.postfix_policy.counting_source import mail_event_from_policy
 from pipeline.engine.clock import to_ms
-from pipeline.engine.counting import MAX_UNIT
+from pipeline.engine.counting import CountedMail, unit_id
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming.event_order import Source
 from pipeline.streaming.stored_state import id_hash
-from schemas.events import MailEvent, PolicyEvent
-from schemas.subject_batch import SPAM_FLAG, SubjectBatch, SubjectEntry
+from schemas.events import DeliveryEvent, MailEvent, PolicyEvent
+from schemas.subject_batch import SubjectBatch, SubjectEntry
 
 MARK_EVERY_MS = 100  # a source's mark alone goes to every counting partition this often at most
 _PARTITION_CACHE = 16_384  # hot keys repeat; a bigger cache costs memory (~120 B a key), not time
@@ -67,6 +68,7 @@ class Router:
     lateness_ms: int  # a caught-up source's mark trails the wall clock by this much
     directions: DirectionRules | None = None  # set: policy events count too
     policy_topic: str | None = None
+    delivery_topic: str | None = None  # set: delivery attempts count too
     _progress: dict[Source, _Progress] = field(default_factory=dict)
     _pending: dict[tuple[int, Source], list[Any]] = field(
         default_factory=lambda: defaultdict(list))
@@ -78,27 +80,28 @@ class Router:
             progress = self._progress[source] = _Progress()
         progress.caught_up = False
         progress.upto = max(progress.upto, offset)
+        event: MailEvent | DeliveryEvent | None
         if source[0] == self.policy_topic and self.directions is not None:
             request = PolicyEvent.model_validate_json(value)
             self._advance(progress, to_ms(request.ts))  # the source reached it, counted or not
-            mail = mail_event_from_policy(request, self.directions)
-            if mail is None:
+            event = mail_event_from_policy(request, self.directions)
+            if event is None:
                 return
+        elif source[0] == self.delivery_topic:
+            event = DeliveryEvent.model_validate_json(value)
         else:
-            mail = MailEvent.model_validate_json(value)
-        ts_ms = to_ms(mail.ts)
-        self._advance(progress, ts_ms)
-        subjects = self.engine.subjects(mail)
+            event = MailEvent.model_validate_json(value)
+        unit = CountedMail.of(event)
+        self._advance(progress, unit.ts_ms)
+        subjects = self.engine.subjects(event)
         if not subjects:
             return
-        flags = SPAM_FLAG if mail.spam is True else 0
-        recipients = min(max(mail.recipient_count, 1), MAX_UNIT)
-        digest = id_hash(mail.event_id)
-        direction = mail.direction.value
+        digest = id_hash(unit_id(event))
         for subject in subjects:
             key = subject.key
             self._pending[(self.partitioner(key), source)].append(SubjectEntry(
-                key, offset, ts_ms, flags, recipients, digest, direction, mail.sender_domain))
+                key, offset, unit.ts_ms, unit.flags, unit.recipients, digest, unit.direction,
+                unit.sender_domain))
 
     @staticmethod
     def _advance(progress: _Progress, ts_ms: int) -> None:

@@ -10,22 +10,17 @@ listed as shadow, and is never applied: the 4th and 5th messages pass, and the
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
-from connectors.kafka.embedded_broker import free_port
-from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 from schemas.events import ActionEvent
-from tests.fixtures.http_probe import scrape, wait_ready
+from tests.fixtures.http_probe import scrape
+from tests.fixtures.mail_chain import mail_chain, swaks
 from tests.fixtures.postfix_instance import PostfixInstance, needs_postfix
-from tests.fixtures.processes import start_floodgate, stop, wait_worker_counting
-from tests.fixtures.smtp_sink import SmtpSink
 from tests.fixtures.topic_reader import read
 
 pytestmark = needs_postfix
@@ -33,49 +28,19 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def send(postfix: PostfixInstance, n: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["swaks", "--server", f"127.0.0.1:{postfix.submission_port}", "--from", "alice@example.net",
-         "--to", f"friend{n}@gmail.example", "--auth", "PLAIN", "--auth-user", "alice@example.net",
-         "--auth-password", "alice-secret", "--timeout", "20"],
-        capture_output=True, text=True, timeout=60)
+    return swaks(postfix, "alice", f"friend{n}@gmail.example")
 
 
 def test_the_burst_over_the_threshold_is_refused(kafka_settings: KafkaSettings,
                                                  tmp_path: Path) -> None:
-    run = uuid.uuid4().hex[:6]
-    topics = {name: f"{name}-{run}" for name in
-              ("mail_events", "deliveries", "subject_events", "actions", "dead_letter",
-               "policy_events")}
-    ensure_topics(kafka_settings, [TopicSpec(t, 2) for t in topics.values()])
-    policy_port, health_port, worker_health, tail_health = (free_port() for _ in range(4))
-    sink = SmtpSink(free_port())
-    sink.start()
-    postfix = PostfixInstance(free_port(), free_port(), sink.port, policy_port=policy_port)
-    postfix.add_user("alice", "example.net", "alice-secret")
-    config = tmp_path / "floodgate.yaml"
-    config.write_text(
-        f"kafka: {{bootstrap_servers: '{kafka_settings.bootstrap_servers}'}}\n"
-        "topics: {" + ", ".join(f"{k}: {v}" for k, v in topics.items()) + "}\n"
-        "networks: {internal: [127.0.0.0/8], local_domains: [example.net]}\n"
-        f"policy: {{listen: '127.0.0.1:{policy_port}', health_listen: '127.0.0.1:{health_port}'}}\n"
-        f"worker: {{app_id: e2e-{run}, data_dir: '{tmp_path / 'worker'}', partitions: 2, "
-        f"health_listen: '127.0.0.1:{worker_health}'}}\n"
-        f"tail: {{health_listen: '127.0.0.1:{tail_health}'}}\n"
-        "thresholds:\n"
-        "  - {name: five, key: sasl_username, window: 1m, messages: 5, action: defer, "
-        "duration: 10m}\n"
-        "  - {name: three-shadow, key: sender, window: 1m, messages: 3, action: block, "
-        "duration: 10m, mode: shadow}\n")
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        postfix.start()
-        processes.append(start_floodgate(["worker", "--config", str(config)], tmp_path / "worker.log"))
-        processes.append(start_floodgate(["policy-server", "--config", str(config)], tmp_path / "policy.log"))
-        processes.append(start_floodgate(["tail", str(postfix.maillog), "--config", str(config),
-                                "--checkpoint", str(tmp_path / "tail.pos")], tmp_path / "tail.log"))
-        wait_ready(health_port, 90, processes)
-        wait_worker_counting(tmp_path / "worker.log", processes[0])
-
+    thresholds = ("  - {name: five, key: sasl_username, window: 1m, messages: 5, action: defer, "
+                  "duration: 10m}\n"
+                  "  - {name: three-shadow, key: sender, window: 1m, messages: 3, action: block, "
+                  "duration: 10m, mode: shadow}\n")
+    with mail_chain(kafka_settings, tmp_path, thresholds, ["alice"]) as chain:
+        postfix, config, topics = chain.postfix, chain.config, chain.topics
+        policy_port, health_port = chain.policy_port, chain.health_port
+        worker_health, tail_health = chain.worker_health, chain.tail_health
         for n in range(5):
             done = send(postfix, n)
             assert done.returncode == 0, done.stdout[-2000:]
@@ -130,12 +95,6 @@ def test_the_burst_over_the_threshold_is_refused(kafka_settings: KafkaSettings,
         assert sorted((a.action_id, a.action.value, a.enforced, a.expires_at) for a in fired
                       if a.state.value == "active") == sorted(
             (a.action_id, a.action.value, a.enforced, a.expires_at) for a in actions.values())
-    finally:
-        for process in processes:
-            stop(process)
-        postfix.stop()
-        sink.stop()
-        shutil.rmtree(postfix.dir, ignore_errors=True)
 
 
 def wait_responder_knows(port: int, deadline_s: float) -> None:

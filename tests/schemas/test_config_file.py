@@ -158,3 +158,33 @@ def test_secrets_are_not_printed(tmp_path: Path) -> None:
     path.write_text("kafka:\n  sasl_password: hunter2\n")
     config = load_config(path, {})
     assert "hunter2" not in repr(config)
+
+
+@pytest.mark.parametrize(("settings", "problem"), [
+    ("count: deliveries", "count: deliveries needs flagged: bounced or remote_refused"),
+    ("flagged: bounced\n    flagged_units: 5", "flagged: bounced needs count: deliveries"),
+    ("count: deliveries\n    flagged: bounced\n    spams: 3", "spams does not apply to flagged: "
+                                                            "bounced; use flagged_units"),
+    ("flagged_units: 3", "flagged_units is for flagged: bounced or remote_refused"),
+    ("count: deliveries\n    flagged: remote_refused\n    flagged_units: 0",
+     "thresholds[0].flagged_units: 0 is too small: must be at least 1"),
+])
+def test_flags_fit_what_is_counted(tmp_path: Path, settings: str, problem: str) -> None:
+    text = "thresholds:\n" + THRESHOLD.format(name="a", window="10m") + f"    {settings}\n"
+    [found] = problems(tmp_path, text)
+    assert problem in found
+
+
+def test_a_bounce_ratio_threshold(tmp_path: Path) -> None:
+    from pipeline.cli.check_config import describe
+    from schemas.vocabulary import CountMode, Flag
+
+    path = tmp_path / "floodgate.yaml"
+    path.write_text("thresholds:\n" + THRESHOLD.format(name="bought-list", window="10m")
+                    .replace("60", "30") + "    count: deliveries\n    flagged: bounced\n"
+                    "    flagged_units: 20\n")
+    [bounce] = load_config(path, {}).thresholds
+    assert (bounce.count, bounce.flagged, bounce.flagged_limit) == (
+        CountMode.DELIVERIES, Flag.BOUNCED, 20)
+    assert describe(bounce).startswith(
+        "bought-list: >= 30 deliveries with >= 20 bounced in 10m per sasl_username")

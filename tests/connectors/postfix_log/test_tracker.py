@@ -227,3 +227,19 @@ def test_a_real_mail_server_day() -> None:
     assert stats.verdicts > 100  # amavis verdicts joined
     assert len({m.event_id for m in mails}) == len(mails)  # each message once
     assert sum(1 for m in mails if m.spam is not None) > 50
+
+
+@needs_corpora
+def test_delivery_attempts_carry_the_messages_direction_and_origin() -> None:
+    from pipeline.engine.counting import unit_flags
+    from schemas.vocabulary import DELIVERY_UNIT, FLAG_BITS, Flag
+
+    _, deliveries, _ = read(LIGHTMETER / "2_multiple_recipients_some_bounces.log")
+    sent_by_customer = [d for d in deliveries if not d.mta_generated]
+    assert {d.direction for d in sent_by_customer} == {Direction.OUTBOUND}
+    [notice] = [d for d in deliveries if d.mta_generated]  # the bounce notice to the sender
+    assert notice.direction is Direction.INBOUND
+    bounced, refused = FLAG_BITS[Flag.BOUNCED], FLAG_BITS[Flag.REMOTE_REFUSED]
+    # nullMX is Postfix's own verdict; Outlook and Gmail answered 550 themselves
+    assert sorted(unit_flags(d) for d in sent_by_customer) == sorted(
+        [DELIVERY_UNIT | bounced] + [DELIVERY_UNIT | bounced | refused] * 2 + [DELIVERY_UNIT] * 2)

@@ -36,6 +36,16 @@ def test_cef_action_golden_line() -> None:
                    "cn1=60 cn2Label=spams cn2=0")
 
 
+def test_cef_names_what_a_ratio_threshold_counted() -> None:
+    bounces = Evidence(window_start=T0 - timedelta(minutes=10), window_end=T0, messages=30,
+                       spams=20, recipients=30, count="deliveries", limit_messages=30,
+                       limit_spams=20, flagged="bounced")
+    line = cef.action_line(action(threshold="bought-list", evidence=bounces))
+    assert line.endswith("cn1Label=deliveries cn1=30 cn2Label=bounced cn2=20")
+    document = ecs.action_document(action(evidence=bounces))
+    assert document["floodgate"]["evidence"]["flagged"] == "bounced"
+
+
 def test_cef_escapes_hostile_values() -> None:
     line = cef.action_line(action(subject=HOSTILE, subject_type="sender", reason=HOSTILE))
     assert "\n" not in line and "\r" not in line and "\x00" not in line and "\x1b" not in line

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from pipeline.engine.clock import span_ms, to_ms
 from schemas.config import FloodgateConfig, Threshold
-from schemas.events import MailEvent
+from schemas.events import DeliveryEvent, MailEvent
+
+Unit = MailEvent | DeliveryEvent
 
 
 @dataclass(frozen=True)
@@ -22,16 +24,19 @@ class Firing:
     triggered_ms: int
     expires_ms: int
     messages: int  # true units in the window
-    spams: int
+    spams: int  # true flagged units (spam, or the threshold's `flagged`)
     action: str = ""
     step: int | None = None  # the escalation step that applied, 1-based
     firing: int | None = None  # its number within the step's period (up to the top `after`)
 
 
-def _counts(config: FloodgateConfig, event: MailEvent) -> bool:
-    """Whether the message counts at all: an exempt account or network, never; a sender
-    exemption is per subject (``_subject``)."""
-    if not event.accepted and event.spam is not True:
+def _counts(config: FloodgateConfig, event: Unit) -> bool:
+    """Whether the message or delivery attempt counts at all: an exempt account or
+    network, never; a sender exemption is per subject (``_subject``)."""
+    if isinstance(event, DeliveryEvent):
+        if event.status not in ("sent", "deferred", "bounced"):
+            return False  # "expired" is the queue giving up, not an attempt
+    elif not event.accepted and event.spam is not True:
         return False
     if event.mta_generated:
         return False
@@ -45,14 +50,27 @@ def _counts(config: FloodgateConfig, event: MailEvent) -> bool:
     return True
 
 
-def _sender_exempt(config: FloodgateConfig, event: MailEvent) -> bool:
+def _flagged(threshold: Threshold, event: Unit) -> bool:
+    if isinstance(event, MailEvent):
+        return event.spam is True
+    if threshold.flagged.value == "bounced":
+        return event.status == "bounced"
+    # remote_refused: a failed attempt that the remote server itself answered 4xx/5xx
+    words = (event.response or "").split(" ")
+    return (event.status != "sent" and len(words) >= 4 and words[0] == "host"
+            and words[2] == "said:" and words[3][:1] in ("4", "5")
+            and words[3][1:3].isdigit() and len(words[3][:3]) == 3
+            and words[3][3:4] in ("", "-"))
+
+
+def _sender_exempt(config: FloodgateConfig, event: Unit) -> bool:
     if not event.sender:
         return False
     senders = config.exempt.senders
     return event.sender.lower() in senders or f"@{event.sender_domain}" in senders
 
 
-def _subject(config: FloodgateConfig, threshold: Threshold, event: MailEvent) -> str | None:
+def _subject(config: FloodgateConfig, threshold: Threshold, event: Unit) -> str | None:
     if threshold.key.value in ("sender", "sender_domain") and _sender_exempt(config, event):
         return None
     value = {
@@ -64,7 +82,9 @@ def _subject(config: FloodgateConfig, threshold: Threshold, event: MailEvent) ->
     return value or None
 
 
-def _in_scope(threshold: Threshold, event: MailEvent) -> bool:
+def _in_scope(threshold: Threshold, event: Unit) -> bool:
+    if (threshold.count.value == "deliveries") != isinstance(event, DeliveryEvent):
+        return False
     if threshold.direction.value not in ("any", event.direction.value):
         return False
     return not threshold.sender_domains or event.sender_domain in threshold.sender_domains
@@ -84,7 +104,7 @@ def _step(threshold: Threshold, earlier: list[int], now: int) -> tuple[int, int]
     return chosen
 
 
-def reference_firings(config: FloodgateConfig, events: list[MailEvent],
+def reference_firings(config: FloodgateConfig, events: list[Unit],
                       resets: dict[int, set[tuple[str, str]]] | None = None) -> list[Firing]:
     """``resets``: before the event at index i, operators lifted these (threshold, subject)
     actions and reset their ladders (``actions lift --reset``)."""
@@ -105,16 +125,17 @@ def reference_firings(config: FloodgateConfig, events: list[MailEvent],
             subject = _subject(config, threshold, event)
             if subject is None or not _in_scope(threshold, event):
                 continue
-            weight = 1 if threshold.count.value == "messages" else max(event.recipient_count, 1)
+            weight = max(event.recipient_count, 1) if threshold.count.value == "recipients" \
+                and isinstance(event, MailEvent) else 1
             seen = history.setdefault((threshold.name, subject), [])
-            seen.append((to_ms(event.ts), weight, event.spam is True))
+            seen.append((to_ms(event.ts), weight, _flagged(threshold, event)))
             now = max(ts for ts, _, _ in seen)
             start = now - span_ms(threshold.window)
             key = (threshold.name, subject)
             live = seen[counted_from.get(key, 0):]
             units = sum(w for ts, w, _ in live if start < ts <= now)
             spams = sum(w for ts, w, spam in live if spam and start < ts <= now)
-            if units >= threshold.messages and spams >= threshold.spams \
+            if units >= threshold.messages and spams >= threshold.flagged_limit \
                     and now >= active_until.get(key, 0):
                 earlier = fired_at.setdefault(key, [])
                 number, firing = _step(threshold, earlier, now) or (None, None)

@@ -6,13 +6,15 @@ from pipeline.engine.counting import (
     in_scope,
     is_countable,
     subject_of,
+    unit_flags,
+    unit_id,
     units,
 )
 from pipeline.engine.evaluator import ThresholdEngine
 from schemas.config import Exempt, FloodgateConfig
 from schemas.events import MailEvent
-from schemas.vocabulary import SubjectType
-from tests.pipeline.engine.builders import mail, threshold
+from schemas.vocabulary import DELIVERY_UNIT, FLAG_BITS, Flag, SubjectType
+from tests.pipeline.engine.builders import delivery, mail, threshold
 
 NO_EXEMPTIONS = Exemptions(Exempt())
 
@@ -82,3 +84,53 @@ def test_units_per_count_mode() -> None:
     assert units(threshold(count="messages"), CountedMail.of(event)) == 1
     assert units(threshold(count="recipients"), CountedMail.of(event)) == 3
     assert CountedMail.of(mail(recipients=[], recipient_count=0)).recipients == 1
+
+
+BOUNCED, REFUSED = FLAG_BITS[Flag.BOUNCED], FLAG_BITS[Flag.REMOTE_REFUSED]
+
+
+@pytest.mark.parametrize(("status", "response", "flags"), [
+    ("sent", "250 2.0.0 Ok: queued as 4XyZ", DELIVERY_UNIT),
+    ("bounced", "host mx.example.com[192.0.2.1] said: 550 5.1.1 <bob@example.com>: User unknown "
+                "(in reply to RCPT TO command)", DELIVERY_UNIT | BOUNCED | REFUSED),
+    ("bounced", "host aspmx.l.google.com[192.0.2.2] said: 550-5.1.1 The email account that you "
+                "tried to reach does not exist", DELIVERY_UNIT | BOUNCED | REFUSED),
+    ("deferred", "host mx.example.com[192.0.2.1] said: 421 4.7.0 Try again later",
+     DELIVERY_UNIT | REFUSED),
+    ("bounced", "Domain example.com does not accept mail (nullMX)", DELIVERY_UNIT | BOUNCED),
+    # no remote answer: the network, not the receiver, refused
+    ("deferred", "connect to mx.example.com[192.0.2.1]:25: Connection refused", DELIVERY_UNIT),
+    ("deferred", "host mx.example.com[192.0.2.1] said: 2.0.0 odd", DELIVERY_UNIT),
+    ("deferred", "lost connection with host mx.example.com[192.0.2.1] said: 550 fake",
+     DELIVERY_UNIT),  # the prefix must be Postfix's, at the start
+])
+def test_what_a_delivery_attempt_is_flagged_with(status: str, response: str, flags: int) -> None:
+    assert unit_flags(delivery(status=status, response=response)) == flags
+
+
+@pytest.mark.parametrize(("fields", "counts"), [
+    ({"status": "sent"}, True),
+    ({"status": "deferred"}, True),
+    ({"status": "bounced"}, True),
+    ({"status": "expired"}, False),  # the end of earlier attempts, not one of its own
+    ({"status": "sent", "mta_generated": True}, False),  # a bounce notice Postfix sent
+    ({"status": "sent", "sasl_username": "monitoring"}, False),
+])
+def test_which_delivery_attempts_count(fields: dict[str, object], counts: bool) -> None:
+    assert is_countable(delivery(**fields), EXEMPT) is counts
+
+
+def test_a_delivery_counts_once_per_attempt_and_only_for_deliveries_thresholds() -> None:
+    first, retry = delivery(status="deferred"), delivery(status="sent")
+    assert unit_id(first) != unit_id(retry) and unit_id(first) != first.event_id
+    volume = threshold(name="volume", key="sasl_username")
+    bounces = threshold(name="bounces", key="client_ip", count="deliveries", flagged="bounced",
+                        flagged_units=5, messages=10)
+    engine = ThresholdEngine(FloodgateConfig(thresholds=[volume, bounces]))
+    assert engine.counts_deliveries
+    assert [s.key for s in engine.subjects(first)] == ["client_ip:10.0.0.5"]
+    assert {s.key for s in engine.subjects(mail())} == {"sasl_username:alice"}
+    counted = CountedMail.of(first)
+    assert in_scope(bounces, counted.direction, counted.sender_domain, delivery=True)
+    assert not in_scope(volume, counted.direction, counted.sender_domain, delivery=True)
+    assert not in_scope(bounces, counted.direction, counted.sender_domain, delivery=False)

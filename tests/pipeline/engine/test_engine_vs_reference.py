@@ -12,9 +12,9 @@ from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.engine.subject_state import SubjectState, decode_state, encode_state
 from schemas.config import EscalationStep, Exempt, FloodgateConfig, Threshold
-from schemas.events import ActionEvent, MailEvent
-from tests.pipeline.engine.builders import T0, mail
-from tests.pipeline.engine.reference import reference_firings
+from schemas.events import ActionEvent
+from tests.pipeline.engine.builders import T0, delivery, mail
+from tests.pipeline.engine.reference import Unit, reference_firings
 
 GRACE_MS = 2_000  # how far out of order events may arrive
 
@@ -30,9 +30,22 @@ ladders = st.lists(st.builds(
     action=st.sampled_from(["defer", "block", "quarantine", "warn"]), duration=millis),
     max_size=3, unique_by=lambda step: step.after).map(lambda steps: sorted(
         steps, key=lambda step: step.after))
+# What a threshold counts, and what its second limit counts.
+kinds = st.sampled_from([("messages", "spam"), ("recipients", "spam"),
+                         ("deliveries", "bounced"), ("deliveries", "remote_refused")])
+
+
+def _threshold(limit: tuple[int, int], kind: tuple[str, str], **fields: object) -> Threshold:
+    count, flagged = kind
+    second = ({"spams": limit[1]} if flagged == "spam"
+              else {"flagged": flagged, "flagged_units": limit[1] or None})
+    return Threshold(messages=limit[0], count=count, **second, **fields)  # type: ignore[arg-type]
+
+
 thresholds = st.builds(
-    lambda limit, **fields: Threshold(messages=limit[0], spams=limit[1], **fields),
+    _threshold,
     limit=limits,
+    kind=kinds,
     name=st.just("x"),  # replaced by index below
     key=st.sampled_from(["sasl_username", "sender", "sender_domain", "client_ip"]),
     direction=st.sampled_from(["outbound", "inbound", "any"]),
@@ -40,7 +53,6 @@ thresholds = st.builds(
     # Round values make window edges and expiries land exactly on event times.
     window=st.one_of(st.sampled_from([1, 500, 1_000, 2_000, 5_000]), st.integers(1, 8_000))
     .map(lambda ms: timedelta(milliseconds=ms)),
-    count=st.sampled_from(["messages", "recipients"]),
     action=st.sampled_from(["defer", "block", "quarantine", "warn"]),
     duration=millis,
     mode=st.sampled_from(["enforce", "shadow"]),
@@ -59,27 +71,49 @@ def configs(draw: st.DrawFn) -> FloodgateConfig:
     return FloodgateConfig(thresholds=named, exempt=exempt)
 
 
+# Attempt outcomes: Postfix's status, and its text (the remote's answer after "said:", or
+# a local failure, which is no remote refusal).
+OUTCOMES = [
+    ("sent", "250 2.0.0 Ok: queued as 4F2"),
+    ("bounced", "host mx.dest.example[192.0.2.1] said: 550 5.1.1 <r@dest.example>: "
+                "Recipient address rejected: User unknown (in reply to RCPT TO command)"),
+    ("bounced", "Host or domain name not found. Name service error for name=nx.example"),
+    ("deferred", "host mx.dest.example[192.0.2.1] said: 421-4.7.0 Try again later"),
+    ("deferred", "connect to mx.dest.example[192.0.2.1]:25: Connection refused"),
+    ("bounced", "host mx.dest.example[192.0.2.1] said: 554 5.7.1 Service unavailable"),
+    ("expired", None),
+]
+
+
 @st.composite
-def traffic(draw: st.DrawFn) -> list[MailEvent]:
+def traffic(draw: st.DrawFn) -> list[Unit]:
     count = draw(st.integers(0, 150))
     clock = 0
-    events = []
+    events: list[Unit] = []
     for _ in range(count):
         clock += draw(st.sampled_from([0, 0, 1, 5, 50, 300, 500, 500, 1_000, 4_000]))
         late = draw(st.sampled_from([0, 0, 0, 0, 1, 500, 700, GRACE_MS]))
         user = draw(st.sampled_from(["alice", "bob", "carol", None]))
         domain = draw(st.sampled_from(["example.net", "other.org"]))
         sender = draw(st.sampled_from([f"{user or 'anon'}@{domain}", "Alice@Example.NET", "", None]))
+        common = {
+            "sasl_username": user,
+            "sender": sender,
+            "client_ip": draw(st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3",
+                                               "2001:db8::1"])),
+            "direction": draw(st.sampled_from(["outbound", "outbound", "inbound", "internal"])),
+            "mta_generated": draw(st.sampled_from([False] * 9 + [True])),
+        }
+        if draw(st.booleans()):
+            status, response = draw(st.sampled_from(OUTCOMES))
+            events.append(delivery(max(clock - late, 0), status, response, **common))
+            continue
         events.append(mail(
             max(clock - late, 0),
-            sasl_username=user,
-            sender=sender,
-            client_ip=draw(st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3", "2001:db8::1"])),
             recipients=[f"r{i}@dest.example" for i in range(draw(st.integers(1, 4)))],
             spam=draw(st.sampled_from([True, True, False, None])),
             accepted=draw(st.sampled_from([True, True, True, False])),
-            direction=draw(st.sampled_from(["outbound", "outbound", "inbound", "internal"])),
-            mta_generated=draw(st.sampled_from([False] * 9 + [True])),
+            **common,
         ))
     return events
 
@@ -88,7 +122,7 @@ Resets = dict[int, set[tuple[str, str]]]
 
 
 @st.composite
-def resets(draw: st.DrawFn, config: FloodgateConfig, events: list[MailEvent]) -> Resets:
+def resets(draw: st.DrawFn, config: FloodgateConfig, events: list[Unit]) -> Resets:
     """Operators' lifts with ``--reset`` before some events, of subjects the traffic uses."""
     out: Resets = {}
     for index in draw(st.lists(st.integers(0, max(len(events) - 1, 0)), max_size=3)):
@@ -99,7 +133,7 @@ def resets(draw: st.DrawFn, config: FloodgateConfig, events: list[MailEvent]) ->
     return out
 
 
-def run_engine(config: FloodgateConfig, events: list[MailEvent],
+def run_engine(config: FloodgateConfig, events: list[Unit],
                lifts: Resets | None = None) -> list[ActionEvent]:
     """Drive the engine as the pipeline does: state read from bytes and written back per event."""
     engine = ThresholdEngine(config)
@@ -127,7 +161,7 @@ def _step_and_firing(action: ActionEvent) -> tuple[int | None, int | None]:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data(), configs(), traffic())
 def test_engine_fires_exactly_where_the_reference_does(
-    data: st.DataObject, config: FloodgateConfig, events: list[MailEvent]
+    data: st.DataObject, config: FloodgateConfig, events: list[Unit]
 ) -> None:
     lifts = data.draw(resets(config, events))
     # One event may fire several thresholds; their order among themselves is not part
@@ -146,21 +180,24 @@ def test_engine_fires_exactly_where_the_reference_does(
         assert action.enforced is (limits[truth.threshold].mode.value == "enforce")
         evidence = action.evidence
         assert evidence is not None
-        cap = max(limits[truth.threshold].messages, limits[truth.threshold].spams, 1)
+        threshold = limits[truth.threshold]
+        cap = max(threshold.messages, threshold.flagged_limit, 1)
         # Exact up to what the decision needs, never more than the truth.
         assert min(truth.messages, cap) <= evidence.messages <= truth.messages
-        assert min(truth.spams, limits[truth.threshold].spams) <= evidence.spams <= truth.spams
+        assert min(truth.spams, threshold.flagged_limit) <= evidence.spams <= truth.spams
+        assert (evidence.count, evidence.flagged) == (threshold.count, threshold.flagged)
         assert evidence.window_end == action.triggered_at
 
 
 @settings(max_examples=200, deadline=None)
 @given(configs(), traffic())
 def test_state_stays_within_the_thresholds_needs(
-    config: FloodgateConfig, events: list[MailEvent]
+    config: FloodgateConfig, events: list[Unit]
 ) -> None:
     engine = ThresholdEngine(config)
     states: dict[str, SubjectState] = {}
-    caps = {t.name: (max(t.messages, t.spams, 1), t.spams) for t in config.thresholds}
+    caps = {t.name: (max(t.messages, t.flagged_limit, 1), t.flagged_limit)
+            for t in config.thresholds}
     ladders = {t.name: (max((s.after for s in t.escalate), default=1) - 1,
                         max((to_ms_span(s.within) for s in t.escalate), default=0))
                for t in config.thresholds}

@@ -116,3 +116,23 @@ def test_a_policy_request_that_does_not_count_still_moves_its_sources_mark() -> 
     assert [b.entries for b in batches] == [[]] * 4  # nothing to count, but its time
     assert {b.mark_ms for b in batches} == {START}
     assert r.ahead([("policy", 0), MAIL], lead_ms=0) == {("policy", 0)}  # but it has a mark
+
+
+def test_delivery_attempts_are_routed_with_their_flags_when_a_threshold_counts_them() -> None:
+    from schemas.vocabulary import DELIVERY_UNIT, FLAG_BITS, Flag
+    from tests.pipeline.engine.builders import delivery
+
+    engine = ThresholdEngine(config(
+        threshold(key="sasl_username"),
+        threshold(name="bounces", key="sasl_username", count="deliveries", flagged="bounced",
+                  flagged_units=20, messages=30)))
+    r = Router(engine, SubjectPartitioner(1), 1_000, delivery_topic="deliveries")
+    bounce = delivery(300, status="bounced", response="host mx[192.0.2.1] said: 550 5.1.1 no")
+    r.route(("deliveries", 0), 4, bounce.model_dump_json().encode())
+    r.route(("deliveries", 0), 5, delivery(400, status="expired").model_dump_json().encode())
+    [batch] = decoded(r.batches(START + 1_000)).values()
+    [entry] = batch.entries  # the expiry is no attempt of its own
+    flags = DELIVERY_UNIT | FLAG_BITS[Flag.BOUNCED] | FLAG_BITS[Flag.REMOTE_REFUSED]
+    assert (entry[0], entry[1], entry[2], entry[3]) == ("sasl_username:alice", 4, START + 300,
+                                                        flags)
+    assert batch.upto == 5 and batch.mark_ms == START + 400

@@ -7,7 +7,10 @@ The traffic has what the thresholds look for, spread so that one subject's messa
 from several source partitions: account bursts, spam runs of a sender, an inbound flood from
 one client address through many senders, a domain-wide surge, messages with equal timestamps,
 a repeat offender whose third burst climbs the escalation ladder to a block, and a heavy
-partition (one busy account) read more slowly than the others."""
+partition (one busy account) read more slowly than the others. Delivery attempts come on
+their own topic, keyed by message as the tailer keys them (so one account's attempts are
+spread over every partition): an account mailing a bought list (most of it bounces), a sender
+the receivers push back on (421 4.7.0), and a clean account with as many deliveries."""
 
 from __future__ import annotations
 
@@ -30,12 +33,12 @@ from pipeline.replay import replay
 from pipeline.streaming.counting_loop import ASSIGNED_LINE
 from schemas.config import FloodgateConfig, KafkaSettings
 from schemas.config_file import load_config
-from schemas.events import ActionEvent, MailEvent
+from schemas.events import ActionEvent, DeliveryEvent, MailEvent
 from schemas.vocabulary import ActionState
 from tests.figures import Figures
 from tests.fixtures.http_probe import scrape
 from tests.fixtures.topic_reader import read_until
-from tests.pipeline.engine.builders import mail
+from tests.pipeline.engine.builders import delivery, mail
 from tests.pipeline.streaming.test_worker import Worker, active, produce
 
 pytestmark = pytest.mark.slow
@@ -54,7 +57,13 @@ thresholds:
      action: defer, duration: 2m}
   - {name: domain-surge, key: sender_domain, direction: outbound, window: 1m, messages: 150,
      action: warn, duration: 5m}
+  - {name: bought-list, key: sasl_username, window: 10m, count: deliveries, messages: 30,
+     flagged: bounced, flagged_units: 20, action: defer, duration: 10m}
+  - {name: pushback, key: sender, window: 5m, count: deliveries, messages: 20,
+     flagged: remote_refused, flagged_units: 15, action: warn, duration: 5m, mode: shadow}
 """
+BOUNCE = "host mx.big.example[192.0.2.25] said: 550 5.1.1 <x@big.example>: user unknown"
+PUSHBACK = "host mx.big.example[192.0.2.25] said: 421 4.7.0 Try again later, closing connection"
 
 
 def hour_of_mail(seed: int = 11) -> list[MailEvent]:
@@ -99,10 +108,41 @@ def hour_of_mail(seed: int = 11) -> list[MailEvent]:
     return events
 
 
+Events = list[MailEvent | DeliveryEvent]
+
+
+def hour_of_deliveries(mails: list[MailEvent], seed: int = 12) -> list[DeliveryEvent]:
+    """An attempt for every 4th background message, and three planted senders; by time."""
+    rng = random.Random(seed)
+    out: list[DeliveryEvent] = []
+
+    def attempt(at_ms: int, status: str, response: str | None, **fields: object) -> None:
+        number = len(out)
+        out.append(delivery(at_ms, status, response, delivery_id=f"mx1/D{number}/{status}",
+                            event_id=f"mx1/m{number}", queue_id=f"D{number}", **fields))
+
+    for event in mails[::4]:
+        attempt(to_ms(event.ts) - to_ms(mails[0].ts) + rng.randrange(100, 5_000), "sent",
+                "250 2.0.0 Ok", sasl_username=event.sasl_username, sender=event.sender,
+                client_ip=event.client_ip, direction=event.direction)
+    for name, start, statuses in (
+            ("bought", 900_000, ["bounced"] * 28 + ["sent"] * 12),  # 20 bounced in 10 min
+            ("clean", 900_000, ["sent"] * 40),  # the same volume, delivered
+            ("pushed", 2_000_000, ["deferred"] * 18 + ["sent"] * 7)):
+        rng.shuffle(statuses)
+        for i, status in enumerate(statuses):
+            response = {"bounced": BOUNCE, "deferred": PUSHBACK}.get(status, "250 2.0.0 Ok")
+            attempt(start + i * 12_000 + rng.randrange(1_000), status, response,
+                    sasl_username=name, sender=f"{name}@d5.example", client_ip="10.5.0.1")
+    out.sort(key=lambda e: e.ts)
+    return out
+
+
 def config_text(kafka: KafkaSettings, tmp_path: Path, run: str, health: int) -> str:
     return (f"kafka: {{bootstrap_servers: '{kafka.bootstrap_servers}'}}\n"
             "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n" + THRESHOLDS +
-            f"topics: {{mail_events: mail-{run}, subject_events: subjects-{run}, "
+            f"topics: {{mail_events: mail-{run}, deliveries: deliveries-{run}, "
+            f"subject_events: subjects-{run}, "
             f"actions: actions-{run}, dead_letter: dead-{run}}}\n"
             f"worker: {{app_id: backlog-{run}, data_dir: '{tmp_path / 'data'}', "
             f"partitions: {PARTITIONS}, health_listen: '127.0.0.1:{health}'}}\n")
@@ -124,8 +164,9 @@ def wait_caught_up(port: int, log: Path, starts: int, run: str, deadline_s: floa
     """Until the last worker process has its partitions and has read and counted everything."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
-        if log.read_text(errors="replace").count(ASSIGNED_LINE) >= starts and \
-                metric(port, f'floodgate_worker_consumer_lag{{topic="mail-{run}"}}') == 0 and \
+        if log.read_text(errors="replace").count(ASSIGNED_LINE) >= starts and all(
+                metric(port, f'floodgate_worker_consumer_lag{{topic="{topic}-{run}"}}') == 0
+                for topic in ("mail", "deliveries")) and \
                 metric(port, "floodgate_worker_entries_held") == 0:
             return
         time.sleep(0.5)
@@ -147,10 +188,13 @@ def run_backlog(kafka_settings: KafkaSettings, tmp_path: Path, kills: int
     path.write_text(config_text(kafka_settings, tmp_path, run, health))
     config = load_config(path, {})
     ensure_topics(kafka_settings, [TopicSpec(f"{name}-{run}", PARTITIONS)
-                                   for name in ("mail", "subjects", "actions")])
-    events = hour_of_mail()
-    produce(kafka_settings, f"mail-{run}", [e.model_dump_json().encode() for e in events],
-            [partition_key(e) for e in events])
+                                   for name in ("mail", "deliveries", "subjects", "actions")])
+    mails = hour_of_mail()
+    deliveries = hour_of_deliveries(mails)
+    for topic, records in (("mail", mails), ("deliveries", deliveries)):
+        produce(kafka_settings, f"{topic}-{run}", [e.model_dump_json().encode() for e in records],
+                [partition_key(e) for e in records])
+    events: Events = sorted([*mails, *deliveries], key=lambda e: e.ts)
     expected = identities(replay(config, events))
     engine = ThresholdEngine(config)  # the worker counts one entry per message and key dimension
     entries = sum(len(engine.subjects(e)) for e in events)
@@ -184,11 +228,12 @@ def describe(expected: Fired, fired: Fired, log: Path) -> str:
 def test_a_backlog_over_four_partitions_gives_the_replays_actions(
         kafka_settings: KafkaSettings, tmp_path: Path, figures: Figures) -> None:
     expected, fired, _ = run_backlog(kafka_settings, tmp_path, kills=0)
-    # every planted abuser: 6 bursts, 4 spam runs, 3 floods, a surge, 3 bursts of a repeater
-    assert len(expected) == 17
+    # every planted abuser: 6 bursts, 4 spam runs, 3 floods, a surge, 3 bursts of a repeater,
+    # a bought list (bounced, and refused by the receiver too), a pushed-back sender
+    assert len(expected) == 20
     assert fired == expected, describe(expected, fired, tmp_path / "worker.log")
-    figures.add("worker on an hour's backlog over 4 partitions (27,000 events)",
-                "4 thresholds on 4 key dimensions",
+    figures.add("worker on an hour's backlog over 4 partitions (27,000 events, 7,000 deliveries)",
+                "6 thresholds on 4 key dimensions, deliveries too",
                 f"the replay's {len(expected)} actions, none missing, none extra")
 
 
@@ -197,16 +242,23 @@ def test_a_backlog_with_the_worker_killed_twice_gives_the_replays_actions(
     expected, fired, killed_at = run_backlog(kafka_settings, tmp_path, kills=2)
     assert fired == expected, describe(expected, fired, tmp_path / "worker.log")
     figures.add(f"worker SIGKILL x2 in an hour's backlog (after {' and '.join(map(str, killed_at))}"
-                " of it counted by each process)", "27,000 events over 4 partitions",
+                " of it counted by each process)", "34,000 events over 4 partitions",
                 f"the replay's {len(expected)} actions, none missing, none extra")
 
 
 def test_the_traffic_has_every_kind_of_abuser() -> None:
     """The generator itself: each planted abuser crosses its threshold in the replay."""
     config = FloodgateConfig.model_validate(yaml.safe_load(THRESHOLDS))
-    fired = [a for a in replay(config, hour_of_mail()) if a.state == "active"]
+    mails = hour_of_mail()
+    events: Events = sorted([*mails, *hour_of_deliveries(mails)], key=lambda e: e.ts)
+    fired = [a for a in replay(config, events) if a.state == "active"]
     kinds = {a.threshold for a in fired}
-    assert kinds == {"burst", "all-spam", "inbound-flood", "domain-surge"}
+    assert kinds == {"burst", "all-spam", "inbound-flood", "domain-surge", "bought-list",
+                     "pushback"}
+    assert {(a.threshold, a.subject, a.enforced) for a in fired
+            if a.threshold in ("bought-list", "pushback")} == {
+        ("bought-list", "bought", True), ("pushback", "bought@d5.example", False),
+        ("pushback", "pushed@d5.example", False)}  # the clean account's 40 fire nothing
     assert {a.subject for a in fired if a.threshold == "inbound-flood"} == {
         "198.51.100.1", "198.51.100.2", "198.51.100.3"}
     assert not [a for a in fired if a.subject == "newsletter"]
@@ -214,6 +266,5 @@ def test_the_traffic_has_every_kind_of_abuser() -> None:
                a.evidence.escalation.step if a.evidence and a.evidence.escalation else None)
               for a in fired if a.subject == "repeat"]
     assert ladder == [("defer", 300_000, None), ("defer", 900_000, 1), ("block", 1_800_000, 2)]
-    events = hour_of_mail()
-    same_time = Counter(e.ts for e in events if e.sender and "@d39." in e.sender)
+    same_time = Counter(e.ts for e in mails if e.sender and "@d39." in e.sender)
     assert max(same_time.values()) == 4  # equal timestamps from different accounts
