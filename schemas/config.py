@@ -129,7 +129,9 @@ class Threshold(_Section):
     count: CountMode = CountMode.MESSAGES
     flagged: Flag = Field(
         Flag.SPAM, description="what the second limit counts: spam (messages, recipients), "
-                               "bounced or remote_refused (count: deliveries)")
+                               "bounced or remote_refused (count: deliveries), "
+                               "unknown_recipient (count: recipients: refused as no such "
+                               "mailbox)")
     flagged_units: int | None = Field(
         None, ge=1, le=MAX_THRESHOLD_COUNT,
         description="of which flagged units, for a flag other than spam (e.g. 20 bounced "
@@ -156,7 +158,7 @@ class Threshold(_Section):
         self._check_flag()
         if self.messages == 0 and self.flagged_limit == 0:
             second, unit = ("spams", "message") if self.flagged is Flag.SPAM else \
-                ("flagged_units", "delivery attempt")
+                ("flagged_units", "unit")
             raise PydanticCustomError(
                 "threshold", f"messages and {second} are both 0: it would fire on every {unit}",
                 {})
@@ -173,22 +175,33 @@ class Threshold(_Section):
         return self
 
     def _check_flag(self) -> None:
-        deliveries = self.count is CountMode.DELIVERIES
-        if deliveries and self.flagged is Flag.SPAM:
+        needs = _FLAG_COUNTS[self.flagged]
+        if self.count is CountMode.DELIVERIES and self.flagged is Flag.SPAM:
             raise PydanticCustomError(
                 "threshold", "count: deliveries needs flagged: bounced or remote_refused (a "
                              "delivery attempt has no spam verdict)", {})
-        if not deliveries and self.flagged is not Flag.SPAM:
+        if self.count not in needs:
             raise PydanticCustomError(
-                "threshold", f"flagged: {self.flagged.value} needs count: deliveries", {})
+                "threshold", f"flagged: {self.flagged.value} needs count: "
+                             f"{' or '.join(sorted(m.value for m in needs))}", {})
         if self.flagged is Flag.SPAM and self.flagged_units is not None:
             raise PydanticCustomError(
-                "threshold", "flagged_units is for flagged: bounced or remote_refused; "
-                             "spam units are limited by spams", {})
+                "threshold", "flagged_units is for flagged: bounced, remote_refused or "
+                             "unknown_recipient; spam units are limited by spams", {})
         if self.flagged is not Flag.SPAM and self.spams:
             raise PydanticCustomError(
                 "threshold", f"spams does not apply to flagged: {self.flagged.value}; "
                              "use flagged_units", {})
+
+
+# What each flag can mark: a spam verdict is a message's, a bounce or a remote refusal a
+# delivery attempt's, an unknown mailbox a refused recipient's.
+_FLAG_COUNTS: dict[Flag, frozenset[CountMode]] = {
+    Flag.SPAM: frozenset({CountMode.MESSAGES, CountMode.RECIPIENTS}),
+    Flag.BOUNCED: frozenset({CountMode.DELIVERIES}),
+    Flag.REMOTE_REFUSED: frozenset({CountMode.DELIVERIES}),
+    Flag.UNKNOWN_RECIPIENT: frozenset({CountMode.RECIPIENTS}),
+}
 
 
 class KafkaSettings(_Section):

@@ -50,11 +50,15 @@ class Flag(StrEnum):
     SPAM = "spam"  # a spam filter said spam (messages, recipients)
     BOUNCED = "bounced"  # the attempt failed for good: status=bounced (deliveries)
     REMOTE_REFUSED = "remote_refused"  # the remote server answered 4xx or 5xx (deliveries)
+    UNKNOWN_RECIPIENT = "unknown_recipient"  # refused at RCPT as X.1.1, no such mailbox
 
 
 # A counted unit's flags as one small integer (the worker's SubjectEntry carries it).
-FLAG_BITS: dict[Flag, int] = {Flag.SPAM: 1, Flag.BOUNCED: 2, Flag.REMOTE_REFUSED: 4}
+FLAG_BITS: dict[Flag, int] = {Flag.SPAM: 1, Flag.BOUNCED: 2, Flag.REMOTE_REFUSED: 4,
+                              Flag.UNKNOWN_RECIPIENT: 16}
 DELIVERY_UNIT = 8  # the unit is a delivery attempt, not a message
+# A unit flagged unknown_recipient is a refused recipient, not accepted mail: only thresholds
+# with flagged: unknown_recipient count it.
 
 
 class ThresholdMode(StrEnum):

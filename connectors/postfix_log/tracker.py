@@ -268,7 +268,7 @@ class MessageTracker:
             notice = self._message(host, fact.new_qid, record.ts, ts_ms, out)
             notice.mta_generated = True
         elif isinstance(fact, Refused):
-            self._refused_queued(message, fact, out)
+            self._refused_queued(record, message, fact, out)
 
     def _message(self, host: str, qid: str, ts: datetime, ts_ms: int, out: list[Output]) -> _Message:
         key = (host, qid)
@@ -351,12 +351,16 @@ class MessageTracker:
                                            source.local_submission, [recipient]),
             mta_generated=source.mta_generated)
 
-    def _refused_queued(self, message: _Message, fact: Refused, out: list[Output]) -> None:
+    def _refused_queued(self, record: LogRecord, message: _Message, fact: Refused,
+                        out: list[Output]) -> None:
         if fact.action == "hold":
             self._held(message, fact, out)
             return
-        if fact.action not in REFUSING or fact.stage == "RCPT" or message.refusal is not None:
-            return  # a single refused recipient, an action that still accepts, or a repeat
+        if fact.action in REFUSING and fact.stage == "RCPT":
+            self._refused_recipient(record, message, fact, out)
+            return
+        if fact.action not in REFUSING or message.refusal is not None:
+            return  # an action that still accepts, or a repeat
         if message.sender is None:
             message.sender = fact.sender
         if fact.recipient and fact.recipient not in message.recipients:
@@ -380,6 +384,30 @@ class MessageTracker:
         if message.queued_ts is None:
             message.queued_ts = message.first_ts
             heapq.heappush(self._due, (self._now_ms + self._settle_ms, message.host, message.qid))
+
+    def _refused_recipient(self, record: LogRecord, message: _Message, fact: Refused,
+                           out: list[Output]) -> None:
+        """One recipient of a message in progress refused at RCPT: a refused MailEvent of its
+        own, with the session's account and client (NOQUEUE lines have neither account nor
+        queue id). It counts only where a threshold counts unknown recipients; no spam
+        verdict is read from it, so the message itself is never counted twice."""
+        fit = _Fit()
+        recipients = [fit(fact.recipient, MAX_ADDRESS)] if fact.recipient else []
+        sender = message.sender if message.sender is not None else fact.sender
+        self._emit(out, lambda: MailEvent(
+            event_id=fit(f"{message.host}/{message.qid}/RCPT/"
+                         f"{int(record.ts.timestamp() * 1_000_000)}/{fact.recipient or ''}",
+                         MAX_TEXT),
+            ts=record.ts, host=fit(message.host, MAX_NAME) or "unknown",
+            queue_id=fit(message.qid, 64), client_ip=message.client_ip,
+            client_name=fit(message.client_name, MAX_NAME),
+            sasl_username=fit(message.sasl_username, MAX_ADDRESS),
+            sender=fit(sender, MAX_ADDRESS), sender_domain=fit(domain_of(sender), MAX_NAME),
+            recipients=recipients,
+            direction=self._rules.classify(message.client_ip, message.sasl_username,
+                                           message.local_submission, recipients),
+            accepted=False, reject_reason=fit(fact.reason, MAX_TEXT), source=EventSource.LOG,
+            truncated=fit.cut), f"{record.tag}: {record.message}")
 
     def _refused_noqueue(self, record: LogRecord, fact: Refused, out: list[Output]) -> None:
         if fact.action not in REFUSING:

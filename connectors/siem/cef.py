@@ -23,7 +23,7 @@ _CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 SEVERITY = {"warn": 3, "defer": 5, "quarantine": 7, "block": 8}
 MAX_VALUE = 1023  # CEF's usual limit for string extensions
 _FLAGGED_LABEL = {Flag.SPAM: "spams", Flag.BOUNCED: "bounced",
-                  Flag.REMOTE_REFUSED: "remoteRefused"}
+                  Flag.REMOTE_REFUSED: "remoteRefused", Flag.UNKNOWN_RECIPIENT: "unknownRecipients"}
 CUT_FIRST = ("reason",)  # free text, cut first when a line is too long
 
 

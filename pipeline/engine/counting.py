@@ -16,6 +16,13 @@ Rules, applied before any window is touched:
 * a threshold counts only its direction and, when it names them, its sender
   domains.
 
+Recipients refused as unknown (``flagged: unknown_recipient``, with ``count:
+recipients``): a refusal whose reply carries the status X.1.1 ("bad destination
+mailbox address", RFC 3463: Postfix's 550 5.1.1 for an unknown local, virtual or
+relay recipient, 450 4.1.1 for an unverified one) counts one flagged unit per
+refused recipient, for those thresholds only; every other threshold still
+ignores refused mail. Its unflagged units are the recipients of counted mail.
+
 Delivery attempts (``count: deliveries``) count under the subjects of the
 message they belong to, by the same exemptions; an attempt is a ``status=``
 line with sent, deferred or bounced (``expired`` is the queue giving up, not an
@@ -79,6 +86,9 @@ SENDER_KEYS = frozenset({SubjectType.SENDER, SubjectType.SENDER_DOMAIN})
 ATTEMPTS = frozenset({"sent", "deferred", "bounced"})
 # Postfix's own prefix for what the remote server answered; the rest is the remote's text.
 _REMOTE_ANSWER = re.compile(r"host \S+ said: [45]\d\d(?:[ -]|$)")
+# The server's own reply code and enhanced status open the refusal; what follows may hold
+# text the client chose (the recipient address), so only this prefix is read.
+_UNKNOWN_MAILBOX = re.compile(r"[45]\d\d[ -][45]\.1\.1(?:\s|$)")
 
 
 def is_countable(event: MailEvent | DeliveryEvent, exemptions: Exemptions) -> bool:
@@ -86,11 +96,17 @@ def is_countable(event: MailEvent | DeliveryEvent, exemptions: Exemptions) -> bo
     if isinstance(event, DeliveryEvent):
         if event.status not in ATTEMPTS:
             return False
-    elif not (event.accepted or event.spam is True):
+    elif not (event.accepted or event.spam is True or refused_as_unknown(event)):
         return False
     if event.mta_generated:
         return False
     return not exemptions.exempts_message(event.sasl_username, event.client_ip)
+
+
+def refused_as_unknown(event: MailEvent) -> bool:
+    """Refused (not as spam) because no such mailbox exists (X.1.1)."""
+    return (not event.accepted and event.spam is not True and event.reject_reason is not None
+            and _UNKNOWN_MAILBOX.match(event.reject_reason) is not None)
 
 
 def unit_id(event: MailEvent | DeliveryEvent) -> str:
@@ -101,6 +117,8 @@ def unit_id(event: MailEvent | DeliveryEvent) -> str:
 def unit_flags(event: MailEvent | DeliveryEvent) -> int:
     """The ``FLAG_BITS`` (and ``DELIVERY_UNIT``) a counted message or attempt carries."""
     if isinstance(event, MailEvent):
+        if refused_as_unknown(event):
+            return FLAG_BITS[Flag.UNKNOWN_RECIPIENT]
         return FLAG_BITS[Flag.SPAM] if event.spam is True else 0
     flags = DELIVERY_UNIT
     if event.status == "bounced":
@@ -120,7 +138,7 @@ class CountedMail:
     """
 
     ts_ms: int
-    flags: int  # FLAG_BITS, and DELIVERY_UNIT for a delivery attempt
+    flags: int  # FLAG_BITS, and DELIVERY_UNIT for a delivery attempt (``unit_flags``)
     recipients: int  # >= 1, <= MAX_UNIT (1 for a delivery attempt)
     direction: str  # a Direction word
     sender_domain: str | None
@@ -132,10 +150,20 @@ class CountedMail:
                    event.direction.value, event.sender_domain)
 
 
+_UNKNOWN = FLAG_BITS[Flag.UNKNOWN_RECIPIENT]
+
+
 def in_scope(threshold: Threshold, direction: str, sender_domain: str | None,
-             delivery: bool = False) -> bool:
-    """Whether the threshold counts a (countable) unit of this kind, direction and domain."""
-    if (threshold.count is CountMode.DELIVERIES) is not delivery:
+             flags: int = 0) -> bool:
+    """Whether the threshold counts a (countable) unit of this kind (its ``unit_flags``),
+    direction and domain."""
+    if flags & DELIVERY_UNIT:
+        kind_fits = threshold.count is CountMode.DELIVERIES
+    elif flags & _UNKNOWN:
+        kind_fits = threshold.flagged is Flag.UNKNOWN_RECIPIENT
+    else:
+        kind_fits = threshold.count is not CountMode.DELIVERIES
+    if not kind_fits:
         return False
     # DirectionScope and Direction are StrEnums: members compare equal to the same word.
     if threshold.direction != direction and threshold.direction is not DirectionScope.ANY:

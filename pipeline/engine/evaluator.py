@@ -35,13 +35,14 @@ from pipeline.engine.counting import (
     is_countable,
     key_types,
     subject_of,
+    unit_flags,
     units,
 )
 from pipeline.engine.subject_state import SubjectState, ThresholdState
 from pipeline.engine.window import TIME_TYPE
 from schemas.config import FloodgateConfig, Threshold
 from schemas.events import ActionEvent, DeliveryEvent, Escalation, Evidence, MailEvent
-from schemas.vocabulary import DELIVERY_UNIT, FLAG_BITS, ActionKind, CountMode, SubjectType
+from schemas.vocabulary import FLAG_BITS, ActionKind, CountMode, SubjectType
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +106,14 @@ class ThresholdEngine:
         if not is_countable(event, self._exemptions):
             return []
         found = []
-        delivery = isinstance(event, DeliveryEvent)
+        flags = unit_flags(event)
         domain = event.sender_domain
         sender_exempt = self._exemptions.exempts_sender(event.sender, domain)
         for key in self.key_types:
             if sender_exempt and key in SENDER_KEYS:
                 continue
             value = subject_of(key, event, self._delimiters)
-            if value and any(in_scope(c.threshold, event.direction, domain, delivery)
+            if value and any(in_scope(c.threshold, event.direction, domain, flags)
                              for c in self._by_key[key]):
                 found.append(Subject(key, value))
         return found
@@ -128,10 +129,9 @@ class ThresholdEngine:
     def apply(self, subject: Subject, state: SubjectState, mail: CountedMail) -> list[ActionEvent]:
         """``observe`` for a unit already reduced to what counting needs."""
         actions = []
-        delivery = bool(mail.flags & DELIVERY_UNIT)
         for compiled in self._by_key.get(subject.type, ()):
             threshold = compiled.threshold
-            if not in_scope(threshold, mail.direction, mail.sender_domain, delivery):
+            if not in_scope(threshold, mail.direction, mail.sender_domain, mail.flags):
                 continue
             record = state.thresholds.get(threshold.name)
             if record is None:

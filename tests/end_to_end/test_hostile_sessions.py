@@ -51,7 +51,11 @@ CONFIG = FloodgateConfig.model_validate({
     "exempt": {"senders": ["alerts@example.net"]},
     "thresholds": [
         {"name": f"any_{key}", "key": key, "window": "1h", "messages": 1, "action": "warn",
-         "duration": "1m"} for key in ("sasl_username", "sender", "sender_domain", "client_ip")]})
+         "duration": "1m"} for key in ("sasl_username", "sender", "sender_domain", "client_ip")]
+    + [{"name": f"unknown_{key}", "key": key, "window": "1h", "count": "recipients",
+        "direction": "any",
+        "messages": 1, "flagged": "unknown_recipient", "flagged_units": 1, "action": "warn",
+        "duration": "1m"} for key in ("sasl_username", "sender")]})
 
 
 class Session:
@@ -137,6 +141,10 @@ def run_sessions(postfix: PostfixInstance) -> dict[str, int]:
                                  utf8=True)
     codes["bdat"] = session.bdat("bdat@example.net", "r10@gmail.example")
     codes["pipelined"] = session.pipelined("piped@example.net", "r11@gmail.example")
+    # Accepted for one recipient, then refused as unknown twice (the log names the queue id),
+    # once for a recipient that spells a trailer naming the victim.
+    codes["partly unknown"] = session.send("list@example.net", [
+        "r12@gmail.example", "nobody@example.net", FRAMING_RCPT], "Subject: k")
     session.close()
     helo = Session(port, helo=HOSTILE_HELO)
     codes["hostile helo"] = helo.send("mallory@example.net", ["nobody@example.net"], "Subject: j")
@@ -197,8 +205,16 @@ def test_hostile_sessions_frame_nobody_and_hide_nothing(postfix: PostfixInstance
     # quoted: one reading); the header check's line reads two ways (the Subject spells a
     # trailer), so it names no sender, and the session's account and address stand.
     refusals = sorted((m.sender or "", m.sasl_username or "") for m in mails if not m.accepted)
-    assert refusals == [("", "mallory@example.net"), ("mallory@example.net", ""),
-                        ("mallory@example.net", "")]
+    assert refusals == [("", "mallory@example.net"), ("list@example.net", "mallory@example.net"),
+                        ("list@example.net", "mallory@example.net"),
+                        ("mallory@example.net", ""), ("mallory@example.net", "")]
+    # Refused as unknown (5.1.1): counted for the unknown-recipient thresholds only, under the
+    # session's account once Postfix names the queue id, never under the victim.
+    unknown = {(a.threshold, a.subject) for a in replay(CONFIG, mails)
+               if a.threshold and a.threshold.startswith("unknown_")}
+    assert unknown == {("unknown_sasl_username", "mallory@example.net"),
+                       ("unknown_sender", "mallory@example.net"),
+                       ("unknown_sender", "list@example.net")}
 
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"

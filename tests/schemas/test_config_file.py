@@ -165,7 +165,12 @@ def test_secrets_are_not_printed(tmp_path: Path) -> None:
     ("flagged: bounced\n    flagged_units: 5", "flagged: bounced needs count: deliveries"),
     ("count: deliveries\n    flagged: bounced\n    spams: 3", "spams does not apply to flagged: "
                                                             "bounced; use flagged_units"),
-    ("flagged_units: 3", "flagged_units is for flagged: bounced or remote_refused"),
+    ("flagged_units: 3", "flagged_units is for flagged: bounced, remote_refused or "
+                         "unknown_recipient"),
+    ("flagged: unknown_recipient\n    flagged_units: 5", "flagged: unknown_recipient needs "
+                                                         "count: recipients"),
+    ("count: deliveries\n    flagged: unknown_recipient\n    flagged_units: 5",
+     "flagged: unknown_recipient needs count: recipients"),
     ("count: deliveries\n    flagged: remote_refused\n    flagged_units: 0",
      "thresholds[0].flagged_units: 0 is too small: must be at least 1"),
 ])

@@ -243,3 +243,36 @@ def test_delivery_attempts_carry_the_messages_direction_and_origin() -> None:
     # nullMX is Postfix's own verdict; Outlook and Gmail answered 550 themselves
     assert sorted(unit_flags(d) for d in sent_by_customer) == sorted(
         [DELIVERY_UNIT | bounced] + [DELIVERY_UNIT | bounced | refused] * 2 + [DELIVERY_UNIT] * 2)
+
+
+def test_a_recipient_refused_in_a_queued_message_is_its_own_refused_event() -> None:
+    """Postfix names the queue id once a recipient was accepted: the refused ones then carry
+    the session's account, which NOQUEUE lines never have."""
+    reject = ("EEE555: reject: RCPT from e.example.org[10.0.0.9]: 550 5.1.1 <{0}@example.net>: "
+              "Recipient address rejected: User unknown in virtual mailbox table; "
+              "from=<erin@example.net> to=<{0}@example.net> proto=ESMTP helo=<e.example.org>")
+    lines = [
+        _line(0, "EEE555: client=e.example.org[10.0.0.9], sasl_method=PLAIN, "
+                 "sasl_username=erin"),
+        _line(1, reject.format("nobody")),
+        _line(1, reject.format("nobody")),  # the same line read twice: the same event id
+        _line(2, reject.format("noone")),
+        _line(3, "EEE555: message-id=<e@x>", "postfix/cleanup"),
+        _line(3, "EEE555: from=<erin@example.net>, size=20, nrcpt=1 (queue active)",
+              "postfix/qmgr"),
+        _line(4, "EEE555: to=<bob@example.net>, relay=local, delay=1, dsn=2.0.0, "
+                 "status=sent (delivered)", "postfix/local"),
+        _line(4, "EEE555: removed", "postfix/qmgr"),
+    ]
+    mails, _, _ = read(lines)
+    refused = [m for m in mails if not m.accepted]
+    [message] = [m for m in mails if m.accepted]
+    assert (message.recipients, message.sasl_username) == (["bob@example.net"], "erin")
+    assert [(m.recipients, m.sasl_username, m.client_ip, m.sender, m.queue_id, m.direction)
+            for m in refused] == [
+        ([f"{r}@example.net"], "erin", "10.0.0.9", "erin@example.net", "EEE555",
+         Direction.INTERNAL) for r in ("nobody", "nobody", "noone")]
+    assert len({m.event_id for m in refused}) == 2 and message.event_id not in {
+        m.event_id for m in refused}
+    assert all(m.reject_reason and m.reject_reason.startswith("550 5.1.1 ") and m.spam is None
+               for m in refused)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from connectors.siem import cef, ecs
 from schemas.events import ActionEvent, Escalation, Evidence
+from schemas.vocabulary import Flag
 from tests.pipeline.engine.builders import T0, mail
 
 HOSTILE = "evil\r\nCEF:0|x|y|z=1 \\ | \x00\x1b[31m\u2028end"
@@ -44,6 +45,10 @@ def test_cef_names_what_a_ratio_threshold_counted() -> None:
     assert line.endswith("cn1Label=deliveries cn1=30 cn2Label=bounced cn2=20")
     document = ecs.action_document(action(evidence=bounces))
     assert document["floodgate"]["evidence"]["flagged"] == "bounced"
+    for flag in Flag:  # every flag a threshold can count has its label
+        evidence = bounces.model_copy(update={"flagged": flag})
+        assert f"cn2Label={cef._FLAGGED_LABEL[flag]} cn2=20" in cef.action_line(
+            action(evidence=evidence))
 
 
 def test_cef_escapes_hostile_values() -> None:

@@ -36,7 +36,7 @@ def _counts(config: FloodgateConfig, event: Unit) -> bool:
     if isinstance(event, DeliveryEvent):
         if event.status not in ("sent", "deferred", "bounced"):
             return False  # "expired" is the queue giving up, not an attempt
-    elif not event.accepted and event.spam is not True:
+    elif not event.accepted and event.spam is not True and not _unknown_mailbox(event):
         return False
     if event.mta_generated:
         return False
@@ -50,8 +50,20 @@ def _counts(config: FloodgateConfig, event: Unit) -> bool:
     return True
 
 
+def _unknown_mailbox(event: MailEvent) -> bool:
+    """Refused, not as spam, with the server's reply opening "5xx 5.1.1" (or 4xx 4.1.1)."""
+    if event.accepted or event.spam is True or not event.reject_reason:
+        return False
+    code, _, rest = event.reject_reason.replace("-", " ", 1).partition(" ")
+    status = rest.split(" ")[0].split("\n")[0]
+    return len(code) == 3 and code.isdigit() and code[0] in "45" \
+        and status.split(".")[1:] == ["1", "1"] and status.split(".")[0] in ("4", "5")
+
+
 def _flagged(threshold: Threshold, event: Unit) -> bool:
     if isinstance(event, MailEvent):
+        if threshold.flagged.value == "unknown_recipient":
+            return _unknown_mailbox(event)
         return event.spam is True
     if threshold.flagged.value == "bounced":
         return event.status == "bounced"
@@ -85,6 +97,9 @@ def _subject(config: FloodgateConfig, threshold: Threshold, event: Unit) -> str 
 def _in_scope(threshold: Threshold, event: Unit) -> bool:
     if (threshold.count.value == "deliveries") != isinstance(event, DeliveryEvent):
         return False
+    if isinstance(event, MailEvent) and _unknown_mailbox(event) \
+            and threshold.flagged.value != "unknown_recipient":
+        return False  # a refused recipient is no mail for any other threshold
     if threshold.direction.value not in ("any", event.direction.value):
         return False
     return not threshold.sender_domains or event.sender_domain in threshold.sender_domains

@@ -131,6 +131,47 @@ def test_a_delivery_counts_once_per_attempt_and_only_for_deliveries_thresholds()
     assert [s.key for s in engine.subjects(first)] == ["client_ip:10.0.0.5"]
     assert {s.key for s in engine.subjects(mail())} == {"sasl_username:alice"}
     counted = CountedMail.of(first)
-    assert in_scope(bounces, counted.direction, counted.sender_domain, delivery=True)
-    assert not in_scope(volume, counted.direction, counted.sender_domain, delivery=True)
-    assert not in_scope(bounces, counted.direction, counted.sender_domain, delivery=False)
+    assert in_scope(bounces, counted.direction, counted.sender_domain, counted.flags)
+    assert not in_scope(volume, counted.direction, counted.sender_domain, counted.flags)
+    assert not in_scope(bounces, counted.direction, counted.sender_domain, 0)
+
+
+UNKNOWN = FLAG_BITS[Flag.UNKNOWN_RECIPIENT]
+
+
+@pytest.mark.parametrize(("fields", "flags"), [
+    ({"reject_reason": "550 5.1.1 <x@example.net>: Recipient address rejected: User unknown in "
+                       "virtual mailbox table"}, UNKNOWN),
+    ({"reject_reason": "450 4.1.1 <x@example.org>: Recipient address rejected: unverified "
+                       "address: host mx[192.0.2.1] said: 550 5.1.1 no such user"}, UNKNOWN),
+    ({"reject_reason": "554 5.7.1 <x@example.org>: Relay access denied"}, None),
+    # the recipient is the client's text: only the server's own code and status decide
+    ({"reject_reason": "554 5.7.1 <550 5.1.1@example.org>: Relay access denied"}, None),
+    ({"reject_reason": "550 5.1.10 odd"}, None),
+    ({"reject_reason": "550 5.1.1 spam", "spam": True}, FLAG_BITS[Flag.SPAM]),
+    ({"reject_reason": None}, None),
+])
+def test_a_recipient_refused_as_unknown_is_the_only_refusal_that_counts_besides_spam(
+        fields: dict[str, object], flags: int | None) -> None:
+    refused = mail(accepted=False, recipients=["x@example.net"], **fields)
+    assert is_countable(refused, NO_EXEMPTIONS) is (flags is not None)
+    if flags is not None:
+        assert unit_flags(refused) == flags
+
+
+def test_refused_recipients_count_only_for_unknown_recipient_thresholds() -> None:
+    volume = threshold(name="volume", count="recipients")
+    spam = threshold(name="spam", count="recipients", spams=3)
+    harvest = threshold(name="harvest", count="recipients", flagged="unknown_recipient",
+                        flagged_units=10, messages=20)
+    engine = ThresholdEngine(FloodgateConfig(thresholds=[volume, spam, harvest]))
+    unknown = CountedMail.of(mail(accepted=False, reject_reason="550 5.1.1 <x@y>: User unknown"))
+    accepted = CountedMail.of(mail(recipients=["a@x.org", "b@x.org"]))
+    for t, counts_refused in ((volume, False), (spam, False), (harvest, True)):
+        assert in_scope(t, unknown.direction, unknown.sender_domain, unknown.flags) is \
+            counts_refused
+        assert in_scope(t, accepted.direction, accepted.sender_domain, accepted.flags)
+    assert units(harvest, accepted) == 2 and units(harvest, unknown) == 1
+    assert [s.key for s in engine.subjects(
+        mail(accepted=False, reject_reason="550 5.1.1 <x@y>: User unknown"))] == [
+        "sasl_username:alice"]

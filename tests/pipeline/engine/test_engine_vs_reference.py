@@ -32,7 +32,8 @@ ladders = st.lists(st.builds(
         steps, key=lambda step: step.after))
 # What a threshold counts, and what its second limit counts.
 kinds = st.sampled_from([("messages", "spam"), ("recipients", "spam"),
-                         ("deliveries", "bounced"), ("deliveries", "remote_refused")])
+                         ("deliveries", "bounced"), ("deliveries", "remote_refused"),
+                         ("recipients", "unknown_recipient")])
 
 
 def _threshold(limit: tuple[int, int], kind: tuple[str, str], **fields: object) -> Threshold:
@@ -83,6 +84,16 @@ OUTCOMES = [
     ("bounced", "host mx.dest.example[192.0.2.1] said: 554 5.7.1 Service unavailable"),
     ("expired", None),
 ]
+# Why a message was refused, when it was: an unknown mailbox (counted for unknown_recipient
+# thresholds only), something else, or an address that merely looks like the status.
+REFUSALS = [
+    "550 5.1.1 <r@dest.example>: Recipient address rejected: User unknown in local recipient "
+    "table",
+    "450 4.1.1 <r@dest.example>: Recipient address rejected: unverified address",
+    "554 5.7.1 <r@dest.example>: Relay access denied",
+    "554 5.7.1 <550 5.1.1@dest.example>: Relay access denied",
+    "550-5.1.1 multi-line reply",
+]
 
 
 @st.composite
@@ -112,7 +123,8 @@ def traffic(draw: st.DrawFn) -> list[Unit]:
             max(clock - late, 0),
             recipients=[f"r{i}@dest.example" for i in range(draw(st.integers(1, 4)))],
             spam=draw(st.sampled_from([True, True, False, None])),
-            accepted=draw(st.sampled_from([True, True, True, False])),
+            accepted=(accepted := draw(st.sampled_from([True, True, True, False]))),
+            reject_reason=None if accepted else draw(st.sampled_from(REFUSALS)),
             **common,
         ))
     return events

@@ -166,3 +166,27 @@ def test_prune_forgets_idle_subjects() -> None:
     engine.observe(subject, state, mail(0))
     assert not engine.prune(state, to_ms(T0) + 5_000)
     assert engine.prune(state, to_ms(T0) + 10_000)
+
+
+def test_a_harvest_of_unknown_recipients_fires_and_ordinary_thresholds_ignore_it() -> None:
+    """Dictionary attack: an inbound client tries addresses, most are unknown mailboxes."""
+    harvest = threshold(name="harvest", key="client_ip", direction="inbound", window="1m",
+                        count="recipients", messages=20, flagged="unknown_recipient",
+                        flagged_units=10, action="block", duration="1h")
+    volume = threshold(name="volume", key="client_ip", direction="inbound", window="1m",
+                       messages=12, duration="1h")
+    inbound = {"sasl_username": None, "client_ip": "198.51.100.9", "direction": "inbound"}
+    unknown = [mail(i * 100, accepted=False, recipients=[f"u{i}@example.net"],
+                    reject_reason=f"550 5.1.1 <u{i}@example.net>: Recipient address rejected: "
+                                  "User unknown in virtual mailbox table", **inbound)
+               for i in range(10)]
+    relayed = [mail(1_000 + i * 100, accepted=False, reject_reason="554 5.7.1 Relay access denied",
+                    **inbound) for i in range(30)]
+    delivered = [mail(5_000 + i * 100, recipients=["a@example.net", "b@example.net"], **inbound)
+                 for i in range(5)]
+    fired = run(config(harvest, volume), unknown + relayed + delivered)
+    # 10 unknown + 10 delivered recipients at the 5th message; the volume threshold saw 5 units
+    assert [(i, a.threshold) for i, a in fired] == [(44, "harvest")]
+    evidence = fired[0][1].evidence
+    assert evidence is not None and (evidence.messages, evidence.spams, evidence.flagged) == (
+        20, 10, "unknown_recipient")

@@ -6,7 +6,8 @@ when the worker is killed (-9) twice while it works through the backlog.
 The traffic has what the thresholds look for, spread so that one subject's messages come
 from several source partitions: account bursts, spam runs of a sender, an inbound flood from
 one client address through many senders, a domain-wide surge, messages with equal timestamps,
-a repeat offender whose third burst climbs the escalation ladder to a block, and a heavy
+a repeat offender whose third burst climbs the escalation ladder to a block, a dictionary
+attack (recipients refused as unknown) beside relay-denied refusals, and a heavy
 partition (one busy account) read more slowly than the others. Delivery attempts come on
 their own topic, keyed by message as the tailer keys them (so one account's attempts are
 spread over every partition): an account mailing a bought list (most of it bounces), a sender
@@ -61,6 +62,8 @@ thresholds:
      flagged: bounced, flagged_units: 20, action: defer, duration: 10m}
   - {name: pushback, key: sender, window: 5m, count: deliveries, messages: 20,
      flagged: remote_refused, flagged_units: 15, action: warn, duration: 5m, mode: shadow}
+  - {name: harvest, key: client_ip, direction: inbound, window: 1m, count: recipients,
+     messages: 20, flagged: unknown_recipient, flagged_units: 12, action: block, duration: 10m}
 """
 BOUNCE = "host mx.big.example[192.0.2.25] said: 550 5.1.1 <x@big.example>: user unknown"
 PUSHBACK = "host mx.big.example[192.0.2.25] said: 421 4.7.0 Try again later, closing connection"
@@ -100,6 +103,14 @@ def hour_of_mail(seed: int = 11) -> list[MailEvent]:
         for i in range(100):
             add(start + i * 95, sasl_username=None, sender=f"x{i}@remote{n}.example",
                 client_ip=f"198.51.100.{n + 1}", direction="inbound")
+    for n, reason in enumerate(("550 5.1.1 <u@example.net>: Recipient address rejected: User "
+                                "unknown in virtual mailbox table",  # a dictionary attack
+                                "554 5.7.1 <u@elsewhere.example>: Relay access denied")):
+        start = rng.randrange(HOUR_MS - 40_000)
+        for i in range(30):  # refused RCPTs: only the unknown ones count, and only for harvest
+            add(start + i * 1_000, sasl_username=None, sender=f"h{i}@harvest{n}.example",
+                client_ip=f"198.51.100.{50 + n}", direction="inbound", accepted=False,
+                recipients=[f"u{i}@example.net"], reject_reason=reason)
     surge = rng.randrange(HOUR_MS - 70_000)  # a domain surge: many accounts at once, equal times
     for i in range(160):
         add(surge + (i // 4) * 300, sasl_username=f"surge{i % 40}",
@@ -229,11 +240,12 @@ def test_a_backlog_over_four_partitions_gives_the_replays_actions(
         kafka_settings: KafkaSettings, tmp_path: Path, figures: Figures) -> None:
     expected, fired, _ = run_backlog(kafka_settings, tmp_path, kills=0)
     # every planted abuser: 6 bursts, 4 spam runs, 3 floods, a surge, 3 bursts of a repeater,
-    # a bought list (bounced, and refused by the receiver too), a pushed-back sender
-    assert len(expected) == 20
+    # a bought list (bounced, and refused by the receiver too), a pushed-back sender, a
+    # dictionary attack
+    assert len(expected) == 21
     assert fired == expected, describe(expected, fired, tmp_path / "worker.log")
     figures.add("worker on an hour's backlog over 4 partitions (27,000 events, 7,000 deliveries)",
-                "6 thresholds on 4 key dimensions, deliveries too",
+                "7 thresholds on 4 key dimensions, deliveries and refused recipients too",
                 f"the replay's {len(expected)} actions, none missing, none extra")
 
 
@@ -254,7 +266,8 @@ def test_the_traffic_has_every_kind_of_abuser() -> None:
     fired = [a for a in replay(config, events) if a.state == "active"]
     kinds = {a.threshold for a in fired}
     assert kinds == {"burst", "all-spam", "inbound-flood", "domain-surge", "bought-list",
-                     "pushback"}
+                     "pushback", "harvest"}
+    assert [a.subject for a in fired if a.threshold == "harvest"] == ["198.51.100.50"]
     assert {(a.threshold, a.subject, a.enforced) for a in fired
             if a.threshold in ("bought-list", "pushback")} == {
         ("bought-list", "bought", True), ("pushback", "bought@d5.example", False),
