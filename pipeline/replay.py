@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pipeline.engine.actions import ExpiryQueue
 from pipeline.engine.clock import span_ms, to_ms
-from pipeline.engine.counting import unit_id
+from pipeline.engine.counting import CountedMail, unit_id
 from pipeline.engine.dedup import RecentEventIds
 from pipeline.engine.evaluator import Subject, ThresholdEngine
 from pipeline.engine.subject_state import SubjectState
@@ -55,14 +55,15 @@ class Replay:
             return []
         self._now = max(self._now, ts)
         out = self._expiring.due(self._now)
-        subjects = self._engine.subjects(event)
+        mail = CountedMail.of(event)
+        subjects = self._engine.subjects(event, mail)
         if subjects:
             self.stats.counted += 1
         for subject in subjects:
             state = self._states.get(subject)
             if state is None:
                 state = self._states[subject] = SubjectState()
-            for action in self._engine.observe(subject, state, event):
+            for action in self._engine.apply(subject, state, mail):
                 self._expiring.push(action)
                 out.append(action)
         if self.stats.events % PRUNE_EVERY == 0:

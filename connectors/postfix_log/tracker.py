@@ -391,41 +391,44 @@ class MessageTracker:
         own, with the session's account and client (NOQUEUE lines have neither account nor
         queue id). It counts only where a threshold counts unknown recipients; no spam
         verdict is read from it, so the message itself is never counted twice."""
-        fit = _Fit()
-        recipients = [fit(fact.recipient, MAX_ADDRESS)] if fact.recipient else []
-        sender = message.sender if message.sender is not None else fact.sender
-        self._emit(out, lambda: MailEvent(
-            event_id=fit(f"{message.host}/{message.qid}/RCPT/"
-                         f"{int(record.ts.timestamp() * 1_000_000)}/{fact.recipient or ''}",
-                         MAX_TEXT),
-            ts=record.ts, host=fit(message.host, MAX_NAME) or "unknown",
-            queue_id=fit(message.qid, 64), client_ip=message.client_ip,
-            client_name=fit(message.client_name, MAX_NAME),
-            sasl_username=fit(message.sasl_username, MAX_ADDRESS),
-            sender=fit(sender, MAX_ADDRESS), sender_domain=fit(domain_of(sender), MAX_NAME),
-            recipients=recipients,
-            direction=self._rules.classify(message.client_ip, message.sasl_username,
-                                           message.local_submission, recipients),
-            accepted=False, reject_reason=fit(fact.reason, MAX_TEXT), source=EventSource.LOG,
-            truncated=fit.cut), f"{record.tag}: {record.message}")
+        self._emit_refused(
+            out, record, fact, host=message.host, id_part=f"{message.qid}/RCPT",
+            queue_id=message.qid, client_ip=message.client_ip, client_name=message.client_name,
+            sasl_username=message.sasl_username,
+            sender=message.sender if message.sender is not None else fact.sender,
+            local_submission=message.local_submission, spam=None)
 
     def _refused_noqueue(self, record: LogRecord, fact: Refused, out: list[Output]) -> None:
         if fact.action not in REFUSING:
             self.stats.ignored += 1
             return
-        host = record.host or ""
+        judged = self._judge(fact)
+        self._emit_refused(
+            out, record, fact, host=record.host or "", id_part="NOQUEUE", queue_id=None,
+            client_ip=client_address(fact.client_ip), client_name=fact.client_name,
+            sasl_username=None, sender=fact.sender, local_submission=False,
+            spam=False if judged == "own" else (True if judged == "spam" else None))
+
+    def _emit_refused(self, out: list[Output], record: LogRecord, fact: Refused, *, host: str,
+                      id_part: str, queue_id: str | None, client_ip: str | None,
+                      client_name: str | None, sasl_username: str | None, sender: str | None,
+                      local_submission: bool, spam: bool | None) -> None:
+        """The refused MailEvent of one refusal line, attributed to what the caller knows.
+
+        The id holds the line's time, pid and recipient: two refusals of one session
+        differ, a re-read of the same line does not."""
         fit = _Fit()
         recipients = [fit(fact.recipient, MAX_ADDRESS)] if fact.recipient else []
-        client_ip = client_address(fact.client_ip)
-        judged = self._judge(fact)
-        spam = False if judged == "own" else (True if judged == "spam" else None)
         self._emit(out, lambda: MailEvent(
-            event_id=fit(f"{host}/NOQUEUE/{int(record.ts.timestamp() * 1_000_000)}/{record.pid}/"
-                         f"{fact.recipient or ''}", MAX_TEXT),
-            ts=record.ts, host=fit(host, MAX_NAME) or "unknown", client_ip=client_ip,
-            client_name=fit(fact.client_name, MAX_NAME), sender=fit(fact.sender, MAX_ADDRESS),
-            sender_domain=fit(domain_of(fact.sender), MAX_NAME), recipients=recipients,
-            direction=self._rules.classify(client_ip, None, False, recipients),
+            event_id=fit(f"{host}/{id_part}/{int(record.ts.timestamp() * 1_000_000)}/"
+                         f"{record.pid}/{fact.recipient or ''}", MAX_TEXT),
+            ts=record.ts, host=fit(host, MAX_NAME) or "unknown", queue_id=fit(queue_id, 64),
+            client_ip=client_ip, client_name=fit(client_name, MAX_NAME),
+            sasl_username=fit(sasl_username, MAX_ADDRESS),
+            sender=fit(sender, MAX_ADDRESS), sender_domain=fit(domain_of(sender), MAX_NAME),
+            recipients=recipients,
+            direction=self._rules.classify(client_ip, sasl_username, local_submission,
+                                           recipients),
             accepted=False, spam=spam, reject_reason=fit(fact.reason, MAX_TEXT),
             source=EventSource.LOG, truncated=fit.cut), f"{record.tag}: {record.message}")
 

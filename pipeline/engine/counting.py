@@ -91,13 +91,20 @@ _REMOTE_ANSWER = re.compile(r"host \S+ said: [45]\d\d(?:[ -]|$)")
 _UNKNOWN_MAILBOX = re.compile(r"[45]\d\d[ -][45]\.1\.1(?:\s|$)")
 
 
-def is_countable(event: MailEvent | DeliveryEvent, exemptions: Exemptions) -> bool:
-    """Whether the message or delivery attempt counts at all, before any threshold's scope."""
+def is_countable(event: MailEvent | DeliveryEvent, exemptions: Exemptions,
+                 flags: int | None = None) -> bool:
+    """Whether the message or delivery attempt counts at all, before any threshold's scope.
+
+    ``flags``: the event's ``unit_flags`` when the caller already has them.
+    """
     if isinstance(event, DeliveryEvent):
         if event.status not in ATTEMPTS:
             return False
-    elif not (event.accepted or event.spam is True or refused_as_unknown(event)):
-        return False
+    elif not event.accepted and event.spam is not True:
+        if flags is None:
+            flags = unit_flags(event)
+        if not flags & _UNKNOWN:
+            return False
     if event.mta_generated:
         return False
     return not exemptions.exempts_message(event.sasl_username, event.client_ip)

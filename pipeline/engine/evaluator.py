@@ -10,7 +10,9 @@ happens. The threshold fires when units >= messages and flagged units (spam,
 or the threshold's ``flagged``) >= its flagged limit, and T is not before the
 end of its last action; the new action lasts from T to T + duration. A
 ``count: deliveries`` threshold counts delivery attempts and nothing else;
-the others count messages and never attempts.
+the others count messages and never attempts. A recipient refused as unknown
+(X.1.1) is a flagged unit for ``flagged: unknown_recipient`` thresholds only;
+every other threshold ignores refused mail that was not refused as spam.
 
 Escalation: when the threshold has steps, a firing at T is the subject's Nth
 within a step's period when N - 1 earlier firings of the threshold fall in
@@ -100,13 +102,14 @@ class ThresholdEngine:
         self.key_types = key_types(config.thresholds)
         self.counts_deliveries = any(t.count is CountMode.DELIVERIES for t in config.thresholds)
 
-    def subjects(self, event: MailEvent | DeliveryEvent) -> list[Subject]:
+    def subjects(self, event: MailEvent | DeliveryEvent,
+                 mail: CountedMail | None = None) -> list[Subject]:
         """The subjects whose state this message or delivery attempt may change (one per
-        key type)."""
-        if not is_countable(event, self._exemptions):
+        key type). ``mail``: the event's ``CountedMail`` when the caller already built it."""
+        flags = unit_flags(event) if mail is None else mail.flags
+        if not is_countable(event, self._exemptions, flags):
             return []
         found = []
-        flags = unit_flags(event)
         domain = event.sender_domain
         sender_exempt = self._exemptions.exempts_sender(event.sender, domain)
         for key in self.key_types:

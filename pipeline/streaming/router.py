@@ -93,7 +93,7 @@ class Router:
             event = MailEvent.model_validate_json(value)
         unit = CountedMail.of(event)
         self._advance(progress, unit.ts_ms)
-        subjects = self.engine.subjects(event)
+        subjects = self.engine.subjects(event, unit)
         if not subjects:
             return
         digest = id_hash(unit_id(event))
