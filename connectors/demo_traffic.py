@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from pipeline.console.policy_answers import answer_kind
 from pipeline.engine.clock import from_ms
 from schemas.events import MailEvent
 from schemas.vocabulary import Direction, EventSource
@@ -54,3 +55,21 @@ def mail_event(demo: DemoMail, ts_ms: int, rng: random.Random) -> MailEvent:
         sasl_username=user, sender=f"{user}@example.net",
         recipients=[f"friend{rng.randrange(1000)}@gmail.example"], direction=Direction.OUTBOUND,
         accepted=True, spam=demo.spam, source=EventSource.LOG)
+
+
+def policy_question(event: MailEvent) -> dict[str, str]:
+    """What Postfix's smtpd asks the policy service at the end of this message."""
+    return {"protocol_state": "END-OF-MESSAGE", "queue_id": event.queue_id or "",
+            "sender": event.sender or "", "recipient": event.recipients[0] if event.recipients else "",
+            "recipient_count": str(event.recipient_count), "client_address": event.client_ip or "",
+            "client_name": "unknown", "sasl_method": "PLAIN",
+            "sasl_username": event.sasl_username or ""}
+
+
+def as_answered(event: MailEvent, answer: str) -> MailEvent:
+    """The message as the MTA records it after the policy service's answer: refused on a
+    defer or block (Floodgate's own refusal: never counted), queued otherwise."""
+    if answer_kind(answer) not in ("defer", "block"):
+        return event
+    return event.model_copy(update={"accepted": False, "spam": False,
+                                    "reject_reason": answer[:2000]})

@@ -425,6 +425,21 @@ class TailSettings(_Section):
         description="HTTP /livez, /readyz and /metrics (Prometheus); none: off")
 
 
+class ConsoleSettings(_Section):
+    """The operations console (``floodgate console``; ``floodgate up`` starts it too)."""
+
+    listen: str | None = Field(
+        "127.0.0.1:10045", pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
+        description="HTTP host:port of the console page and its JSON API; on any address but "
+                    "loopback the environment's FLOODGATE_CONSOLE_TOKEN is required (bearer "
+                    "token, or basic-auth password); none: `up` starts no console")
+    top_capacity: int = Field(
+        200, ge=10, le=100_000,
+        description="counters per key dimension in each minute of the Top subjects summary "
+                    "(half that in each 10 seconds): no estimate is off by more than the "
+                    "view's messages / top_capacity; memory is about 90 x 4 x this counters")
+
+
 class FloodgateConfig(_Section):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: Topics = Field(default_factory=Topics)
@@ -436,6 +451,7 @@ class FloodgateConfig(_Section):
     tail: TailSettings = Field(default_factory=TailSettings)
     log_reading: LogReadingSettings = Field(default_factory=LogReadingSettings)
     addresses: AddressSettings = Field(default_factory=AddressSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @model_validator(mode="after")
     def _unique_names(self) -> FloodgateConfig:

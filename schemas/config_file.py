@@ -19,6 +19,9 @@ from pydantic import ValidationError
 from schemas.config import FloodgateConfig
 
 ENV_PREFIX = "FLOODGATE_"
+# FLOODGATE_ variables that are not settings: the console's secret (kept out of config
+# files and their dumps) and the container image's health-check address.
+NOT_SETTINGS = frozenset({"FLOODGATE_CONSOLE_TOKEN", "FLOODGATE_HEALTH_URL"})
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 PathKey = tuple[str | int, ...]
@@ -130,7 +133,7 @@ def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dic
     """
     applied: dict[PathKey, str] = {}
     for name in sorted(environ):
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or name in NOT_SETTINGS:
             continue
         raw = environ[name]
         parts: PathKey = tuple(

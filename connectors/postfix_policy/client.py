@@ -28,20 +28,46 @@ class Answer:
 
 
 def ask(host: str, port: int, attributes: dict[str, str], timeout_s: float = 5.0) -> Answer:
-    request = encode_request({**DEFAULTS, **attributes})
-    started = time.perf_counter()
+    """One question on a connection of its own."""
+    client = PolicyClient(host, port, timeout_s)
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as connection:
-            connection.sendall(request)
-            reply = _read_reply(connection)
-    except OSError as exc:
-        raise PolicyUnreachable(f"policy service {host}:{port}: {exc.strerror or exc}") from None
-    latency_ms = (time.perf_counter() - started) * 1000
-    first = reply.split(b"\n", 1)[0].decode("utf-8", "replace")
-    if not first.startswith("action="):
-        raise PolicyUnreachable(f"policy service {host}:{port} answered {first[:200]!r}, "
-                                "not an action")
-    return Answer(first.removeprefix("action="), latency_ms)
+        return client.ask(attributes)
+    finally:
+        client.close()
+
+
+class PolicyClient:
+    """Questions on one kept-open connection, as smtpd keeps its policy connections; a
+    connection that broke is opened again for the next question."""
+
+    def __init__(self, host: str, port: int, timeout_s: float = 5.0) -> None:
+        self._host, self._port, self._timeout_s = host, port, timeout_s
+        self._connection: socket.socket | None = None
+
+    def ask(self, attributes: dict[str, str]) -> Answer:
+        request = encode_request({**DEFAULTS, **attributes})
+        started = time.perf_counter()
+        where = f"policy service {self._host}:{self._port}"
+        try:
+            if self._connection is None:
+                self._connection = socket.create_connection((self._host, self._port),
+                                                            timeout=self._timeout_s)
+            self._connection.sendall(request)
+            reply = _read_reply(self._connection)
+        except OSError as exc:
+            self.close()
+            raise PolicyUnreachable(f"{where}: {exc.strerror or exc}") from None
+        latency_ms = (time.perf_counter() - started) * 1000
+        first = reply.split(b"\n", 1)[0].decode("utf-8", "replace")
+        if not first.startswith("action="):
+            self.close()
+            raise PolicyUnreachable(f"{where} answered {first[:200]!r}, not an action")
+        return Answer(first.removeprefix("action="), latency_ms)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def _read_reply(connection: socket.socket) -> bytes:

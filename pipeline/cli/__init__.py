@@ -11,6 +11,7 @@ from pipeline.cli import (
     actions_cmd,
     ask_cmd,
     check_config,
+    console_cmd,
     demo_traffic_cmd,
     parse_cmd,
     policy_server_cmd,
@@ -24,7 +25,7 @@ from pipeline.cli import (
 )
 
 COMMANDS = (check_config, parse_cmd, replay_cmd, tail_cmd, worker_cmd, policy_server_cmd,
-            actions_cmd, ask_cmd, up_cmd, demo_traffic_cmd, siem_cmd, topics_cmd, schemas_cmd)
+            actions_cmd, ask_cmd, console_cmd, up_cmd, demo_traffic_cmd, siem_cmd, topics_cmd, schemas_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

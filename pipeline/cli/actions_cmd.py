@@ -10,25 +10,24 @@ import argparse
 import getpass
 import sys
 import time
-import uuid
 from datetime import timedelta
 from typing import Any
 
 from confluent_kafka import Producer
 
+from connectors.kafka.action_records import NotConfirmed, publish_actions
 from connectors.kafka.client_config import KafkaNotConfigured, producer_config
 from connectors.kafka.reachability import KafkaUnreachable, require_kafka
 from connectors.postfix_policy.action_feed import ActionFeed
-from pipeline.cli.action_text import escalation_text, mode_text
+from pipeline.action_text import escalation_text, mode_text
 from pipeline.cli.check_config import load_or_report
-from pipeline.engine.actions import lifted
-from pipeline.engine.clock import from_ms, span_ms, to_ms
-from pipeline.engine.counting import normalise_subject
+from pipeline.engine.actions import added, lifted, manual_duration_ms
+from pipeline.engine.counting import parse_subject
 from pipeline.engine.enforcement import ActiveActions
 from schemas.config import FloodgateConfig
-from schemas.durations import MAX_DURATION, format_duration, parse_duration
+from schemas.durations import format_duration
 from schemas.events import ActionEvent
-from schemas.vocabulary import ActionKind, ActionState, Origin, SubjectType
+from schemas.vocabulary import ActionKind, SubjectType
 
 CATCH_UP_S = 60.0
 
@@ -63,24 +62,26 @@ def run_list(args: argparse.Namespace) -> int:
     now = _now_ms()
     print(f"{'SUBJECT':<45} {'ACTION':<10} {'MODE':<7} {'ORIGIN':<6} {'THRESHOLD':<16} "
           f"{'UNTIL':<20} {'ID':<36} ESCALATION")
-    for action in sorted(view.all(), key=lambda a: (a.key, a.expires_at)):
-        if to_ms(action.expires_at) > now:
-            print(f"{action.key:<45} {action.action.value:<10} {mode_text(action):<7} "
-                  f"{action.origin.value:<6} {action.threshold or '-':<16} "
-                  f"{action.expires_at:%Y-%m-%dT%H:%M:%SZ}  {action.action_id:<36} "
-                  f"{escalation_text(action)}")
+    for action in sorted(view.in_force(now), key=lambda a: (a.key, a.expires_at)):
+        print(f"{action.key:<45} {action.action.value:<10} {mode_text(action):<7} "
+              f"{action.origin.value:<6} {action.threshold or '-':<16} "
+              f"{action.expires_at:%Y-%m-%dT%H:%M:%SZ}  {action.action_id:<36} "
+              f"{escalation_text(action)}")
     return 0
 
 
 def run_lift(args: argparse.Namespace) -> int:
-    subject = _subject(args.subject)  # checked before reading the action topic
-    config, view = _load(args)
-    if subject is None or view is None or config is None:
+    config = load_or_report(args.config)
+    if config is None:
         return 1
-    subject = _normal(subject, config)
+    subject = _subject(args.subject, config)  # checked before reading the action topic
+    if subject is None:
+        return 1
+    config, view = _load(args, config)
+    if view is None or config is None:
+        return 1
     now = _now_ms()
-    active = [a for a in view.actions_for(f"{subject[0].value}:{subject[1]}")
-              if to_ms(a.expires_at) > now]
+    active = view.in_force(now, f"{subject[0].value}:{subject[1]}")
     if not active:
         print(f"no action in force on {args.subject}", file=sys.stderr)
         return 1
@@ -91,59 +92,38 @@ def run_lift(args: argparse.Namespace) -> int:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    subject = _subject(args.subject)
-    duration: timedelta | None
     try:
-        duration = parse_duration(args.duration)
-    except OverflowError:
-        duration = None  # beyond what a timedelta holds
-    except ValueError:
-        print(f'--for: "{args.duration}" is not a duration (e.g. 30m, 1h, 2d)', file=sys.stderr)
-        return 2
-    if duration is None or not timedelta(0) < duration <= MAX_DURATION:
-        print("--for must be longer than 0 and at most 3650d", file=sys.stderr)
+        duration_ms = manual_duration_ms(args.duration)
+    except ValueError as exc:
+        print(f"--for: {exc}", file=sys.stderr)
         return 2
     config = load_or_report(args.config)
-    if subject is None or config is None:
+    if config is None:
         return 1
-    if not _reachable(config):
+    subject = _subject(args.subject, config)
+    if subject is None or not _reachable(config):
         return 1
-    subject = _normal(subject, config)
-    now = _now_ms()
-    action = ActionEvent(
-        action_id=str(uuid.uuid4()), ts=from_ms(now), subject_type=subject[0], subject=subject[1],
-        action=ActionKind(args.action), threshold=None, state=ActionState.ACTIVE,
-        origin=Origin.MANUAL, triggered_at=from_ms(now), expires_at=from_ms(now + span_ms(duration)),
-        actor=args.actor, reason=args.reason)
+    action = added(subject[0], subject[1], ActionKind(args.action), _now_ms(), duration_ms,
+                   args.actor, args.reason)
     _publish(config, [action])
-    print(f"{args.action} on {args.subject} for {format_duration(duration)}: {action.action_id}")
+    print(f"{args.action} on {args.subject} for "
+          f"{format_duration(timedelta(milliseconds=duration_ms))}: {action.action_id}")
     return 0
 
 
-def _subject(text: str) -> tuple[SubjectType, str] | None:
-    """``type:value``, or None after saying what is wrong with it."""
-    kind, _, value = text.partition(":")
+def _subject(text: str, config: FloodgateConfig) -> tuple[SubjectType, str] | None:
+    """The subject in the one spelling counting and the policy service use, or None after
+    saying what is wrong with it."""
     try:
-        subject_type = SubjectType(kind)
-    except ValueError:
-        print(f"SUBJECT must be type:value with type one of "
-              f"{', '.join(t.value for t in SubjectType)}; got {text!r}", file=sys.stderr)
+        return parse_subject(text, config.addresses.extension_delimiters)
+    except ValueError as exc:
+        print(f"SUBJECT: {exc}", file=sys.stderr)
         return None
-    value = value.strip()
-    if not value:
-        print(f"SUBJECT {text!r} has no value after the colon", file=sys.stderr)
-        return None
-    return subject_type, value
 
 
-def _normal(subject: tuple[SubjectType, str], config: FloodgateConfig) -> tuple[SubjectType, str]:
-    """The subject in the one spelling counting and the policy service use."""
-    kind, value = subject
-    return kind, normalise_subject(kind, value, config.addresses.extension_delimiters) or value
-
-
-def _load(args: argparse.Namespace) -> tuple[FloodgateConfig | None, ActiveActions | None]:
-    config = load_or_report(args.config)
+def _load(args: argparse.Namespace, config: FloodgateConfig | None = None
+          ) -> tuple[FloodgateConfig | None, ActiveActions | None]:
+    config = config or load_or_report(args.config)
     if config is None:
         return None, None
     view = ActiveActions()
@@ -171,12 +151,10 @@ def _reachable(config: FloodgateConfig) -> bool:
 
 
 def _publish(config: FloodgateConfig, actions: list[ActionEvent]) -> None:
-    producer = Producer(producer_config(config.kafka))
-    for action in actions:
-        producer.produce(config.topics.actions, value=action.model_dump_json().encode(),
-                         key=action.key.encode(), timestamp=to_ms(action.ts))
-    if producer.flush(30):
-        raise SystemExit("Kafka did not confirm the action records within 30s")
+    try:
+        publish_actions(Producer(producer_config(config.kafka)), config.topics.actions, actions)
+    except NotConfirmed as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def _now_ms() -> int:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from pipeline.cli.action_text import ordinal
+from pipeline.action_text import ordinal
 from schemas.config import FloodgateConfig, Threshold
 from schemas.config_file import ConfigError, load_config
 from schemas.durations import format_duration

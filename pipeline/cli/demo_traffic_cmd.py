@@ -11,9 +11,11 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from connectors.demo_traffic import mail_event, schedule
+from connectors.demo_traffic import as_answered, mail_event, policy_question, schedule
 from connectors.kafka.client_config import KafkaNotConfigured, producer_config
 from connectors.kafka.reachability import KafkaUnreachable, require_kafka
+from connectors.observability import split_listen
+from connectors.postfix_policy.client import PolicyClient, PolicyUnreachable
 from pipeline.cli.arguments import number_in
 from pipeline.cli.check_config import load_or_report
 
@@ -30,6 +32,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--seconds", type=_positive, default=3600.0,
                         help="how long to run (default 3600)")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--ask", metavar="HOST:PORT",
+                        help="ask this policy service about each message first, as Postfix "
+                             "would: a deferred or blocked message is published as refused "
+                             "(`up --demo` asks its own policy service)")
     parser.set_defaults(run=run)
 
 
@@ -51,6 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    client = None
+    if args.ask:
+        try:
+            host, port = split_listen(args.ask)
+        except ValueError:
+            print(f"--ask: {args.ask!r} is not HOST:PORT", file=sys.stderr)
+            return 2
+        client = PolicyClient(host, port)
+    refused = unanswered = 0
     rng = random.Random(args.seed)
     start = time.time()
     sent = 0
@@ -62,9 +77,20 @@ def run(args: argparse.Namespace) -> int:
         if stopping:
             break
         event = mail_event(demo, int(time.time() * 1000), rng)
+        if client is not None:
+            try:
+                answer = client.ask(policy_question(event)).action
+            except PolicyUnreachable:
+                answer, unanswered = "DUNNO", unanswered + 1  # Postfix's default_action
+            event = as_answered(event, answer)
+            refused += not event.accepted
         producer.produce(config.topics.mail_events, key=demo.user.encode(),
                          value=event.model_dump_json().encode())
         sent += 1
     left = producer.flush(10)
+    if client is not None:
+        client.close()
+        print(f"demo traffic: {refused} refused by the policy service, {unanswered} asked "
+              "without an answer (passed, as Postfix's default_action=DUNNO does)", flush=True)
     print(f"demo traffic: {sent - left} messages sent", flush=True)
     return 0

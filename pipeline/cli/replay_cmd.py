@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 from connectors.event_files import Event, InputProblem, read_events
 from connectors.postfix_log.reader import LogReader, file_reference_time, open_log_lines
-from pipeline.cli.action_text import escalation_text, flagged_text, mode_text
+from pipeline.action_text import escalation_text, flagged_text, mode_text
 from pipeline.cli.check_config import load_or_report
 from pipeline.cli.parse_cmd import add_log_options, zone_or_report
 from pipeline.replay import Replay

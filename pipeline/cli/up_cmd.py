@@ -1,7 +1,8 @@
 """``floodgate up --config CONFIG``: everything one mail host needs, as one process tree.
 
 Starts the embedded broker when ``kafka.bootstrap_servers`` is not set, creates
-the topics, then runs the worker, the policy service, the log tailer (with
+the topics, then runs the worker, the policy service, the console (unless
+``console.listen`` is null), the log tailer (with
 ``--log``) and the demo traffic (with ``--demo``) as supervised children:
 restarted when they die, all stopped by PID on Ctrl-C or SIGTERM. A status
 line shows events/s and the actions in force.
@@ -114,7 +115,8 @@ def ports_taken(config: FloodgateConfig, with_tail: bool) -> list[str]:
     """A line for each address a child would listen on that is taken, or asked for twice."""
     wanted = [("policy.listen", config.policy.listen),
               ("policy.health_listen", config.policy.health_listen),
-              ("worker.health_listen", config.worker.health_listen)]
+              ("worker.health_listen", config.worker.health_listen),
+              ("console.listen", config.console.listen)]
     if with_tail:
         wanted.append(("tail.health_listen", config.tail.health_listen))
     problems: list[str] = []
@@ -145,12 +147,16 @@ def _children(args: argparse.Namespace, config: FloodgateConfig, state: Path,
         Child("policy-server", [*floodgate, "policy-server", "--config", args.config],
               state / "policy-server.log", env),
     ]
+    if config.console.listen:
+        children.append(Child("console", [*floodgate, "console", "--config", args.config],
+                              state / "console.log", env))
     if args.log:
         children.append(Child("tail", [*floodgate, "tail", args.log, "--config", args.config,
                                        "--checkpoint", str(state / "tail.pos")],
                               state / "tail.log", env))
     if args.demo:
-        children.append(Child("demo-traffic", [*floodgate, "demo-traffic", "--config", args.config],
+        children.append(Child("demo-traffic", [*floodgate, "demo-traffic", "--config", args.config,
+                                               "--ask", config.policy.listen],
                               state / "demo-traffic.log", env, restart=False))
     return children
 
@@ -158,6 +164,8 @@ def _children(args: argparse.Namespace, config: FloodgateConfig, state: Path,
 def _announce(config: FloodgateConfig, supervisor: Supervisor, state: Path) -> None:
     print(f"policy service: inet:{config.policy.listen} "
           f"(health http://{config.policy.health_listen}/readyz)")
+    if config.console.listen:
+        print(f"console: http://{config.console.listen}/")
     print(f"worker: consumer group {config.worker.app_id}, state in {config.worker.data_dir}")
     for child in supervisor.children:
         print(f"  {child.name:<14} pid {child.pid}, log {child.log}")

@@ -10,9 +10,11 @@ from __future__ import annotations
 import heapq
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from pipeline.engine.clock import from_ms, to_ms
+from pipeline.engine.clock import from_ms, span_ms, to_ms
 from schemas.config import Threshold
+from schemas.durations import MAX_DURATION, parse_duration
 from schemas.events import ActionEvent, Evidence
 from schemas.vocabulary import ActionKind, ActionState, Origin, SubjectType, ThresholdMode
 
@@ -42,6 +44,30 @@ def fired(threshold: Threshold, subject_type: SubjectType, subject: str, trigger
         evidence=evidence,
         enforced=threshold.mode is ThresholdMode.ENFORCE,
     )
+
+
+def added(subject_type: SubjectType, subject: str, action: ActionKind, at_ms: int,
+          duration_ms: int, actor: str | None, reason: str | None) -> ActionEvent:
+    """An operator's own action on a subject (``actions add``, the console), from ``at_ms``."""
+    return ActionEvent(
+        action_id=str(uuid.uuid4()), ts=from_ms(at_ms), subject_type=subject_type,
+        subject=subject, action=action, threshold=None, state=ActionState.ACTIVE,
+        origin=Origin.MANUAL, triggered_at=from_ms(at_ms), expires_at=from_ms(at_ms + duration_ms),
+        actor=actor, reason=reason)
+
+
+def manual_duration_ms(text: str) -> int:
+    """How long an operator's action lasts (``30m``, ``1h``, ``2d``); ValueError saying what
+    is accepted."""
+    try:
+        duration: timedelta | None = parse_duration(text)
+    except OverflowError:
+        duration = None  # beyond what a timedelta holds
+    except ValueError:
+        raise ValueError(f'"{text}" is not a duration (e.g. 30m, 1h, 2d)') from None
+    if duration is None or not timedelta(0) < duration <= MAX_DURATION:
+        raise ValueError("a duration must be longer than 0 and at most 3650d")
+    return span_ms(duration)
 
 
 def expired(action: ActionEvent) -> ActionEvent:

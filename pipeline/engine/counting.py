@@ -219,6 +219,21 @@ def normalise_subject(key: SubjectType, raw: str | None, delimiters: str = "") -
     return raw
 
 
+def parse_subject(text: str, delimiters: str = "") -> tuple[SubjectType, str]:
+    """``type:value`` as an operator writes it, in its one spelling; ValueError saying what
+    is wrong with it."""
+    kind, _, value = text.partition(":")
+    try:
+        subject_type = SubjectType(kind)
+    except ValueError:
+        raise ValueError(f"a subject is type:value with type one of "
+                         f"{', '.join(t.value for t in SubjectType)}; got {text!r}") from None
+    value = value.strip()
+    if not value:
+        raise ValueError(f"the subject {text!r} has no value after the colon")
+    return subject_type, normalise_subject(subject_type, value, delimiters) or value
+
+
 def units(threshold: Threshold, mail: CountedMail) -> int:
     """What one unit adds to the threshold's window: 1, or a message's recipient count."""
     return mail.recipients if threshold.count is CountMode.RECIPIENTS else 1

@@ -69,6 +69,11 @@ class ActiveActions:
     def actions_for(self, key: str) -> list[ActionEvent]:
         return list(self._by_key.get(key, {}).values())
 
+    def in_force(self, now_ms: int, key: str | None = None) -> list[ActionEvent]:
+        """Actions not yet ended at ``now_ms`` (shadow ones too), of ``key`` or of all."""
+        actions = self.actions_for(key) if key is not None else self.all()
+        return [a for a in actions if to_ms(a.expires_at) > now_ms]
+
     def census(self) -> dict[str, int]:
         """How many actions of each kind the view holds: ``block``, ``defer``, ... and
         ``shadow_block``, ... for shadow thresholds' actions (never applied)."""

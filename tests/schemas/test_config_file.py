@@ -138,6 +138,8 @@ def test_environment_overrides(tmp_path: Path) -> None:
         "FLOODGATE_THRESHOLDS__0__MESSAGES": "120",
         "FLOODGATE_NETWORKS__LOCAL_DOMAINS": "[example.com, example.org]",
         "OTHER": "ignored",
+        # not settings: the console's secret, the container's health-check address
+        "FLOODGATE_CONSOLE_TOKEN": "s3cret", "FLOODGATE_HEALTH_URL": "http://127.0.0.1:1/readyz",
     })
     assert config.kafka.bootstrap_servers == "k1:9092,k2:9092"
     assert config.thresholds[0].messages == 120

@@ -1,4 +1,4 @@
-"""How an action reads in the CLI's tables (``replay``, ``actions list``): one wording."""
+"""How an action reads to operators (the CLI's tables, `replay`, `actions list`, the console): one wording."""
 
 from __future__ import annotations
 

@@ -1,0 +1,246 @@
+"""The console over HTTP: one page, its static files, and the JSON API behind each panel.
+
+GET  /                       the page
+GET  /static/NAME            its script, style sheet and the chart library (uPlot, MIT)
+GET  /api/actions?q=TEXT     actions in force (q: text the subject contains)
+GET  /api/top?window=S       top subjects over the last S seconds (60, 300 or 3600)
+GET  /api/answers            policy answers by kind, 10-second buckets, 15 minutes
+GET  /api/status             readers' progress and the summary's size
+POST /api/actions/lift       {"subject", "actor", "reason", "reset"}
+POST /api/actions/add        {"subject", "action", "duration", "actor", "reason"}
+
+Guards: with FLOODGATE_CONSOLE_TOKEN set, every request needs it (``Authorization:
+Bearer TOKEN``, or basic auth with TOKEN as the password, which a browser asks
+for itself); on a non-loopback address the token is required to start at all.
+Without a token the Host header must name the loopback address, so a web page
+elsewhere cannot reach the console through a DNS name that points at
+127.0.0.1. A change (POST) must carry ``X-Floodgate-Console: 1`` and JSON, and
+an Origin, when sent, must be the console's own: another site's page can
+neither send that header without the console's consent (CORS), nor post
+through the operator's browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import ipaddress
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from connectors.console.live_state import ConsoleState, OperatorError
+from connectors.kafka.action_records import NotConfirmed
+from connectors.observability import split_listen
+
+log = logging.getLogger("floodgate.console")
+
+TOKEN_ENV = "FLOODGATE_CONSOLE_TOKEN"  # in schemas.config_file.NOT_SETTINGS
+MAX_BODY = 16_384
+_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+          ".css": "text/css; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class ConsoleConfigError(ValueError):
+    """The console cannot start as configured (e.g. open address without a token)."""
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def static_files() -> dict[str, tuple[bytes, str]]:
+    """Every file the page needs, read once from the package: name -> (content, type)."""
+    root = resources.files("connectors.console") / "static"
+    files = {}
+    for entry in root.iterdir():
+        suffix = "." + entry.name.rsplit(".", 1)[-1]
+        if entry.is_file() and suffix in _TYPES:
+            files[entry.name] = (entry.read_bytes(), _TYPES[suffix])
+    return files
+
+
+class ConsoleServer:
+    def __init__(self, listen: str, state: ConsoleState, token: str | None) -> None:
+        host, port = split_listen(listen)
+        if not is_loopback(host) and not token:
+            raise ConsoleConfigError(
+                f"console.listen {listen} is not a loopback address: set {TOKEN_ENV} (a long "
+                "random secret) so that only operators can see and change actions")
+        self._state, self._token = state, token or None
+        self._files = static_files()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "floodgate-console"
+            sys_version = ""
+
+            def do_GET(self) -> None:
+                outer._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                outer._handle(self, "POST")
+
+            def log_message(self, format: str, *args: object) -> None:
+                log.debug("%s " + format, self.address_string(), *args)
+
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise ConsoleConfigError(f"cannot serve the console on {listen}: "
+                                     f"{exc.strerror or exc}") from None
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="console-http",
+                                        daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}/"
+
+    def start(self) -> ConsoleServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- one request --------------------------------------------------------
+
+    def _handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        try:
+            status, body, kind, extra = self._route(request, method)
+        except Exception:  # a bug must cost one request, never the server
+            log.exception("console request %s %s failed", method, request.path)
+            status, body, kind, extra = _json(500, {"error": "internal error (see the log)"})
+        request.send_response(status)
+        request.send_header("Content-Type", kind)
+        request.send_header("Content-Length", str(len(body)))
+        request.send_header("Cache-Control", "no-store")
+        for name, value in {**_SECURITY_HEADERS, **extra}.items():
+            request.send_header(name, value)
+        request.end_headers()
+        request.wfile.write(body)
+
+    def _route(self, request: BaseHTTPRequestHandler, method: str
+               ) -> tuple[int, bytes, str, dict[str, str]]:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        url = urlsplit(request.path)
+        query = parse_qs(url.query)
+        if method == "GET":
+            return self._get(url.path, query)
+        return self._post(request, url.path)
+
+    def _get(self, path: str, query: dict[str, list[str]]) -> tuple[int, bytes, str, dict[str, str]]:
+        if path in ("/", "/index.html"):
+            content, kind = self._files["index.html"]
+            return 200, content, kind, {}
+        if path.startswith("/static/") and path[8:] in self._files:
+            content, kind = self._files[path[8:]]
+            return 200, content, kind, {}
+        if path == "/api/actions":
+            return _json(200, self._state.actions(query.get("q", [""])[0][:200]))
+        if path == "/api/top":
+            window = query.get("window", ["300"])[0]
+            try:
+                return _json(200, self._state.top(int(window) if window.isdigit() else -1))
+            except ValueError as exc:
+                return _json(400, {"error": str(exc)})
+        if path == "/api/answers":
+            return _json(200, self._state.answers())
+        if path == "/api/status":
+            return _json(200, self._state.status())
+        return _json(404, {"error": f"no such page: {path[:100]}"})
+
+    def _post(self, request: BaseHTTPRequestHandler, path: str
+              ) -> tuple[int, bytes, str, dict[str, str]]:
+        if path not in ("/api/actions/lift", "/api/actions/add"):
+            return _json(404, {"error": f"no such action: {path[:100]}"})
+        if request.headers.get("X-Floodgate-Console") != "1":
+            return _json(403, {"error": "a change needs the header X-Floodgate-Console: 1"})
+        if not (request.headers.get("Content-Type") or "").startswith("application/json"):
+            return _json(415, {"error": "send JSON (Content-Type: application/json)"})
+        try:
+            length = int(request.headers.get("Content-Length") or "0")
+        except ValueError:
+            length = -1
+        if not 0 < length <= MAX_BODY:
+            return _json(413 if length > MAX_BODY else 411,
+                         {"error": f"a JSON body of at most {MAX_BODY} bytes is needed"})
+        try:
+            body = json.loads(request.rfile.read(length))
+            if not isinstance(body, dict):
+                raise ValueError
+        except (ValueError, UnicodeDecodeError):
+            return _json(400, {"error": "the body is not a JSON object"})
+        fields = {name: body.get(name) for name in
+                  ("subject", "actor", "reason", "action", "duration")}
+        if any(value is not None and not isinstance(value, str) for value in fields.values()):
+            return _json(400, {"error": "subject, actor, reason, action and duration are text"})
+        text = {name: value or "" for name, value in fields.items()}
+        try:
+            if path.endswith("/lift"):
+                lifts = self._state.lift(text["subject"], text["actor"], text["reason"],
+                                         body.get("reset") is True)
+                return _json(200, {"lifted": [a.action_id for a in lifts]})
+            action = self._state.add(text["subject"], text["action"], text["duration"],
+                                     text["actor"], text["reason"])
+            return _json(200, {"added": action.action_id, "until": action.expires_at.isoformat()})
+        except OperatorError as exc:
+            return _json(400, {"error": str(exc)})
+        except NotConfirmed as exc:
+            return _json(503, {"error": str(exc)})
+
+    def _refusal(self, request: BaseHTTPRequestHandler
+                 ) -> tuple[int, bytes, str, dict[str, str]] | None:
+        """Why this request may not go on, or None."""
+        if self._token is not None:
+            if not self._authorised(request.headers.get("Authorization") or ""):
+                return _json(401, {"error": "the console's token is required"},
+                             {"WWW-Authenticate": 'Basic realm="Floodgate console", charset="UTF-8"'})
+        else:
+            host = (request.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
+            if not is_loopback(host):
+                return _json(403, {"error": "open the console at its loopback address"})
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != request.headers.get("Host"):
+            return _json(403, {"error": "requests from other sites are refused"})
+        return None
+
+    def _authorised(self, header: str) -> bool:
+        assert self._token is not None
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "bearer":
+            offered = credentials.strip()
+        elif scheme.lower() == "basic":
+            try:
+                offered = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")[2]
+            except (binascii.Error, UnicodeDecodeError):
+                return False
+        else:
+            return False
+        return hmac.compare_digest(offered.encode(), self._token.encode())
+
+
+def _json(status: int, document: Any, extra: dict[str, str] | None = None
+          ) -> tuple[int, bytes, str, dict[str, str]]:
+    return status, json.dumps(document).encode(), "application/json", extra or {}

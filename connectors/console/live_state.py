@@ -1,0 +1,196 @@
+"""What the console knows, kept current from the topics: the actions in force, the top
+subjects and the policy answers; and the operator's changes, published as action records.
+
+Three background readers feed it (the action topic from its start, like every
+policy service; mail and policy events from an hour back) and the HTTP
+handlers read it; one lock guards the summaries.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from confluent_kafka import Producer
+
+from connectors.console.recent_records import RecentRecords
+from connectors.direction import DirectionRules
+from connectors.kafka.action_records import publish_actions
+from connectors.kafka.client_config import producer_config
+from connectors.postfix_policy.action_feed import ActionFeed
+from connectors.postfix_policy.counting_source import mail_event_from_policy
+from pipeline.console.api_views import actions_document, answers_document, top_document
+from pipeline.console.policy_answers import PolicyAnswers
+from pipeline.console.top_subjects import TopSubjects
+from pipeline.engine.actions import added, lifted, manual_duration_ms
+from pipeline.engine.clock import to_ms
+from pipeline.engine.counting import Exemptions, parse_subject
+from pipeline.engine.enforcement import ActiveActions
+from schemas.config import FloodgateConfig
+from schemas.events import MAX_NAME, MAX_TEXT, ActionEvent, MailEvent, PolicyEvent
+from schemas.vocabulary import ActionKind, SubjectType
+
+HISTORY_MS = 3_600_000  # the longest Top view
+SEEN_IDS = 200_000  # mail seen by both the log and the policy service is counted once
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class OperatorError(ValueError):
+    """A lift or add the operator asked for that cannot be done as asked."""
+
+
+class ConsoleState:
+    def __init__(self, config: FloodgateConfig) -> None:
+        self.config = config
+        delimiters = config.addresses.extension_delimiters
+        self._lock = threading.Lock()
+        self._view = ActiveActions()
+        self._top = TopSubjects(config.console.top_capacity,
+                                Exemptions(config.exempt, delimiters), delimiters)
+        self._answers = PolicyAnswers()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._directions = DirectionRules(config.networks)
+        self._producer: Producer | None = None
+        since = lambda: now_ms() - HISTORY_MS  # noqa: E731
+        self.action_feed = ActionFeed(config.kafka, config.topics.actions, self._take_action)
+        self.readers = [
+            RecentRecords(config.kafka, config.topics.mail_events, since, self._take_mail),
+            RecentRecords(config.kafka, config.topics.policy_events, since, self._take_policy),
+        ]
+
+    def start(self) -> None:
+        self.action_feed.start()
+        for reader in self.readers:
+            reader.start()
+
+    def stop(self) -> None:
+        self.action_feed.stop()
+        for reader in self.readers:
+            reader.stop()
+        if self._producer is not None:
+            self._producer.flush(5)
+
+    @property
+    def ready(self) -> bool:
+        return self.action_feed.caught_up.is_set() and all(r.started.is_set() for r in self.readers)
+
+    # -- feeding ------------------------------------------------------------
+
+    def _take_action(self, event: ActionEvent | None, _partition: int, _offset: int) -> None:
+        if event is not None:
+            with self._lock:
+                self._view.apply(event)
+
+    def _take_mail(self, value: bytes, _record_ms: int) -> None:
+        event = MailEvent.model_validate_json(value)
+        self._count(event)
+
+    def _take_policy(self, value: bytes, _record_ms: int) -> None:
+        event = PolicyEvent.model_validate_json(value)
+        mail = (mail_event_from_policy(event, self._directions)
+                if self.config.worker.count_policy_events else None)
+        with self._lock:
+            self._answers.add(event.answer, to_ms(event.ts), now_ms())
+        if mail is not None:
+            self._count(mail)
+
+    def _count(self, event: MailEvent) -> None:
+        with self._lock:
+            if event.event_id in self._seen:
+                return
+            self._seen[event.event_id] = None
+            if len(self._seen) > SEEN_IDS:
+                self._seen.popitem(last=False)
+            self._top.add_event(event, to_ms(event.ts), now_ms())
+
+    # -- reading ------------------------------------------------------------
+
+    def actions(self, query: str) -> dict[str, Any]:
+        now = now_ms()
+        with self._lock:
+            self._view.expire(now)
+            in_force = self._view.in_force(now)
+        return actions_document(in_force, query, now)
+
+    def top(self, view_s: int) -> dict[str, Any]:
+        now = now_ms()
+        with self._lock:
+            self._top.advance(now)
+            return top_document(self._top, view_s, now)
+
+    def answers(self) -> dict[str, Any]:
+        now = now_ms()
+        with self._lock:
+            self._answers.advance(now)
+            return answers_document(self._answers, now)
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            counters = self._top.counters()
+            counted, too_old = self._top.counted, self._top.too_old
+        return {"ready": self.ready, "top_counters": counters, "mail_counted": counted,
+                "mail_too_old": too_old,
+                "records": {r.topic: r.records for r in self.readers},
+                "bad_records": sum(r.bad_records for r in self.readers)
+                + self.action_feed.bad_records}
+
+    # -- changing -----------------------------------------------------------
+
+    def lift(self, subject: str, actor: str, reason: str, reset: bool) -> list[ActionEvent]:
+        """Lift every action in force on ``subject``; the lift records, once Kafka has them."""
+        kind, value = self._subject(subject)
+        actor, reason = _who_and_why(actor, reason)
+        now = now_ms()
+        with self._lock:
+            active = self._view.in_force(now, f"{kind.value}:{value}")
+        if not active:
+            raise OperatorError(f"no action in force on {kind.value}:{value}")
+        return self._publish([lifted(a, now, actor, reason, reset) for a in active])
+
+    def add(self, subject: str, action: str, duration: str, actor: str, reason: str) -> ActionEvent:
+        kind, value = self._subject(subject)
+        try:
+            action_kind = ActionKind(action)
+        except ValueError:
+            raise OperatorError(f"action must be one of {', '.join(k.value for k in ActionKind)}"
+                                ) from None
+        try:
+            duration_ms = manual_duration_ms(duration)
+        except ValueError as exc:
+            raise OperatorError(str(exc)) from None
+        actor, reason = _who_and_why(actor, reason)
+        return self._publish([added(kind, value, action_kind, now_ms(), duration_ms, actor,
+                                    reason)])[0]
+
+    def _subject(self, text: str) -> tuple[SubjectType, str]:
+        try:
+            return parse_subject(text, self.config.addresses.extension_delimiters)
+        except ValueError as exc:
+            raise OperatorError(str(exc)) from None
+
+    def _publish(self, actions: list[ActionEvent]) -> list[ActionEvent]:
+        if self._producer is None:
+            self._producer = Producer(producer_config(self.config.kafka))
+        publish_actions(self._producer, self.config.topics.actions, actions)
+        with self._lock:  # seen at once; the feed brings the same records again, harmlessly
+            for action in actions:
+                self._view.apply(action)
+        return actions
+
+
+def _who_and_why(actor: str, reason: str) -> tuple[str, str]:
+    """Both required, for audit; printable and within the record's limits."""
+    actor, reason = actor.strip(), reason.strip()
+    if not actor or not reason:
+        raise OperatorError("who (actor) and why (reason) are both required")
+    if len(actor) > MAX_NAME or len(reason) > MAX_TEXT:
+        raise OperatorError(f"actor is at most {MAX_NAME} characters, reason {MAX_TEXT}")
+    if not (actor.isprintable() and reason.isprintable()):
+        raise OperatorError("actor and reason must be printable text")
+    return actor, reason
+
