@@ -31,10 +31,12 @@ class DemoMail:
     spam: bool
 
 
-def schedule(rate: float, seconds: float, rng: random.Random) -> Iterator[DemoMail]:
-    """Every message of ``seconds`` of demo traffic, in time order (background ``rate``/s)."""
+def schedule(rate: float, seconds: float, rng: random.Random,
+             customers: int = CUSTOMERS) -> Iterator[DemoMail]:
+    """Every message of ``seconds`` of demo traffic, in time order (background ``rate``/s
+    from ``customers`` accounts)."""
     span = int(seconds * 1000)
-    plan = [DemoMail(int(rng.uniform(0, span)), f"customer{rng.randrange(CUSTOMERS):02d}",
+    plan = [DemoMail(int(rng.uniform(0, span)), f"customer{rng.randrange(customers):02d}",
                      rng.random() < 0.01)
             for _ in range(int(rate * seconds))]
     for start in range(5_000, span, BURST_EVERY_MS):

@@ -33,7 +33,9 @@ from schemas.events import MAX_NAME, MAX_TEXT, ActionEvent, MailEvent, PolicyEve
 from schemas.vocabulary import ActionKind, SubjectType
 
 HISTORY_MS = 3_600_000  # the longest Top view
-SEEN_IDS = 200_000  # mail seen by both the log and the policy service is counted once
+# With worker.count_policy_events, a message the log and the policy service both report
+# is counted once if its two reports come within this many messages of each other.
+SEEN_IDS = 50_000
 
 
 def now_ms() -> int:
@@ -101,11 +103,12 @@ class ConsoleState:
 
     def _count(self, event: MailEvent) -> None:
         with self._lock:
-            if event.event_id in self._seen:
-                return
-            self._seen[event.event_id] = None
-            if len(self._seen) > SEEN_IDS:
-                self._seen.popitem(last=False)
+            if self.config.worker.count_policy_events:
+                if event.event_id in self._seen:
+                    return
+                self._seen[event.event_id] = None
+                if len(self._seen) > SEEN_IDS:
+                    self._seen.popitem(last=False)
             self._top.add_event(event, to_ms(event.ts), now_ms())
 
     # -- reading ------------------------------------------------------------

@@ -48,7 +48,9 @@ class RecentRecords:
     def _run(self) -> None:
         consumer = Consumer(consumer_config(
             self._settings, f"{self._settings.client_id}-console",
-            **{"enable.partition.eof": False, "fetch.wait.max.ms": 200}))
+            # librdkafka prefetches up to 64 MiB by default: a summary needs no such buffer
+            **{"enable.partition.eof": False, "fetch.wait.max.ms": 200,
+               "queued.max.messages.kbytes": 4096}))
         try:
             if not self._assign(consumer):
                 return

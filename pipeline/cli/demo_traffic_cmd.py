@@ -11,14 +11,16 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Producer
 
-from connectors.demo_traffic import as_answered, mail_event, policy_question, schedule
+from connectors.demo_traffic import CUSTOMERS, as_answered, mail_event, policy_question, schedule
 from connectors.kafka.client_config import KafkaNotConfigured, producer_config
 from connectors.kafka.reachability import KafkaUnreachable, require_kafka
 from connectors.observability import split_listen
 from connectors.postfix_policy.client import PolicyClient, PolicyUnreachable
-from pipeline.cli.arguments import number_in
+from pipeline.cli.arguments import digits, number_in
 from pipeline.cli.check_config import load_or_report
 
+_accounts = number_in(digits, lambda value: 1 <= value <= 10_000_000,
+                      "must be 1 to 10000000: {text}", "not a whole number: {text!r}")
 _positive = number_in(float, lambda value: 0 < value <= 1_000_000,
                       "must be above 0 and at most 1000000: {text}", "not a number: {text!r}")
 
@@ -31,6 +33,8 @@ def register(sub: Any) -> None:
                         help="background messages per second (default 20)")
     parser.add_argument("--seconds", type=_positive, default=3600.0,
                         help="how long to run (default 3600)")
+    parser.add_argument("--customers", type=_accounts, default=CUSTOMERS,
+                        help=f"accounts sending the background mail (default {CUSTOMERS})")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--ask", metavar="HOST:PORT",
                         help="ask this policy service about each message first, as Postfix "
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     sent = 0
     print(f"demo traffic to {config.topics.mail_events}: {args.rate:g} messages/s, a bursting "
           "account (compromised) and a spammer", flush=True)
-    for demo in schedule(args.rate, args.seconds, rng):
+    for demo in schedule(args.rate, args.seconds, rng, args.customers):
         while not stopping and (wait := start + demo.at_ms / 1000 - time.time()) > 0:
             producer.poll(min(wait, 0.2))
         if stopping:

@@ -29,6 +29,8 @@ from tests.fixtures.processes import REPO, start, stop, wait_listening
 
 pytestmark = pytest.mark.slow
 CONFIG = REPO / "deploy" / "examples" / "single-host.yaml"
+# set to a folder (e.g. connectors/console/screenshots) to save the README's screenshots
+SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS")
 BURSTING = "sasl_username:compromised"
 QUESTION = {"sasl_username": "compromised", "sender": "compromised@example.net",
             "client_address": "10.0.0.7"}
@@ -78,6 +80,11 @@ def test_console_shows_the_burst_and_lifts_it(tmp_path: Path) -> None:
         WebDriverWait(browser, 10).until(seen.presence_of_element_located(
             (By.CSS_SELECTOR, f'#top tr.acted[data-subject="{BURSTING}"]')))
 
+        if SCREENSHOTS:
+            browser.set_window_size(1400, 1720)
+            time.sleep(2.5)  # a refresh at the new size
+            browser.save_screenshot(str(Path(SCREENSHOTS) / "console.png"))
+            row = browser.find_element(By.CSS_SELECTOR, f'#actions tr[data-subject="{BURSTING}"]')
         row.find_element(By.CSS_SELECTOR, "button.lift").click()
         dialog = WebDriverWait(browser, 10).until(seen.visibility_of_element_located(
             (By.ID, "confirm")))
@@ -86,6 +93,9 @@ def test_console_shows_the_burst_and_lifts_it(tmp_path: Path) -> None:
         assert "required" in browser.find_element(By.ID, "confirm-error").text
         browser.find_element(By.ID, "f-actor").send_keys("abuse-desk")
         browser.find_element(By.ID, "f-reason").send_keys("customer reset the password")
+        if SCREENSHOTS:
+            browser.set_window_size(1000, 560)
+            browser.save_screenshot(str(Path(SCREENSHOTS) / "lift.png"))
         browser.find_element(By.ID, "confirm-ok").click()
         WebDriverWait(browser, 10).until(seen.invisibility_of_element_located(
             (By.CSS_SELECTOR, f'#actions tr[data-subject="{BURSTING}"]')))

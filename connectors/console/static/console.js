@@ -236,6 +236,9 @@ function wire() {
     const row = event.target.closest("tr[data-subject]");
     if (row) openAdd(row.dataset.subject);
   });
+  document.getElementById("confirm-form").addEventListener("input", () => {
+    document.getElementById("confirm-error").textContent = "";
+  });
   document.getElementById("confirm-cancel").addEventListener("click", () => dialog().close());
   document.getElementById("confirm-ok").addEventListener("click", () => { confirmChange(); });
   refresh();

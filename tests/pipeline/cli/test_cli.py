@@ -183,6 +183,8 @@ def test_parse_prints_mail_events_and_reports_what_it_read(
 @pytest.mark.parametrize(("argv", "message"), [
     (["demo-traffic", "--config", EXAMPLE, "--rate", "0"], "must be above 0"),
     (["demo-traffic", "--config", EXAMPLE, "--seconds", "soon"], "not a number"),
+    (["demo-traffic", "--config", EXAMPLE, "--customers", "0"], "must be 1 to 10000000"),
+    (["demo-traffic", "--config", EXAMPLE, "--customers", "many"], "not a whole number"),
     (["siem", "--config", EXAMPLE, "--format", "cef", "--to", "http://siem:80"],
      "use syslog://HOST:PORT"),
     (["siem", "--config", EXAMPLE, "--format", "leef"], "invalid choice"),
