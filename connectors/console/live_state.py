@@ -14,9 +14,11 @@ from collections import OrderedDict
 from typing import Any
 
 from confluent_kafka import Producer
+from pydantic import ValidationError
 
 from connectors.console.recent_records import RecentRecords
 from connectors.direction import DirectionRules
+from connectors.event_files import describe_validation_error
 from connectors.kafka.action_records import publish_actions
 from connectors.kafka.client_config import producer_config
 from connectors.postfix_policy.action_feed import ActionFeed
@@ -158,7 +160,7 @@ class ConsoleState:
     def add(self, subject: str, action: str, duration: str, actor: str, reason: str) -> ActionEvent:
         kind, value = self._subject(subject)
         try:
-            action_kind = ActionKind(action)
+            kind_of_action = ActionKind(action)
         except ValueError:
             raise OperatorError(f"action must be one of {', '.join(k.value for k in ActionKind)}"
                                 ) from None
@@ -167,8 +169,11 @@ class ConsoleState:
         except ValueError as exc:
             raise OperatorError(str(exc)) from None
         actor, reason = _who_and_why(actor, reason)
-        return self._publish([added(kind, value, action_kind, now_ms(), duration_ms, actor,
-                                    reason)])[0]
+        try:
+            record = added(kind, value, kind_of_action, now_ms(), duration_ms, actor, reason)
+        except ValidationError as exc:  # e.g. a subject its normal spelling makes too long
+            raise OperatorError(describe_validation_error(exc)) from None
+        return self._publish([record])[0]
 
     def _subject(self, text: str) -> tuple[SubjectType, str]:
         try:
@@ -177,6 +182,7 @@ class ConsoleState:
             raise OperatorError(str(exc)) from None
 
     def _publish(self, actions: list[ActionEvent]) -> list[ActionEvent]:
+        """Publish, wait for Kafka's acknowledgement, then show the change at once."""
         if self._producer is None:
             self._producer = Producer(producer_config(self.config.kafka))
         publish_actions(self._producer, self.config.topics.actions, actions)

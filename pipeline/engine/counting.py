@@ -43,7 +43,7 @@ from typing import Protocol
 from pipeline.engine.clock import to_ms
 from schemas.addresses import normal_address, normal_domain
 from schemas.config import Exempt, Threshold
-from schemas.events import DeliveryEvent, MailEvent
+from schemas.events import MAX_ADDRESS, DeliveryEvent, MailEvent
 from schemas.vocabulary import DELIVERY_UNIT, FLAG_BITS, CountMode, DirectionScope, Flag, SubjectType
 
 MAX_UNIT = 2**31 - 1  # weights and recipient counts are stored as 32-bit values
@@ -231,6 +231,8 @@ def parse_subject(text: str, delimiters: str = "") -> tuple[SubjectType, str]:
     value = value.strip()
     if not value:
         raise ValueError(f"the subject {text!r} has no value after the colon")
+    if len(value) > MAX_ADDRESS:
+        raise ValueError(f"the subject's value is longer than {MAX_ADDRESS} characters")
     return subject_type, normalise_subject(subject_type, value, delimiters) or value
 
 

@@ -315,6 +315,7 @@ class CountingLoop:
                 if entries is not None:
                     on_delivery = partial(self._on_routed_delivery, entries)
                     early[number] = partition
+            self._metrics.routed.labels("early" if number in early else "kafka").inc()
             self._produce(self._subject_topic, batch.model_dump_json().encode(),
                           partition=number, on_delivery=on_delivery,
                           headers={KIND_HEADER: BATCH_KIND, ROUTED_HEADER: tag})

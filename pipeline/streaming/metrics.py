@@ -39,6 +39,10 @@ class WorkerMetrics:
             "Wall clock minus the event time of the newest entry counted, per release "
             "(for live traffic: how long mail waits to be counted)", registry=r,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600))
+        self.routed = Counter("floodgate_worker_routed_batches",
+                              "Routed batches by the way they reached their counting partition: "
+                              "taken at once (early) or through the subject-events topic (kafka)",
+                              ["path"], registry=r)
         self.restarts = Counter("floodgate_worker_counting_restarts",
                                 "Times the counting loop failed and started again with new "
                                 "Kafka clients (from its last checkpoint)", registry=r)

@@ -247,6 +247,13 @@ def live_latencies(settings: KafkaSettings, traffic: Traffic, topics: dict[str, 
     return latencies
 
 
+def routed_batches(port: int) -> dict[str, float]:
+    """How many routed batches were taken at once and how many went through Kafka."""
+    samples = scrape(port)
+    return {path: samples.get(f'floodgate_worker_routed_batches_total{{path="{path}"}}', 0.0)
+            for path in ("early", "kafka")}
+
+
 def histogram(port: int, name: str) -> dict[str, float]:
     """One of the worker's histograms: upper bound (s) -> observations at or under it, and
     "sum" -> their sum."""
@@ -364,6 +371,7 @@ def main() -> None:
 
         live = not args.subjects and args.live_seconds > 0
         before = {name: histogram(health, metric) for name, metric in LIVE_HISTOGRAMS.items()}
+        routed_before = routed_batches(health)
         latencies = [] if not live else live_latencies(settings, traffic, topics,
                                                             args.live_seconds, args.live_rate)
         if len(latencies) >= 2:
@@ -374,6 +382,9 @@ def main() -> None:
         elif live:
             print(f"live: {len(latencies)} action(s) fired: too few for percentiles")
         if live:
+            after = routed_batches(health)
+            print("live, routed batches: " + ", ".join(
+                f"{path} {after[path] - routed_before[path]:,.0f}" for path in after))
             for name, metric in LIVE_HISTOGRAMS.items():
                 print(f"live, {name}: {shares(before[name], histogram(health, metric))}")
         rss = peak_rss_mib(worker.pid)

@@ -94,6 +94,7 @@ def test_changes_need_the_console_header_json_and_their_own_origin(open_console:
 @pytest.mark.parametrize(("body", "says"), [
     ({"subject": "alice", "actor": "ann", "reason": "r"}, "type:value"),
     ({"subject": "sasl_username:", "actor": "ann", "reason": "r"}, "no value"),
+    ({"subject": "sender:" + "a" * 600, "actor": "ann", "reason": "r"}, "longer than 512"),
     ({"subject": "sasl_username:alice", "actor": "", "reason": "r"}, "both required"),
     ({"subject": "sasl_username:alice", "actor": "ann"}, "both required"),
     ({"subject": "sasl_username:alice", "actor": "ann\x1b[2J", "reason": "r"}, "printable"),

@@ -67,6 +67,7 @@ def test_up_with_demo_traffic_defers_the_bursting_account_and_stops_clean(tmp_pa
            "FLOODGATE_POLICY__STATE_DIR": str(tmp_path / "policy"),
            "FLOODGATE_WORKER__HEALTH_LISTEN": f"127.0.0.1:{free_port()}",
            "FLOODGATE_TAIL__HEALTH_LISTEN": f"127.0.0.1:{free_port()}",
+           "FLOODGATE_CONSOLE__LISTEN": f"127.0.0.1:{free_port()}",
            "FLOODGATE_WORKER__DATA_DIR": str(tmp_path / "worker"),
            "FLOODGATE_WORKER__APP_ID": f"up-{uuid.uuid4().hex[:6]}"}
     first, _, text = up_until_deferred(tmp_path, env, policy_port, "first")
@@ -108,7 +109,7 @@ def up_until_deferred(tmp_path: Path, env: dict[str, str], policy_port: int,
         seconds = time.monotonic() - started
         assert answer.startswith(b"action=DEFER 4.7.1"), out.read_text()[-3000:]
         tree |= descendants(up.pid)
-        assert len(tree) >= 4  # broker, worker, policy service, demo traffic
+        assert len(tree) >= 5  # broker, worker, policy service, console, demo traffic
     finally:
         stop(up, signal.SIGTERM, timeout_s=90)
     assert up.returncode == 0
