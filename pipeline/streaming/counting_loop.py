@@ -61,6 +61,8 @@ ASSIGNED_LINE = "counting partitions assigned:"  # logged at each assignment (te
 POLL_S = 0.05  # longest wait for a first record (ticks run between waits)
 EARLY_WITHIN_MS = 30_000  # a routed batch this close to the wall clock is counted at once
 RESTART_PAUSE_S = 5.0  # after a failure, before new clients connect
+STALL_S = 0.3  # a cycle of the counting loop this long is logged, with where the time went,
+STALL_LOG_EVERY_S = 10.0  # at most this often
 
 
 def counting_dir(data_dir: str) -> Path:
@@ -200,18 +202,33 @@ class CountingLoop:
         self._consumer.subscribe([*self._sources, self._subject_topic],
                                  on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
-        last_tick = time.monotonic()
+        last_tick = last_stall_log = time.monotonic()
         while not self._stop.is_set():
+            started = time.monotonic()
             messages = self._next_records()
+            fetched = time.monotonic()
             if messages:
                 self._handle(messages)
                 self._pace()
+            handled = time.monotonic()
             self._send_routed()
             self._producer.poll(0)
-            if time.monotonic() - last_tick >= self._tick_s:
-                last_tick = time.monotonic()
+            sent = time.monotonic()
+            if sent - last_tick >= self._tick_s:
+                last_tick = sent
                 self._checkpoint()
+                checkpointed = time.monotonic()
                 self._tick()
+                ticked = time.monotonic()
+            else:
+                checkpointed = ticked = sent
+            if ticked - started > STALL_S and ticked - last_stall_log >= STALL_LOG_EVERY_S:
+                last_stall_log = ticked  # where detection time goes (see bench_worker)
+                log.info("counting cycle took %.0f ms: fetch %.0f, route %.0f (%d records), "
+                         "send and count %.0f, checkpoint %.0f, tick %.0f",
+                         (ticked - started) * 1000, (fetched - started) * 1000,
+                         (handled - fetched) * 1000, len(messages), (sent - handled) * 1000,
+                         (checkpointed - sent) * 1000, (ticked - checkpointed) * 1000)
         self._checkpoint()
 
     def _next_records(self) -> list[Any]:

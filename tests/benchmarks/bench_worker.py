@@ -215,6 +215,7 @@ def live_latencies(settings: KafkaSettings, traffic: Traffic, topics: dict[str, 
     plan = list(traffic.stream(int(seconds * rate), 0, int(seconds * 1000)))
     start_ms = int(time.time() * 1000)
     latencies: list[float] = []
+    slowest: list[tuple[float, float]] = []  # (latency ms, seconds into the live phase)
     done = threading.Event()
 
     def watch() -> None:
@@ -227,6 +228,7 @@ def live_latencies(settings: KafkaSettings, traffic: Traffic, topics: dict[str, 
                 fired_ms = action.triggered_at.timestamp() * 1000
                 if action.state.value == "active" and fired_ms >= start_ms:
                     latencies.append(seen_ms - fired_ms)
+                    slowest.append((seen_ms - fired_ms, (fired_ms - start_ms) / 1000))
 
     watching = threading.Thread(target=watch, name="watcher")
     watching.start()
@@ -244,6 +246,9 @@ def live_latencies(settings: KafkaSettings, traffic: Traffic, topics: dict[str, 
         done.set()
         watching.join()
         watcher.close()
+    if slowest:  # where the tail is: the start of the live phase, or spread over it
+        print("live, slowest actions: " + ", ".join(
+            f"{ms:.0f} ms at {at:.1f} s" for ms, at in sorted(slowest, reverse=True)[:8]))
     return latencies
 
 
