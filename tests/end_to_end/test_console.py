@@ -14,7 +14,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from connectors.kafka.embedded_broker import free_port
 from connectors.postfix_policy.client import ask
 from tests.fixtures.browser import headless_chromium
-from tests.fixtures.processes import REPO, start, stop, wait_listening
+from tests.fixtures.processes import REPO, start, stop, up_environment, wait_listening
 
 pytestmark = pytest.mark.slow
 CONFIG = REPO / "deploy" / "examples" / "single-host.yaml"
@@ -48,15 +47,7 @@ def wait_for_text(path: Path, text: str, timeout_s: float = 60) -> str:
 
 def test_console_shows_the_burst_and_lifts_it(tmp_path: Path) -> None:
     policy_port, console_port = free_port(), free_port()
-    env = {**os.environ,
-           "FLOODGATE_POLICY__LISTEN": f"127.0.0.1:{policy_port}",
-           "FLOODGATE_POLICY__HEALTH_LISTEN": f"127.0.0.1:{free_port()}",
-           "FLOODGATE_POLICY__STATE_DIR": str(tmp_path / "policy"),
-           "FLOODGATE_WORKER__HEALTH_LISTEN": f"127.0.0.1:{free_port()}",
-           "FLOODGATE_TAIL__HEALTH_LISTEN": f"127.0.0.1:{free_port()}",
-           "FLOODGATE_WORKER__DATA_DIR": str(tmp_path / "worker"),
-           "FLOODGATE_WORKER__APP_ID": f"console-{uuid.uuid4().hex[:6]}",
-           "FLOODGATE_CONSOLE__LISTEN": f"127.0.0.1:{console_port}"}
+    env = up_environment(tmp_path, policy_port, console_port, "console")
     out = tmp_path / "up.out"
     up = start([sys.executable, "-m", "pipeline.cli", "up", "--config", str(CONFIG), "--demo",
                 "--state-dir", str(tmp_path / "state")], out, env)

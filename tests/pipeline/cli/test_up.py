@@ -3,18 +3,16 @@ deferred by the policy service, and SIGTERM leaves no process behind."""
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from connectors.kafka.embedded_broker import free_port
-from tests.fixtures.processes import REPO, start, stop
+from tests.fixtures.processes import REPO, start, stop, up_environment
 
 pytestmark = pytest.mark.slow
 CONFIG = REPO / "deploy" / "examples" / "single-host.yaml"
@@ -60,16 +58,8 @@ def ask(port: int) -> bytes:
 
 
 def test_up_with_demo_traffic_defers_the_bursting_account_and_stops_clean(tmp_path: Path) -> None:
-    policy_port, health_port = free_port(), free_port()
-    env = {**os.environ,
-           "FLOODGATE_POLICY__LISTEN": f"127.0.0.1:{policy_port}",
-           "FLOODGATE_POLICY__HEALTH_LISTEN": f"127.0.0.1:{health_port}",
-           "FLOODGATE_POLICY__STATE_DIR": str(tmp_path / "policy"),
-           "FLOODGATE_WORKER__HEALTH_LISTEN": f"127.0.0.1:{free_port()}",
-           "FLOODGATE_TAIL__HEALTH_LISTEN": f"127.0.0.1:{free_port()}",
-           "FLOODGATE_CONSOLE__LISTEN": f"127.0.0.1:{free_port()}",
-           "FLOODGATE_WORKER__DATA_DIR": str(tmp_path / "worker"),
-           "FLOODGATE_WORKER__APP_ID": f"up-{uuid.uuid4().hex[:6]}"}
+    policy_port = free_port()
+    env = up_environment(tmp_path, policy_port, free_port(), "up")
     first, _, text = up_until_deferred(tmp_path, env, policy_port, "first")
     assert "embedded broker (Tansu)" in text and "in memory only" in text
     assert f"inet:127.0.0.1:{policy_port}" in text
