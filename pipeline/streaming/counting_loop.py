@@ -12,8 +12,9 @@ partitions over the workers. Each cycle:
    are applied; what the watermark releases is counted by the partition's
    ``SubjectCounter``, and the actions that fire are published at once;
 4. every ``worker.tick_interval_s``: a checkpoint (``changelog``: changes,
-   marker, local RocksDB, then the offsets commit), then expiries and the
-   idle sweep at each partition's watermark.
+   marker, local RocksDB, then the offsets commit); in the same interval,
+   each partition's expiries and idle sweep at its watermark, partitions at
+   different moments so the work does not pile up in one cycle.
 
 Nothing in Faust's per-record stream or table machinery is on this path.
 Records that cannot be used go to the dead-letter topic and the loop goes on.
@@ -42,7 +43,7 @@ from connectors.kafka.client_failures import RestartBudget
 from connectors.kafka.topics import changelog_topic
 from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
-from pipeline.streaming import changelog
+from pipeline.streaming import changelog, gc_tuning
 from pipeline.streaming.counter import SubjectCounter
 from pipeline.streaming.counting_partition import CountingPartition
 from pipeline.streaming.event_order import Entry, EventOrder, OrderCheckpoint, Source
@@ -63,6 +64,11 @@ EARLY_WITHIN_MS = 30_000  # a routed batch this close to the wall clock is count
 RESTART_PAUSE_S = 5.0  # after a failure, before new clients connect
 STALL_S = 0.3  # a cycle of the counting loop this long is logged, with where the time went,
 STALL_LOG_EVERY_S = 10.0  # at most this often
+
+
+def _phase(number: int) -> float:
+    """Where in the tick interval a counting partition's ticks fall: spread over it."""
+    return (number * 0.618034) % 1.0
 
 
 def counting_dir(data_dir: str) -> Path:
@@ -202,7 +208,7 @@ class CountingLoop:
         self._consumer.subscribe([*self._sources, self._subject_topic],
                                  on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
-        last_tick = last_stall_log = time.monotonic()
+        last_checkpoint = last_gauges = last_stall_log = time.monotonic()
         while not self._stop.is_set():
             started = time.monotonic()
             messages = self._next_records()
@@ -214,18 +220,20 @@ class CountingLoop:
             self._send_routed()
             self._producer.poll(0)
             sent = time.monotonic()
-            if sent - last_tick >= self._tick_s:
-                last_tick = sent
+            if sent - last_checkpoint >= self._tick_s:
+                last_checkpoint = sent
                 self._checkpoint()
-                checkpointed = time.monotonic()
-                self._tick()
-                ticked = time.monotonic()
-            else:
-                checkpointed = ticked = sent
+            checkpointed = time.monotonic()
+            self._tick_due(checkpointed)
+            if checkpointed - last_gauges >= self._tick_s:
+                last_gauges = checkpointed
+                self._measure()
+            gc_tuning.collect_if_due()
+            ticked = time.monotonic()
             if ticked - started > STALL_S and ticked - last_stall_log >= STALL_LOG_EVERY_S:
                 last_stall_log = ticked  # where detection time goes (see bench_worker)
                 log.info("counting cycle took %.0f ms: fetch %.0f, route %.0f (%d records), "
-                         "send and count %.0f, checkpoint %.0f, tick %.0f",
+                         "send and count %.0f, checkpoint %.0f, ticks and gauges %.0f",
                          (ticked - started) * 1000, (fetched - started) * 1000,
                          (handled - fetched) * 1000, len(messages), (sent - handled) * 1000,
                          (checkpointed - sent) * 1000, (ticked - checkpointed) * 1000)
@@ -360,8 +368,8 @@ class CountingLoop:
         released = partition.release(partial(self._set_aside_entry, partition.number))
         if released:
             self._metrics.counted.inc(len(released))
-            self._metrics.release_delay.observe(
-                max(0.0, time.time() - released[-1].mail.ts_ms / 1000))
+            self._metrics.release_delay.observe(  # the oldest: the longest wait
+                max(0.0, time.time() - released[0].mail.ts_ms / 1000))
 
     # -- output ---------------------------------------------------------------------------
     def _on_delivery(self, error: Any, message: Any) -> None:
@@ -467,20 +475,28 @@ class CountingLoop:
             except Exception as exc:  # a rebalance under way: the next checkpoint commits
                 log.warning("offset commit failed: %s", exc)
 
-    def _tick(self) -> None:
-        """Expiries and the idle sweep at each partition's watermark; lag and held gauges."""
-        held = 0
+    def _tick_due(self, now: float) -> None:
+        """Expiries and the idle sweep, at its watermark, of each partition whose turn it is.
+        Each partition has its own phase within ``tick_interval_s`` (``_open``): ticking them
+        all at once stalled live counting for up to 0.1 s a second (bench_worker)."""
         for partition in self._partitions.values():
-            held += partition.order.held
+            if partition.next_tick > now:
+                continue
+            partition.next_tick += self._tick_s
+            if partition.next_tick <= now:  # fell behind (a long cycle): its next moment
+                late = (now - partition.next_tick) % self._tick_s
+                partition.next_tick = now + self._tick_s - late
             watermark = partition.order.watermark()
             if watermark is None:
                 continue
             frontier = partition.order.frontier
             report = partition.counter.tick(watermark, frontier[0] if frontier else None)
             self._metrics.dropped_subjects.inc(report.dropped)
-        forced = sum(p.order.forced for p in self._partitions.values())
-        self._metrics.held.set(held)
-        self._metrics.forced.set(forced)
+
+    def _measure(self) -> None:
+        """Held and forced entries, and the consumer's lag."""
+        self._metrics.held.set(sum(p.order.held for p in self._partitions.values()))
+        self._metrics.forced.set(sum(p.order.forced for p in self._partitions.values()))
         self._measure_lag()
 
     def _measure_lag(self) -> None:
@@ -542,6 +558,7 @@ class CountingLoop:
         counter = SubjectCounter(self._engine, store, self._publish)
         partition = CountingPartition(number, store, order, counter,
                                       lift_offset=int(marker.get("lift_offset", -1)))
+        partition.next_tick = time.monotonic() + self._tick_s * _phase(number)
         self._partitions[number] = partition
         resume = marker.get("resume")
         return resume if isinstance(resume, int) else None

@@ -33,6 +33,7 @@ class CountingPartition:
     lift_offset: int = -1  # lifts at or below this offset were applied
     next_offset: int | None = None  # after the last record read
     touched: bool = False  # read anything since the last checkpoint
+    next_tick: float = 0.0  # when its expiries and sweep are next due (monotonic seconds)
     # tags (``ROUTED_HEADER``) of batches taken from this worker's router (``route``):
     # skipped unparsed when Kafka gives them back
     _taken_early: set[bytes] = field(default_factory=set)

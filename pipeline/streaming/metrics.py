@@ -36,8 +36,8 @@ class WorkerMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.release_delay = Histogram(
             "floodgate_worker_release_delay_seconds",
-            "Wall clock minus the event time of the newest entry counted, per release "
-            "(for live traffic: how long mail waits to be counted)", registry=r,
+            "Wall clock minus the event time of the oldest entry counted, per release "
+            "(for live traffic: the longest wait of mail to be counted)", registry=r,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600))
         self.routed = Counter("floodgate_worker_routed_batches",
                               "Routed batches by the way they reached their counting partition: "

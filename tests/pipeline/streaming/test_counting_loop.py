@@ -4,6 +4,8 @@ exercised against a broker in test_worker*.py and tests/robustness/."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from confluent_kafka import OFFSET_INVALID, KafkaError, TopicPartition
 
@@ -156,3 +158,61 @@ def test_sources_far_ahead_are_paused_only_when_much_is_held_and_resumed_after()
     router.route(slow, 2, mail(at_ms=lead // 2 + 1).model_dump_json().encode())
     loop._pace()
     assert consumer.paused == set()
+
+
+class _Ticked:
+    """A counting partition as ``_tick_due`` sees it: records when it was ticked."""
+
+    def __init__(self, number: int, next_tick: float) -> None:
+        self.number, self.next_tick = number, next_tick
+        self.at: list[float] = []
+        self.order = SimpleNamespace(watermark=lambda: 1_000, frontier=(900, "x"))
+        self.counter = SimpleNamespace(tick=self._tick)
+        self._now = 0.0
+
+    def _tick(self, watermark: int, counted: int | None) -> SimpleNamespace:
+        assert (watermark, counted) == (1_000, 900)
+        self.at.append(self._now)
+        return SimpleNamespace(dropped=0)
+
+
+def ticking_loop(partitions: int) -> tuple[CountingLoop, list[_Ticked]]:
+    loop = CountingLoop(FloodgateConfig(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1")),
+                        WorkerMetrics())
+    fakes = [_Ticked(n, loop._tick_s * counting_loop._phase(n)) for n in range(partitions)]
+    loop._partitions = dict(enumerate(fakes))  # type: ignore[arg-type]
+    return loop, fakes
+
+
+def run_cycles(loop: CountingLoop, fakes: list[_Ticked], times: list[float]) -> None:
+    for now in times:
+        for fake in fakes:
+            fake._now = now
+        loop._tick_due(now)
+
+
+def test_partitions_tick_once_an_interval_each_at_its_own_moment() -> None:
+    loop, fakes = ticking_loop(8)
+    interval = loop._tick_s
+    run_cycles(loop, fakes, [i * interval / 50 for i in range(1, 501)])  # 10 intervals
+    for fake in fakes:
+        assert 10 <= len(fake.at) <= 11  # 10 intervals, both ends in
+        assert all(b - a == pytest.approx(interval, abs=interval / 40)
+                   for a, b in zip(fake.at, fake.at[1:], strict=False))
+    firsts = sorted(fake.at[0] for fake in fakes)  # spread over the interval, not bunched
+    assert firsts[-1] - firsts[0] > interval / 2
+    per_cycle = [sum(now in fake.at for fake in fakes) for now in {t for f in fakes for t in f.at}]
+    assert max(per_cycle) <= 2
+
+
+def test_a_long_cycle_does_not_leave_partitions_ticking_every_cycle() -> None:
+    loop, fakes = ticking_loop(4)
+    interval = loop._tick_s
+    late = 10 * interval + interval / 10
+    run_cycles(loop, fakes, [late])  # a backlog's long cycle: all are due
+    assert all(len(fake.at) == 1 for fake in fakes)
+    run_cycles(loop, fakes, [late + i * interval / 50 for i in range(1, 51)])
+    for fake in fakes:  # once more in the next interval, at its own moment again
+        assert len(fake.at) == 2
+        assert (fake.at[1] % interval) == pytest.approx(
+            interval * counting_loop._phase(fake.number), abs=interval / 40)
