@@ -208,7 +208,7 @@ class CountingLoop:
         self._consumer.subscribe([*self._sources, self._subject_topic],
                                  on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
-        last_checkpoint = last_gauges = last_stall_log = time.monotonic()
+        last_checkpoint = last_stall_log = time.monotonic()
         while not self._stop.is_set():
             started = time.monotonic()
             messages = self._next_records()
@@ -223,17 +223,15 @@ class CountingLoop:
             if sent - last_checkpoint >= self._tick_s:
                 last_checkpoint = sent
                 self._checkpoint()
+                self._measure()
             checkpointed = time.monotonic()
             self._tick_due(checkpointed)
-            if checkpointed - last_gauges >= self._tick_s:
-                last_gauges = checkpointed
-                self._measure()
-            gc_tuning.collect_if_due()
+            gc_tuning.collect_if_due(checkpointed)
             ticked = time.monotonic()
             if ticked - started > STALL_S and ticked - last_stall_log >= STALL_LOG_EVERY_S:
                 last_stall_log = ticked  # where detection time goes (see bench_worker)
                 log.info("counting cycle took %.0f ms: fetch %.0f, route %.0f (%d records), "
-                         "send and count %.0f, checkpoint %.0f, ticks and gauges %.0f",
+                         "send and count %.0f, checkpoint and gauges %.0f, ticks %.0f",
                          (ticked - started) * 1000, (fetched - started) * 1000,
                          (handled - fetched) * 1000, len(messages), (sent - handled) * 1000,
                          (checkpointed - sent) * 1000, (ticked - checkpointed) * 1000)
@@ -482,10 +480,8 @@ class CountingLoop:
         for partition in self._partitions.values():
             if partition.next_tick > now:
                 continue
-            partition.next_tick += self._tick_s
-            if partition.next_tick <= now:  # fell behind (a long cycle): its next moment
-                late = (now - partition.next_tick) % self._tick_s
-                partition.next_tick = now + self._tick_s - late
+            # its next moment after now: one interval on, more after a long cycle
+            partition.next_tick += self._tick_s * ((now - partition.next_tick) // self._tick_s + 1)
             watermark = partition.order.watermark()
             if watermark is None:
                 continue

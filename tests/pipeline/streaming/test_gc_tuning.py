@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import logging
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -28,7 +30,8 @@ def test_settling_sets_small_young_collections_and_no_automatic_full_ones(
     assert gc.get_freeze_count() > 0
 
 
-def test_the_full_collection_runs_when_due_and_frees_cycles(restored: None) -> None:
+def test_the_full_collection_runs_when_due_and_frees_cycles(
+        restored: None, caplog: pytest.LogCaptureFixture) -> None:
     assert not gc_tuning.collect_if_due()  # never before settling
     gc_tuning.settle_for_counting()
     start = gc_tuning._next_full[0] - gc_tuning.FULL_EVERY_S
@@ -42,7 +45,10 @@ def test_the_full_collection_runs_when_due_and_frees_cycles(restored: None) -> N
         a.other, b.other = b, a
     del a, b
     before = gc.get_stats()[2]["collections"]
-    assert gc_tuning.collect_if_due(start + gc_tuning.FULL_EVERY_S)
+    with caplog.at_level(logging.INFO, logger="floodgate.worker"):
+        assert gc_tuning.collect_if_due(start + gc_tuning.FULL_EVERY_S)
     assert gc.get_stats()[2]["collections"] == before + 1
+    freed = re.search(r"full garbage collection: (\d+) objects freed", caplog.text)
+    assert freed is not None and int(freed.group(1)) >= 2_000  # the 1,000 pairs at least
     assert not gc_tuning.collect_if_due(start + gc_tuning.FULL_EVERY_S + 1)  # next one later
     assert gc_tuning.collect_if_due(start + 2 * gc_tuning.FULL_EVERY_S + 1)
