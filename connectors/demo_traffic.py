@@ -14,9 +14,9 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pipeline.console.policy_answers import answer_kind
-from pipeline.engine.clock import from_ms
+from connectors.postfix_policy.policy_protocol import is_refusal
 from schemas.events import MailEvent
+from schemas.time_ms import from_ms
 from schemas.vocabulary import Direction, EventSource
 
 CUSTOMERS = 20
@@ -71,7 +71,7 @@ def policy_question(event: MailEvent) -> dict[str, str]:
 def as_answered(event: MailEvent, answer: str) -> MailEvent:
     """The message as the MTA records it after the policy service's answer: refused on a
     defer or block (Floodgate's own refusal: never counted), queued otherwise."""
-    if answer_kind(answer) not in ("defer", "block"):
+    if not is_refusal(answer):
         return event
     return event.model_copy(update={"accepted": False, "spam": False,
                                     "reject_reason": answer[:2000]})

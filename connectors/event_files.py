@@ -18,6 +18,7 @@ from typing import BinaryIO
 from pydantic import ValidationError
 
 from schemas.events import DeliveryEvent, MailEvent
+from schemas.validation import describe_validation_error
 
 MAX_LINE_BYTES = 4 * 1024 * 1024  # a 10,000-recipient event is about 0.5 MiB
 # A key, never a value: a quote inside a JSON string is escaped, so only a key matches.
@@ -120,15 +121,3 @@ def parse_event_line(line: bytes | None, where: str, on_problem: ProblemSink) ->
     except ValidationError as exc:
         on_problem(InputProblem(where, describe_validation_error(exc)))
         return None
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """The first problem of a record as ``path: message`` (and how many more)."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    if first["type"] == "json_invalid":
-        return f"not valid JSON: {first['ctx'].get('error', first['msg'])}"
-    loc = ".".join(str(p) for p in first["loc"])
-    text = f"{loc}: {first['msg']}" if loc else str(first["msg"])
-    more = len(errors) - 1
-    return text + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")

@@ -12,13 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from pipeline.engine.actions import ExpiryQueue
-from pipeline.engine.clock import span_ms, to_ms
 from pipeline.engine.counting import CountedMail, unit_id
 from pipeline.engine.dedup import RecentEventIds
 from pipeline.engine.evaluator import Subject, ThresholdEngine
 from pipeline.engine.subject_state import SubjectState
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, DeliveryEvent, MailEvent
+from schemas.time_ms import span_ms, to_ms
 
 PRUNE_EVERY = 100_000  # events between sweeps of idle subjects
 

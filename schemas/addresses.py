@@ -11,6 +11,12 @@ lower-cased, the domain lower-cased in its ASCII (IDNA) form. With
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
+from functools import lru_cache
+
+MAX_ADDRESS = 512  # characters of an address, account name or subject value in any record
+
 
 def normal_domain(domain: str) -> str:
     """``Bücher.Example.`` -> ``xn--bcher-kva.example``; a domain IDNA cannot encode stays
@@ -59,3 +65,55 @@ def domain_of(address: str | None) -> str | None:
     if not address or "@" not in address:
         return None
     return normal_domain(address.rsplit("@", 1)[1]) or None
+
+@lru_cache(maxsize=16_384)  # busy servers see the same clients over and over
+def client_address(text: str | None) -> str | None:
+    """``1.2.3.4``, ``[::1]``, ``IPv6:2001:db8::1`` -> compressed form; None for ``unknown``
+    or anything that is not an address."""
+    if not text:
+        return None
+    try:
+        return str(ipaddress.ip_address(text.strip("[]").removeprefix("IPv6:")))
+    except ValueError:
+        return None
+
+
+def is_loopback(text: str | None) -> bool:
+    address = client_address(text)
+    return address is not None and ipaddress.ip_address(address).is_loopback
+
+
+class NetworkSet:
+    """Client addresses inside a set of networks (CIDR text), with a bounded cache of answers:
+    busy servers ask about the same clients over and over."""
+
+    def __init__(self, networks: Iterable[str], cache: int = 65_536) -> None:
+        self._networks = [ipaddress.ip_network(n, strict=False) for n in networks]
+        self._seen: dict[str, bool] = {}
+        self._cache = cache
+
+    def __bool__(self) -> bool:
+        return bool(self._networks)
+
+    def contains(self, address: str | None) -> bool:
+        """Whether ``address`` (any spelling ``ipaddress`` reads; an IPv4-mapped IPv6 address
+        as its IPv4 form; a zone index ignored) is in one of the networks; False for
+        anything that is not an address."""
+        if not address or not self._networks:
+            return False
+        known = self._seen.get(address)
+        if known is None:
+            known = self._inside(address)
+            if len(self._seen) >= self._cache:
+                self._seen.clear()
+            self._seen[address] = known
+        return known
+
+    def _inside(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self._networks)

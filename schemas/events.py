@@ -15,7 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from schemas.addresses import domain_of, normal_domain
+from schemas.addresses import MAX_ADDRESS, domain_of, normal_domain
+from schemas.subjects import subject_key
 from schemas.vocabulary import (
     ActionKind,
     ActionState,
@@ -28,7 +29,6 @@ from schemas.vocabulary import (
 )
 
 # Bounds on outside input (Postfix log records are cut at 2000 bytes anyway).
-MAX_ADDRESS = 512
 MAX_RECIPIENTS_LISTED = 10_000
 MAX_NAME = 255
 MAX_TEXT = 2000
@@ -205,7 +205,7 @@ class ActionEvent(_Record):
 
     @property
     def key(self) -> str:
-        return f"{self.subject_type.value}:{self.subject}"
+        return subject_key(self.subject_type, self.subject)
 
     @property
     def ends_at(self) -> datetime:

@@ -27,7 +27,8 @@ from typing import Annotated, Literal, NamedTuple
 
 from pydantic import Field
 
-from schemas.events import MAX_ADDRESS, MAX_NAME, _Record
+from schemas.addresses import MAX_ADDRESS
+from schemas.events import MAX_NAME, _Record
 
 KIND_HEADER = "floodgate-kind"
 ROUTED_HEADER = "floodgate-routed"

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from confluent_kafka import Producer
 
-from pipeline.engine.clock import to_ms
+from connectors.kafka.errors import NotConfirmed
 from schemas.events import ActionEvent
-
-
-class NotConfirmed(RuntimeError):
-    """Kafka did not confirm every record in time."""
+from schemas.time_ms import to_ms
 
 
 def publish_actions(producer: Producer, topic: str, actions: list[ActionEvent],

@@ -10,11 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.kafka.client_logs import kafka_logger
+from connectors.kafka.errors import KafkaNotConfigured
 from schemas.config import KafkaSettings
-
-
-class KafkaNotConfigured(ValueError):
-    """No bootstrap servers: nothing to connect to."""
 
 
 def common_config(settings: KafkaSettings) -> dict[str, Any]:

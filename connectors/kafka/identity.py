@@ -20,7 +20,8 @@ from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient
 
 from connectors.kafka.client_config import common_config
-from connectors.kafka.reachability import KafkaUnreachable, unreachable
+from connectors.kafka.errors import KafkaUnreachable
+from connectors.kafka.reachability import unreachable
 from schemas.config import KafkaSettings
 
 IDENTITY_FILE = "kafka-identity.json"

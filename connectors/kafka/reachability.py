@@ -9,13 +9,11 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from connectors.kafka.client_config import common_config
+from connectors.kafka.errors import KafkaUnreachable
 from schemas.config import KafkaSettings
 
 REACH_TIMEOUT_S = 10.0
 
-
-class KafkaUnreachable(RuntimeError):
-    """No answer from the brokers in time: the message names them."""
 
 
 def require_kafka(settings: KafkaSettings, timeout_s: float = REACH_TIMEOUT_S) -> None:

@@ -18,6 +18,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from connectors.kafka.client_config import common_config
+from connectors.kafka.errors import TopicError
 from schemas.config import FloodgateConfig, KafkaSettings
 
 
@@ -29,9 +30,6 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)  # e.g. cleanup.policy=compact
     exact_partitions: bool = False  # co-partitioned with the worker's counting partitions
 
-
-class TopicError(RuntimeError):
-    """A topic could not be created."""
 
 
 def ensure_topics(settings: KafkaSettings, specs: list[TopicSpec], timeout_s: float = 30.0) -> None:

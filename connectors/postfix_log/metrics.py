@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from connectors.observability import counter_families
+from connectors.http.observability import counter_families
 
 if TYPE_CHECKING:
     from connectors.postfix_log.tail import Tailer

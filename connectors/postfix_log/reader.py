@@ -7,11 +7,11 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
-from connectors.direction import DirectionRules
 from connectors.postfix_log.refusal_replies import RefusalReplies
 from connectors.postfix_log.syslog_formats import MAX_LINE, LogRecord, SyslogParser
 from connectors.postfix_log.tracker import MessageTracker, Output, Position
 from schemas.config import FloodgateConfig
+from schemas.direction import DirectionRules
 
 
 def open_log_lines(path: str) -> Iterator[str]:

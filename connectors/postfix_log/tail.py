@@ -24,11 +24,13 @@ from typing import Any
 from confluent_kafka import Producer
 
 from connectors.kafka.client_failures import RestartBudget, is_fatal
+from connectors.kafka.produce import produce_waiting
 from connectors.postfix_log.follow import FileFollower, Position, StartAt
 from connectors.postfix_log.reader import LogReader
 from connectors.postfix_log.tracker import Output, TrackerStats
 from schemas.config import Topics
 from schemas.events import MailEvent
+from schemas.time_ms import to_ms
 
 log = logging.getLogger("floodgate.tail")
 CHECKPOINT_EVERY_S = 1.0
@@ -161,16 +163,10 @@ class Tailer:
             batch.pending -= 1
             self.published += 1
 
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=partition_key(output).encode(),
-                                       timestamp=int(output.ts.timestamp() * 1000),
-                                       on_delivery=delivered)
-                return
-            except BufferError:  # Kafka is slow or away: stop reading until it catches up
-                self._producer.poll(0.5)
-                if self._stop.is_set():
-                    return
+        # Kafka slow or away: stop reading until it catches up
+        produce_waiting(self._producer, topic, 0.5, self._stop.is_set, value=value,
+                        key=partition_key(output).encode(), timestamp=to_ms(output.ts),
+                        on_delivery=delivered)
 
     def _maybe_checkpoint(self, force: bool) -> None:
         now = time.monotonic()

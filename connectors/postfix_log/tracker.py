@@ -37,8 +37,6 @@ from datetime import datetime
 from itertools import islice
 from typing import Literal, TypeVar, overload
 
-from connectors.addresses import client_address, is_loopback
-from connectors.direction import DirectionRules
 from connectors.postfix_log.postfix_lines import (
     ClientSeen,
     Delivery,
@@ -55,16 +53,17 @@ from connectors.postfix_log.postfix_lines import (
 from connectors.postfix_log.refusal_replies import RefusalReplies
 from connectors.postfix_log.spam_verdicts import Ambiguous, RspamdLine, SpamVerdict, parse_verdict
 from connectors.postfix_log.syslog_formats import LogRecord
-from schemas.addresses import domain_of
+from schemas.addresses import MAX_ADDRESS, client_address, domain_of, is_loopback
 from schemas.config import LogReadingSettings, ReplyTexts
+from schemas.direction import DirectionRules
 from schemas.events import (
-    MAX_ADDRESS,
     MAX_NAME,
     MAX_RECIPIENTS_LISTED,
     MAX_TEXT,
     DeliveryEvent,
     MailEvent,
 )
+from schemas.time_ms import to_ms
 from schemas.vocabulary import EventSource
 
 Key = tuple[str, str]  # (host, queue id)
@@ -174,7 +173,7 @@ class MessageTracker:
         self._position = position
         self.stats.lines += 1
         if record.ts is not self._last_ts:  # parsers reuse one datetime per distinct stamp
-            self._last_ts, self._last_ms = record.ts, int(record.ts.timestamp() * 1000)
+            self._last_ts, self._last_ms = record.ts, to_ms(record.ts)
         ts_ms = self._last_ms
         self._now_ms = max(self._now_ms, ts_ms)
         out: list[Output] = []

@@ -16,7 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 from pydantic import ValidationError
 
 from connectors.kafka.client_config import consumer_config
-from connectors.kafka.reachability import KafkaUnreachable
+from connectors.kafka.errors import KafkaUnreachable
 from schemas.config import KafkaSettings
 from schemas.events import ActionEvent
 

@@ -13,16 +13,10 @@ policy service sees no spam verdict. Counting from the log sees both.
 
 from __future__ import annotations
 
-from connectors.direction import DirectionRules
+from connectors.postfix_policy.policy_protocol import is_refusal
+from schemas.direction import DirectionRules
 from schemas.events import MailEvent, PolicyEvent
 from schemas.vocabulary import EventSource
-
-REFUSING_ANSWERS = ("REJECT", "DEFER", "DEFER_IF_PERMIT", "DEFER_IF_REJECT")
-
-
-def is_refusal(answer: str) -> bool:
-    word = answer.split(maxsplit=1)[0].upper() if answer.strip() else ""
-    return word in REFUSING_ANSWERS or word[:1] in ("4", "5")
 
 
 def mail_event_from_policy(event: PolicyEvent, directions: DirectionRules) -> MailEvent | None:

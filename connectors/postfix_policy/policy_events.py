@@ -18,11 +18,10 @@ from functools import partial
 from confluent_kafka import KafkaException, Producer
 
 from connectors.kafka.client_config import producer_config
-from connectors.postfix_policy.policy_protocol import to_policy_request
-from connectors.postfix_policy.responder import Answer
-from pipeline.engine.clock import from_ms
+from connectors.postfix_policy.policy_protocol import Answer, to_policy_request
 from schemas.config import KafkaSettings
 from schemas.events import PolicyEvent
+from schemas.time_ms import from_ms
 
 log = logging.getLogger("floodgate.policy")
 

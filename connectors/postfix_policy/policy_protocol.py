@@ -11,9 +11,10 @@ and cut well below Postfix's 510-character limit.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Final
 
-from schemas.events import PolicyRequest
+from schemas.events import ActionEvent, PolicyRequest
 
 MAX_LINE: Final = 8192  # bytes; Postfix's own attribute values are far shorter
 MAX_ATTRIBUTES: Final = 128
@@ -22,6 +23,19 @@ REPLY_KEYWORDS: Final = frozenset({"DUNNO", "OK", "REJECT", "DEFER", "DEFER_IF_P
                                    "WARN", "INFO"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 _KNOWN = frozenset(PolicyRequest.model_fields) - {"other"}
+
+
+# What an answer does to the mail, as the console charts it and counting reads it.
+ANSWER_KINDS: Final = ("dunno", "warn", "defer", "quarantine", "block", "other")
+_KIND_OF_WORD: Final = {"DUNNO": "dunno", "OK": "dunno", "PREPEND": "dunno", "WARN": "warn",
+                        "DEFER": "defer", "DEFER_IF_PERMIT": "defer", "DEFER_IF_REJECT": "defer",
+                        "HOLD": "quarantine", "REJECT": "block"}
+
+
+@dataclass(frozen=True)
+class Answer:
+    wire: bytes  # the reply as sent
+    action: ActionEvent | None  # what decided it, None for DUNNO
 
 
 class ProtocolError(ValueError):
@@ -105,3 +119,22 @@ def reply(keyword: str, text: str = "") -> bytes:
         raise ValueError(f"not a policy reply keyword: {keyword!r}")
     body = f"{keyword} {clean_text(text)}".rstrip() if text else keyword
     return f"action={body}\n\n".encode()
+
+
+DUNNO: Final = reply("DUNNO")
+
+
+def answer_kind(answer: str) -> str:
+    """One of ``ANSWER_KINDS`` for an action line sent to Postfix (``DUNNO``,
+    ``DEFER_IF_PERMIT text``, ``450 4.7.1 text``, ...)."""
+    parts = answer.split(maxsplit=1)
+    word = parts[0].upper() if parts else ""
+    kind = _KIND_OF_WORD.get(word)
+    if kind is not None:
+        return kind
+    return {"4": "defer", "5": "block"}.get(word[:1], "other")
+
+
+def is_refusal(answer: str) -> bool:
+    """Whether the answer refused the mail (deferred or rejected it)."""
+    return answer_kind(answer) in ("defer", "block")

@@ -1,7 +1,7 @@
 """An asyncio Postfix policy server: many persistent connections, bounded in every way.
 
 Each smtpd process keeps its own connection and sends request after request.
-The server answers each from the responder at once, in the event loop's
+The server answers each with its ``decide`` function at once, in the event loop's
 data callback (no I/O, task or timer on the answer path), closes connections
 that break the protocol, stay silent past ``idle_timeout`` or leave a request
 half-sent past ``request_timeout`` (checked once a second), and
@@ -12,7 +12,6 @@ when ``fail_open`` (the default), so a Floodgate bug never stops mail.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import math
 import time
@@ -20,15 +19,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from connectors.observability import split_listen
-from connectors.postfix_policy.policy_protocol import ProtocolError, RequestReader, reply
-from connectors.postfix_policy.responder import DUNNO, Answer, PolicyResponder
+from connectors.http.server import split_listen
+from connectors.postfix_policy.policy_protocol import DUNNO, Answer, ProtocolError, RequestReader, reply
+from schemas.addresses import NetworkSet
 from schemas.config import PolicySettings
 
 log = logging.getLogger("floodgate.policy")
 FAIL_CLOSED = reply("DEFER_IF_PERMIT", "4.3.0 Policy service temporarily unavailable")
 
 RequestHook = Callable[[dict[str, str], Answer], None]
+# The decision: a request's attributes and the time (ms since the epoch) -> the answer.
+Decide = Callable[[dict[str, str], int], Answer]
 
 
 @dataclass
@@ -45,18 +46,17 @@ class ServerStats:
 
 
 class PolicyServer:
-    def __init__(self, settings: PolicySettings, responder: PolicyResponder,
+    def __init__(self, settings: PolicySettings, decide: Decide,
                  now_ms: Callable[[], int], on_request: RequestHook | None = None,
                  observe_latency: Callable[[float], None] | None = None) -> None:
         self._settings = settings
         self._observe = observe_latency
-        self._responder = responder
+        self._decide_answer = decide
         self._now_ms = now_ms
         self._on_request = on_request
         self._servers: list[asyncio.base_events.Server] = []
         self._connections: set[_Connection] = set()
-        self._allowed = [ipaddress.ip_network(n) for n in settings.allow_clients]
-        self._allowed_seen: dict[str, bool] = {}
+        self._allowed = NetworkSet(settings.allow_clients, cache=4096)
         self._sweeper: asyncio.Task[None] | None = None
         self.stats = ServerStats()
 
@@ -106,19 +106,7 @@ class PolicyServer:
         """Whether a client at ``peer`` (a socket peer name) may ask; unix sockets may."""
         if not isinstance(peer, tuple) or not peer:
             return True
-        address = str(peer[0])
-        known = self._allowed_seen.get(address)
-        if known is None:
-            try:
-                ip = ipaddress.ip_address(address.split("%", 1)[0])
-            except ValueError:
-                return False
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-                ip = ip.ipv4_mapped
-            known = any(ip in network for network in self._allowed)
-            if len(self._allowed_seen) < 4096:
-                self._allowed_seen[address] = known
-        return known
+        return self._allowed.contains(str(peer[0]))
 
     def _answer(self, attributes: dict[str, str]) -> Answer:
         started = time.perf_counter()
@@ -130,7 +118,7 @@ class PolicyServer:
     def _decide(self, attributes: dict[str, str]) -> Answer:
         self.stats.requests += 1
         try:
-            answer = self._responder.answer(attributes, self._now_ms())
+            answer = self._decide_answer(attributes, self._now_ms())
         except Exception:  # never let a bug of ours decide the mail's fate by accident
             self.stats.internal_errors += 1
             log.exception("policy request failed; answering %s",

@@ -17,6 +17,7 @@ import re
 from connectors.release import release
 from connectors.siem import record_size
 from schemas.events import ActionEvent, MailEvent
+from schemas.time_ms import to_ms
 from schemas.vocabulary import ActionState, Flag, SubjectType
 
 _CONTROL = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
@@ -62,16 +63,12 @@ def _extension(extension: record_size.Record) -> str:
                     if value != "")
 
 
-def _ms(value: object) -> int:
-    return int(value.timestamp() * 1000)  # type: ignore[attr-defined]
-
-
 def action_line(action: ActionEvent,
                 budget: int = record_size.DEFAULT_RECORD_BYTES) -> str:
     ext: dict[str, str | int] = {
-        "rt": _ms(action.ts), "act": action.action.value, "outcome": action.state.value,
-        "externalId": action.action_id, "start": _ms(action.triggered_at),
-        "end": _ms(action.ends_at),
+        "rt": to_ms(action.ts), "act": action.action.value, "outcome": action.state.value,
+        "externalId": action.action_id, "start": to_ms(action.triggered_at),
+        "end": to_ms(action.ends_at),
         "cs1Label": "threshold", "cs1": action.threshold or "manual",
         "cs2Label": "subjectType", "cs2": action.subject_type.value,
         "cs3Label": "subject", "cs3": action.subject,
@@ -103,7 +100,7 @@ def action_line(action: ActionEvent,
 
 def mail_line(mail: MailEvent, budget: int = record_size.DEFAULT_RECORD_BYTES) -> str:
     ext: dict[str, str | int] = {
-        "rt": _ms(mail.ts), "externalId": mail.event_id, "dvchost": mail.host,
+        "rt": to_ms(mail.ts), "externalId": mail.event_id, "dvchost": mail.host,
         "src": mail.client_ip or "", "suser": mail.sasl_username or "",
         "cs1Label": "sender", "cs1": mail.sender or "",
         "cs2Label": "direction", "cs2": mail.direction.value,

@@ -23,6 +23,7 @@ from pipeline.cli import (
     up_cmd,
     worker_cmd,
 )
+from pipeline.cli.kafka_preflight import CommandFailed
 
 COMMANDS = (check_config, parse_cmd, replay_cmd, tail_cmd, worker_cmd, policy_server_cmd,
             actions_cmd, ask_cmd, console_cmd, up_cmd, demo_traffic_cmd, siem_cmd, topics_cmd, schemas_cmd)
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.run(args)
+    except CommandFailed as exc:
+        print(exc, file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `floodgate replay ... | head`

@@ -15,18 +15,18 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from connectors.kafka.action_records import NotConfirmed, publish_actions
-from connectors.kafka.client_config import KafkaNotConfigured, producer_config
-from connectors.kafka.reachability import KafkaUnreachable, require_kafka
+from connectors.kafka.action_records import publish_actions
+from connectors.kafka.client_config import producer_config
 from connectors.postfix_policy.action_feed import ActionFeed
 from pipeline.action_text import escalation_text, mode_text
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.kafka_preflight import ask_kafka, kafka_preflight
 from pipeline.engine.actions import added, lifted, manual_duration_ms
-from pipeline.engine.counting import parse_subject
 from pipeline.engine.enforcement import ActiveActions
 from schemas.config import FloodgateConfig
 from schemas.durations import format_duration
 from schemas.events import ActionEvent
+from schemas.subjects import parse_subject, subject_key
 from schemas.vocabulary import ActionKind, SubjectType
 
 CATCH_UP_S = 60.0
@@ -81,7 +81,7 @@ def run_lift(args: argparse.Namespace) -> int:
     if view is None or config is None:
         return 1
     now = _now_ms()
-    active = view.in_force(now, f"{subject[0].value}:{subject[1]}")
+    active = view.in_force(now, subject_key(*subject))
     if not active:
         print(f"no action in force on {args.subject}", file=sys.stderr)
         return 1
@@ -101,8 +101,9 @@ def run_add(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     subject = _subject(args.subject, config)
-    if subject is None or not _reachable(config):
+    if subject is None:
         return 1
+    ask_kafka(config.kafka)
     action = added(subject[0], subject[1], ActionKind(args.action), _now_ms(), duration_ms,
                    args.actor, args.reason)
     _publish(config, [action])
@@ -127,8 +128,7 @@ def _load(args: argparse.Namespace, config: FloodgateConfig | None = None
     if config is None:
         return None, None
     view = ActiveActions()
-    if not _reachable(config):
-        return config, None
+    ask_kafka(config.kafka)
     feed = ActionFeed(config.kafka, config.topics.actions,
                       lambda event, _p, _o: view.apply(event) if event is not None else None)
     feed.start()
@@ -140,21 +140,9 @@ def _load(args: argparse.Namespace, config: FloodgateConfig | None = None
     return config, view
 
 
-def _reachable(config: FloodgateConfig) -> bool:
-    """True when Kafka answers; else False after one line naming what was tried."""
-    try:
-        require_kafka(config.kafka)
-    except (KafkaNotConfigured, KafkaUnreachable) as exc:
-        print(exc, file=sys.stderr)
-        return False
-    return True
-
-
 def _publish(config: FloodgateConfig, actions: list[ActionEvent]) -> None:
-    try:
+    with kafka_preflight(config.kafka):
         publish_actions(Producer(producer_config(config.kafka)), config.topics.actions, actions)
-    except NotConfirmed as exc:
-        raise SystemExit(str(exc)) from None
 
 
 def _now_ms() -> int:

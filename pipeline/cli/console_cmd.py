@@ -11,11 +11,10 @@ import sys
 import threading
 from typing import Any
 
-from connectors.console.http_server import TOKEN_ENV, ConsoleConfigError, ConsoleServer
-from connectors.console.live_state import ConsoleState
-from connectors.kafka.client_config import KafkaNotConfigured
-from connectors.kafka.reachability import KafkaUnreachable, require_kafka
+from connectors.http.console_server import TOKEN_ENV, ConsoleConfigError, ConsoleServer
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.kafka_preflight import ask_kafka
+from pipeline.console.live_state import ConsoleState
 
 
 def register(sub: Any) -> None:
@@ -38,11 +37,7 @@ def run(args: argparse.Namespace) -> int:
         print("console.listen is null and no --listen was given: nowhere to serve the console",
               file=sys.stderr)
         return 1
-    try:
-        require_kafka(config.kafka)
-    except (KafkaNotConfigured, KafkaUnreachable) as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    ask_kafka(config.kafka)
     state = ConsoleState(config)
     try:
         server = ConsoleServer(listen, state, os.environ.get(TOKEN_ENV) or None)

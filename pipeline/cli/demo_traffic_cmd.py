@@ -9,15 +9,15 @@ import sys
 import time
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 
 from connectors.demo_traffic import CUSTOMERS, as_answered, mail_event, policy_question, schedule
-from connectors.kafka.client_config import KafkaNotConfigured, producer_config
-from connectors.kafka.reachability import KafkaUnreachable, require_kafka
-from connectors.observability import split_listen
+from connectors.http.server import split_listen
+from connectors.kafka.client_config import producer_config
 from connectors.postfix_policy.client import PolicyClient, PolicyUnreachable
 from pipeline.cli.arguments import digits, number_in
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.kafka_preflight import kafka_preflight
 
 _accounts = number_in(digits, lambda value: 1 <= value <= 10_000_000,
                       "must be 1 to 10000000: {text}", "not a whole number: {text!r}")
@@ -47,12 +47,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 1
-    try:
-        require_kafka(config.kafka)
+    with kafka_preflight(config.kafka):
         producer = Producer(producer_config(config.kafka))
-    except (KafkaNotConfigured, KafkaException, KafkaUnreachable) as exc:
-        print(exc, file=sys.stderr)
-        return 1
     stopping = False
 
     def stop(*_: object) -> None:

@@ -13,17 +13,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from connectors.kafka.client_config import KafkaNotConfigured
+from connectors.http.observability import ObservabilityServer
+from connectors.kafka.errors import KafkaNotConfigured
 from connectors.kafka.identity import claim_state, read_identity, reset_if_moved
-from connectors.observability import ObservabilityServer
 from connectors.postfix_policy.action_feed import ActionFeed
 from connectors.postfix_policy.action_store import ActionStore
 from connectors.postfix_policy.metrics import PolicyCollector, policy_registry
 from connectors.postfix_policy.policy_events import PolicyEventPublisher
-from connectors.postfix_policy.responder import Answer, PolicyResponder
+from connectors.postfix_policy.policy_protocol import Answer
 from connectors.postfix_policy.server import PolicyServer, ServerStats
 from pipeline.cli.check_config import load_or_report
 from pipeline.engine.enforcement import ActiveActions
+from pipeline.engine.policy_decision import PolicyResponder
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent
 
@@ -125,7 +126,7 @@ async def serve(config: FloodgateConfig) -> None:
                                                         lambda: in_force[0]))
     responder = PolicyResponder(config.policy, config.exempt, view,
                                 config.addresses.extension_delimiters)
-    server = PolicyServer(config.policy, responder, now_ms, report, latency.observe)
+    server = PolicyServer(config.policy, responder.answer, now_ms, report, latency.observe)
     server.stats = stats
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

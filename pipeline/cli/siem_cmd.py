@@ -20,18 +20,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
 from pydantic import ValidationError
 
-from connectors.kafka.client_config import KafkaNotConfigured, consumer_config
-from connectors.kafka.reachability import KafkaUnreachable, require_kafka
+from connectors.kafka.client_config import consumer_config
 from connectors.siem import cef, ecs
 from connectors.siem.outputs import Destination, Output, open_output, parse_destination
 from connectors.siem.record_size import DEFAULT_RECORD_BYTES, MAX_RECORD_BYTES, MIN_RECORD_BYTES
 from connectors.siem.webhook import Webhook
 from pipeline.cli.arguments import number_in
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.kafka_preflight import kafka_preflight
 from schemas.events import ActionEvent, MailEvent
+from schemas.time_ms import to_ms
 
 log = logging.getLogger("floodgate.siem")
 SYSLOG_SEVERITY = {"block": 2, "quarantine": 3, "defer": 4, "warn": 4}  # crit .. warning
@@ -85,7 +86,7 @@ def start_positions(consumer: Consumer, partitions: list[TopicPartition],
     fresh = [TopicPartition(tp.topic, tp.partition) for tp in partitions
              if committed.get((tp.topic, tp.partition), -1) < 0]
     if isinstance(start, datetime):
-        ms = int(start.timestamp() * 1000)
+        ms = to_ms(start)
         found = consumer.offsets_for_times(
             [TopicPartition(tp.topic, tp.partition, ms) for tp in fresh], timeout=10)
         # no record at or after the time: the partition's end
@@ -125,12 +126,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         webhook = Webhook(args.webhook) if args.webhook else None  # arguments before Kafka
-        require_kafka(config.kafka)
-        consumer_group = args.group or f"{config.kafka.client_id}-siem-{args.format}"
-        consumer = Consumer(consumer_config(config.kafka, consumer_group))
-    except (ValueError, KafkaNotConfigured, KafkaException, KafkaUnreachable) as exc:
+    except ValueError as exc:
         print(exc, file=sys.stderr)
         return 1
+    with kafka_preflight(config.kafka):
+        consumer_group = args.group or f"{config.kafka.client_id}-siem-{args.format}"
+        consumer = Consumer(consumer_config(config.kafka, consumer_group))
     topics: dict[str, type[ActionEvent] | type[MailEvent]] = {config.topics.actions: ActionEvent}
     if args.mail:
         topics[config.topics.mail_events] = MailEvent

@@ -12,9 +12,10 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from connectors.kafka.client_config import KafkaNotConfigured, producer_config
-from connectors.kafka.reachability import KafkaUnreachable, require_kafka
-from connectors.observability import HealthListenError, ObservabilityServer
+from connectors.http.observability import HealthListenError, ObservabilityServer
+from connectors.kafka.client_config import producer_config
+from connectors.kafka.errors import KafkaNotConfigured, KafkaUnreachable
+from connectors.kafka.reachability import require_kafka
 from connectors.postfix_log.follow import FileFollower, StartAt
 from connectors.postfix_log.metrics import tail_registry
 from connectors.postfix_log.reader import LogReader

@@ -14,13 +14,8 @@ import argparse
 import sys
 from typing import Any
 
-from confluent_kafka import KafkaException
-
-from connectors.kafka.client_config import KafkaNotConfigured
-from connectors.kafka.reachability import KafkaUnreachable, require_kafka
 from connectors.kafka.topics import (
     DAY_MS,
-    TopicError,
     TopicSpec,
     TopicState,
     default_replication,
@@ -29,6 +24,7 @@ from connectors.kafka.topics import (
 )
 from pipeline.cli.arguments import digits, number_in
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.kafka_preflight import kafka_preflight
 
 _replicas = number_in(digits, lambda value: 1 <= value <= 32,
                       "{text!r}: a number of copies from 1 to 32")
@@ -52,14 +48,10 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 1
-    try:
-        require_kafka(config.kafka)
+    with kafka_preflight(config.kafka):
         replicas = args.replication_factor or default_replication(config.kafka)
         specs = floodgate_topics(config, replicas)
         states, problems = survey_topics(config.kafka, specs, create=args.create)
-    except (KafkaNotConfigured, KafkaUnreachable, TopicError, KafkaException) as exc:
-        print(exc, file=sys.stderr)
-        return 1
     _print_table(specs, states)
     for problem in problems:
         print(problem.line, file=sys.stderr)

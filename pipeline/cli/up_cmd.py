@@ -21,14 +21,14 @@ from typing import Any, TextIO
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from connectors.http.server import split_listen
 from connectors.kafka.client_config import consumer_config
 from connectors.kafka.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
-from connectors.kafka.reachability import KafkaUnreachable, require_kafka
-from connectors.kafka.topics import TopicError, prepare_topics
-from connectors.observability import split_listen
+from connectors.kafka.topics import prepare_topics
 from connectors.postfix_policy.action_feed import ActionFeed
 from connectors.process_supervisor import Child, Supervisor
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.kafka_preflight import kafka_preflight
 from pipeline.cli.policy_server_cmd import reset_policy_state_if_moved
 from pipeline.cli.worker_cmd import claim_worker_state
 from pipeline.engine.enforcement import ActiveActions
@@ -87,14 +87,10 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        try:
-            require_kafka(config.kafka)
+        with kafka_preflight(config.kafka):
             for topic in prepare_topics(config):
                 print(topic.line, file=sys.stderr)
             said = [claim_worker_state(config), reset_policy_state_if_moved(config)]
-        except (TopicError, KafkaUnreachable, KafkaException) as exc:
-            print(exc, file=sys.stderr)
-            return 1
         for line in filter(None, said):
             print(line)
         supervisor.start()

@@ -8,14 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
-
-from connectors.kafka.client_config import KafkaNotConfigured
 from connectors.kafka.client_logs import RepeatThrottle, throttle_handlers
 from connectors.kafka.identity import read_identity, reset_if_moved
-from connectors.kafka.reachability import KafkaUnreachable, require_kafka
-from connectors.kafka.topics import TopicError, changelog_topic, prepare_topics
+from connectors.kafka.topics import changelog_topic, prepare_topics
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.kafka_preflight import kafka_preflight
 from schemas.config import FloodgateConfig
 
 
@@ -30,13 +27,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 1
-    try:
-        require_kafka(config.kafka)
+    with kafka_preflight(config.kafka):
         problems = prepare_topics(config)
         said = claim_worker_state(config)
-    except (KafkaNotConfigured, TopicError, KafkaUnreachable, KafkaException) as exc:
-        print(exc, file=sys.stderr)
-        return 1
     for problem in problems:
         print(problem.line, file=sys.stderr)
     if any(problem.fatal for problem in problems):
@@ -49,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     worker = Worker(config)
     if config.worker.health_listen:
-        from connectors.observability import HealthListenError, ObservabilityServer
+        from connectors.http.observability import HealthListenError, ObservabilityServer
 
         # ready: the counting thread runs and has its partitions
         try:

@@ -7,11 +7,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from connectors.postfix_policy.policy_protocol import ANSWER_KINDS
 from pipeline.action_text import escalation_text, mode_text
-from pipeline.console.policy_answers import BUCKET_MS, KINDS, PolicyAnswers
+from pipeline.console.policy_answers import BUCKET_MS, PolicyAnswers
 from pipeline.console.top_subjects import DIMENSIONS, VIEWS_S, TopSubjects
-from pipeline.engine.clock import to_ms
 from schemas.events import ActionEvent
+from schemas.subjects import subject_key
+from schemas.time_ms import to_ms
 from schemas.vocabulary import ACTION_STRENGTH
 
 TOP_ROWS = 10
@@ -60,7 +62,7 @@ def top_document(top: TopSubjects, view_s: int, now_ms: int, rows: int = TOP_ROW
         dimensions[dimension.value] = {
             "messages": total,
             "max_error": top.error_bound(view_s, total),
-            "rows": [{"subject": f"{dimension.value}:{r.subject}", "value": r.subject,
+            "rows": [{"subject": subject_key(dimension, r.subject), "value": r.subject,
                       "messages": r.messages, "at_least": r.at_least, "at_most": r.at_most,
                       "per_minute": r.per_minute, "spam_share": r.spam_share}
                      for r in heaviest],
@@ -72,6 +74,6 @@ def top_document(top: TopSubjects, view_s: int, now_ms: int, rows: int = TOP_ROW
 
 def answers_document(answers: PolicyAnswers, now_ms: int) -> dict[str, Any]:
     series = answers.series(now_ms)
-    return {"now": now_ms / 1000, "bucket_s": BUCKET_MS // 1000, "kinds": list(KINDS),
+    return {"now": now_ms / 1000, "bucket_s": BUCKET_MS // 1000, "kinds": list(ANSWER_KINDS),
             "requests_per_second_last_minute": answers.per_second(now_ms, 60),
             "series": [{"t": t, **counts} for t, counts in series]}

@@ -6,27 +6,10 @@ own time, 15 minutes kept (fixed memory: 90 buckets x the kinds below).
 
 from __future__ import annotations
 
+from connectors.postfix_policy.policy_protocol import ANSWER_KINDS, answer_kind
+
 BUCKET_MS = 10_000
 BUCKETS = 90
-KINDS = ("dunno", "warn", "defer", "quarantine", "block", "other")
-
-
-def answer_kind(answer: str) -> str:
-    """The kind of an action line sent to Postfix (``DUNNO``, ``DEFER_IF_PERMIT text``, ...)."""
-    word = answer.split(" ", 1)[0].upper()
-    if word in ("DUNNO", "OK", "PREPEND"):
-        return "dunno"
-    if word == "WARN":
-        return "warn"
-    if word in ("DEFER", "DEFER_IF_PERMIT", "DEFER_IF_REJECT") or word.startswith("4"):
-        return "defer"
-    if word == "HOLD":
-        return "quarantine"
-    if word == "REJECT" or word.startswith("5"):
-        return "block"
-    return "other"
-
-
 class PolicyAnswers:
     def __init__(self) -> None:
         self._buckets: dict[int, dict[str, int]] = {}
@@ -39,7 +22,7 @@ class PolicyAnswers:
             return
         bucket = self._buckets.get(index)
         if bucket is None:
-            bucket = self._buckets[index] = dict.fromkeys(KINDS, 0)
+            bucket = self._buckets[index] = dict.fromkeys(ANSWER_KINDS, 0)
             self.advance(now_ms)
         bucket[answer_kind(answer)] += 1
 
@@ -52,7 +35,7 @@ class PolicyAnswers:
         """(bucket start in seconds since the epoch, answers by kind) for every complete kept
         bucket, oldest first, empty ones included (the present one is still filling)."""
         newest = now_ms // BUCKET_MS
-        return [(index * BUCKET_MS // 1000, dict(self._buckets.get(index) or dict.fromkeys(KINDS, 0)))
+        return [(index * BUCKET_MS // 1000, dict(self._buckets.get(index) or dict.fromkeys(ANSWER_KINDS, 0)))
                 for index in range(newest - BUCKETS + 1, newest)]
 
     def per_second(self, now_ms: int, seconds: int = 60) -> float:

@@ -24,8 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.console.space_saving import SpaceSaving
-from pipeline.engine.counting import SENDER_KEYS, Exemptions, is_countable, subject_of
+from pipeline.engine.counting import Exemptions, is_countable, subject_of
 from schemas.events import MailEvent
+from schemas.subjects import SENDER_KEYS
 from schemas.vocabulary import SubjectType
 
 VIEWS_S = (60, 300, 3600)

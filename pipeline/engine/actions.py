@@ -12,10 +12,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from pipeline.engine.clock import from_ms, span_ms, to_ms
 from schemas.config import Threshold
 from schemas.durations import MAX_DURATION, parse_duration
 from schemas.events import ActionEvent, Evidence
+from schemas.time_ms import from_ms, span_ms, to_ms
 from schemas.vocabulary import ActionKind, ActionState, Origin, SubjectType, ThresholdMode
 
 ACTION_NAMESPACE = uuid.UUID("5f0c1f8e-3a59-4e2b-9d0b-6c1f9f7d2a10")

@@ -34,16 +34,16 @@ Their flags: ``bounced`` is Postfix's own verdict (status=bounced);
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from pipeline.engine.clock import to_ms
-from schemas.addresses import normal_address, normal_domain
+from schemas.addresses import NetworkSet, normal_address
 from schemas.config import Exempt, Threshold
-from schemas.events import MAX_ADDRESS, DeliveryEvent, MailEvent
+from schemas.events import DeliveryEvent, MailEvent
+from schemas.subjects import normalise_subject
+from schemas.time_ms import to_ms
 from schemas.vocabulary import DELIVERY_UNIT, FLAG_BITS, CountMode, DirectionScope, Flag, SubjectType
 
 MAX_UNIT = 2**31 - 1  # weights and recipient counts are stored as 32-bit values
@@ -54,7 +54,7 @@ class Exemptions:
 
     def __init__(self, exempt: Exempt, delimiters: str = "") -> None:
         self._delimiters = delimiters
-        self._networks = [ipaddress.ip_network(n) for n in exempt.client_ips]
+        self._networks = NetworkSet(exempt.client_ips)
         self._addresses = {normal_address(s, delimiters) for s in exempt.senders
                            if not s.startswith("@")}
         self._domains = {s[1:] for s in exempt.senders if s.startswith("@")}
@@ -64,13 +64,7 @@ class Exemptions:
         """Trusted infrastructure (an exempt account or client network): nothing counts."""
         if sasl_username and sasl_username in self._accounts:
             return True
-        if client_ip and self._networks:
-            try:
-                ip = ipaddress.ip_address(client_ip)
-            except ValueError:
-                return False
-            return any(ip in network for network in self._networks)
-        return False
+        return self._networks.contains(client_ip)
 
     def exempts_sender(self, sender: str | None, sender_domain: str | None) -> bool:
         """An exempt sender address or domain: its sender and domain subjects do not count."""
@@ -78,9 +72,6 @@ class Exemptions:
             return False
         return (normal_address(sender, self._delimiters) in self._addresses
                 or sender_domain in self._domains)
-
-
-SENDER_KEYS = frozenset({SubjectType.SENDER, SubjectType.SENDER_DOMAIN})
 
 
 ATTEMPTS = frozenset({"sent", "deferred", "bounced"})
@@ -200,40 +191,6 @@ def subject_of(key: SubjectType, event: _Attributed, delimiters: str = "") -> st
         SubjectType.CLIENT_IP: event.client_ip,
     }[key]
     return normalise_subject(key, raw, delimiters)
-
-
-def normalise_subject(key: SubjectType, raw: str | None, delimiters: str = "") -> str | None:
-    """The one spelling of a subject, shared by counting and enforcement.
-
-    Senders and domains in their one spelling (``schemas.addresses``: unquoted,
-    lower-case, IDNA domains); SASL names as given; IP addresses in their
-    compressed form (the events carry that already). ``delimiters``: the
-    config's ``addresses.extension_delimiters``.
-    """
-    if not raw:
-        return None
-    if key is SubjectType.SENDER:
-        return normal_address(raw, delimiters)
-    if key is SubjectType.SENDER_DOMAIN:
-        return normal_domain(raw)
-    return raw
-
-
-def parse_subject(text: str, delimiters: str = "") -> tuple[SubjectType, str]:
-    """``type:value`` as an operator writes it, in its one spelling; ValueError saying what
-    is wrong with it."""
-    kind, _, value = text.partition(":")
-    try:
-        subject_type = SubjectType(kind)
-    except ValueError:
-        raise ValueError(f"a subject is type:value with type one of "
-                         f"{', '.join(t.value for t in SubjectType)}; got {text!r}") from None
-    value = value.strip()
-    if not value:
-        raise ValueError(f"the subject {text!r} has no value after the colon")
-    if len(value) > MAX_ADDRESS:
-        raise ValueError(f"the subject's value is longer than {MAX_ADDRESS} characters")
-    return subject_type, normalise_subject(subject_type, value, delimiters) or value
 
 
 def units(threshold: Threshold, mail: CountedMail) -> int:

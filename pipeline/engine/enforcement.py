@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pipeline.engine.clock import to_ms
 from schemas.events import ActionEvent
+from schemas.time_ms import to_ms
 from schemas.vocabulary import ACTION_STRENGTH, ActionState
 
 

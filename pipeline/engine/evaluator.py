@@ -28,9 +28,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from pipeline.engine.actions import fired
-from pipeline.engine.clock import from_ms, span_ms
 from pipeline.engine.counting import (
-    SENDER_KEYS,
     CountedMail,
     Exemptions,
     in_scope,
@@ -44,6 +42,8 @@ from pipeline.engine.subject_state import SubjectState, ThresholdState
 from pipeline.engine.window import TIME_TYPE
 from schemas.config import FloodgateConfig, Threshold
 from schemas.events import ActionEvent, DeliveryEvent, Escalation, Evidence, MailEvent
+from schemas.subjects import SENDER_KEYS, subject_key
+from schemas.time_ms import from_ms, span_ms
 from schemas.vocabulary import FLAG_BITS, ActionKind, CountMode, SubjectType
 
 
@@ -55,7 +55,7 @@ class Subject:
     @property
     def key(self) -> str:
         """The Kafka and table key: ``type:value``."""
-        return f"{self.type.value}:{self.value}"
+        return subject_key(self.type, self.value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,6 @@ import faust
 import mode
 from pydantic import ValidationError
 
-from connectors.event_files import describe_validation_error
 from pipeline.streaming import gc_tuning
 from pipeline.streaming.counting_loop import CountingLoop
 from pipeline.streaming.faust_settings import broker_credentials, broker_urls
@@ -35,6 +34,7 @@ from pipeline.streaming.metrics import WorkerMetrics
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent
 from schemas.subject_batch import KIND_HEADER, LIFT_KIND
+from schemas.validation import describe_validation_error
 from schemas.vocabulary import ActionState
 
 log = logging.getLogger("floodgate.worker")

@@ -35,6 +35,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from connectors.kafka.produce import produce_waiting
 from pipeline.streaming.partition_store import Changes, PartitionStore
 from pipeline.streaming.table_layout import FENCE_KEY, MARKER_KEY
 
@@ -85,13 +86,8 @@ def write_marker(producer: Producer, topic: str, partition: int, marker: dict[st
 
 def _produce(producer: Producer, topic: str, partition: int, key: bytes, value: bytes | None,
              delivery: Delivery) -> None:
-    while True:
-        try:
-            producer.produce(topic, key=key, value=value, partition=partition,
-                             on_delivery=delivery)
-            return
-        except BufferError:  # the local queue is full: let deliveries drain
-            producer.poll(0.05)
+    produce_waiting(producer, topic, key=key, value=value, partition=partition,
+                    on_delivery=delivery)
 
 
 def restore(store: PartitionStore, producer: Producer, consumer_settings: dict[str, Any],

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.engine.actions import expired
-from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import Subject, ThresholdEngine
 from pipeline.streaming import stored_state
 from pipeline.streaming.event_order import Entry
@@ -33,7 +32,9 @@ from pipeline.streaming.table_layout import (
     parse_expiry_key,
 )
 from schemas.events import ActionEvent
-from schemas.vocabulary import ActionState, SubjectType
+from schemas.subjects import split_subject_key
+from schemas.time_ms import to_ms
+from schemas.vocabulary import ActionState
 
 log = logging.getLogger("floodgate.worker")
 
@@ -53,10 +54,7 @@ class TickReport:
 
 def parse_subject(key: str) -> Subject:
     """The subject of a ``type:value`` key; ValueError for anything else."""
-    kind, sep, value = key.partition(":")
-    if not sep or not value:
-        raise ValueError(f"not a subject key: {key[:80]!r}")
-    return Subject(SubjectType(kind), value)
+    return Subject(*split_subject_key(key))
 
 
 class SubjectCounter:

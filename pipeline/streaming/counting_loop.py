@@ -36,12 +36,10 @@ from typing import Any
 from confluent_kafka import OFFSET_STORED, Consumer, KafkaError, Producer, TopicPartition
 from pydantic import ValidationError
 
-from connectors.direction import DirectionRules
-from connectors.event_files import describe_validation_error
 from connectors.kafka.client_config import consumer_config, producer_config
 from connectors.kafka.client_failures import RestartBudget
+from connectors.kafka.produce import produce_waiting
 from connectors.kafka.topics import changelog_topic
-from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming import changelog, gc_tuning
 from pipeline.streaming.counter import SubjectCounter
@@ -52,8 +50,11 @@ from pipeline.streaming.partition_store import PartitionStore
 from pipeline.streaming.router import Router, SubjectPartitioner
 from pipeline.streaming.store_options import StoreOptions
 from schemas.config import FloodgateConfig
+from schemas.direction import DirectionRules
 from schemas.events import ActionEvent, DeadLetter
 from schemas.subject_batch import BATCH_KIND, KIND_HEADER, ROUTED_HEADER, routed_tag
+from schemas.time_ms import to_ms
+from schemas.validation import describe_validation_error
 
 log = logging.getLogger("floodgate.worker")
 
@@ -391,12 +392,7 @@ class CountingLoop:
             extra["headers"] = headers
         if timestamp_ms is not None:
             extra["timestamp"] = timestamp_ms
-        while True:
-            try:
-                self._producer.produce(topic, value=value, key=key, **extra)
-                return
-            except BufferError:
-                self._producer.poll(0.05)
+        produce_waiting(self._producer, topic, value=value, key=key, **extra)
 
     def _publish(self, action: ActionEvent) -> None:
         self._metrics.actions.labels(action.action.value, action.state.value).inc()

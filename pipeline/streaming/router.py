@@ -20,15 +20,15 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
-from connectors.direction import DirectionRules
 from connectors.postfix_policy.counting_source import mail_event_from_policy
-from pipeline.engine.clock import to_ms
 from pipeline.engine.counting import CountedMail, unit_id
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming.event_order import Source
 from pipeline.streaming.stored_state import id_hash
+from schemas.direction import DirectionRules
 from schemas.events import DeliveryEvent, MailEvent, PolicyEvent
 from schemas.subject_batch import SubjectBatch, SubjectEntry
+from schemas.time_ms import to_ms
 
 MARK_EVERY_MS = 100  # a source's mark alone goes to every counting partition this often at most
 _PARTITION_CACHE = 16_384  # hot keys repeat; a bigger cache costs memory (~120 B a key), not time

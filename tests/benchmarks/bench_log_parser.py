@@ -22,9 +22,9 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from connectors.direction import DirectionRules
 from connectors.postfix_log.reader import LogReader
 from schemas.config import Networks
+from schemas.direction import DirectionRules
 
 
 def _rss_mib() -> float:

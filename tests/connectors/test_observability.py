@@ -8,7 +8,7 @@ import urllib.request
 
 from prometheus_client import CollectorRegistry, Counter
 
-from connectors.observability import ObservabilityServer
+from connectors.http.observability import ObservabilityServer
 
 
 def get(port: int, path: str) -> tuple[int, str, str]:

@@ -28,7 +28,7 @@ from tests.fixtures.processes import REPO, start, stop, up_environment, wait_lis
 
 pytestmark = pytest.mark.slow
 CONFIG = REPO / "deploy" / "examples" / "single-host.yaml"
-# set to a folder (e.g. connectors/console/screenshots) to save the README's screenshots
+# set to a folder (e.g. connectors/http/screenshots) to save the README's screenshots
 SCREENSHOTS = os.environ.get("CONSOLE_SCREENSHOTS")
 BURSTING = "sasl_username:compromised"
 QUESTION = {"sasl_username": "compromised", "sender": "compromised@example.net",

@@ -1,5 +1,5 @@
-from pipeline.engine.clock import to_ms
 from pipeline.replay import replay
+from schemas.time_ms import to_ms
 from schemas.vocabulary import ActionState
 from tests.pipeline.engine.builders import T0, config, mail, threshold
 

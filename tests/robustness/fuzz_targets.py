@@ -27,19 +27,19 @@ import atheris
 with atheris.instrument_imports(include=["connectors", "pipeline", "schemas"]):
     from pydantic import ValidationError
 
-    from connectors.direction import DirectionRules
     from connectors.postfix_log.reader import LogReader
     from connectors.postfix_policy.policy_protocol import MAX_REPLY_TEXT, ProtocolError, RequestReader
-    from connectors.postfix_policy.responder import PolicyResponder
     from pipeline.engine.enforcement import ActiveActions
+    from pipeline.engine.policy_decision import PolicyResponder
     from pipeline.streaming import stored_state
     from schemas.config import Exempt, Networks, PolicySettings, ReplyTexts
+    from schemas.direction import DirectionRules
     from schemas.subject_batch import BATCH_KIND, LIFT_KIND, SubjectBatch
     from schemas.vocabulary import ActionState
 
 from tests.connectors.postfix_log.corpora import CORPORA
-from tests.connectors.postfix_policy.test_responder import NOW, action
 from tests.fixtures.counting import counting_partition
+from tests.fixtures.policy_requests import NOW, action
 from tests.pipeline.engine.builders import config, threshold
 
 RS = b"\x1e"  # separates the records of one ``record`` input

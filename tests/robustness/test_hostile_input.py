@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from connectors.direction import DirectionRules
 from connectors.postfix_log.reader import LogReader
 from connectors.postfix_policy.policy_protocol import (
     MAX_LINE,
@@ -23,15 +22,16 @@ from connectors.postfix_policy.policy_protocol import (
     RequestReader,
     reply,
 )
-from connectors.postfix_policy.responder import PolicyResponder
 from connectors.siem import cef, ecs
 from pipeline.engine.enforcement import ActiveActions
+from pipeline.engine.policy_decision import PolicyResponder
 from pipeline.streaming import stored_state
 from schemas.config import Exempt, Networks, PolicySettings, ReplyTexts
+from schemas.direction import DirectionRules
 from schemas.events import ActionEvent
 from schemas.subject_batch import BATCH_KIND, LIFT_KIND, SubjectBatch
-from tests.connectors.postfix_policy.test_responder import NOW, action
 from tests.fixtures.counting import counting_partition
+from tests.fixtures.policy_requests import NOW, action
 from tests.pipeline.engine.builders import T0, config, mail, threshold
 
 BUDGET = settings(max_examples=300, deadline=None,

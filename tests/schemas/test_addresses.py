@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.postfix_policy.responder import subject_keys
-from pipeline.engine.counting import normalise_subject
+from pipeline.engine.policy_decision import subject_keys
 from schemas.addresses import domain_of, normal_address, normal_domain
 from schemas.config import Exempt, Threshold
+from schemas.subjects import normalise_subject
 from schemas.vocabulary import SubjectType
 
 
@@ -58,7 +58,7 @@ def test_address_extensions_fold_when_the_delimiters_are_set() -> None:
 def test_folded_extensions_count_exempt_and_enforce_as_one_address() -> None:
     from pipeline.engine.evaluator import ThresholdEngine
     from schemas.config import FloodgateConfig
-    from tests.connectors.postfix_policy.test_responder import action, answer, view_of
+    from tests.fixtures.policy_requests import action, answer, view_of
     from tests.pipeline.engine.builders import mail
     config = FloodgateConfig(addresses={"extension_delimiters": "+"},
                              exempt={"senders": ["alerts+ops@example.net"]},

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors.console.http_server import ConsoleConfigError, ConsoleServer
-from connectors.console.live_state import ConsoleState
+from connectors.http.console_server import ConsoleConfigError, ConsoleServer
 from connectors.kafka.embedded_broker import free_port
+from pipeline.console.live_state import ConsoleState
 from schemas.config import FloodgateConfig
 
 CONFIG = FloodgateConfig.model_validate({"kafka": {"bootstrap_servers": "127.0.0.1:1"}})

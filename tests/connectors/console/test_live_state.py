@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 import pytest
 from confluent_kafka import Producer
 
-from connectors.console.live_state import ConsoleState, OperatorError
 from connectors.kafka.client_config import producer_config
 from connectors.kafka.topics import prepare_topics
 from connectors.postfix_policy.action_feed import ActionFeed
+from pipeline.console.live_state import ConsoleState, OperatorError
 from schemas.config import FloodgateConfig, KafkaSettings
 from schemas.events import ActionEvent, MailEvent, PolicyEvent, PolicyRequest
 from schemas.vocabulary import ActionState, Direction, EventSource

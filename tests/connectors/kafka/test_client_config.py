@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.kafka.client_config import KafkaNotConfigured, consumer_config, producer_config
+from connectors.kafka.client_config import consumer_config, producer_config
+from connectors.kafka.errors import KafkaNotConfigured
 from schemas.config import KafkaSettings
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from connectors.kafka.errors import KafkaUnreachable
 from connectors.kafka.identity import (
     TopicIdentity,
     claim_state,
     read_identity,
     reset_if_moved,
 )
-from connectors.kafka.reachability import KafkaUnreachable, require_kafka
+from connectors.kafka.reachability import require_kafka
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 

@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 
 from connectors.postfix_log.reader import LogReader
 from connectors.postfix_log.tracker import Output
-from connectors.postfix_policy.responder import PolicyResponder
 from pipeline.engine.enforcement import ActiveActions
+from pipeline.engine.policy_decision import PolicyResponder
 from pipeline.replay import replay
 from schemas.config import Exempt, FloodgateConfig, Networks, PolicySettings
 from schemas.events import MailEvent
-from tests.connectors.postfix_policy.test_responder import NOW, action
+from tests.fixtures.policy_requests import NOW, action
 
 NETWORKS = Networks(internal=["10.0.0.0/8"], local_domains=["isp.example"])
 SPAM_DOMAIN = {"name": "spam_domain", "key": "sender_domain", "window": "30s", "messages": 3,

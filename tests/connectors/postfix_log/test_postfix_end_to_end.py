@@ -15,11 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors.direction import DirectionRules
 from connectors.kafka.embedded_broker import free_port
 from connectors.postfix_log.reader import LogReader, open_log_lines
 from pipeline.replay import replay
 from schemas.config import FloodgateConfig, Networks, Threshold
+from schemas.direction import DirectionRules
 from schemas.events import DeliveryEvent, MailEvent
 from schemas.vocabulary import Direction
 from tests.fixtures.postfix_instance import PostfixInstance, needs_postfix

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from connectors.direction import DirectionRules
 from connectors.postfix_log.reader import LogReader
 from connectors.postfix_log.tail import Tailer
 from connectors.postfix_log.tracker import Output
 from schemas.config import Networks, Topics
+from schemas.direction import DirectionRules
 from tests.connectors.postfix_log.test_tail import message_lines
 
 

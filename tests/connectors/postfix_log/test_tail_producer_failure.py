@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from connectors.direction import DirectionRules
 from connectors.postfix_log.reader import LogReader
 from connectors.postfix_log.tail import Restarted, Tailer
 from schemas.config import Networks, Topics
+from schemas.direction import DirectionRules
 from tests.connectors.postfix_log.test_tail import message_lines
 from tests.connectors.postfix_log.test_tail_parser_guard import AcceptingProducer, ListFollower
 

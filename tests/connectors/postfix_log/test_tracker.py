@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.direction import DirectionRules
 from connectors.postfix_log.reader import LogReader, open_log_lines
 from connectors.postfix_log.tracker import Output
 from schemas.config import Networks
+from schemas.direction import DirectionRules
 from schemas.events import DeliveryEvent, MailEvent
 from schemas.vocabulary import Direction
 from tests.connectors.postfix_log.corpora import CORPORA, LIGHTMETER, needs_corpora

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from connectors.postfix_policy.action_store import ActionStore
-from tests.connectors.postfix_policy.test_responder import action
+from tests.fixtures.policy_requests import action
 
 
 def test_a_restarted_store_knows_the_actions_in_force_and_where_to_resume(tmp_path: Path) -> None:

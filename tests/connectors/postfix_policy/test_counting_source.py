@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from connectors.direction import DirectionRules
-from connectors.postfix_policy.counting_source import is_refusal, mail_event_from_policy
+from connectors.postfix_policy.counting_source import mail_event_from_policy
+from connectors.postfix_policy.policy_protocol import is_refusal
 from schemas.config import Networks
+from schemas.direction import DirectionRules
 from schemas.events import PolicyEvent, PolicyRequest
 from schemas.vocabulary import Direction, EventSource
 from tests.pipeline.engine.builders import T0

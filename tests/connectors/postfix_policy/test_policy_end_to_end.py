@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.direction import DirectionRules
 from connectors.kafka.client_config import consumer_config
 from connectors.kafka.embedded_broker import free_port
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from connectors.postfix_log.reader import LogReader, open_log_lines
 from schemas.config import KafkaSettings, Networks
+from schemas.direction import DirectionRules
 from schemas.events import MailEvent, PolicyEvent
 from tests.fixtures.postfix_instance import PostfixInstance, needs_postfix
 from tests.fixtures.processes import start_floodgate, stop

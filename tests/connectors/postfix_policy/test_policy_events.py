@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from connectors.postfix_policy.policy_events import PolicyEventPublisher
-from connectors.postfix_policy.responder import Answer
+from connectors.postfix_policy.policy_protocol import Answer
 from schemas.config import KafkaSettings
 
 FATAL = KafkaException(KafkaError(KafkaError._FATAL, "sequence desynchronization", fatal=True))

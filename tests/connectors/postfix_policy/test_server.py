@@ -6,12 +6,13 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from connectors.postfix_policy.responder import PolicyResponder
+from connectors.postfix_policy.policy_protocol import Answer
 from connectors.postfix_policy.server import PolicyServer
 from pipeline.engine.enforcement import ActiveActions
+from pipeline.engine.policy_decision import PolicyResponder
 from schemas.config import Exempt, PolicySettings
-from tests.connectors.postfix_policy.test_responder import NOW, action
 from tests.figures import Figures
+from tests.fixtures.policy_requests import NOW, action
 
 REQUEST = (b"request=smtpd_access_policy\nprotocol_state=RCPT\nsasl_username=%s\n"
            b"sender=%s@example.net\nclient_address=10.0.0.5\n\n")
@@ -21,7 +22,7 @@ def make_server(**settings: object) -> PolicyServer:
     view = ActiveActions()
     view.apply(action("block", "sasl_username", "mallory"))
     config = PolicySettings(listen="127.0.0.1:0", **settings)  # type: ignore[arg-type]
-    return PolicyServer(config, PolicyResponder(config, Exempt(), view), lambda: NOW)
+    return PolicyServer(config, PolicyResponder(config, Exempt(), view).answer, lambda: NOW)
 
 
 async def ask(port: int, users: list[bytes]) -> list[bytes]:
@@ -95,10 +96,12 @@ def test_connections_beyond_the_limit_are_refused() -> None:
     asyncio.run(scenario())
 
 
-def test_a_failing_responder_fails_open() -> None:
+def test_a_failing_decision_fails_open() -> None:
+    def broken(attributes: dict[str, str], now_ms: int) -> Answer:
+        raise RuntimeError("a bug in the decision")
+
     async def scenario() -> None:
-        server = make_server()
-        server._responder = None  # type: ignore[assignment]  # any call now raises
+        server = PolicyServer(PolicySettings(listen="127.0.0.1:0"), broken, lambda: NOW)
         await server.start()
         try:
             assert await ask(server.port, [b"mallory"]) == [b"action=DUNNO\n\n"]

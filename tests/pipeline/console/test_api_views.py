@@ -7,10 +7,10 @@ import pytest
 from pipeline.console.api_views import action_row, actions_document, top_document
 from pipeline.console.top_subjects import TopSubjects
 from pipeline.engine.actions import added, fired
-from pipeline.engine.clock import from_ms
 from pipeline.engine.counting import Exemptions
 from schemas.config import Exempt, Threshold
 from schemas.events import ActionEvent, Evidence
+from schemas.time_ms import from_ms
 from schemas.vocabulary import ActionKind, CountMode, SubjectType
 
 T0 = 1_800_000_000_000

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.console.policy_answers import BUCKET_MS, BUCKETS, PolicyAnswers, answer_kind
+from connectors.postfix_policy.policy_protocol import answer_kind
+from pipeline.console.policy_answers import BUCKET_MS, BUCKETS, PolicyAnswers
 
 
 @pytest.mark.parametrize(("answer", "kind"), [

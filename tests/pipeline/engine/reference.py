@@ -9,9 +9,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from pipeline.engine.clock import span_ms, to_ms
 from schemas.config import FloodgateConfig, Threshold
 from schemas.events import DeliveryEvent, MailEvent
+from schemas.time_ms import span_ms, to_ms
 
 Unit = MailEvent | DeliveryEvent
 

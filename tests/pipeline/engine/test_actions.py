@@ -1,6 +1,6 @@
 from pipeline.engine.actions import ExpiryQueue, action_id, fired, lifted
-from pipeline.engine.clock import to_ms
 from schemas.events import ActionEvent, Evidence
+from schemas.time_ms import to_ms
 from schemas.vocabulary import ActionState, SubjectType
 from tests.pipeline.engine.builders import T0, threshold
 

@@ -1,6 +1,6 @@
-from pipeline.engine.clock import to_ms
 from pipeline.engine.enforcement import ActiveActions
-from tests.connectors.postfix_policy.test_responder import action
+from schemas.time_ms import to_ms
+from tests.fixtures.policy_requests import action
 from tests.pipeline.engine.builders import T0
 
 

@@ -7,12 +7,12 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.engine.clock import span_ms as to_ms_span
-from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.engine.subject_state import SubjectState, decode_state, encode_state
 from schemas.config import EscalationStep, Exempt, FloodgateConfig, Threshold
 from schemas.events import ActionEvent
+from schemas.time_ms import span_ms as to_ms_span
+from schemas.time_ms import to_ms
 from tests.pipeline.engine.builders import T0, delivery, mail
 from tests.pipeline.engine.reference import Unit, reference_firings
 

@@ -1,10 +1,10 @@
 """The design card's examples, edges and lifecycle, one scenario each."""
 
-from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import Subject, ThresholdEngine
 from pipeline.engine.subject_state import SubjectState
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, MailEvent
+from schemas.time_ms import to_ms
 from schemas.vocabulary import SubjectType
 from tests.pipeline.engine.builders import T0, config, mail, threshold
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.engine.clock import to_ms
 from pipeline.engine.counting import CountedMail
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.replay import replay
@@ -21,6 +20,7 @@ from pipeline.streaming.stored_state import id_hash
 from pipeline.streaming.table_layout import EXPIRY_PREFIX, is_subject_key
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, MailEvent
+from schemas.time_ms import to_ms
 from schemas.vocabulary import ActionState
 from tests.pipeline.engine.builders import T0, config, mail, threshold
 

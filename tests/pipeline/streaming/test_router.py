@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
-from connectors.direction import DirectionRules
-from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming.router import MARK_EVERY_MS, Router, SubjectPartitioner
 from schemas.config import Networks
+from schemas.direction import DirectionRules
 from schemas.events import PolicyEvent, PolicyRequest
 from schemas.subject_batch import SubjectBatch
+from schemas.time_ms import to_ms
 from tests.pipeline.engine.builders import T0, config, mail, threshold
 
 START = to_ms(T0)

@@ -16,12 +16,12 @@ from confluent_kafka import Producer
 
 from connectors.kafka.client_config import producer_config
 from connectors.kafka.embedded_broker import free_port
-from pipeline.engine.clock import to_ms
 from pipeline.replay import replay
 from pipeline.streaming.counting_loop import ASSIGNED_LINE
 from schemas.config import KafkaSettings
 from schemas.config_file import load_config
 from schemas.events import ActionEvent, DeadLetter, MailEvent, PolicyEvent, PolicyRequest
+from schemas.time_ms import to_ms
 from schemas.vocabulary import ActionState
 from tests.fixtures.http_probe import wait_ready
 from tests.fixtures.processes import start_floodgate, stop

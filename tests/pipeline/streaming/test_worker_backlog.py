@@ -28,13 +28,13 @@ import yaml
 from connectors.kafka.embedded_broker import free_port
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from connectors.postfix_log.tail import partition_key
-from pipeline.engine.clock import to_ms
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.replay import replay
 from pipeline.streaming.counting_loop import ASSIGNED_LINE
 from schemas.config import FloodgateConfig, KafkaSettings
 from schemas.config_file import load_config
 from schemas.events import ActionEvent, DeliveryEvent, MailEvent
+from schemas.time_ms import to_ms
 from schemas.vocabulary import ActionState
 from tests.figures import Figures
 from tests.fixtures.http_probe import scrape

@@ -10,28 +10,30 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from typing import Any
 
 from confluent_kafka import Producer
 from pydantic import ValidationError
 
-from connectors.console.recent_records import RecentRecords
-from connectors.direction import DirectionRules
-from connectors.event_files import describe_validation_error
+from connectors.http.console_server import OperatorError
 from connectors.kafka.action_records import publish_actions
 from connectors.kafka.client_config import producer_config
+from connectors.kafka.recent_records import RecentRecords
 from connectors.postfix_policy.action_feed import ActionFeed
 from connectors.postfix_policy.counting_source import mail_event_from_policy
 from pipeline.console.api_views import actions_document, answers_document, top_document
 from pipeline.console.policy_answers import PolicyAnswers
 from pipeline.console.top_subjects import TopSubjects
 from pipeline.engine.actions import added, lifted, manual_duration_ms
-from pipeline.engine.clock import to_ms
-from pipeline.engine.counting import Exemptions, parse_subject
+from pipeline.engine.counting import Exemptions
+from pipeline.engine.dedup import RecentEventIds
 from pipeline.engine.enforcement import ActiveActions
 from schemas.config import FloodgateConfig
+from schemas.direction import DirectionRules
 from schemas.events import MAX_NAME, MAX_TEXT, ActionEvent, MailEvent, PolicyEvent
+from schemas.subjects import parse_subject, subject_key
+from schemas.time_ms import to_ms
+from schemas.validation import describe_validation_error
 from schemas.vocabulary import ActionKind, SubjectType
 
 HISTORY_MS = 3_600_000  # the longest Top view
@@ -44,10 +46,6 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class OperatorError(ValueError):
-    """A lift or add the operator asked for that cannot be done as asked."""
-
-
 class ConsoleState:
     def __init__(self, config: FloodgateConfig) -> None:
         self.config = config
@@ -57,7 +55,7 @@ class ConsoleState:
         self._top = TopSubjects(config.console.top_capacity,
                                 Exemptions(config.exempt, delimiters), delimiters)
         self._answers = PolicyAnswers()
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen = RecentEventIds(HISTORY_MS, limit=SEEN_IDS)
         self._directions = DirectionRules(config.networks)
         self._producer: Producer | None = None
         since = lambda: now_ms() - HISTORY_MS  # noqa: E731
@@ -105,13 +103,11 @@ class ConsoleState:
 
     def _count(self, event: MailEvent) -> None:
         with self._lock:
-            if self.config.worker.count_policy_events:
-                if event.event_id in self._seen:
-                    return
-                self._seen[event.event_id] = None
-                if len(self._seen) > SEEN_IDS:
-                    self._seen.popitem(last=False)
-            self._top.add_event(event, to_ms(event.ts), now_ms())
+            ts_ms = to_ms(event.ts)
+            if (self.config.worker.count_policy_events
+                    and not self._seen.first_time(event.event_id, ts_ms)):
+                return
+            self._top.add_event(event, ts_ms, now_ms())
 
     # -- reading ------------------------------------------------------------
 
@@ -152,9 +148,9 @@ class ConsoleState:
         actor, reason = _who_and_why(actor, reason)
         now = now_ms()
         with self._lock:
-            active = self._view.in_force(now, f"{kind.value}:{value}")
+            active = self._view.in_force(now, subject_key(kind, value))
         if not active:
-            raise OperatorError(f"no action in force on {kind.value}:{value}")
+            raise OperatorError(f"no action in force on {subject_key(kind, value)}")
         return self._publish([lifted(a, now, actor, reason, reset) for a in active])
 
     def add(self, subject: str, action: str, duration: str, actor: str, reason: str) -> ActionEvent:

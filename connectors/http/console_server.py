@@ -25,18 +25,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import ipaddress
 import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from connectors.console.live_state import ConsoleState, OperatorError
-from connectors.kafka.action_records import NotConfirmed
-from connectors.observability import split_listen
+from connectors.http.server import SmallHttpServer, is_loopback_host, split_listen
+from connectors.kafka.errors import NotConfirmed
+from schemas.events import ActionEvent
 
 log = logging.getLogger("floodgate.console")
 
@@ -56,16 +54,25 @@ class ConsoleConfigError(ValueError):
     """The console cannot start as configured (e.g. open address without a token)."""
 
 
-def is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+class OperatorError(ValueError):
+    """A lift or add the operator got wrong: the message says what (answered 400)."""
+
+
+class ConsoleBackend(Protocol):
+    """What the console's pages and API read and change (``pipeline.console.live_state``)."""
+
+    def actions(self, query: str) -> dict[str, Any]: ...
+    def top(self, view_s: int) -> dict[str, Any]: ...
+    def answers(self) -> dict[str, Any]: ...
+    def status(self) -> dict[str, Any]: ...
+    def lift(self, subject: str, actor: str, reason: str, reset: bool) -> list[ActionEvent]: ...
+    def add(self, subject: str, action: str, duration: str, actor: str,
+            reason: str) -> ActionEvent: ...
 
 
 def static_files() -> dict[str, tuple[bytes, str]]:
     """Every file the page needs, read once from the package: name -> (content, type)."""
-    root = resources.files("connectors.console") / "static"
+    root = resources.files("connectors.http") / "static"
     files = {}
     for entry in root.iterdir():
         suffix = "." + entry.name.rsplit(".", 1)[-1]
@@ -75,52 +82,33 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 
 
 class ConsoleServer:
-    def __init__(self, listen: str, state: ConsoleState, token: str | None) -> None:
-        host, port = split_listen(listen)
-        if not is_loopback(host) and not token:
+    def __init__(self, listen: str, state: ConsoleBackend, token: str | None) -> None:
+        host, _ = split_listen(listen)
+        if not is_loopback_host(host) and not token:
             raise ConsoleConfigError(
                 f"console.listen {listen} is not a loopback address: set {TOKEN_ENV} (a long "
                 "random secret) so that only operators can see and change actions")
         self._state, self._token = state, token or None
         self._files = static_files()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            server_version = "floodgate-console"
-            sys_version = ""
-
-            def do_GET(self) -> None:
-                outer._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                outer._handle(self, "POST")
-
-            def log_message(self, format: str, *args: object) -> None:
-                log.debug("%s " + format, self.address_string(), *args)
-
         try:
-            self._server = ThreadingHTTPServer((host, port), Handler)
+            self._server = SmallHttpServer(listen, self._handle, "console-http", ("GET", "POST"),
+                                           quiet=False, server_name="floodgate-console")
         except OSError as exc:
             raise ConsoleConfigError(f"cannot serve the console on {listen}: "
                                      f"{exc.strerror or exc}") from None
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="console-http",
-                                        daemon=True)
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        host = host.decode() if isinstance(host, bytes) else host
+        host, port = self._server.address
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/"
 
     def start(self) -> ConsoleServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
     # -- one request --------------------------------------------------------
 
@@ -219,7 +207,7 @@ class ConsoleServer:
                              {"WWW-Authenticate": 'Basic realm="Floodgate console", charset="UTF-8"'})
         else:
             host = (request.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
-            if not is_loopback(host):
+            if not is_loopback_host(host):
                 return _json(403, {"error": "open the console at its loopback address"})
         origin = request.headers.get("Origin")
         if origin is not None and urlsplit(origin).netloc != request.headers.get("Host"):

@@ -1,4 +1,4 @@
-"""Decide the reply to one policy request from the active actions.
+"""The policy service's decision: the reply to one policy request, from the active actions.
 
 The strongest action in force for any subject of the request (SASL account,
 sender, sender domain, client address) decides: block -> REJECT, defer ->
@@ -10,24 +10,14 @@ write it into MAIL FROM), as it does in counting.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from connectors.addresses import client_address
-from connectors.postfix_policy.policy_protocol import reply
-from pipeline.engine.counting import SENDER_KEYS, Exemptions, normalise_subject
+from connectors.postfix_policy.policy_protocol import DUNNO, Answer, reply
+from pipeline.engine.counting import Exemptions
 from pipeline.engine.enforcement import ActiveActions
-from schemas.addresses import domain_of
+from schemas.addresses import client_address, domain_of
 from schemas.config import MAX_SUBJECT_IN_REPLY, Exempt, PolicySettings
 from schemas.events import ActionEvent
+from schemas.subjects import SENDER_KEYS, normalise_subject, subject_key
 from schemas.vocabulary import ActionKind, SubjectType
-
-DUNNO = reply("DUNNO")
-
-
-@dataclass(frozen=True)
-class Answer:
-    wire: bytes  # the reply as sent
-    action: ActionEvent | None  # what decided it, None for DUNNO
 
 
 def subject_keys(attributes: dict[str, str], sender_exempt: bool = False,
@@ -46,7 +36,7 @@ def subject_keys(attributes: dict[str, str], sender_exempt: bool = False,
             continue
         subject = normalise_subject(kind, value, delimiters)
         if subject:
-            keys.append(f"{kind.value}:{subject}")
+            keys.append(subject_key(kind, subject))
     return keys
 
 

@@ -1,40 +1,6 @@
-from datetime import timedelta
-
-from connectors.postfix_policy.responder import PolicyResponder, subject_keys
-from pipeline.engine.clock import to_ms
-from pipeline.engine.enforcement import ActiveActions
+from pipeline.engine.policy_decision import subject_keys
 from schemas.config import Exempt, PolicySettings
-from schemas.events import ActionEvent
-from tests.pipeline.engine.builders import T0
-
-NOW = to_ms(T0) + 60_000
-
-
-def action(kind: str, subject_type: str, subject: str, action_id: str = "a1",
-           minutes: int = 15, state: str = "active", enforced: bool = True) -> ActionEvent:
-    return ActionEvent(action_id=action_id, ts=T0, subject_type=subject_type, subject=subject,
-                       action=kind, threshold="burst", state=state, origin="auto",
-                       triggered_at=T0, expires_at=T0 + timedelta(minutes=minutes),
-                       enforced=enforced)
-
-
-def request(**values: str) -> dict[str, str]:
-    base = {"request": "smtpd_access_policy", "protocol_state": "END-OF-MESSAGE",
-            "sender": "Alice@Example.NET", "sasl_username": "alice", "client_address": "10.0.0.5"}
-    return {**base, **values}
-
-
-def answer(view: ActiveActions, settings: PolicySettings | None = None,
-           exempt: Exempt | None = None, delimiters: str = "", **values: str) -> bytes:
-    responder = PolicyResponder(settings or PolicySettings(), exempt or Exempt(), view, delimiters)
-    return responder.answer(request(**values), NOW).wire
-
-
-def view_of(*actions: ActionEvent) -> ActiveActions:
-    view = ActiveActions()
-    for a in actions:
-        view.apply(a)
-    return view
+from tests.fixtures.policy_requests import action, answer, request, view_of
 
 
 def test_keys_cover_every_subject_normalised() -> None:

@@ -9,38 +9,22 @@ from elsewhere to our domains is inbound.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 
-from schemas.addresses import domain_of
+from schemas.addresses import NetworkSet, domain_of
 from schemas.config import Networks
 from schemas.vocabulary import Direction
 
 
 class DirectionRules:
     def __init__(self, networks: Networks) -> None:
-        self._internal = [ipaddress.ip_network(n) for n in networks.internal]
+        self._internal = NetworkSet(networks.internal)
         self._local = frozenset(networks.local_domains)
-        self._internal_ips: dict[str, bool] = {}  # client address -> inside networks.internal
 
     def is_ours(self, client_ip: str | None, sasl_username: str | None, local_submission: bool) -> bool:
         if sasl_username or local_submission:
             return True
-        if not client_ip:
-            return False
-        known = self._internal_ips.get(client_ip)
-        if known is None:
-            if len(self._internal_ips) >= 65_536:
-                self._internal_ips.clear()
-            known = self._internal_ips[client_ip] = self._inside(client_ip)
-        return known
-
-    def _inside(self, client_ip: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(client_ip)
-        except ValueError:
-            return False
-        return any(ip in network for network in self._internal)
+        return self._internal.contains(client_ip)
 
     def classify(self, client_ip: str | None, sasl_username: str | None, local_submission: bool,
                  recipients: Iterable[str]) -> Direction:

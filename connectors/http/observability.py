@@ -1,21 +1,21 @@
 """``/livez``, ``/readyz`` and ``/metrics`` (Prometheus text format) over HTTP.
 
-One small threaded server for every Floodgate process (worker, policy
-service, tailer), so probes and scrapes never wait on the process's own loop.
+Served by ``connectors.http.server`` in every Floodgate process (worker,
+policy service, tailer), so probes and scrapes never wait on the process's own loop.
 Metrics carry no user, sender or address as a label: only fixed words.
 """
 
 from __future__ import annotations
 
 import platform
-import threading
 from collections.abc import Callable, Iterable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from connectors.http.server import SmallHttpServer
 from connectors.release import release
 
 
@@ -41,46 +41,28 @@ class BuildInfo(Collector):
         yield info
 
 
-def split_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
 class ObservabilityServer:
     def __init__(self, listen: str, ready: Callable[[], bool], registry: CollectorRegistry) -> None:
         self._ready, self._registry = ready, registry
         registry.register(BuildInfo())
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer._respond(self)
-
-            def log_message(self, *args: object) -> None:
-                pass  # probes every few seconds would drown the log
-
         try:
-            self._server = ThreadingHTTPServer(split_listen(listen), Handler)
+            self._server = SmallHttpServer(listen, self._respond, "observability")
         except OSError as exc:  # name the address: "Address already in use" alone says nothing
             raise HealthListenError(f"cannot serve /livez, /readyz and /metrics on {listen}: "
                                     f"{exc.strerror or exc}") from None
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="observability",
-                                        daemon=True)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._server.address[1]
 
     def start(self) -> ObservabilityServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
-    def _respond(self, request: BaseHTTPRequestHandler) -> None:
+    def _respond(self, request: BaseHTTPRequestHandler, _method: str) -> None:
         path = request.path.split("?", 1)[0]
         if path == "/livez":
             status, kind, body = 200, "text/plain", b"ok\n"

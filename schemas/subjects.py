@@ -1,0 +1,61 @@
+"""The subject key ``type:value``: what is counted, acted on and looked up.
+
+One spelling everywhere, because it is a partitioning contract: the key of
+``subject-events`` and ``actions`` records (hashed with murmur2 to pick the
+partition), of the worker's state, of the policy service's lookups and of an
+operator's ``actions lift``. Subjects are normalised here once: senders and
+domains in their one spelling (``schemas.addresses``: unquoted, lower-case,
+IDNA domains), SASL names as given, client addresses in their compressed form.
+"""
+
+from __future__ import annotations
+
+from schemas.addresses import MAX_ADDRESS, normal_address, normal_domain
+from schemas.vocabulary import SubjectType
+
+# The dimensions any client can write into MAIL FROM: an exempt sender keeps only these out.
+SENDER_KEYS = frozenset({SubjectType.SENDER, SubjectType.SENDER_DOMAIN})
+
+
+def subject_key(kind: SubjectType, value: str) -> str:
+    """``sender:alice@example.net``: the record and table key of a subject."""
+    return f"{kind.value}:{value}"
+
+
+def split_subject_key(key: str) -> tuple[SubjectType, str]:
+    """The type and value of a key made by ``subject_key``; ValueError for anything else."""
+    kind, sep, value = key.partition(":")
+    if not sep or not value:
+        raise ValueError(f"not a subject key: {key[:80]!r}")
+    return SubjectType(kind), value
+
+
+def normalise_subject(kind: SubjectType, raw: str | None, delimiters: str = "") -> str | None:
+    """The one spelling of a subject, shared by counting and enforcement; None for none.
+
+    ``delimiters``: the config's ``addresses.extension_delimiters``.
+    """
+    if not raw:
+        return None
+    if kind is SubjectType.SENDER:
+        return normal_address(raw, delimiters)
+    if kind is SubjectType.SENDER_DOMAIN:
+        return normal_domain(raw)
+    return raw
+
+
+def parse_subject(text: str, delimiters: str = "") -> tuple[SubjectType, str]:
+    """``type:value`` as an operator writes it, in its one spelling; ValueError saying what
+    is wrong with it."""
+    kind, _, value = text.partition(":")
+    try:
+        subject_type = SubjectType(kind)
+    except ValueError:
+        raise ValueError(f"a subject is type:value with type one of "
+                         f"{', '.join(t.value for t in SubjectType)}; got {text!r}") from None
+    value = value.strip()
+    if not value:
+        raise ValueError(f"the subject {text!r} has no value after the colon")
+    if len(value) > MAX_ADDRESS:
+        raise ValueError(f"the subject's value is longer than {MAX_ADDRESS} characters")
+    return subject_type, normalise_subject(subject_type, value, delimiters) or value
