@@ -71,7 +71,7 @@ def claim_worker_state(config: FloodgateConfig) -> str | None:
     the changelog then restores what belongs to these."""
     identity = read_identity(config.kafka, [config.topics.subject_events,
                                             changelog_topic(config.worker.app_id)])
-    from pipeline.streaming.counting_loop import counting_dir
+    from pipeline.streaming.state.manager import counting_dir
 
     return reset_if_moved(Path(config.worker.data_dir), identity,
                           [counting_dir(config.worker.data_dir)])

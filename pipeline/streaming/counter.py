@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from pipeline.engine.actions import expired
 from pipeline.engine.evaluator import Subject, ThresholdEngine
-from pipeline.streaming import stored_state
 from pipeline.streaming.event_order import Entry
-from pipeline.streaming.partition_store import PartitionStore
-from pipeline.streaming.table_layout import (
+from pipeline.streaming.state import stored_state
+from pipeline.streaming.state.partition_store import PartitionStore
+from pipeline.streaming.state.table_layout import (
     EXPIRY_PREFIX,
     FIRST_SUBJECT_KEY,
     expiry_bound,

@@ -16,7 +16,7 @@ from typing import Any
 from pipeline.engine.counting import CountedMail
 from pipeline.streaming.counter import SubjectCounter
 from pipeline.streaming.event_order import Entry, EventOrder, Source
-from pipeline.streaming.partition_store import PartitionStore
+from pipeline.streaming.state.partition_store import PartitionStore
 from schemas.events import ActionEvent
 from schemas.subject_batch import BATCH_KIND, LIFT_KIND, SubjectBatch
 

@@ -24,7 +24,7 @@ from connectors.postfix_policy.counting_source import mail_event_from_policy
 from pipeline.engine.counting import CountedMail, unit_id
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming.event_order import Source
-from pipeline.streaming.stored_state import id_hash
+from pipeline.streaming.state.stored_state import id_hash
 from schemas.direction import DirectionRules
 from schemas.events import DeliveryEvent, MailEvent, PolicyEvent
 from schemas.subject_batch import SubjectBatch, SubjectEntry

@@ -31,7 +31,7 @@ with atheris.instrument_imports(include=["connectors", "pipeline", "schemas"]):
     from connectors.postfix_policy.policy_protocol import MAX_REPLY_TEXT, ProtocolError, RequestReader
     from pipeline.engine.enforcement import ActiveActions
     from pipeline.engine.policy_decision import PolicyResponder
-    from pipeline.streaming import stored_state
+    from pipeline.streaming.state import stored_state
     from schemas.config import Exempt, Networks, PolicySettings, ReplyTexts
     from schemas.direction import DirectionRules
     from schemas.subject_batch import BATCH_KIND, LIFT_KIND, SubjectBatch

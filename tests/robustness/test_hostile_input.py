@@ -25,7 +25,7 @@ from connectors.postfix_policy.policy_protocol import (
 from connectors.siem import cef, ecs
 from pipeline.engine.enforcement import ActiveActions
 from pipeline.engine.policy_decision import PolicyResponder
-from pipeline.streaming import stored_state
+from pipeline.streaming.state import stored_state
 from schemas.config import Exempt, Networks, PolicySettings, ReplyTexts
 from schemas.direction import DirectionRules
 from schemas.events import ActionEvent

@@ -14,10 +14,10 @@ from pipeline.replay import replay
 from pipeline.streaming import counter as counter_module
 from pipeline.streaming.counter import SubjectCounter, TickReport
 from pipeline.streaming.event_order import Entry
-from pipeline.streaming.partition_store import HARD_LIMIT, PartitionStore
-from pipeline.streaming.store_options import StoreOptions
-from pipeline.streaming.stored_state import id_hash
-from pipeline.streaming.table_layout import EXPIRY_PREFIX, is_subject_key
+from pipeline.streaming.state.partition_store import HARD_LIMIT, PartitionStore
+from pipeline.streaming.state.store_options import StoreOptions
+from pipeline.streaming.state.stored_state import id_hash
+from pipeline.streaming.state.table_layout import EXPIRY_PREFIX, is_subject_key
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, MailEvent
 from schemas.time_ms import to_ms

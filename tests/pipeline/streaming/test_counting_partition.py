@@ -13,8 +13,8 @@ from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming.counter import SubjectCounter
 from pipeline.streaming.counting_partition import CountingPartition
 from pipeline.streaming.event_order import Entry, EventOrder, Source
-from pipeline.streaming.partition_store import PartitionStore
-from pipeline.streaming.store_options import StoreOptions
+from pipeline.streaming.state.partition_store import PartitionStore
+from pipeline.streaming.state.store_options import StoreOptions
 from schemas.subject_batch import BATCH_KIND, SubjectBatch, SubjectEntry, routed_tag
 from tests.pipeline.engine.builders import config, threshold
 

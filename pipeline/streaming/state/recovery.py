@@ -1,13 +1,4 @@
-"""A counting partition's changelog: written at each checkpoint, read back on assignment.
-
-Checkpoint (``write_checkpoint``): the changed keys, then, once Kafka has
-acknowledged all of them, a marker record (``MARKER_KEY``) with what the
-partition needs to resume (see ``event_order``). Only then is the local
-RocksDB written and are the source offsets committed. Everything before the
-last marker is therefore complete; records after it belong to a checkpoint
-that a crash cut short.
-
-Restore (``restore``), when a partition is assigned:
+"""Restore a counting partition from its changelog when it is assigned.
 
 1. write a fence record and learn its offset: the log's end, exactly, without
    trusting the broker's reported end offsets;
@@ -35,59 +26,21 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from connectors.kafka.produce import produce_waiting
-from pipeline.streaming.partition_store import Changes, PartitionStore
-from pipeline.streaming.table_layout import FENCE_KEY, MARKER_KEY
+from pipeline.streaming.state.changelog import (
+    ChangelogError,
+    Delivery,
+    flush,
+    produce_record,
+    write_changes,
+    write_marker,
+)
+from pipeline.streaming.state.partition_store import PartitionStore
+from pipeline.streaming.state.table_layout import FENCE_KEY, MARKER_KEY
 
 log = logging.getLogger("floodgate.worker")
 
 HELD_RECORDS = 200_000  # records held between the two reads; more: the log is read twice
 READ_TIMEOUT_S = 120.0  # no progress for this long while restoring: give up (the worker restarts)
-
-
-class ChangelogError(RuntimeError):
-    """The changelog could not be written or read back."""
-
-
-@dataclass
-class Delivery:
-    """Offsets Kafka acknowledged for produced records, by partition; errors kept to raise."""
-
-    last: dict[int, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
-    def __call__(self, error: Any, message: Any) -> None:
-        if error is not None:
-            self.errors.append(str(error))
-        else:
-            partition = message.partition()
-            self.last[partition] = max(self.last.get(partition, -1), message.offset())
-
-    def check(self) -> None:
-        if self.errors:
-            raise ChangelogError(f"Kafka refused changelog records: {self.errors[0]}")
-
-
-def flush(producer: Producer, timeout_s: float = 60.0) -> None:
-    if producer.flush(timeout_s) > 0:
-        raise ChangelogError(f"Kafka did not acknowledge the worker's records in {timeout_s:.0f} s")
-
-
-def write_changes(producer: Producer, topic: str, partition: int, changes: Changes,
-                  delivery: Delivery) -> None:
-    for key, value in changes.items():
-        _produce(producer, topic, partition, key, value, delivery)
-
-
-def write_marker(producer: Producer, topic: str, partition: int, marker: dict[str, Any],
-                 delivery: Delivery) -> None:
-    _produce(producer, topic, partition, MARKER_KEY, json.dumps(marker).encode(), delivery)
-
-
-def _produce(producer: Producer, topic: str, partition: int, key: bytes, value: bytes | None,
-             delivery: Delivery) -> None:
-    produce_waiting(producer, topic, key=key, value=value, partition=partition,
-                    on_delivery=delivery)
 
 
 def restore(store: PartitionStore, producer: Producer, consumer_settings: dict[str, Any],
@@ -135,7 +88,7 @@ def restore(store: PartitionStore, producer: Producer, consumer_settings: dict[s
 
 def _fence(producer: Producer, topic: str, partition: int) -> int:
     delivery = Delivery()
-    _produce(producer, topic, partition, FENCE_KEY, uuid.uuid4().bytes, delivery)
+    produce_record(producer, topic, partition, FENCE_KEY, uuid.uuid4().bytes, delivery)
     flush(producer)
     delivery.check()
     return delivery.last[partition]

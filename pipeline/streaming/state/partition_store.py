@@ -27,9 +27,9 @@ from typing import Any
 
 import rocksdict
 
-from pipeline.streaming import stored_state
-from pipeline.streaming.stored_state import StoredState
-from pipeline.streaming.table_layout import META_KEY
+from pipeline.streaming.state import stored_state
+from pipeline.streaming.state.stored_state import StoredState
+from pipeline.streaming.state.table_layout import META_KEY
 
 Changes = dict[bytes, bytes | None]  # key -> value, None deletes
 # Between checkpoints the cache may grow to this many times its size: evicting costs a

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import rocksdict
 
-from pipeline.streaming.store_options import MiB, StoreOptions
+from pipeline.streaming.state.store_options import MiB, StoreOptions
 from schemas.config import WorkerSettings
 
 

@@ -11,9 +11,9 @@ from confluent_kafka import Producer
 
 from connectors.kafka.client_config import consumer_config, producer_config
 from connectors.kafka.topics import TopicSpec, ensure_topics
-from pipeline.streaming import changelog
-from pipeline.streaming.partition_store import PartitionStore
-from pipeline.streaming.store_options import StoreOptions
+from pipeline.streaming.state import changelog, recovery
+from pipeline.streaming.state.partition_store import PartitionStore
+from pipeline.streaming.state.store_options import StoreOptions
 from schemas.config import KafkaSettings
 
 pytestmark = pytest.mark.slow
@@ -54,18 +54,18 @@ def test_restore_stops_at_the_last_marker_and_repairs_what_follows(
 
     # another worker takes the partition over with an empty store
     other = PartitionStore(tmp_path / "b", options)
-    marker = changelog.restore(other, producer, settings, topic, 1)
+    marker = recovery.restore(other, producer, settings, topic, 1)
     assert marker == {"resume": 20}
     assert [(k, v) for k, v in other.scan(b"\x01")] == [(b"sender:a", b"2")]
 
     # the cut-short checkpoint was written again as of the marker: a later restore agrees
     again = PartitionStore(tmp_path / "c", options)
-    assert changelog.restore(again, producer, settings, topic, 1) == {"resume": 20}
+    assert recovery.restore(again, producer, settings, topic, 1) == {"resume": 20}
     assert [(k, v) for k, v in again.scan(b"\x01")] == [(b"sender:a", b"2")]
 
     # the first worker's own store, reopened, catches up the same way
     reopened = PartitionStore(tmp_path / "a", options)
-    assert changelog.restore(reopened, producer, settings, topic, 1) == {"resume": 20}
+    assert recovery.restore(reopened, producer, settings, topic, 1) == {"resume": 20}
     assert [(k, v) for k, v in reopened.scan(b"\x01")] == [(b"sender:a", b"2")]
 
 
@@ -74,6 +74,6 @@ def test_a_store_ahead_of_its_changelog_is_rebuilt(
     producer = Producer(producer_config(kafka_settings))
     store = PartitionStore(tmp_path / "s", StoreOptions().to_rocksdict())
     store.write({b"sender:stale": b"x"}, {"changelog_next": 10**9, "marker": {"resume": 99}})
-    marker = changelog.restore(store, producer, consumer_config(kafka_settings, "r"), topic, 0)
+    marker = recovery.restore(store, producer, consumer_config(kafka_settings, "r"), topic, 0)
     assert marker == {}
     assert list(store.scan(b"\x01")) == []

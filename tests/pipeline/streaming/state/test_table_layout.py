@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.streaming.table_layout import (
+from pipeline.streaming.state.table_layout import (
     FENCE_KEY,
     MARKER_KEY,
     META_KEY,

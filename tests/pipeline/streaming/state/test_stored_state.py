@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pipeline.engine.subject_state import SubjectState, ThresholdState
-from pipeline.streaming import stored_state
-from pipeline.streaming.stored_state import RECENT_IDS
+from pipeline.streaming.state import stored_state
+from pipeline.streaming.state.stored_state import RECENT_IDS
 
 
 def test_round_trip_keeps_ids_actions_and_state() -> None:

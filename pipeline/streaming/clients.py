@@ -1,0 +1,47 @@
+"""The counting loop's Kafka clients: their settings, and how a new life of them is made
+(passed to ``CountingLoop`` so tests can hand it their own)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+
+from connectors.kafka.client_config import consumer_config, producer_config
+from schemas.config import FloodgateConfig
+
+# A new life's clients (producer, consumer) from the producer's and the consumer's settings.
+Clients = Callable[[dict[str, Any], dict[str, Any]], tuple[Producer, Consumer]]
+
+
+def kafka_clients(producer_settings: dict[str, Any],
+                  consumer_settings: dict[str, Any]) -> tuple[Producer, Consumer]:
+    return Producer(producer_settings), Consumer(consumer_settings)
+
+
+def counting_consumer_settings(config: FloodgateConfig) -> dict[str, Any]:
+    """The group consumer of the sources and ``subject-events`` (group ``worker.app_id``)."""
+    return consumer_config(config.kafka, config.worker.app_id, **{
+        "enable.partition.eof": True,
+        # heartbeats come from librdkafka's own thread; 30 s outlives a short broker
+        # outage (as the Faust worker's session did) and moves a dead worker's partitions
+        "session.timeout.ms": 30_000,
+        "heartbeat.interval.ms": 3_000,
+        "max.poll.interval.ms": 900_000,  # a restore of a large partition runs in the callback
+        "fetch.wait.max.ms": config.worker.fetch_wait_ms,
+        "queued.max.messages.kbytes": 65_536,
+    })
+
+
+def counting_producer_settings(config: FloodgateConfig) -> dict[str, Any]:
+    """Routed batches, actions, dead letters and the changelog."""
+    return producer_config(config.kafka, **{
+        "linger.ms": 5, "queue.buffering.max.messages": 500_000,
+        "queue.buffering.max.kbytes": 262_144})
+
+
+def restore_consumer_settings(config: FloodgateConfig) -> dict[str, Any]:
+    """Reads a changelog partition on assignment (no offsets stored)."""
+    return consumer_config(config.kafka, f"{config.worker.app_id}-restore", **{
+        "enable.auto.offset.store": False, "fetch.wait.max.ms": config.worker.fetch_wait_ms})
