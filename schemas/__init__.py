@@ -4,8 +4,9 @@ The JSON Schemas under ``schemas/json/`` are generated from these models
 (``floodgate schemas export``) and are what other teams build on.
 """
 
-from schemas.config import FloodgateConfig, Threshold
+from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, Evidence, MailEvent, PolicyEvent, PolicyRequest
+from schemas.thresholds import Threshold
 
 __all__ = [
     "ActionEvent",

@@ -2,80 +2,31 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from datetime import timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_core import PydanticCustomError
 
-from schemas.addresses import normal_domain, normal_local_part
-from schemas.durations import Duration
-from schemas.vocabulary import (
-    ActionKind,
-    CountMode,
-    DirectionScope,
-    Flag,
-    SubjectType,
-    ThresholdMode,
+from schemas.config_types import (
+    DomainName,
+    Network,
+    Section,
+    SenderPattern,
 )
-
-# The engine keeps up to max(messages, spams) entries per subject and threshold:
-# this bound keeps one subject's state under a megabyte.
-MAX_THRESHOLD_COUNT = 100_000
-# Window timestamps are stored as 32-bit millisecond offsets.
-MAX_WINDOW = timedelta(days=30)
-
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]{1,63}$")
+from schemas.durations import Duration
+from schemas.thresholds import Threshold
 
 
-def _network(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    try:
-        return ipaddress.ip_network(str(value), strict=False)
-    except ValueError:
-        raise PydanticCustomError(
-            "network", '"{value}" is not an IP address or CIDR network', {"value": value}
-        ) from None
-
-
-def _domain(value: str) -> str:
-    normal = normal_domain(value)  # a UTF-8 domain is kept in its xn-- form
-    if not _DOMAIN.match(normal):
-        raise PydanticCustomError("domain", '"{value}" is not a domain name', {"value": value})
-    return normal
-
-
-def _sender_pattern(value: str) -> str:
-    """An exact address, or ``@domain`` for every sender of a domain."""
-    local, at, domain = value.strip().rpartition("@")
-    domain = normal_domain(domain)
-    if not at or not domain or not _DOMAIN.match(domain):
-        raise PydanticCustomError(
-            "sender",
-            '"{value}" is not an address or @domain',
-            {"value": value},
-        )
-    return f"{normal_local_part(local)}@{domain}"
-
-
-Network = Annotated[str, AfterValidator(lambda v: str(_network(v)))]
-DomainName = Annotated[str, AfterValidator(_domain)]
-SenderPattern = Annotated[str, AfterValidator(_sender_pattern)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Networks(_Section):
+class Networks(Section):
     internal: list[Network] = Field(
         default_factory=list, description="Clients whose mail is ours: outbound when it leaves"
     )
     local_domains: list[DomainName] = Field(default_factory=list)
 
 
-class Exempt(_Section):
+class Exempt(Section):
     """Mail matching any of these is never counted and never acted on."""
 
     client_ips: list[Network] = Field(default_factory=list)
@@ -86,125 +37,7 @@ class Exempt(_Section):
 
 
 # A repeat offender's ladder: enough steps for any policy, few enough to read at a glance.
-MAX_ESCALATION_STEPS = 10
-MAX_ESCALATION_AFTER = 100
-
-
-class EscalationStep(_Section):
-    """For repeat offenders: the threshold's Nth firing for one subject within ``within``
-    (this one included) takes this step's action and duration instead of its own."""
-
-    after: int = Field(ge=2, le=MAX_ESCALATION_AFTER,
-                       description="applies from this firing on (2 = the second within `within`)")
-    within: Duration = Field(description="how far back earlier firings count, e.g. 24h")
-    action: ActionKind
-    duration: Duration
-
-    @model_validator(mode="after")
-    def _check(self) -> EscalationStep:
-        for name, value in (("within", self.within), ("duration", self.duration)):
-            if value <= timedelta(0):
-                raise PydanticCustomError("escalate", f"{name} must be longer than 0", {})
-        if self.within > MAX_WINDOW:
-            raise PydanticCustomError("escalate", "within must be at most 30d", {})
-        return self
-
-
-class Threshold(_Section):
-    """Fires when, in a window ending at a counted unit, units >= messages and flagged units
-    >= spams (or >= flagged_units, for a flag other than spam)."""
-
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    key: SubjectType
-    direction: DirectionScope = DirectionScope.OUTBOUND
-    sender_domains: list[DomainName] = Field(
-        default_factory=list, description="Count only mail from these sender domains; empty = all"
-    )
-    window: Duration
-    messages: int = Field(ge=0, le=MAX_THRESHOLD_COUNT,
-                          description="units in the window: messages, recipients or delivery "
-                                      "attempts, as `count` says")
-    spams: int = Field(0, ge=0, le=MAX_THRESHOLD_COUNT,
-                       description="of which spam units (flagged: spam)")
-    count: CountMode = CountMode.MESSAGES
-    flagged: Flag = Field(
-        Flag.SPAM, description="what the second limit counts: spam (messages, recipients), "
-                               "bounced or remote_refused (count: deliveries), "
-                               "unknown_recipient (count: recipients: refused as no such "
-                               "mailbox)")
-    flagged_units: int | None = Field(
-        None, ge=1, le=MAX_THRESHOLD_COUNT,
-        description="of which flagged units, for a flag other than spam (e.g. 20 bounced "
-                    "among messages: 30 deliveries)")
-    action: ActionKind
-    duration: Duration
-    mode: ThresholdMode = Field(
-        ThresholdMode.ENFORCE,
-        description="shadow: fires and publishes its actions (enforced: false) exactly like an "
-                    "enforcing threshold, but the policy service never applies them; try a "
-                    "threshold on live mail before switching it on")
-    escalate: list[EscalationStep] = Field(
-        default_factory=list, max_length=MAX_ESCALATION_STEPS,
-        description="steps for repeat offenders, by increasing `after`: the last step whose "
-                    "`after` firings (this one included) fall within its `within` applies")
-
-    @property
-    def flagged_limit(self) -> int:
-        """The second limit, whatever its flag: spams, or flagged_units."""
-        return self.spams if self.flagged is Flag.SPAM else self.flagged_units or 0
-
-    @model_validator(mode="after")
-    def _check(self) -> Threshold:
-        self._check_flag()
-        if self.messages == 0 and self.flagged_limit == 0:
-            second, unit = ("spams", "message") if self.flagged is Flag.SPAM else \
-                ("flagged_units", "unit")
-            raise PydanticCustomError(
-                "threshold", f"messages and {second} are both 0: it would fire on every {unit}",
-                {})
-        for name, value in (("window", self.window), ("duration", self.duration)):
-            if value <= timedelta(0):
-                raise PydanticCustomError("threshold", f"{name} must be longer than 0", {})
-        if self.window > MAX_WINDOW:
-            raise PydanticCustomError("threshold", "window must be at most 30d", {})
-        afters = [step.after for step in self.escalate]
-        if afters != sorted(set(afters)):
-            raise PydanticCustomError(
-                "threshold", "escalate steps must be in increasing order of `after`, each "
-                             "`after` once", {})
-        return self
-
-    def _check_flag(self) -> None:
-        needs = _FLAG_COUNTS[self.flagged]
-        if self.count is CountMode.DELIVERIES and self.flagged is Flag.SPAM:
-            raise PydanticCustomError(
-                "threshold", "count: deliveries needs flagged: bounced or remote_refused (a "
-                             "delivery attempt has no spam verdict)", {})
-        if self.count not in needs:
-            raise PydanticCustomError(
-                "threshold", f"flagged: {self.flagged.value} needs count: "
-                             f"{' or '.join(sorted(m.value for m in needs))}", {})
-        if self.flagged is Flag.SPAM and self.flagged_units is not None:
-            raise PydanticCustomError(
-                "threshold", "flagged_units is for flagged: bounced, remote_refused or "
-                             "unknown_recipient; spam units are limited by spams", {})
-        if self.flagged is not Flag.SPAM and self.spams:
-            raise PydanticCustomError(
-                "threshold", f"spams does not apply to flagged: {self.flagged.value}; "
-                             "use flagged_units", {})
-
-
-# What each flag can mark: a spam verdict is a message's, a bounce or a remote refusal a
-# delivery attempt's, an unknown mailbox a refused recipient's.
-_FLAG_COUNTS: dict[Flag, frozenset[CountMode]] = {
-    Flag.SPAM: frozenset({CountMode.MESSAGES, CountMode.RECIPIENTS}),
-    Flag.BOUNCED: frozenset({CountMode.DELIVERIES}),
-    Flag.REMOTE_REFUSED: frozenset({CountMode.DELIVERIES}),
-    Flag.UNKNOWN_RECIPIENT: frozenset({CountMode.RECIPIENTS}),
-}
-
-
-class KafkaSettings(_Section):
+class KafkaSettings(Section):
     """Connection settings passed to every Kafka client (confluent-kafka and aiokafka)."""
 
     bootstrap_servers: str | None = Field(
@@ -227,7 +60,7 @@ class KafkaSettings(_Section):
                           "and the duplicates they may leave are dropped by event id")
 
 
-class Topics(_Section):
+class Topics(Section):
     mail_events: str = "floodgate.mail-events"
     deliveries: str = "floodgate.deliveries"
     policy_events: str = "floodgate.policy-events"
@@ -244,7 +77,7 @@ REPLY_PLACEHOLDERS = ("subject", "subject_type", "threshold", "expires_at", "act
 MAX_SUBJECT_IN_REPLY = 200
 
 
-class ReplyTexts(_Section):
+class ReplyTexts(Section):
     """What Postfix tells the client, per action. Placeholders: {subject}, {subject_type},
     {threshold}, {expires_at} (UTC, ISO 8601), {action_id}. Values from requests never
     reach a reply; control characters are stripped and the text is cut at 450 characters."""
@@ -270,7 +103,7 @@ class ReplyTexts(_Section):
         return self
 
 
-class PolicySettings(_Section):
+class PolicySettings(Section):
     """The Postfix policy responder (``floodgate policy-server``)."""
 
     listen: str = Field("127.0.0.1:10040", pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
@@ -305,7 +138,7 @@ class PolicySettings(_Section):
                                           "dropped and counted")
 
 
-class WorkerSettings(_Section):
+class WorkerSettings(Section):
     """The streaming worker (``floodgate worker``)."""
 
     app_id: str = Field("floodgate-worker", pattern=r"^[A-Za-z0-9_.-]+$",
@@ -376,7 +209,7 @@ DEFAULT_SPAM_REPLIES = (r"\bSpam message rejected\b", r"\bGtube pattern\b",
                         r"\bReject, id=\S+ - (?:spam|spammy)\b", r"\bBlocked by SpamAssassin\b")
 
 
-class LogReadingSettings(_Section):
+class LogReadingSettings(Section):
     """How the log reader judges refusals and recognises a content filter's copies.
 
     A refused message counts as spam when a spam filter's own log line says so
@@ -408,7 +241,7 @@ class LogReadingSettings(_Section):
         return self
 
 
-class AddressSettings(_Section):
+class AddressSettings(Section):
     """How addresses are compared (see schemas/addresses.py)."""
 
     extension_delimiters: str = Field(
@@ -417,7 +250,7 @@ class AddressSettings(_Section):
                     "alice+news@x counts, is exempted and is enforced as alice@x; none: off")
 
 
-class TailSettings(_Section):
+class TailSettings(Section):
     """The log tailer (``floodgate tail``)."""
 
     health_listen: str | None = Field(
@@ -425,7 +258,7 @@ class TailSettings(_Section):
         description="HTTP /livez, /readyz and /metrics (Prometheus); none: off")
 
 
-class ConsoleSettings(_Section):
+class ConsoleSettings(Section):
     """The operations console (``floodgate console``; ``floodgate up`` starts it too)."""
 
     listen: str | None = Field(
@@ -440,7 +273,7 @@ class ConsoleSettings(_Section):
                     "view's messages / top_capacity; memory is about 90 x 4 x this counters")
 
 
-class FloodgateConfig(_Section):
+class FloodgateConfig(Section):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: Topics = Field(default_factory=Topics)
     networks: Networks = Field(default_factory=Networks)

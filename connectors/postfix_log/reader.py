@@ -7,9 +7,10 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
+from connectors.postfix_log.open_message import Position
 from connectors.postfix_log.refusal_replies import RefusalReplies
 from connectors.postfix_log.syslog_formats import MAX_LINE, LogRecord, SyslogParser
-from connectors.postfix_log.tracker import MessageTracker, Output, Position
+from connectors.postfix_log.tracker import MessageTracker, Output
 from schemas.config import FloodgateConfig
 from schemas.direction import DirectionRules
 

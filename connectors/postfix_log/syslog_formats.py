@@ -168,3 +168,19 @@ def _journald(line: str) -> LogRecord | None:
     ts = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(stamp))
     pid = entry.get("SYSLOG_PID") or entry.get("_PID")
     return LogRecord(ts, entry.get("_HOSTNAME"), str(tag), _pid(str(pid) if pid else None), message)
+
+
+# Postfix daemons, as the last part of a syslog tag (``postfix-out/submission/smtpd``).
+POSTFIX_DAEMONS = frozenset({
+    "smtpd", "smtp", "lmtp", "local", "virtual", "pipe", "error", "retry", "discard", "cleanup",
+    "qmgr", "oqmgr", "pickup", "bounce", "defer", "trace", "postscreen", "dnsblog", "tlsproxy",
+    "anvil", "scache", "verify", "postsuper", "postdrop", "sendmail", "master", "postfix-script",
+    "postlogd", "trivial-rewrite", "tlsmgr", "showq", "flush", "proxymap", "spawn", "postmap",
+    "postqueue", "postlog", "postmulti", "postalias", "postconf", "qmqpd", "lmtpd",
+})
+
+
+def is_postfix_tag(tag: str) -> bool:
+    """``postfix/smtpd``, ``postfix-out/smtp``, any ``syslog_name/.../daemon``; not ``amavis``."""
+    service, slash, daemon = tag.rpartition("/")
+    return bool(slash) and daemon in POSTFIX_DAEMONS and bool(service)

@@ -27,7 +27,8 @@ from connectors.kafka.client_failures import RestartBudget, is_fatal
 from connectors.kafka.produce import produce_waiting
 from connectors.postfix_log.follow import FileFollower, Position, StartAt
 from connectors.postfix_log.reader import LogReader
-from connectors.postfix_log.tracker import Output, TrackerStats
+from connectors.postfix_log.tracker import Output
+from connectors.postfix_log.tracker_stats import TrackerStats
 from schemas.config import Topics
 from schemas.events import MailEvent
 from schemas.time_ms import to_ms

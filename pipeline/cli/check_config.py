@@ -7,9 +7,10 @@ import sys
 from typing import Any
 
 from pipeline.action_text import ordinal
-from schemas.config import FloodgateConfig, Threshold
+from schemas.config import FloodgateConfig
 from schemas.config_file import ConfigError, load_config
 from schemas.durations import format_duration
+from schemas.thresholds import Threshold
 
 
 def register(sub: Any) -> None:

@@ -12,9 +12,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from schemas.config import Threshold
 from schemas.durations import MAX_DURATION, parse_duration
 from schemas.events import ActionEvent, Evidence
+from schemas.thresholds import Threshold
 from schemas.time_ms import from_ms, span_ms, to_ms
 from schemas.vocabulary import ActionKind, ActionState, Origin, SubjectType, ThresholdMode
 

@@ -40,9 +40,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from schemas.addresses import NetworkSet, normal_address
-from schemas.config import Exempt, Threshold
+from schemas.config import Exempt
 from schemas.events import DeliveryEvent, MailEvent
 from schemas.subjects import normalise_subject
+from schemas.thresholds import Threshold
 from schemas.time_ms import to_ms
 from schemas.vocabulary import DELIVERY_UNIT, FLAG_BITS, CountMode, DirectionScope, Flag, SubjectType
 

@@ -40,9 +40,10 @@ from pipeline.engine.counting import (
 )
 from pipeline.engine.subject_state import SubjectState, ThresholdState
 from pipeline.engine.window import TIME_TYPE
-from schemas.config import FloodgateConfig, Threshold
+from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, DeliveryEvent, Escalation, Evidence, MailEvent
 from schemas.subjects import SENDER_KEYS, subject_key
+from schemas.thresholds import Threshold
 from schemas.time_ms import from_ms, span_ms
 from schemas.vocabulary import FLAG_BITS, ActionKind, CountMode, SubjectType
 

@@ -22,8 +22,9 @@ from datetime import UTC, datetime, timedelta
 
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.engine.subject_state import SubjectState, decode_state, encode_state
-from schemas.config import FloodgateConfig, Threshold
+from schemas.config import FloodgateConfig
 from schemas.events import MailEvent
+from schemas.thresholds import Threshold
 
 T0 = datetime(2026, 11, 27, tzinfo=UTC)
 

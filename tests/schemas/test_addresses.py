@@ -7,8 +7,9 @@ import pytest
 
 from pipeline.engine.policy_decision import subject_keys
 from schemas.addresses import domain_of, normal_address, normal_domain
-from schemas.config import Exempt, Threshold
+from schemas.config import Exempt
 from schemas.subjects import normalise_subject
+from schemas.thresholds import Threshold
 from schemas.vocabulary import SubjectType
 
 

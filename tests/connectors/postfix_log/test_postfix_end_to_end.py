@@ -18,9 +18,10 @@ import pytest
 from connectors.kafka.embedded_broker import free_port
 from connectors.postfix_log.reader import LogReader, open_log_lines
 from pipeline.replay import replay
-from schemas.config import FloodgateConfig, Networks, Threshold
+from schemas.config import FloodgateConfig, Networks
 from schemas.direction import DirectionRules
 from schemas.events import DeliveryEvent, MailEvent
+from schemas.thresholds import Threshold
 from schemas.vocabulary import Direction
 from tests.fixtures.postfix_instance import PostfixInstance, needs_postfix
 from tests.fixtures.smtp_sink import SmtpSink

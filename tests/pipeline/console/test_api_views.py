@@ -8,8 +8,9 @@ from pipeline.console.api_views import action_row, actions_document, top_documen
 from pipeline.console.top_subjects import TopSubjects
 from pipeline.engine.actions import added, fired
 from pipeline.engine.counting import Exemptions
-from schemas.config import Exempt, Threshold
+from schemas.config import Exempt
 from schemas.events import ActionEvent, Evidence
+from schemas.thresholds import Threshold
 from schemas.time_ms import from_ms
 from schemas.vocabulary import ActionKind, CountMode, SubjectType
 

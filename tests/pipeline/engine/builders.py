@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from schemas.config import FloodgateConfig, Threshold
+from schemas.config import FloodgateConfig
 from schemas.events import DeliveryEvent, MailEvent
+from schemas.thresholds import Threshold
 
 T0 = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 _counter = iter(range(10**12))

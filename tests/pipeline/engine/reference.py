@@ -9,8 +9,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from schemas.config import FloodgateConfig, Threshold
+from schemas.config import FloodgateConfig
 from schemas.events import DeliveryEvent, MailEvent
+from schemas.thresholds import Threshold
 from schemas.time_ms import span_ms, to_ms
 
 Unit = MailEvent | DeliveryEvent

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.engine.subject_state import SubjectState, decode_state, encode_state
-from schemas.config import EscalationStep, Exempt, FloodgateConfig, Threshold
+from schemas.config import Exempt, FloodgateConfig
 from schemas.events import ActionEvent
+from schemas.thresholds import EscalationStep, Threshold
 from schemas.time_ms import span_ms as to_ms_span
 from schemas.time_ms import to_ms
 from tests.pipeline.engine.builders import T0, delivery, mail

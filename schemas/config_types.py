@@ -1,0 +1,59 @@
+"""The building blocks of the configuration model: its bounds, checked value types and base."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic_core import PydanticCustomError
+
+from schemas.addresses import normal_domain, normal_local_part
+
+# The engine keeps up to max(messages, spams) entries per subject and threshold:
+# this bound keeps one subject's state under a megabyte.
+MAX_THRESHOLD_COUNT = 100_000
+# Window timestamps are stored as 32-bit millisecond offsets.
+MAX_WINDOW = timedelta(days=30)
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]{1,63}$")
+
+
+def network(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(str(value), strict=False)
+    except ValueError:
+        raise PydanticCustomError(
+            "network", '"{value}" is not an IP address or CIDR network', {"value": value}
+        ) from None
+
+
+def domain(value: str) -> str:
+    normal = normal_domain(value)  # a UTF-8 domain is kept in its xn-- form
+    if not _DOMAIN.match(normal):
+        raise PydanticCustomError("domain", '"{value}" is not a domain name', {"value": value})
+    return normal
+
+
+def sender_pattern(value: str) -> str:
+    """An exact address, or ``@domain`` for every sender of a domain."""
+    local, at, domain = value.strip().rpartition("@")
+    domain = normal_domain(domain)
+    if not at or not domain or not _DOMAIN.match(domain):
+        raise PydanticCustomError(
+            "sender",
+            '"{value}" is not an address or @domain',
+            {"value": value},
+        )
+    return f"{normal_local_part(local)}@{domain}"
+
+
+Network = Annotated[str, AfterValidator(lambda v: str(network(v)))]
+DomainName = Annotated[str, AfterValidator(domain)]
+SenderPattern = Annotated[str, AfterValidator(sender_pattern)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")

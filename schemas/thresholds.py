@@ -1,0 +1,130 @@
+"""A threshold in the configuration: what is counted, for which key, over which window, and
+what happens when it is crossed (with its escalation ladder)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from schemas.config_types import MAX_THRESHOLD_COUNT, MAX_WINDOW, DomainName, Section
+from schemas.durations import Duration
+from schemas.vocabulary import ActionKind, CountMode, DirectionScope, Flag, SubjectType, ThresholdMode
+
+MAX_ESCALATION_STEPS = 10
+MAX_ESCALATION_AFTER = 100
+
+
+class EscalationStep(Section):
+    """For repeat offenders: the threshold's Nth firing for one subject within ``within``
+    (this one included) takes this step's action and duration instead of its own."""
+
+    after: int = Field(ge=2, le=MAX_ESCALATION_AFTER,
+                       description="applies from this firing on (2 = the second within `within`)")
+    within: Duration = Field(description="how far back earlier firings count, e.g. 24h")
+    action: ActionKind
+    duration: Duration
+
+    @model_validator(mode="after")
+    def _check(self) -> EscalationStep:
+        for name, value in (("within", self.within), ("duration", self.duration)):
+            if value <= timedelta(0):
+                raise PydanticCustomError("escalate", f"{name} must be longer than 0", {})
+        if self.within > MAX_WINDOW:
+            raise PydanticCustomError("escalate", "within must be at most 30d", {})
+        return self
+
+
+class Threshold(Section):
+    """Fires when, in a window ending at a counted unit, units >= messages and flagged units
+    >= spams (or >= flagged_units, for a flag other than spam)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    key: SubjectType
+    direction: DirectionScope = DirectionScope.OUTBOUND
+    sender_domains: list[DomainName] = Field(
+        default_factory=list, description="Count only mail from these sender domains; empty = all"
+    )
+    window: Duration
+    messages: int = Field(ge=0, le=MAX_THRESHOLD_COUNT,
+                          description="units in the window: messages, recipients or delivery "
+                                      "attempts, as `count` says")
+    spams: int = Field(0, ge=0, le=MAX_THRESHOLD_COUNT,
+                       description="of which spam units (flagged: spam)")
+    count: CountMode = CountMode.MESSAGES
+    flagged: Flag = Field(
+        Flag.SPAM, description="what the second limit counts: spam (messages, recipients), "
+                               "bounced or remote_refused (count: deliveries), "
+                               "unknown_recipient (count: recipients: refused as no such "
+                               "mailbox)")
+    flagged_units: int | None = Field(
+        None, ge=1, le=MAX_THRESHOLD_COUNT,
+        description="of which flagged units, for a flag other than spam (e.g. 20 bounced "
+                    "among messages: 30 deliveries)")
+    action: ActionKind
+    duration: Duration
+    mode: ThresholdMode = Field(
+        ThresholdMode.ENFORCE,
+        description="shadow: fires and publishes its actions (enforced: false) exactly like an "
+                    "enforcing threshold, but the policy service never applies them; try a "
+                    "threshold on live mail before switching it on")
+    escalate: list[EscalationStep] = Field(
+        default_factory=list, max_length=MAX_ESCALATION_STEPS,
+        description="steps for repeat offenders, by increasing `after`: the last step whose "
+                    "`after` firings (this one included) fall within its `within` applies")
+
+    @property
+    def flagged_limit(self) -> int:
+        """The second limit, whatever its flag: spams, or flagged_units."""
+        return self.spams if self.flagged is Flag.SPAM else self.flagged_units or 0
+
+    @model_validator(mode="after")
+    def _check(self) -> Threshold:
+        self._check_flag()
+        if self.messages == 0 and self.flagged_limit == 0:
+            second, unit = ("spams", "message") if self.flagged is Flag.SPAM else \
+                ("flagged_units", "unit")
+            raise PydanticCustomError(
+                "threshold", f"messages and {second} are both 0: it would fire on every {unit}",
+                {})
+        for name, value in (("window", self.window), ("duration", self.duration)):
+            if value <= timedelta(0):
+                raise PydanticCustomError("threshold", f"{name} must be longer than 0", {})
+        if self.window > MAX_WINDOW:
+            raise PydanticCustomError("threshold", "window must be at most 30d", {})
+        afters = [step.after for step in self.escalate]
+        if afters != sorted(set(afters)):
+            raise PydanticCustomError(
+                "threshold", "escalate steps must be in increasing order of `after`, each "
+                             "`after` once", {})
+        return self
+
+    def _check_flag(self) -> None:
+        needs = _FLAG_COUNTS[self.flagged]
+        if self.count is CountMode.DELIVERIES and self.flagged is Flag.SPAM:
+            raise PydanticCustomError(
+                "threshold", "count: deliveries needs flagged: bounced or remote_refused (a "
+                             "delivery attempt has no spam verdict)", {})
+        if self.count not in needs:
+            raise PydanticCustomError(
+                "threshold", f"flagged: {self.flagged.value} needs count: "
+                             f"{' or '.join(sorted(m.value for m in needs))}", {})
+        if self.flagged is Flag.SPAM and self.flagged_units is not None:
+            raise PydanticCustomError(
+                "threshold", "flagged_units is for flagged: bounced, remote_refused or "
+                             "unknown_recipient; spam units are limited by spams", {})
+        if self.flagged is not Flag.SPAM and self.spams:
+            raise PydanticCustomError(
+                "threshold", f"spams does not apply to flagged: {self.flagged.value}; "
+                             "use flagged_units", {})
+
+
+# What each flag can mark: a spam verdict is a message's, a bounce or a remote refusal a
+# delivery attempt's, an unknown mailbox a refused recipient's.
+_FLAG_COUNTS: dict[Flag, frozenset[CountMode]] = {
+    Flag.SPAM: frozenset({CountMode.MESSAGES, CountMode.RECIPIENTS}),
+    Flag.BOUNCED: frozenset({CountMode.DELIVERIES}),
+    Flag.REMOTE_REFUSED: frozenset({CountMode.DELIVERIES}),
+    Flag.UNKNOWN_RECIPIENT: frozenset({CountMode.RECIPIENTS}),
+}
