@@ -62,7 +62,9 @@ class SmallHttpServer:
         self._thread.start()
 
     def close(self) -> None:
-        self._server.shutdown()
+        """Stop serving (a server never started is only closed: shutdown would wait for ever)."""
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
 
 

@@ -28,7 +28,7 @@ from tests.figures import Figures
 from tests.fixtures.http_probe import wait_ready
 from tests.fixtures.processes import start_floodgate, stop
 from tests.fixtures.topic_reader import read_to_end
-from tests.pipeline.streaming.test_worker import produce
+from tests.fixtures.worker_process import produce
 
 pytestmark = pytest.mark.slow
 CLIENTS = 8  # smtpd processes, each with its own connection, about 100 requests/s each

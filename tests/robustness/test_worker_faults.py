@@ -11,14 +11,22 @@ from pathlib import Path
 
 import pytest
 
+from connectors.kafka.embedded_broker import free_port
 from pipeline.replay import replay
 from schemas.config import KafkaSettings
 from schemas.config_file import load_config
 from schemas.events import ActionEvent, MailEvent
 from tests.figures import Figures
 from tests.fixtures.topic_reader import read, read_until
+from tests.fixtures.worker_process import (
+    Worker,
+    active,
+    produce,
+    wait_caught_up,
+    wait_next_checkpoint,
+    write_config,
+)
 from tests.pipeline.engine.builders import mail
-from tests.pipeline.streaming.test_worker import Worker, active, produce, write_config
 
 pytestmark = pytest.mark.slow
 KILLS = 3
@@ -36,7 +44,8 @@ def traffic() -> list[list[MailEvent]]:
 
 def test_worker_killed_at_random_moments_matches_the_replay(kafka_settings: KafkaSettings,
                                                             tmp_path: Path, figures: Figures) -> None:
-    config_path, topics, _ = write_config(kafka_settings, tmp_path)
+    health = free_port()
+    config_path, topics, _ = write_config(kafka_settings, tmp_path, health=health)
     rng = random.Random(int(time.time()))
     worker = Worker(config_path, tmp_path / "worker.log")
     batches = traffic()
@@ -57,7 +66,8 @@ def test_worker_killed_at_random_moments_matches_the_replay(kafka_settings: Kafk
                     if a.state == "active"}
         read_until(kafka_settings, topics["actions"], 2,  # until all came
                    lambda values: len({a.action_id for a in active(values)}) >= len(expected), 300)
-        time.sleep(3)  # anything counted twice would fire again by now
+        wait_caught_up(health, tmp_path / "worker.log", KILLS + 1, [topics["mail"]])
+        wait_next_checkpoint(health)  # anything counted twice has fired and is in Kafka
         got = read(kafka_settings, topics["actions"], 2, 10**6, 8)
     finally:
         worker.stop()

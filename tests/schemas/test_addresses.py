@@ -72,3 +72,18 @@ def test_folded_extensions_count_exempt_and_enforce_as_one_address() -> None:
     view = view_of(action("defer", "sender", "bob@example.net"))
     assert answer(view, delimiters="+", sender="bob+news@example.net").startswith(b"action=DEFER")
     assert answer(view, sender="bob+news@example.net") == b"action=DUNNO\n\n"
+
+
+def test_a_network_set_answers_for_every_spelling_of_an_address() -> None:
+    from schemas.addresses import NetworkSet, client_address
+
+    networks = NetworkSet(["10.0.0.0/8", "2001:db8::/32"], cache=2)
+    assert networks.contains("10.1.2.3") and networks.contains("2001:db8::1")
+    assert networks.contains("::ffff:10.0.0.1")  # an IPv4-mapped peer
+    assert networks.contains("fe80::1%eth0") is False
+    assert not networks.contains("192.0.2.1") and not networks.contains("garbage")
+    assert not networks.contains(None) and not NetworkSet([]).contains("10.0.0.1")
+    for _ in range(3):  # answers stay right past the cache's bound
+        assert networks.contains("10.9.9.9") and not networks.contains("11.0.0.1")
+    assert client_address("[IPv6:2001:DB8:0:0::1]") == "2001:db8::1"
+    assert client_address("unknown") is None

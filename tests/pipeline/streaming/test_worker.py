@@ -3,18 +3,14 @@ dead-lettered, and no double counting after kill -9 and restart."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
 
-from connectors.kafka.client_config import producer_config
 from connectors.kafka.embedded_broker import free_port
 from pipeline.replay import replay
 from pipeline.streaming.counting_loop import ASSIGNED_LINE
@@ -24,13 +20,18 @@ from schemas.events import ActionEvent, DeadLetter, MailEvent, PolicyEvent, Poli
 from schemas.time_ms import to_ms
 from schemas.vocabulary import ActionState
 from tests.fixtures.http_probe import wait_ready
-from tests.fixtures.processes import start_floodgate, stop
 from tests.fixtures.topic_reader import read, read_until
+from tests.fixtures.worker_process import (
+    Worker,
+    active,
+    produce,
+    wait_caught_up,
+    wait_next_checkpoint,
+    write_config,
+)
 from tests.pipeline.engine.builders import T0, mail
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[3]
-EXAMPLE = REPO / "deploy" / "examples" / "floodgate.yaml"
 
 
 def history(offset_ms: int, user: str, count: int, spam: bool = False,
@@ -38,43 +39,6 @@ def history(offset_ms: int, user: str, count: int, spam: bool = False,
     return [mail(offset_ms + i * every_ms, event_id=f"mx1/{user}-{offset_ms}-{i}",
                  sasl_username=user, sender=f"{user}@example.net", spam=spam)
             for i in range(count)]
-
-
-def produce(settings: KafkaSettings, topic: str, values: list[bytes], keys: list[str]) -> None:
-    producer = Producer(producer_config(settings))
-    for key, value in zip(keys, values, strict=True):
-        producer.produce(topic, value=value, key=key.encode())
-    assert producer.flush(30) == 0
-
-
-class Worker:
-    def __init__(self, config: Path, log: Path) -> None:
-        self._config, self._log = config, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        level = os.environ.get("TEST_WORKER_LOG_LEVEL", "info")  # "debug" to investigate
-        self.process = start_floodgate(["worker", "--config", str(self._config),
-                                        "--log-level", level], self._log)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        stop(self.process, sig)
-
-
-def write_config(kafka_settings: KafkaSettings, tmp_path: Path, data_dir: str = "data"
-                 ) -> tuple[Path, dict[str, str], str]:
-    """The example config pointed at the test broker, with topics of its own."""
-    run = uuid.uuid4().hex[:6]
-    topics = {name: f"{name}-{run}" for name in ("mail", "subjects", "actions", "dead")}
-    config_path = tmp_path / "floodgate.yaml"
-    bootstrap = f"bootstrap_servers: '{kafka_settings.bootstrap_servers}'"
-    config_path.write_text(EXAMPLE.read_text().replace("bootstrap_servers: null", bootstrap)
-                           + f"topics: {{mail_events: {topics['mail']}, "
-                             f"subject_events: {topics['subjects']}, "
-                             f"actions: {topics['actions']}, dead_letter: {topics['dead']}}}\n"
-                             f"worker: {{app_id: worker-{run}, data_dir: '{tmp_path / data_dir}', "
-                             "partitions: 2}\n")
-    return config_path, topics, run
 
 
 def first_burst() -> list[MailEvent]:
@@ -98,11 +62,6 @@ def run_first_burst(kafka_settings: KafkaSettings, topics: dict[str, str], worke
     return first
 
 
-def active(got: list[bytes]) -> list[ActionEvent]:
-    """The fired actions (history from days ago also expires at once: its end has passed)."""
-    return [a for a in map(ActionEvent.model_validate_json, got) if a.state is ActionState.ACTIVE]
-
-
 def same_actions(got: list[bytes], expected: list[ActionEvent]) -> None:
     actions = active(got)
     assert sorted((a.action_id, a.subject, to_ms(a.triggered_at)) for a in actions) == sorted(
@@ -124,11 +83,14 @@ def test_worker_matches_replay_and_dead_letters(kafka_settings: KafkaSettings,
 
 def test_worker_restarted_after_kill_counts_nothing_twice(kafka_settings: KafkaSettings,
                                                           tmp_path: Path) -> None:
-    config_path, topics, _ = write_config(kafka_settings, tmp_path)
-    worker = Worker(config_path, tmp_path / "worker.log")
+    health = free_port()
+    config_path, topics, _ = write_config(kafka_settings, tmp_path, health=health)
+    log = tmp_path / "worker.log"
+    worker = Worker(config_path, log)
     try:
-        first = run_first_burst(kafka_settings, topics, worker, tmp_path / "worker.log")
-        time.sleep(4)  # let Faust commit once (every 2.8 s)
+        first = run_first_burst(kafka_settings, topics, worker, log)
+        wait_caught_up(health, log, 1, [topics["mail"]])
+        wait_next_checkpoint(health)  # the first burst is in the checkpoint
         worker.stop(signal.SIGKILL)  # crash; the second burst arrives while it is down
         second = history(40_000, "bob", 65)
         repeats = history(0, "alice", 10)  # reported again (say by the policy service): same ids
@@ -137,12 +99,13 @@ def test_worker_restarted_after_kill_counts_nothing_twice(kafka_settings: KafkaS
                 ["bob"] * len(second) + ["alice"] * len(repeats))
         worker.start()
         got = read_until(kafka_settings, topics["actions"], 2, lambda vs: len(active(vs)) >= 3, 300)
+        wait_caught_up(health, log, 2, [topics["mail"]])  # the repeats were read and counted
+        wait_next_checkpoint(health)  # and any action they fired is in Kafka
     finally:
         worker.stop()
     expected = [a for a in replay(load_config(config_path, {}), first + second)
                 if a.state == "active"]
     same_actions(got, expected)
-    time.sleep(2)  # anything counted twice after the restart would fire again here
     fired = active(read(kafka_settings, topics["actions"], 2, 10**6, 10))
     assert len({a.action_id for a in fired}) == 3
 

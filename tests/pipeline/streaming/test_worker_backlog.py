@@ -30,17 +30,22 @@ from connectors.kafka.topics import TopicSpec, ensure_topics
 from connectors.postfix_log.tail import partition_key
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.replay import replay
-from pipeline.streaming.counting_loop import ASSIGNED_LINE
 from schemas.config import FloodgateConfig, KafkaSettings
 from schemas.config_file import load_config
 from schemas.events import ActionEvent, DeliveryEvent, MailEvent
 from schemas.time_ms import to_ms
 from schemas.vocabulary import ActionState
 from tests.figures import Figures
-from tests.fixtures.http_probe import scrape
 from tests.fixtures.topic_reader import read_until
+from tests.fixtures.worker_process import (
+    Worker,
+    active,
+    counted,
+    produce,
+    wait_caught_up,
+    wait_next_checkpoint,
+)
 from tests.pipeline.engine.builders import delivery, mail
-from tests.pipeline.streaming.test_worker import Worker, active, produce
 
 pytestmark = pytest.mark.slow
 PARTITIONS = 4
@@ -159,31 +164,6 @@ def config_text(kafka: KafkaSettings, tmp_path: Path, run: str, health: int) -> 
             f"partitions: {PARTITIONS}, health_listen: '127.0.0.1:{health}'}}\n")
 
 
-def metric(port: int, name: str) -> float | None:
-    try:
-        return scrape(port).get(name)
-    except OSError:
-        return None
-
-
-def counted(port: int) -> int:
-    """Entries this worker process has counted (each process starts from 0)."""
-    return int(metric(port, "floodgate_worker_entries_counted_total") or 0)
-
-
-def wait_caught_up(port: int, log: Path, starts: int, run: str, deadline_s: float = 300) -> None:
-    """Until the last worker process has its partitions and has read and counted everything."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if log.read_text(errors="replace").count(ASSIGNED_LINE) >= starts and all(
-                metric(port, f'floodgate_worker_consumer_lag{{topic="{topic}-{run}"}}') == 0
-                for topic in ("mail", "deliveries")) and \
-                metric(port, "floodgate_worker_entries_held") == 0:
-            return
-        time.sleep(0.5)
-    raise AssertionError("the worker never caught up:\n" + log.read_text(errors="replace")[-3000:])
-
-
 Fired = set[tuple[str, str, int]]  # action id (threshold, subject, time), action, end
 
 
@@ -220,11 +200,11 @@ def run_backlog(kafka_settings: KafkaSettings, tmp_path: Path, kills: int
             killed_at.append(round(counted(health) / entries, 2))
             worker.stop(signal.SIGKILL)
             worker.start()
-        wait_caught_up(health, tmp_path / "worker.log", kills + 1, run)
+        wait_caught_up(health, tmp_path / "worker.log", kills + 1, [f"mail-{run}", f"deliveries-{run}"])
         got = read_until(kafka_settings, f"actions-{run}", PARTITIONS,
                          lambda values: len(identities(active(values))) >= len(expected),
                          300)
-        time.sleep(3)  # anything counted twice would fire again by now
+        wait_next_checkpoint(health)  # anything counted twice has fired and is in Kafka
         got += read_until(kafka_settings, f"actions-{run}", PARTITIONS, lambda values: False, 5)
     finally:
         worker.stop()
