@@ -5,7 +5,6 @@ buffered reach Kafka once the broker is back: none lost."""
 from __future__ import annotations
 
 import signal
-import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,12 +20,11 @@ from schemas.config import KafkaSettings
 from schemas.events import ActionEvent
 from tests.figures import Figures
 from tests.fixtures.http_probe import scrape, wait_ready
+from tests.fixtures.policy_load import steady_load
 from tests.fixtures.processes import start_floodgate, stop
 
 pytestmark = pytest.mark.slow
 PAUSE_S = 30
-REQUEST = (b"request=smtpd_access_policy\nprotocol_state=END-OF-MESSAGE\nsasl_username=%s\n"
-           b"sender=%s@example.net\nclient_address=127.0.0.1\nqueue_id=Q%d\n\n")
 
 
 def test_policy_service_answers_through_a_frozen_broker(tmp_path: Path, figures: Figures) -> None:
@@ -95,18 +93,3 @@ def test_policy_service_answers_through_a_frozen_broker(tmp_path: Path, figures:
         broker.stop()
 
 
-def steady_load(port: int, done: threading.Event, results: list[tuple[float, float, bytes]],
-                users: tuple[bytes, bytes] = (b"alice", b"mallory")) -> None:
-    """About 200 requests/s on one persistent connection, alternating two accounts."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        n = 0
-        while not done.is_set():
-            user = users[n % 2]
-            started = time.monotonic()
-            conn.sendall(REQUEST % (user, user, n))
-            answer = b""
-            while not answer.endswith(b"\n\n"):
-                answer += conn.recv(4096)
-            results.append((started, time.monotonic() - started, answer))
-            n += 1
-            time.sleep(0.005)

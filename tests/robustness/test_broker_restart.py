@@ -24,9 +24,9 @@ from schemas.vocabulary import ActionState
 from tests.figures import Figures
 from tests.fixtures.http_probe import scrape, wait_ready
 from tests.fixtures.object_store import durable_broker, s3_server
+from tests.fixtures.policy_load import steady_load
 from tests.fixtures.processes import start_floodgate, stop, wait_worker_counting
 from tests.fixtures.topic_reader import read_all
-from tests.robustness.test_broker_faults import steady_load
 
 pytestmark = pytest.mark.slow
 SECONDS_OF_LOG, PER_SECOND = 60, 40  # 40 messages a log second: 10 accounts at 3, 10 at 1

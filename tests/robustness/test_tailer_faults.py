@@ -14,8 +14,8 @@ import pytest
 
 from schemas.config import KafkaSettings
 from schemas.events import MailEvent
-from tests.connectors.postfix_log.test_tail import TailProcess, message_lines, tail_config
 from tests.figures import Figures
+from tests.fixtures.tail_process import TailProcess, message_lines, tail_config
 from tests.fixtures.topic_reader import read_to_end
 
 pytestmark = pytest.mark.slow

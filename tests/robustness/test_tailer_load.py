@@ -10,9 +10,9 @@ import pytest
 
 from schemas.config import KafkaSettings
 from schemas.events import MailEvent
-from tests.connectors.postfix_log.test_tail import message_lines, tail_config
 from tests.figures import Figures
 from tests.fixtures.processes import peak_rss_mib, start_floodgate, stop
+from tests.fixtures.tail_process import message_lines, tail_config
 from tests.fixtures.topic_reader import read_all
 
 pytestmark = pytest.mark.slow

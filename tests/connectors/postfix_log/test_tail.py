@@ -8,37 +8,19 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 from schemas.events import DeliveryEvent, MailEvent
 from tests.figures import Figures
-from tests.fixtures.processes import start_floodgate, stop
+from tests.fixtures.tail_process import TailProcess, message_lines, tail_config
 from tests.fixtures.topic_reader import read_all
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]
-
-
-def message_lines(n: int) -> list[str]:
-    qid = f"{0xA00000 + n:X}"
-    stamp = f"Nov 27 10:{n // 60 % 60:02d}:{n % 60:02d}"
-    return [
-        f"{stamp} mx1 postfix/submission/smtpd[7]: {qid}: client=c[10.0.0.{n % 200 + 1}], "
-        f"sasl_method=PLAIN, sasl_username=user{n % 17}",
-        f"{stamp} mx1 postfix/cleanup[8]: {qid}: message-id=<{n}@example.net>",
-        f"{stamp} mx1 postfix/qmgr[9]: {qid}: from=<user{n % 17}@example.net>, size=900, nrcpt=1 "
-        "(queue active)",
-        f"{stamp} mx1 postfix/smtp[10]: {qid}: to=<r{n}@far.example>, relay=mx[192.0.2.1]:25, "
-        "delay=0.5, delays=0.1/0/0.2/0.2, dsn=2.0.0, status=sent (250 ok)",
-        f"{stamp} mx1 postfix/qmgr[9]: {qid}: removed",
-    ]
 
 
 def append(path: Path, first: int, last: int) -> None:
@@ -46,32 +28,6 @@ def append(path: Path, first: int, last: int) -> None:
         for n in range(first, last):
             log.write("\n".join(message_lines(n)) + "\n")
             log.flush()
-
-
-class TailProcess:
-    def __init__(self, log: Path, config: Path, checkpoint: Path, out: Path) -> None:
-        self._args = ["tail", str(log), "--config", str(config), "--checkpoint", str(checkpoint)]
-        self._out = out
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = start_floodgate(self._args, self._out)
-
-    def kill(self, sig: int) -> None:
-        stop(self.process, sig)
-
-
-def tail_config(kafka_settings: KafkaSettings, tmp_path: Path, partitions: int
-                ) -> tuple[Path, str, str]:
-    """A config with topics of its own: (path, mail topic, delivery topic)."""
-    mail_topic, delivery_topic = f"mail-{uuid.uuid4().hex[:6]}", f"dlv-{uuid.uuid4().hex[:6]}"
-    ensure_topics(kafka_settings, [TopicSpec(mail_topic, partitions),
-                                   TopicSpec(delivery_topic, partitions)])
-    config = tmp_path / "floodgate.yaml"
-    config.write_text(f"kafka: {{bootstrap_servers: '{kafka_settings.bootstrap_servers}'}}\n"
-                      f"topics: {{mail_events: {mail_topic}, deliveries: {delivery_topic}}}\n"
-                      "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n")
-    return config, mail_topic, delivery_topic
 
 
 def test_tail_loses_nothing_through_rotation_truncation_and_kill(

@@ -4,16 +4,15 @@ must not stop for one line."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from connectors.postfix_log.reader import LogReader
 from connectors.postfix_log.tail import Tailer
 from connectors.postfix_log.tracker import Output
 from schemas.config import Networks, Topics
 from schemas.direction import DirectionRules
-from tests.connectors.postfix_log.test_tail import message_lines
+from tests.fixtures.tail_doubles import AcceptingProducer, ListFollower
+from tests.fixtures.tail_process import message_lines
 
 
 class ChokingReader(LogReader):
@@ -21,38 +20,6 @@ class ChokingReader(LogReader):
         if "BOOM" in line:
             raise ValueError("could not convert string to float: '0.3.'")
         return super().feed_line(line, position)
-
-
-class ListFollower:
-    def __init__(self, lines: list[str]) -> None:
-        self._lines, self.notes = lines, []
-
-    def lines(self) -> Iterator[tuple[str, tuple[int, int]]]:
-        offset = 0
-        for line in self._lines:
-            yield line + "\n", (1, offset)
-            offset += len(line) + 1
-
-    def inode_of(self, _seq: int) -> int | None:
-        return None  # no file: nothing to checkpoint
-
-    def forget_before(self, _seq: int) -> None:
-        return None
-
-
-class AcceptingProducer:
-    def __init__(self) -> None:
-        self.topics: list[str] = []
-
-    def produce(self, topic: str, on_delivery: Any, **_record: Any) -> None:
-        self.topics.append(topic)
-        on_delivery(None, None)
-
-    def poll(self, _timeout: float = 0) -> int:
-        return 0
-
-    def flush(self, _timeout: float = 0) -> int:
-        return 0
 
 
 def test_a_line_the_parser_chokes_on_is_skipped_and_counted(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from connectors.postfix_log.reader import LogReader
 from connectors.postfix_log.tail import Restarted, Tailer
 from schemas.config import Networks, Topics
 from schemas.direction import DirectionRules
-from tests.connectors.postfix_log.test_tail import message_lines
-from tests.connectors.postfix_log.test_tail_parser_guard import AcceptingProducer, ListFollower
+from tests.fixtures.tail_doubles import AcceptingProducer, ListFollower
+from tests.fixtures.tail_process import message_lines
 
 LINES = [line for n in range(4) for line in message_lines(n)]
 

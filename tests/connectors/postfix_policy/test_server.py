@@ -8,21 +8,12 @@ from pathlib import Path
 
 from connectors.postfix_policy.policy_protocol import Answer
 from connectors.postfix_policy.server import PolicyServer
-from pipeline.engine.enforcement import ActiveActions
-from pipeline.engine.policy_decision import PolicyResponder
-from schemas.config import Exempt, PolicySettings
+from schemas.config import PolicySettings
 from tests.figures import Figures
-from tests.fixtures.policy_requests import NOW, action
+from tests.fixtures.policy_requests import NOW, make_server
 
 REQUEST = (b"request=smtpd_access_policy\nprotocol_state=RCPT\nsasl_username=%s\n"
            b"sender=%s@example.net\nclient_address=10.0.0.5\n\n")
-
-
-def make_server(**settings: object) -> PolicyServer:
-    view = ActiveActions()
-    view.apply(action("block", "sasl_username", "mallory"))
-    config = PolicySettings(listen="127.0.0.1:0", **settings)  # type: ignore[arg-type]
-    return PolicyServer(config, PolicyResponder(config, Exempt(), view).answer, lambda: NOW)
 
 
 async def ask(port: int, users: list[bytes]) -> list[bytes]:

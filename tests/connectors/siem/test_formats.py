@@ -6,24 +6,12 @@ import json
 from datetime import timedelta
 
 from connectors.siem import cef, ecs
-from schemas.events import ActionEvent, Escalation, Evidence
+from schemas.events import Escalation, Evidence
 from schemas.vocabulary import Flag
+from tests.fixtures.siem_records import action
 from tests.pipeline.engine.builders import T0, mail
 
 HOSTILE = "evil\r\nCEF:0|x|y|z=1 \\ | \x00\x1b[31m\u2028end"
-
-
-def action(subject: str = "alice", subject_type: str = "sasl_username", **extra: object
-           ) -> ActionEvent:
-    values: dict[str, object] = {
-        "action_id": "a1b2", "ts": T0, "subject_type": subject_type, "subject": subject,
-        "action": "defer", "threshold": "burst", "state": "active", "origin": "auto",
-        "triggered_at": T0, "expires_at": T0 + timedelta(minutes=15),
-        "evidence": Evidence(window_start=T0 - timedelta(seconds=30), window_end=T0, messages=60,
-                             spams=0, recipients=61, count="messages", limit_messages=60,
-                             limit_spams=0)}
-    values.update(extra)
-    return ActionEvent.model_validate(values)
 
 
 def test_cef_action_golden_line() -> None:

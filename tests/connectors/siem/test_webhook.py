@@ -10,7 +10,7 @@ from typing import ClassVar
 import pytest
 
 from connectors.siem.webhook import Webhook
-from tests.connectors.siem.test_formats import action
+from tests.fixtures.siem_records import action
 
 
 class Receiver(BaseHTTPRequestHandler):

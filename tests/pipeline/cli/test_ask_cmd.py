@@ -12,7 +12,7 @@ import pytest
 
 from connectors.postfix_policy.server import PolicyServer
 from pipeline.cli import main
-from tests.connectors.postfix_policy.test_server import make_server
+from tests.fixtures.policy_requests import make_server
 
 
 @pytest.fixture

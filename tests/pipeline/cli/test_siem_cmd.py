@@ -14,8 +14,8 @@ from confluent_kafka import Producer
 
 from connectors.kafka.client_config import producer_config
 from schemas.config import KafkaSettings
-from tests.connectors.siem.test_formats import action
 from tests.fixtures.processes import start_floodgate, stop
+from tests.fixtures.siem_records import action
 
 pytestmark = pytest.mark.slow
 
