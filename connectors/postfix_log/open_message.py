@@ -47,6 +47,7 @@ class OpenMessage:
     first_position: Position = ()  # where its first line is, for the tailer's checkpoint
     original_event_id: str | None = None  # set on a content filter's re-injected copy
     origin: OpenMessage | None = None  # that original, while it is still tracked
+    copy_unconfirmed: bool = False  # named by a "queued as" before its own client line came
     reported: bool = False
 
     @property

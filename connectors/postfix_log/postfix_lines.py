@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from connectors.postfix_log.refusal_lines import read_trailer, server_text
+from connectors.postfix_log.refusal_lines import address_end, read_trailer, server_text
 
 # Short ids are upper-case hex; long ids (enable_long_queue_ids) use an alphabet
 # without vowels, so words like "warning" never look like one.
@@ -32,10 +32,18 @@ _SENDER = r"from=(?:<(?P<sender>.*)>|(?P<bare>[^<>,]*))"
 _QUEUED = re.compile(_SENDER + r", size=(?P<size>\d+), nrcpt=(?P<nrcpt>\d+)"
                      r"(?: \(queue active\))?$", re.S)
 _EXPIRED = re.compile(_SENDER + r", status=expired(?:, returned to sender)?$", re.S)
-_DELIVERY = re.compile(
-    r"to=(?:<(?P<to>.*?)>|(?P<bare>[^<>,]*)),(?: orig_to=<?(?P<orig>.*?)>?,)? relay=(?P<relay>[^,]*),"
-    r"(?: conn_use=\d+,)? delay=(?P<delay>\d+(?:\.\d+)?),(?: delays=[\d./]+,)? dsn=(?P<dsn>[\d.]+),"
-    r" status=(?P<status>[\w-]+)(?: \((?P<text>.*)\))?", re.S)
+# A delivery line is ``to=<R>, orig_to=<O>, relay=..., delay=..., delays=..., dsn=..., status=S
+# (TEXT)``. R and O are what the client sent: a quoted local part may hold ">", ",", "=" and
+# any field name, so each address ends at the ">" that closes it outside quotes
+# (``refusal_lines.address_end``), and only then are Postfix's own fields read, anchored.
+_BARE_ADDRESS = re.compile(r"[^<>,\s]*")  # some syslog setups drop the angle brackets
+_FIELDS = (r" relay=(?P<relay>[^,\s]*),(?: conn_use=\d+,)? delay=(?P<delay>\d+(?:\.\d+)?),"
+           r"(?: delays=[\d./]+,)? dsn=(?P<dsn>\d\.\d{1,3}\.\d{1,3}), status=(?P<status>[\w-]+)"
+           r"(?: \((?P<text>.*))?$")  # its ")" is taken off after: a reply cut short keeps none
+_DELIVERY_FIELDS = re.compile(_FIELDS, re.S)
+# Most lines: addresses with neither a quote nor a ">", which end at their first ">".
+_PLAIN_DELIVERY = re.compile(r'to=<(?P<to>[^">]*)>,(?: orig_to=<(?P<orig>[^">]*)>,)?' + _FIELDS,
+                             re.S)
 _NOTIFY = re.compile(r"(?P<kind>sender|postmaster) (?:non-delivery|delivery status|delay)"
                      r" notification: (?P<new>\w+)")
 # Refusals: the head up to the reply is Postfix's own (a client name is a validated
@@ -46,7 +54,10 @@ _REJECT = re.compile(
     r"(?P<stage>[A-Z-]+) from (?P<name>[^\[\s]*)\[(?P<ip>[^\]]*)\](?::\d+)?: ")
 _HEADER_REJECT = re.compile(r"(?P<action>reject|discard|hold|warning|redirect|filter): "
                             r"(?P<class>header|body) ")
-_QUEUED_AS = re.compile(r"queued as (?P<qid>[0-9A-F]{5,20}|[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{10,25})\b")
+# The next hop's own "250 ... queued as QID" closes its reply (a content filter's reply ends
+# with what the re-injection smtpd said): a queue id anywhere else proves nothing.
+_QUEUED_AS = re.compile(r"250[ -].*\bqueued as (?P<qid>[0-9A-F]{5,20}|"
+                        r"[0-9B-DF-HJ-NP-TV-Zb-df-hj-np-tv-z]{10,25})\)?$", re.S)
 
 DELIVERY_DAEMONS: Final = frozenset({"smtp", "lmtp", "local", "virtual", "pipe", "error", "retry",
                                      "discard"})
@@ -236,14 +247,40 @@ def _sender(m: re.Match[str]) -> str:
 
 
 def _delivery(qid: str, rest: str) -> Delivery | None:
-    m = _DELIVERY.match(rest)
-    if m is None:
-        return None
+    """A delivery line by Postfix's grammar; None when the line does not follow it."""
+    m = _PLAIN_DELIVERY.match(rest)
+    if m is not None:
+        recipient, orig = m["to"], m["orig"]
+    else:
+        if not rest.startswith("to="):
+            return None
+        to = _address_field(rest, 3)
+        if to is None or not rest.startswith(",", to[1]):
+            return None
+        recipient, pos = to[0], to[1] + 1
+        orig = None
+        if rest.startswith(" orig_to=", pos):
+            found = _address_field(rest, pos + 9)
+            if found is None or not rest.startswith(",", found[1]):
+                return None
+            orig, pos = found[0], found[1] + 1
+        m = _DELIVERY_FIELDS.match(rest, pos)
+        if m is None:
+            return None
     text = m["text"] or ""
-    queued = _QUEUED_AS.search(text) if m["status"] == "sent" else None
-    recipient = m["to"] if m["to"] is not None else m["bare"]
-    return Delivery(qid, recipient, m["orig"], m["relay"], float(m["delay"]), m["dsn"],
+    text = text[:-1] if text.endswith(")") else text
+    queued = _QUEUED_AS.match(text) if m["status"] == "sent" else None
+    return Delivery(qid, recipient, orig, m["relay"], float(m["delay"]), m["dsn"],
                     m["status"], text, queued["qid"] if queued else None)
+
+
+def _address_field(line: str, pos: int) -> tuple[str, int] | None:
+    """The address at ``pos`` (``<ADDR>`` closed outside quotes, or bare) and where it ends."""
+    if line.startswith("<", pos):
+        end = address_end(line, pos + 1)
+        return (line[pos + 1:end], end + 1) if end >= 0 else None
+    m = _BARE_ADDRESS.match(line, pos)
+    return (m[0], m.end()) if m else None
 
 
 def _refused(qid: str | None, rest: str) -> Refused | None:

@@ -24,9 +24,10 @@ _FIELDS = ((" from=<", True), (" to=<", True), (" proto=", False), (" helo=<", T
 _PROTO = re.compile(r"[A-Za-z0-9]{1,16}")
 _STARTS = re.compile(r";(?= from=<| to=<| proto=| helo=<|: |\Z)")
 _HELO_ENDS = re.compile(r">(?=: |\Z)")
+_BLANKS = re.compile(r" {2,}")
+_UNESCAPE = re.compile(r"\\(.)")
 MAX_STARTS = 16  # more places a trailer could start than this: not worth reading, ambiguous
 MAX_READINGS = 16
-_ECHO = re.compile(r"(?:\d{3} )?(?:\d\.\d{1,3}\.\d{1,3} )?<")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +92,7 @@ def _readings(line: str, pos: int, first: int, with_text: bool) -> list[Fields]:
             ends = [m.start() for m in _HELO_ENDS.finditer(line, start)][:MAX_STARTS]
             values = [(line[start:end], end + 1) for end in ends]
         elif bracketed:
-            end = _address_end(line, start)
+            end = address_end(line, start)
             values = [(line[start:end], end + 1)] if end >= 0 else []
         else:
             m = _PROTO.match(line, start)
@@ -102,8 +103,11 @@ def _readings(line: str, pos: int, first: int, with_text: bool) -> list[Fields]:
     return found
 
 
-def _address_end(line: str, pos: int) -> int:
+def address_end(line: str, pos: int) -> int:
     """Index of the ``>`` that closes the address starting at ``pos``; -1 when none does."""
+    end = line.find(">", pos)
+    if end < 0 or line.find('"', pos, end) < 0:
+        return end  # no quote before the first ">": it closes the address
     quoted = escaped = False
     for index in range(pos, len(line)):
         char = line[index]
@@ -119,12 +123,45 @@ def _address_end(line: str, pos: int) -> int:
 
 
 def server_text(reply: str, trailer: Trailer) -> str:
-    """The reply without the address or HELO name it echoes (``550 5.1.1 <R>: ...``)."""
-    m = _ECHO.match(reply)
-    if m is None:
-        return reply
-    rest = reply[m.end():]
+    """The reply with every address or HELO name it echoes taken out (``550 5.1.1 <R>: ...``).
+
+    Postfix echoes an address unquoted (``<a b@x>``) but logs it quoted in the
+    trailer (``to=<"a b"@x>``): both spellings go, bracketed anywhere, any case,
+    and an address bare too; each leaves a blank, so no two pieces of the
+    server's text are joined into words it did not write.
+    """
+    text = reply
     for echoed in (trailer.recipient, trailer.sender, trailer.helo):
-        if echoed is not None and rest.startswith(echoed + ">: "):
-            return reply[:m.end() - 1] + rest[len(echoed) + 3:]
-    return reply
+        if echoed:
+            for spelling in _spellings(echoed):
+                text = _cut(text, f"<{spelling}>", colon=True)
+                if "@" in spelling:
+                    text = _cut(text, spelling)
+    return reply if text == reply else _BLANKS.sub(" ", text)
+
+
+def _spellings(address: str) -> set[str]:
+    """An address as logged (quoted local part) and as a reply echoes it (unquoted)."""
+    found = {address}
+    local, at, domain = address.rpartition("@")
+    if at and len(local) >= 2 and local[0] == local[-1] == '"':
+        found.add(_UNESCAPE.sub(r"\1", local[1:-1]) + "@" + domain)
+    return found
+
+
+def _cut(text: str, needle: str, colon: bool = False) -> str:
+    """``text`` with every ``needle`` (any case; with ``colon``, and a ``:`` right after it
+    that a blank follows) replaced by a blank."""
+    lowered, wanted = text.lower(), needle.lower()
+    if len(lowered) != len(text):  # lower-casing moved characters: compare as the regex does
+        pattern = re.escape(needle) + ("(?::(?= ))?" if colon else "")
+        return re.sub(pattern, " ", text, flags=re.I)
+    pieces, start = [], 0
+    while (found := lowered.find(wanted, start)) >= 0:
+        pieces.append(text[start:found])
+        start = found + len(wanted)
+        if colon and text.startswith(": ", start):
+            start += 1
+    if not pieces:
+        return text
+    return " ".join(pieces) + " " + text[start:]

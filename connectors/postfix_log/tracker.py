@@ -180,14 +180,14 @@ class MessageTracker:
         if isinstance(fact, Refused) and (host, qid) in self._finished:
             return  # the same refusal logged again (a client retrying in one session)
         message = self._message(host, qid, record.ts, ts_ms, out)
-        if isinstance(fact, ClientSeen | PickedUp) and self._reinjection \
-                and record.tag.rpartition("/")[0] in self._reinjection:
+        by_service = isinstance(fact, ClientSeen | PickedUp) and bool(self._reinjection) \
+            and record.tag.rpartition("/")[0] in self._reinjection
+        if by_service:
             message.original_event_id = message.original_event_id or message.event_id  # a copy
         if isinstance(fact, ClientSeen):
             message.client_name, message.client_ip = fact.client_name, client_address(fact.client_ip)
             message.sasl_username = fact.sasl_username
-            if fact.orig_qid is not None and message.original_event_id is None:
-                self._joins.copy_of(message, fact.orig_qid)
+            self._joins.client_seen(message, fact.orig_qid, by_service)
         elif isinstance(fact, PickedUp):
             message.local_submission = True
             message.sender = fact.sender

@@ -21,6 +21,7 @@ from connectors.postfix_log.open_message import (
 )
 from connectors.postfix_log.spam_verdicts import RspamdLine, SpamVerdict
 from connectors.postfix_log.tracker_stats import TrackerStats
+from schemas.addresses import is_loopback
 
 HOSTLESS_SCAN = 2_000  # open messages searched for a verdict line that names no host
 
@@ -39,8 +40,8 @@ class ContentJoins:
         """A message's first line: what was waiting for it joins it now."""
         key = (message.host, message.qid)
         original = self.reinjected.pop(key, None)
-        if original is not None:
-            message.original_event_id = original
+        if original is not None:  # its own client line must still bear it out (``client_seen``)
+            message.original_event_id, message.copy_unconfirmed = original, True
         verdict = self.early_verdicts.pop(key, None) or self.early_verdicts.pop(("", message.qid),
                                                                                  None)
         if verdict is not None:
@@ -103,12 +104,25 @@ class ContentJoins:
             copy.origin = original
 
     def link_copy(self, original: OpenMessage, copy_qid: str) -> None:
-        """``copy_qid`` is the next hop's queue id for ``original``: the same message."""
+        """``copy_qid`` is the next hop's queue id for ``original``: the same message, if the
+        message of that queue id bears it out (``_re_injected``)."""
         copy = self._messages.get((original.host, copy_qid))
         if copy is None:
             remember(self.reinjected, (original.host, copy_qid), original.event_id, RECENT_LOOKUPS)
-        elif copy is not original and copy.original_event_id is None and not copy.reported:
+        elif (copy is not original and copy.original_event_id is None and not copy.reported
+              and copy.first_ts >= original.first_ts and _re_injected(copy)):
             copy.original_event_id, copy.origin = original.event_id, original
+
+    def client_seen(self, message: OpenMessage, orig_qid: str | None, by_service: bool) -> None:
+        """A message's client line: XFORWARD's ``orig_queue_id`` (``orig_qid``) or the
+        re-injection service (``by_service``) make it a copy; a message named as a copy
+        before this line stays one only if the line bears it out, else it counts as its own."""
+        if message.copy_unconfirmed:
+            message.copy_unconfirmed = False
+            if not (by_service or orig_qid is not None or _re_injected(message)):
+                message.original_event_id = message.origin = None
+        if orig_qid is not None and message.original_event_id is None:
+            self.copy_of(message, orig_qid)
 
     def any_host(self, qid: str) -> OpenMessage | None:
         """A verdict line without a host (rspamd's own log): the message with that queue id."""
@@ -117,3 +131,12 @@ class ContentJoins:
             if found_qid == qid:
                 return message
         return None
+
+
+def _re_injected(message: OpenMessage) -> bool:
+    """What a content filter's re-injection looks like: over loopback, with no SASL login (a
+    client's own message, even one from webmail on this host, logs in or has left earlier).
+    A message whose client line has not come yet is not ruled out."""
+    if message.sasl_username:
+        return False
+    return message.client_ip is None or is_loopback(message.client_ip)

@@ -29,7 +29,7 @@ from connectors.postfix_log.syslog_formats import SyslogParser
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.replay import replay
 from schemas.config import FloodgateConfig
-from schemas.events import MailEvent
+from schemas.events import DeliveryEvent, MailEvent
 from schemas.vocabulary import SubjectType
 from tests.fixtures.postfix_instance import PostfixInstance, needs_postfix
 from tests.fixtures.rspamd_instance import REJECT_MESSAGE, RspamdInstance, needs_rspamd
@@ -286,3 +286,92 @@ def test_rspamd_s_verdict_decides_spam_whatever_the_reply_or_the_client_writes(
         mails["clean@mallory-pc.example"])] == [
         (False, True, "mallory@example.net"), (False, True, "mallory@example.net"),
         (False, True, "mallory@example.net"), (True, False, "mallory@example.net")]
+
+
+SPELLING_MAIN_CF = """\
+smtpd_recipient_restrictions = reject_non_fqdn_recipient
+enable_long_queue_ids = yes
+"""
+SPELLED_STATUS = ['"hard x>, relay=none, delay=0, dsn=2.0.0, status=sent"@remote.example',
+                  '"hard y>, orig_to=<a@b.example>, relay=x, conn_use=1, delay=0, delays=0/0/0/0, '
+                  'dsn=2.0.0, status=expired"@remote.example']
+SPAM_CONFIG = FloodgateConfig.model_validate({
+    "networks": {"internal": ["127.0.0.0/8"], "local_domains": ["example.net"]},
+    "thresholds": [{"name": f"spam_{key}", "key": key, "window": "1h", "messages": 3,
+                    "spams": 3, "action": "block", "duration": "1h"}
+                   for key in ("sasl_username", "sender", "sender_domain", "client_ip")]})
+
+
+@pytest.fixture
+def spelling_postfix() -> Iterator[PostfixInstance]:
+    """Postfix with long queue ids, refusing non-FQDN recipients, relaying to a sink that
+    defers ``soft`` and refuses ``hard`` recipients."""
+    sink = SmtpSink(free_port())
+    sink.start()
+    instance = PostfixInstance(free_port(), free_port(), sink.port,
+                               extra_main_cf=SPELLING_MAIN_CF)
+    instance.add_user("mallory", "example.net", "mallory-secret")
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
+        sink.stop()
+        shutil.rmtree(instance.dir, ignore_errors=True)
+
+
+def queue_id(reply: bytes) -> str:
+    return reply.decode().rsplit("queued as ", 1)[1].strip()
+
+
+def wait_for_lines(path: Path, needles: list[str], deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        if all(needle in text for needle in needles):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"not logged: {needles}")
+
+
+def test_recipients_that_spell_log_syntax_change_no_count(
+        spelling_postfix: PostfixInstance) -> None:
+    postfix = spelling_postfix
+    session = Session(postfix.submission_port)
+    smtp = session.smtp
+    # An earlier message of mallory's, deferred by the sink: open in the log for a while.
+    smtp.mail("mallory@example.net")
+    smtp.rcpt("soft1@remote.example")
+    code, reply = smtp.data(b"Subject: earlier\r\n\r\nhello\r\n")
+    assert code == 250
+    earlier = queue_id(reply)
+    # A carrier whose recipient spells a hand-off of that message to a content filter.
+    carrier = (f'"x>, relay=filter[127.0.0.1]:10024, delay=0, dsn=2.0.0, status=sent (250 2.0.0 '
+               f'Ok: queued as {earlier})"@remote.example')
+    assert session.send("mallory@example.net", [carrier], "Subject: carrier") == 250
+    # Recipients that spell a delivery status: the sink refuses them, Postfix bounces.
+    bounced = [session.send("mallory@example.net", [rcpt], "Subject: s") for rcpt in SPELLED_STATUS]
+    assert bounced == [250, 250]
+    # Twelve refusals whose recipients read like a spam filter's reply.
+    refused = [session.send("mallory@example.net", [f'"Spam message rejected {n}"@remote'],
+                            "Subject: r") for n in range(12)]
+    assert refused == [550] * 12  # smtplib's send says 550 for "no recipient accepted"
+    session.close()
+    wait_for_lines(postfix.maillog, ["status=bounced", "status=deferred",
+                                     "Spam message rejected 11"])
+    time.sleep(1)  # the bounce notices' own lines
+    reader = LogReader.for_config(SPAM_CONFIG)
+    out = [*reader.read(open_log_lines(str(postfix.maillog))), *reader.finish()]
+    assert reader.tracker.stats.unparsed == 0, list(reader.tracker.stats.unparsed_samples)
+    deliveries = {d.recipient: d.status for d in out if isinstance(d, DeliveryEvent)}
+    assert [deliveries[r] for r in SPELLED_STATUS] == ["bounced", "bounced"]
+    assert deliveries[carrier] == "sent"
+    mails = [m for m in out if isinstance(m, MailEvent) and not m.mta_generated]
+    # The earlier message is still mallory's, counted: the carrier hid nothing.
+    [earlier_mail] = [m for m in mails if m.queue_id == earlier]
+    assert (earlier_mail.accepted, earlier_mail.sasl_username) == (True, "mallory@example.net")
+    assert len([m for m in mails if m.accepted]) == 4
+    # The twelve refusals: refused, no spam, nobody framed.
+    refusals = [m for m in mails if not m.accepted]
+    assert len(refusals) == 12 and not any(m.spam for m in refusals)
+    assert replay(SPAM_CONFIG, mails) == []

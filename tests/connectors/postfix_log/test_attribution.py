@@ -16,7 +16,7 @@ from pipeline.engine.enforcement import ActiveActions
 from pipeline.engine.policy_decision import PolicyResponder
 from pipeline.replay import replay
 from schemas.config import Exempt, FloodgateConfig, Networks, PolicySettings
-from schemas.events import MailEvent
+from schemas.events import DeliveryEvent, MailEvent
 from tests.fixtures.policy_requests import NOW, action
 
 NETWORKS = Networks(internal=["10.0.0.0/8"], local_domains=["isp.example"])
@@ -215,3 +215,75 @@ def test_a_content_filter_s_copy_is_known_by_xforward_or_by_its_service() -> Non
     # Without evidence, the copy is new mail (a Message-ID alone never makes a copy).
     mails, _ = read(filtered(plain, "postfix/reinject/smtpd"))
     assert sorted(m.queue_id or "" for m in mails) == ["AAA111", "CCC333"]
+
+
+def deliveries(lines: list[str]) -> list[DeliveryEvent]:
+    reader = LogReader.for_config(FloodgateConfig(networks=NETWORKS), UTC,
+                                  datetime(2026, 11, 27, tzinfo=UTC))
+    out = [*reader.read(lines), *reader.finish()]
+    return [o for o in out if isinstance(o, DeliveryEvent)]
+
+
+SPELLED_STATUS = '"x>, relay=none, delay=0, dsn=2.0.0, status=sent"@remote.example'
+
+
+def bounced(qid: str, rcpt: str, daemon: str = "smtp") -> str:
+    return line(2, f"{qid}: to=<{rcpt}>, relay=mx.remote.example[192.0.2.7]:25, delay=1.2, "
+                   "delays=0.1/0/0.5/0.6, dsn=5.1.1, status=bounced (host mx.remote.example"
+                   f"[192.0.2.7] said: 550 5.1.1 <{rcpt}>: no such user (in reply to RCPT TO "
+                   "command))", f"postfix/{daemon}")
+
+
+def test_a_recipient_that_spells_a_delivery_status_is_still_the_bounce_it_was() -> None:
+    for daemon in ("smtp", "lmtp", "local", "virtual"):
+        for rcpt in (SPELLED_STATUS, '"a>, orig_to=<b>, relay=x, delay=0, dsn=2.0.0, '
+                                     'status=expired"@remote.example',
+                     '"q\\"x>, dsn=2.0.0, status=sent (250 ok)"@remote.example'):
+            lines = [*session("AAA111", 0, "mallory@isp.example", rcpt=rcpt)[:3],
+                     bounced("AAA111", rcpt, daemon)]
+            [delivery] = deliveries(lines)
+            assert (delivery.status, delivery.recipient, delivery.dsn) == ("bounced", rcpt, "5.1.1")
+            assert delivery.relay == "mx.remote.example[192.0.2.7]:25"
+
+
+def test_a_recipient_that_spells_a_content_filter_hand_off_hides_no_message() -> None:
+    earlier = session("BBB22200001", 0, "mallory@isp.example")[:3]  # open: not yet delivered
+    carrier = '"x>, relay=filter[127.0.0.1]:10024, delay=0, dsn=2.0.0, status=sent ' \
+              '(250 2.0.0 Ok: queued as BBB22200001)"@remote.example'
+    lines = [*earlier, *session("AAA111", 3, "mallory@isp.example", rcpt=carrier)[:3],
+             bounced("AAA111", carrier),
+             line(5, "BBB22200001: to=<r@far.example>, relay=mx[192.0.2.1]:25, delay=1, "
+                     "dsn=2.0.0, status=sent (250 ok)", "postfix/smtp")]
+    mails, _ = read(lines)
+    assert sorted(m.queue_id or "" for m in mails) == ["AAA111", "BBB22200001"]
+    assert all(m.sasl_username == "mallory" for m in mails)
+
+
+def test_a_real_filter_s_queued_as_cannot_name_a_client_s_earlier_message() -> None:
+    # A genuine "queued as" naming an open message that logged in: not a copy, still counted.
+    lines = [*session("BBB222", 0, "mallory@isp.example")[:3],
+             *session("AAA111", 1, "alice@isp.example", user="alice", ip="10.0.0.5")[:3],
+             line(2, "AAA111: to=<r@far.example>, relay=127.0.0.1[127.0.0.1]:10024, delay=1, "
+                     "dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as BBB222)", "postfix/smtp")]
+    mails, _ = read(lines)
+    assert sorted(m.queue_id or "" for m in mails) == ["AAA111", "BBB222"]
+
+
+def test_an_echo_in_either_spelling_turns_no_refusal_into_spam() -> None:
+    spam_sender = {"name": "spam_sender", "key": "sender", "window": "30s", "messages": 3,
+                   "spams": 3, "action": "block", "duration": "1h"}
+    config = FloodgateConfig(networks=NETWORKS, thresholds=[SPAM_DOMAIN, spam_sender])
+    lines = []
+    for n in range(12):
+        local = f"Spam message rejected {n}"
+        for reply in (f"<{local}@remote.example>: Recipient address rejected: need fully-"
+                      "qualified address", f"<{local.upper()}@REMOTE.EXAMPLE>: Recipient address "
+                      "rejected: User unknown", f"Client host rejected: {local}@remote.example"):
+            lines.append(line(n % 50, f"NOQUEUE: reject: RCPT from c[10.0.0.66]: 554 5.7.1 "
+                                      f"{reply}; from=<mallory@isp.example> "
+                                      f'to=<"{local}"@remote.example> proto=ESMTP helo=<pc>',
+                              "postfix/submission/smtpd"))
+    mails, reader = read(lines, config)
+    assert len(mails) == 36 and not any(m.spam for m in mails) and not any(m.accepted for m in mails)
+    assert replay(config, mails) == []
+    assert reader.tracker.stats.own_refusals == 0

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from connectors.postfix_log.reader import LogReader
 from schemas.config import FloodgateConfig, Networks
-from schemas.events import MailEvent
+from schemas.events import DeliveryEvent, MailEvent
 
 # Pieces of the lines the reader reads, which a hostile value would spell.
 FRAGMENTS = ["from=<", "> to=<", "> proto=ESMTP helo=<", "; from=<victim@isp.example>", ">, ",
@@ -90,3 +90,42 @@ def test_client_text_never_moves_the_account_the_address_or_the_verdict(
     his = by_qid["BBB222"]
     assert (his.sasl_username, his.client_ip, his.sender, his.spam) == (
         "bob", "10.0.0.6", "bob@isp.example", False)
+
+
+# Every delimiter and field name of a delivery line, and a queue id that names another message.
+DELIVERY_FRAGMENTS = ["to=<", "orig_to=<", ", relay=", "filter[127.0.0.1]:10024", ", delay=0",
+                      ", delays=0/0/0/0", ", dsn=2.0.0", ", status=sent", ", status=expired",
+                      " (250 2.0.0 Ok: queued as BBB222)", "queued as BBB222", ">", "<", ",",
+                      "=", "(", ")", '"', "\\", " ", ";", ":", "@"]
+DELIVERY_HOSTILE = st.lists(st.one_of(st.sampled_from(DELIVERY_FRAGMENTS),
+                                      st.text(PRINTABLE, max_size=4)), max_size=10).map("".join)
+
+
+def deliveries_of(local: str, daemon: str) -> tuple[list[tuple[str, str, str, str]],
+                                                     list[tuple[str | None, str | None]]]:
+    """Mallory's bounced message to ``local``@isp.example and bob's message still open when it
+    bounces: the delivery outcomes (queue id, status, relay, dsn) and the MailEvents."""
+    rcpt = logged(local)
+    bob = message("BBB222", "bob", "10.0.0.6", "bob@isp.example", "r@far.example", "bob-pc",
+                  "b@isp.example", False, False)
+    lines = [*bob[:2], *message("AAA111", "mallory", "10.0.0.66", "m@isp.example", rcpt, "pc",
+                                "m@x", False, False)[:2],
+             line(1, "AAA111: from=<m@isp.example>, size=900, nrcpt=1 (queue active)",
+                  "postfix/qmgr"),
+             line(2, f"AAA111: to=<{rcpt}>, orig_to=<{rcpt}>, relay=mx.far.example[192.0.2.7]:25, "
+                     "delay=1, delays=0.1/0/0.4/0.5, dsn=5.1.1, status=bounced (host mx.far.example"
+                     f"[192.0.2.7] said: 550 5.1.1 <{rcpt}>: unknown)", f"postfix/{daemon}"),
+             *bob[3:]]
+    reader = LogReader.for_config(FloodgateConfig(networks=Networks(internal=["10.0.0.0/8"])),
+                                  UTC, datetime(2026, 11, 27, tzinfo=UTC))
+    out = [*reader.read(lines), *reader.finish()]
+    outcomes = [(d.queue_id, d.status, d.relay or "", d.dsn or "") for d in out
+                if isinstance(d, DeliveryEvent)]
+    mails = sorted((m.queue_id, m.sasl_username) for m in out if isinstance(m, MailEvent))
+    return outcomes, mails
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(local=DELIVERY_HOSTILE, daemon=st.sampled_from(["smtp", "lmtp", "local", "virtual"]))
+def test_a_recipient_moves_no_status_relay_or_linkage(local: str, daemon: str) -> None:
+    assert deliveries_of(local, daemon) == deliveries_of("plain", daemon)
