@@ -18,6 +18,7 @@ import shutil
 import smtplib
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -103,15 +104,17 @@ class Session:
         self.smtp.quit()
 
 
-@pytest.fixture
-def postfix() -> Iterator[PostfixInstance]:
+@contextmanager
+def postfix_for_mallory(extra_main_cf: str, files: dict[str, str] | None = None
+                        ) -> Iterator[PostfixInstance]:
+    """A Postfix where mallory may submit, relaying to a sink that defers ``soft`` and
+    refuses ``hard`` recipients; ``files`` are written into its directory first."""
     sink = SmtpSink(free_port())
     sink.start()
-    instance = PostfixInstance(free_port(), free_port(), sink.port, extra_main_cf=EXTRA_MAIN_CF)
+    instance = PostfixInstance(free_port(), free_port(), sink.port, extra_main_cf=extra_main_cf)
     instance.add_user("mallory", "example.net", "mallory-secret")
-    (instance.dir / "header_checks").write_text("/^Subject:.*forbidden/ REJECT 5.7.1 content refused\n")
-    (instance.dir / "recipient_access").write_text(
-        "/from=/ REJECT 5.1.1 User unknown\n/^nobody@/ REJECT 5.1.1 User unknown\n")
+    for name, text in (files or {}).items():
+        (instance.dir / name).write_text(text)
     try:
         instance.start()
         yield instance
@@ -119,6 +122,15 @@ def postfix() -> Iterator[PostfixInstance]:
         instance.stop()
         sink.stop()
         shutil.rmtree(instance.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def postfix() -> Iterator[PostfixInstance]:
+    with postfix_for_mallory(EXTRA_MAIN_CF, {
+            "header_checks": "/^Subject:.*forbidden/ REJECT 5.7.1 content refused\n",
+            "recipient_access": "/from=/ REJECT 5.1.1 User unknown\n"
+                                "/^nobody@/ REJECT 5.1.1 User unknown\n"}) as instance:
+        yield instance
 
 
 def run_sessions(postfix: PostfixInstance) -> dict[str, int]:
@@ -304,20 +316,9 @@ SPAM_CONFIG = FloodgateConfig.model_validate({
 
 @pytest.fixture
 def spelling_postfix() -> Iterator[PostfixInstance]:
-    """Postfix with long queue ids, refusing non-FQDN recipients, relaying to a sink that
-    defers ``soft`` and refuses ``hard`` recipients."""
-    sink = SmtpSink(free_port())
-    sink.start()
-    instance = PostfixInstance(free_port(), free_port(), sink.port,
-                               extra_main_cf=SPELLING_MAIN_CF)
-    instance.add_user("mallory", "example.net", "mallory-secret")
-    try:
-        instance.start()
+    """Postfix with long queue ids, refusing non-FQDN recipients."""
+    with postfix_for_mallory(SPELLING_MAIN_CF) as instance:
         yield instance
-    finally:
-        instance.stop()
-        sink.stop()
-        shutil.rmtree(instance.dir, ignore_errors=True)
 
 
 def queue_id(reply: bytes) -> str:
