@@ -17,6 +17,7 @@ from collections.abc import Callable
 from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from connectors.kafka.client_config import consumer_config
+from connectors.kafka.topic_reader import TopicReader
 from schemas.config import KafkaSettings
 
 log = logging.getLogger("floodgate.console")
@@ -26,47 +27,36 @@ BATCH = 2_000
 Handler = Callable[[bytes, int], None]
 
 
-class RecentRecords:
+class RecentRecords(TopicReader):
     def __init__(self, settings: KafkaSettings, topic: str, since_ms: Callable[[], int],
                  handle: Handler) -> None:
-        self._settings, self.topic = settings, topic
-        self._since_ms, self._handle = since_ms, handle
-        self._stop = threading.Event()
-        self.records = 0
-        self.bad_records = 0
-        self.started = threading.Event()  # every partition assigned
-        self._thread = threading.Thread(target=self._run, name=f"console-{topic}", daemon=True)
-
-    def start(self) -> RecentRecords:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(15)
-
-    def _run(self) -> None:
-        consumer = Consumer(consumer_config(
-            self._settings, f"{self._settings.client_id}-console",
+        super().__init__(topic, consumer_config(
+            settings, f"{settings.client_id}-console",
             # librdkafka prefetches up to 64 MiB by default: a summary needs no such buffer
             **{"enable.partition.eof": False, "fetch.wait.max.ms": 200,
-               "queued.max.messages.kbytes": 4096}))
-        try:
-            if not self._assign(consumer):
-                return
-            self.started.set()
-            while not self._stop.is_set():
-                try:
-                    messages = consumer.consume(BATCH, 0.5)
-                except KafkaException as exc:
-                    log.warning("reading %s: %s", self.topic, exc)
-                    self._stop.wait(1)
-                    continue
-                for message in messages:
-                    if message.error() is None:
-                        self._take(message.value(), message.timestamp()[1])
-        finally:
-            consumer.close()
+               "queued.max.messages.kbytes": 4096}), f"console-{topic}", log)
+        self._since_ms, self._handle = since_ms, handle
+        self.started = threading.Event()  # every partition assigned
+
+    def _positions(self, consumer: Consumer, partitions: list[int]) -> list[TopicPartition]:
+        since = self._since_ms()
+        found = consumer.offsets_for_times(
+            [TopicPartition(self.topic, p, since) for p in partitions], timeout=10)
+        return [TopicPartition(self.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+                for tp in found]
+
+    def _read(self, consumer: Consumer) -> None:
+        self.started.set()
+        while not self._stop.is_set():
+            try:
+                messages = consumer.consume(BATCH, 0.5)
+            except KafkaException as exc:
+                self._log.warning("reading %s: %s", self.topic, exc)
+                self._stop.wait(1)
+                continue
+            for message in messages:
+                if message.error() is None:
+                    self._take(message.value(), message.timestamp()[1])
 
     def _take(self, value: bytes | None, ts_ms: int) -> None:
         self.records += 1
@@ -79,21 +69,3 @@ class RecentRecords:
             if self.bad_records <= 10 or self.bad_records % 1000 == 0:
                 log.warning("skipping a bad record of %s (%d so far): %s", self.topic,
                             self.bad_records, str(exc).splitlines()[0][:200])
-
-    def _assign(self, consumer: Consumer) -> bool:
-        while not self._stop.is_set():
-            try:
-                metadata = consumer.list_topics(self.topic, timeout=10)
-                partitions = list(metadata.topics[self.topic].partitions)
-                if partitions:
-                    since = self._since_ms()
-                    asked = [TopicPartition(self.topic, p, since) for p in partitions]
-                    found = consumer.offsets_for_times(asked, timeout=10)
-                    consumer.assign([TopicPartition(self.topic, tp.partition,
-                                                    tp.offset if tp.offset >= 0 else OFFSET_END)
-                                     for tp in found])
-                    return True
-            except KafkaException as exc:
-                log.warning("waiting for topic %s: %s", self.topic, exc)
-            self._stop.wait(2)
-        return False
