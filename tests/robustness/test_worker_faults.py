@@ -66,7 +66,7 @@ def test_worker_killed_at_random_moments_matches_the_replay(kafka_settings: Kafk
                     if a.state == "active"}
         read_until(kafka_settings, topics["actions"], 2,  # until all came
                    lambda values: len({a.action_id for a in active(values)}) >= len(expected), 300)
-        wait_caught_up(health, tmp_path / "worker.log", KILLS + 1, [topics["mail"]])
+        wait_caught_up(health, worker, [topics["mail"]])
         wait_next_checkpoint(health)  # anything counted twice has fired and is in Kafka
         got = read(kafka_settings, topics["actions"], 2, 10**6, 8)
     finally:

@@ -89,7 +89,7 @@ def test_worker_restarted_after_kill_counts_nothing_twice(kafka_settings: KafkaS
     worker = Worker(config_path, log)
     try:
         first = run_first_burst(kafka_settings, topics, worker, log)
-        wait_caught_up(health, log, 1, [topics["mail"]])
+        wait_caught_up(health, worker, [topics["mail"]])
         wait_next_checkpoint(health)  # the first burst is in the checkpoint
         worker.stop(signal.SIGKILL)  # crash; the second burst arrives while it is down
         second = history(40_000, "bob", 65)
@@ -99,7 +99,7 @@ def test_worker_restarted_after_kill_counts_nothing_twice(kafka_settings: KafkaS
                 ["bob"] * len(second) + ["alice"] * len(repeats))
         worker.start()
         got = read_until(kafka_settings, topics["actions"], 2, lambda vs: len(active(vs)) >= 3, 300)
-        wait_caught_up(health, log, 2, [topics["mail"]])  # the repeats were read and counted
+        wait_caught_up(health, worker, [topics["mail"]])  # the repeats were read and counted
         wait_next_checkpoint(health)  # and any action they fired is in Kafka
     finally:
         worker.stop()

@@ -200,7 +200,7 @@ def run_backlog(kafka_settings: KafkaSettings, tmp_path: Path, kills: int
             killed_at.append(round(counted(health) / entries, 2))
             worker.stop(signal.SIGKILL)
             worker.start()
-        wait_caught_up(health, tmp_path / "worker.log", kills + 1, [f"mail-{run}", f"deliveries-{run}"])
+        wait_caught_up(health, worker, [f"mail-{run}", f"deliveries-{run}"])
         got = read_until(kafka_settings, f"actions-{run}", PARTITIONS,
                          lambda values: len(identities(active(values))) >= len(expected),
                          300)
