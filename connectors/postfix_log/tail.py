@@ -62,10 +62,14 @@ def save_checkpoint(path: Path, at: StartAt) -> None:
 
 
 def partition_key(event: Output) -> str:
-    """Records of one sender land on one partition: SASL account, else sender, else client."""
-    if isinstance(event, MailEvent):
-        return event.sasl_username or event.sender or event.client_ip or event.event_id
-    return event.event_id
+    """Records of one sender land on one partition: SASL account, else sender, else client.
+
+    A delivery attempt goes under its message's sender too, so one sender's attempts keep
+    the log's order: the worker orders attempts of one millisecond by their offsets, as
+    replay does by the log (keyed by message, they crossed partitions, and the two could
+    disagree on the evidence of an action).
+    """
+    return event.sasl_username or event.sender or event.client_ip or event.event_id
 
 
 Restarted = tuple[LogReader, FileFollower, Producer]
