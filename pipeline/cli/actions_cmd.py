@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +26,7 @@ from schemas.config import FloodgateConfig
 from schemas.durations import format_duration
 from schemas.events import ActionEvent
 from schemas.subjects import parse_subject, subject_key
+from schemas.time_ms import wall_ms
 from schemas.vocabulary import ActionKind, SubjectType
 
 CATCH_UP_S = 60.0
@@ -59,7 +59,7 @@ def run_list(args: argparse.Namespace) -> int:
     config, view = _load(args)
     if view is None or config is None:
         return 1
-    now = _now_ms()
+    now = wall_ms()
     print(f"{'SUBJECT':<45} {'ACTION':<10} {'MODE':<7} {'ORIGIN':<6} {'THRESHOLD':<16} "
           f"{'UNTIL':<20} {'ID':<36} ESCALATION")
     for action in sorted(view.in_force(now), key=lambda a: (a.key, a.expires_at)):
@@ -80,7 +80,7 @@ def run_lift(args: argparse.Namespace) -> int:
     config, view = _load(args, config)
     if view is None or config is None:
         return 1
-    now = _now_ms()
+    now = wall_ms()
     active = view.in_force(now, subject_key(*subject))
     if not active:
         print(f"no action in force on {args.subject}", file=sys.stderr)
@@ -104,7 +104,7 @@ def run_add(args: argparse.Namespace) -> int:
     if subject is None:
         return 1
     ask_kafka(config.kafka)
-    action = added(subject[0], subject[1], ActionKind(args.action), _now_ms(), duration_ms,
+    action = added(subject[0], subject[1], ActionKind(args.action), wall_ms(), duration_ms,
                    args.actor, args.reason)
     _publish(config, [action])
     print(f"{args.action} on {args.subject} for "
@@ -145,5 +145,3 @@ def _publish(config: FloodgateConfig, actions: list[ActionEvent]) -> None:
         publish_actions(Producer(producer_config(config.kafka)), config.topics.actions, actions)
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000

@@ -18,6 +18,7 @@ from connectors.postfix_policy.client import PolicyClient, PolicyUnreachable
 from pipeline.cli.arguments import digits, number_in
 from pipeline.cli.check_config import load_or_report
 from pipeline.cli.kafka_preflight import kafka_preflight
+from schemas.time_ms import wall_ms
 
 _accounts = number_in(digits, lambda value: 1 <= value <= 10_000_000,
                       "must be 1 to 10000000: {text}", "not a whole number: {text!r}")
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             producer.poll(min(wait, 0.2))
         if stopping:
             break
-        event = mail_event(demo, int(time.time() * 1000), rng)
+        event = mail_event(demo, wall_ms(), rng)
         if client is not None:
             try:
                 answer = client.ask(policy_question(event)).action

@@ -9,7 +9,6 @@ import logging
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from pipeline.engine.enforcement import ActiveActions
 from pipeline.engine.policy_decision import PolicyResponder
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent
+from schemas.time_ms import wall_ms
 
 log = logging.getLogger("floodgate.policy")
 
@@ -37,8 +37,6 @@ def register(sub: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,14 +117,14 @@ async def serve(config: FloodgateConfig) -> None:
                                      config.policy.event_buffer)
 
     def report(attributes: dict[str, str], answer: Answer) -> None:
-        publisher.publish(attributes, answer, now_ms())
+        publisher.publish(attributes, answer, wall_ms())
 
     in_force: list[dict[str, int]] = [{}]  # replaced whole on the loop, read by scrapes
     registry, latency = policy_registry(PolicyCollector(stats := ServerStats(), publisher, feed,
                                                         lambda: in_force[0]))
     responder = PolicyResponder(config.policy, config.exempt, view,
                                 config.addresses.extension_delimiters)
-    server = PolicyServer(config.policy, responder.answer, now_ms, report, latency.observe)
+    server = PolicyServer(config.policy, responder.answer, wall_ms, report, latency.observe)
     server.stats = stats
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -143,7 +141,7 @@ async def serve(config: FloodgateConfig) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.1)
             publisher.poll()
-            view.expire(now_ms())
+            view.expire(wall_ms())
             if loop.time() >= census_due:  # for the metrics: once a second is plenty
                 in_force[0], census_due = view.census(), loop.time() + 1.0
     finally:

@@ -34,6 +34,7 @@ from pipeline.cli.worker_cmd import claim_worker_state
 from pipeline.engine.enforcement import ActiveActions
 from schemas.config import FloodgateConfig, KafkaSettings
 from schemas.events import ActionEvent
+from schemas.time_ms import wall_ms
 
 STATUS_EVERY_S = 2.0
 
@@ -190,7 +191,7 @@ def _watch(config: FloodgateConfig, supervisor: Supervisor, stop: threading.Even
                 out.write(f"giving up: {', '.join(c.name for c in supervisor.given_up)} "
                           "keeps failing\n")
                 return
-            now_ms = time.time_ns() // 1_000_000
+            now_ms = wall_ms()
             with lock:
                 view.expire(now_ms)
                 kinds = view.census()

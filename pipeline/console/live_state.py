@@ -9,7 +9,6 @@ handlers read it; one lock guards the summaries.
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from confluent_kafka import Producer
@@ -32,7 +31,7 @@ from schemas.config import FloodgateConfig
 from schemas.direction import DirectionRules
 from schemas.events import MAX_NAME, MAX_TEXT, ActionEvent, MailEvent, PolicyEvent
 from schemas.subjects import parse_subject, subject_key
-from schemas.time_ms import to_ms
+from schemas.time_ms import to_ms, wall_ms
 from schemas.validation import describe_validation_error
 from schemas.vocabulary import ActionKind, SubjectType
 
@@ -42,8 +41,6 @@ HISTORY_MS = 3_600_000  # the longest Top view
 SEEN_IDS = 50_000
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class ConsoleState:
@@ -58,7 +55,7 @@ class ConsoleState:
         self._seen = RecentEventIds(HISTORY_MS, limit=SEEN_IDS)
         self._directions = DirectionRules(config.networks)
         self._producer: Producer | None = None
-        since = lambda: now_ms() - HISTORY_MS  # noqa: E731
+        since = lambda: wall_ms() - HISTORY_MS  # noqa: E731
         self.action_feed = ActionFeed(config.kafka, config.topics.actions, self._take_action)
         self.readers = [
             RecentRecords(config.kafka, config.topics.mail_events, since, self._take_mail),
@@ -97,7 +94,7 @@ class ConsoleState:
         mail = (mail_event_from_policy(event, self._directions)
                 if self.config.worker.count_policy_events else None)
         with self._lock:
-            self._answers.add(event.answer, to_ms(event.ts), now_ms())
+            self._answers.add(event.answer, to_ms(event.ts), wall_ms())
         if mail is not None:
             self._count(mail)
 
@@ -107,25 +104,25 @@ class ConsoleState:
             if (self.config.worker.count_policy_events
                     and not self._seen.first_time(event.event_id, ts_ms)):
                 return
-            self._top.add_event(event, ts_ms, now_ms())
+            self._top.add_event(event, ts_ms, wall_ms())
 
     # -- reading ------------------------------------------------------------
 
     def actions(self, query: str) -> dict[str, Any]:
-        now = now_ms()
+        now = wall_ms()
         with self._lock:
             self._view.expire(now)
             in_force = self._view.in_force(now)
         return actions_document(in_force, query, now)
 
     def top(self, view_s: int) -> dict[str, Any]:
-        now = now_ms()
+        now = wall_ms()
         with self._lock:
             self._top.advance(now)
             return top_document(self._top, view_s, now)
 
     def answers(self) -> dict[str, Any]:
-        now = now_ms()
+        now = wall_ms()
         with self._lock:
             self._answers.advance(now)
             return answers_document(self._answers, now)
@@ -146,7 +143,7 @@ class ConsoleState:
         """Lift every action in force on ``subject``; the lift records, once Kafka has them."""
         kind, value = self._subject(subject)
         actor, reason = _who_and_why(actor, reason)
-        now = now_ms()
+        now = wall_ms()
         with self._lock:
             active = self._view.in_force(now, subject_key(kind, value))
         if not active:
@@ -166,7 +163,7 @@ class ConsoleState:
             raise OperatorError(str(exc)) from None
         actor, reason = _who_and_why(actor, reason)
         try:
-            record = added(kind, value, kind_of_action, now_ms(), duration_ms, actor, reason)
+            record = added(kind, value, kind_of_action, wall_ms(), duration_ms, actor, reason)
         except ValidationError as exc:  # e.g. a subject its normal spelling makes too long
             raise OperatorError(describe_validation_error(exc)) from None
         return self._publish([record])[0]

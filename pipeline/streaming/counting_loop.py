@@ -62,6 +62,7 @@ from pipeline.streaming.ticks import tick_due
 from schemas.config import FloodgateConfig
 from schemas.direction import DirectionRules
 from schemas.subject_batch import BATCH_KIND, KIND_HEADER, ROUTED_HEADER, routed_tag
+from schemas.time_ms import wall_ms
 from schemas.validation import describe_validation_error
 
 log = logging.getLogger("floodgate.worker")
@@ -273,14 +274,14 @@ class CountingLoop:
         faster (measured: bench_worker)."""
         assert self._router is not None
         early: dict[int, CountingPartition] = {}
-        wall_ms = int(time.time() * 1000)
-        for number, batch in self._router.batches(wall_ms):
+        now = wall_ms()
+        for number, batch in self._router.batches(now):
             self._routed += 1
             tag = routed_tag(self._life, self._routed)
             on_delivery = self._outputs.on_delivery
             partition = self._state.partitions.get(number)
             if partition is not None:
-                live = batch.mark_ms is not None and wall_ms - batch.mark_ms <= EARLY_WITHIN_MS
+                live = batch.mark_ms is not None and now - batch.mark_ms <= EARLY_WITHIN_MS
                 entries = partition.route(batch, tag, live)
                 if entries is not None:
                     on_delivery = partial(self._on_routed_delivery, entries)
