@@ -39,6 +39,7 @@ class Child:
     log: Path
     env: dict[str, str] | None = None
     restart: bool = True
+    reloads: bool = False  # re-reads its config on SIGHUP (``Supervisor.reload``)
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -106,6 +107,17 @@ class Supervisor:
         now = time.monotonic()
         return [c for c in self.children if not c.gave_up and c.failures
                 and now - c.failures[-1] < FAILURE_WINDOW_S]
+
+    def reload(self) -> list[str]:
+        """SIGHUP to every running child that reloads its config; their names."""
+        told = []
+        for child in self.children:
+            process = child.process
+            if child.reloads and process is not None and process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGHUP)
+                    told.append(child.name)
+        return told
 
     def stop(self, timeout_s: float = 30.0) -> None:
         running = [c.process for c in self.children if c.process and c.process.poll() is None]

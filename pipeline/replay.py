@@ -3,7 +3,9 @@ collect its actions.
 
 This is how an operator tries thresholds on history before enforcing them.
 Time is the events' own: an action expires when the replayed events pass its
-end, exactly as it would have live.
+end, exactly as it would have live. Subject settings (``settings``: classes,
+overrides, exemptions, as a customer database exports them) apply from the
+start, as the live system had them.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 
 from pipeline.engine.actions import ExpiryQueue
 from pipeline.engine.counting import CountedMail, unit_id
+from pipeline.engine.customisation import Customisation
 from pipeline.engine.dedup import RecentEventIds
 from pipeline.engine.evaluator import Subject, ThresholdEngine
 from pipeline.engine.subject_state import SubjectState
@@ -37,6 +40,7 @@ class Replay:
     """Feeds events in order and returns the actions each one causes, in time order."""
 
     config: FloodgateConfig
+    settings: dict[str, Customisation] = field(default_factory=dict)  # subject key -> settings
     stats: ReplayStats = field(default_factory=ReplayStats)
 
     def __post_init__(self) -> None:
@@ -63,7 +67,7 @@ class Replay:
             state = self._states.get(subject)
             if state is None:
                 state = self._states[subject] = SubjectState()
-            for action in self._engine.apply(subject, state, mail):
+            for action in self._engine.apply(subject, state, mail, self.settings.get(subject.key)):
                 self._expiring.push(action)
                 out.append(action)
         if self.stats.events % PRUNE_EVERY == 0:
@@ -77,9 +81,9 @@ class Replay:
             del self._states[subject]
 
 
-def replay(config: FloodgateConfig,
-           events: Iterable[MailEvent | DeliveryEvent]) -> list[ActionEvent]:
+def replay(config: FloodgateConfig, events: Iterable[MailEvent | DeliveryEvent],
+           settings: dict[str, Customisation] | None = None) -> list[ActionEvent]:
     """Every action the events cause, in time order (expiries up to the last event's time)."""
-    run = Replay(config)
+    run = Replay(config, settings or {})
     actions = [action for event in events for action in run.feed(event)]
     return sorted(actions, key=lambda a: a.ts)

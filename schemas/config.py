@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field, SecretStr, model_validator
 from pydantic_core import PydanticCustomError
 
 from schemas.config_types import (
+    ClassName,
     DomainName,
     Network,
     Section,
@@ -34,6 +35,23 @@ class Exempt(Section):
         default_factory=list, description="Addresses, or @domain for a whole domain"
     )
     sasl_usernames: list[str] = Field(default_factory=list)
+
+
+class SubjectClasses(Section):
+    """Customer classes: a subject's class (``floodgate settings``, the subject-settings
+    topic) picks the thresholds that count it (``classes``) and their numbers
+    (``per_class``)."""
+
+    default: ClassName = Field("standard", description="the class of every subject that has "
+                                                       "no settings record, or an unknown class")
+    names: list[ClassName] = Field(
+        default_factory=list, max_length=100,
+        description="every class operators may give (the default is always one); settings "
+                    "naming another are refused")
+
+    @property
+    def known(self) -> list[str]:
+        return [self.default, *(n for n in self.names if n != self.default)]
 
 
 # A repeat offender's ladder: enough steps for any policy, few enough to read at a glance.
@@ -66,6 +84,10 @@ class Topics(Section):
     policy_events: str = "floodgate.policy-events"
     actions: str = "floodgate.actions"
     dead_letter: str = "floodgate.dead-letter"
+    subject_settings: str = Field(
+        "floodgate.subject-settings",
+        description="compacted: each subject's class, overrides and exemption (floodgate "
+                    "settings)")
     subject_events: str = Field("floodgate.subject-events",
                                 description="internal: mail events keyed by subject, one copy "
                                             "per key dimension")
@@ -278,6 +300,7 @@ class FloodgateConfig(Section):
     topics: Topics = Field(default_factory=Topics)
     networks: Networks = Field(default_factory=Networks)
     exempt: Exempt = Field(default_factory=Exempt)
+    classes: SubjectClasses = Field(default_factory=SubjectClasses)
     thresholds: list[Threshold] = Field(default_factory=list)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
@@ -298,4 +321,14 @@ class FloodgateConfig(Section):
                     {"name": threshold.name, "first": first_index[threshold.name], "index": index},
                 )
             first_index[threshold.name] = index
+        known = set(self.classes.known)
+        for index, threshold in enumerate(self.thresholds):
+            unknown = sorted({*threshold.classes, *threshold.per_class} - known)
+            if unknown:
+                raise PydanticCustomError(
+                    "unknown_class",
+                    'thresholds[{index}] ("{name}") names the class(es) {unknown}, which '
+                    "classes.names does not list ({known})",
+                    {"index": index, "name": threshold.name, "unknown": ", ".join(unknown),
+                     "known": ", ".join(sorted(known))})
         return self

@@ -193,6 +193,8 @@ def _data_path(error: Any, data: dict[str, Any]) -> PathKey:
     """
     if error["type"] == "duplicate_name":
         return ("thresholds", error["ctx"]["index"], "name")
+    if error["type"] == "unknown_class":
+        return ("thresholds", error["ctx"]["index"])
     path: list[str | int] = []
     node: Any = data
     for part in error["loc"]:

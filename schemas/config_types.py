@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from schemas.addresses import normal_domain, normal_local_part
@@ -50,6 +50,10 @@ def sender_pattern(value: str) -> str:
     return f"{normal_local_part(local)}@{domain}"
 
 
+# Threshold and customer-class names: safe in YAML, keys, metrics labels and SIEM fields.
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+ThresholdName = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+ClassName = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 Network = Annotated[str, AfterValidator(lambda v: str(network(v)))]
 DomainName = Annotated[str, AfterValidator(domain)]
 SenderPattern = Annotated[str, AfterValidator(sender_pattern)]

@@ -171,6 +171,9 @@ class Evidence(_Record):
     limit_messages: int = Field(ge=0)
     limit_spams: int = Field(ge=0, description="The threshold's limit on flagged units")
     flagged: Flag = Field(Flag.SPAM, description="What `spams` counted")
+    subject_class: str | None = Field(
+        None, max_length=64, description="the subject's customer class from its settings "
+                                         "record; none: the config's default class")
     escalation: Escalation | None = Field(
         None, description="set when an escalation step chose the action and duration")
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, DeadLetter, DeliveryEvent, MailEvent, PolicyEvent
 from schemas.subject_batch import SubjectBatch
+from schemas.subject_settings import SubjectSettings
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 
@@ -22,6 +23,7 @@ EXPORTED: dict[str, type[BaseModel]] = {
     "policy_event": PolicyEvent,
     "dead_letter": DeadLetter,
     "subject_batch": SubjectBatch,
+    "subject_settings": SubjectSettings,
     "config": FloodgateConfig,
 }
 

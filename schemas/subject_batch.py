@@ -14,6 +14,12 @@ applies its entries in event-time order up to the lowest mark of all sources,
 so counts do not depend on how fast each source partition is read. A batch
 with no entries is a mark alone.
 
+Subject settings (``floodgate.subject-settings``, keyed by subject) are routed
+the same way, in ``settings``: the record (or ``None`` for a tombstone), its
+event time (the record's ``at``; a tombstone's Kafka timestamp) and source
+offset, so a subject's settings reach the partition that holds its counts and
+apply in event-time order with its mail, as in a Kafka Streams table join.
+
 Records carry the header ``floodgate-kind: batch``; operators' lifts travel
 on the same topic as ``ActionEvent`` JSON with ``floodgate-kind: lift``. A
 batch also names the worker life that routed it (``floodgate-routed: <life>:<n>``):
@@ -65,6 +71,15 @@ class SubjectEntry(NamedTuple):
     sender_domain: str | None
 
 
+class SettingsEntry(NamedTuple):
+    """A subject's new settings (a JSON array on the wire, in this order)."""
+
+    subject: str
+    offset: int  # the record's offset in its settings partition
+    ts_ms: int  # when it applies from (event time)
+    record: str | None  # SubjectSettings JSON; None removes the settings
+
+
 class SubjectBatch(_Record):
     """Routed messages of one source partition for one ``subject-events`` partition."""
 
@@ -76,3 +91,6 @@ class SubjectBatch(_Record):
     entries: list[tuple[SubjectKey, Offset, Millis, Annotated[int, Field(ge=0, le=255)], Units,
                         Hash64, Word, Domain]] = Field(
         default_factory=list, description="SubjectEntry fields, oldest source offset first")
+    settings: list[tuple[SubjectKey, Offset, Millis, Annotated[str | None, Field(
+        max_length=100_000)]]] = Field(
+        default_factory=list, description="SettingsEntry fields, oldest source offset first")

@@ -8,7 +8,14 @@ from datetime import timedelta
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from schemas.config_types import MAX_THRESHOLD_COUNT, MAX_WINDOW, DomainName, Section
+from schemas.config_types import (
+    MAX_THRESHOLD_COUNT,
+    MAX_WINDOW,
+    ClassName,
+    DomainName,
+    Section,
+    ThresholdName,
+)
 from schemas.durations import Duration
 from schemas.vocabulary import ActionKind, CountMode, DirectionScope, Flag, SubjectType, ThresholdMode
 
@@ -36,11 +43,19 @@ class EscalationStep(Section):
         return self
 
 
+class ClassNumbers(Section):
+    """A customer class's own numbers for one threshold; unset ones are the threshold's."""
+
+    messages: int | None = Field(None, ge=0, le=MAX_THRESHOLD_COUNT)
+    spams: int | None = Field(None, ge=0, le=MAX_THRESHOLD_COUNT)
+    flagged_units: int | None = Field(None, ge=1, le=MAX_THRESHOLD_COUNT)
+
+
 class Threshold(Section):
     """Fires when, in a window ending at a counted unit, units >= messages and flagged units
     >= spams (or >= flagged_units, for a flag other than spam)."""
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: ThresholdName
     key: SubjectType
     direction: DirectionScope = DirectionScope.OUTBOUND
     sender_domains: list[DomainName] = Field(
@@ -69,6 +84,14 @@ class Threshold(Section):
         description="shadow: fires and publishes its actions (enforced: false) exactly like an "
                     "enforcing threshold, but the policy service never applies them; try a "
                     "threshold on live mail before switching it on")
+    classes: list[ClassName] = Field(
+        default_factory=list,
+        description="count only subjects of these customer classes (see `classes`); empty: "
+                    "every class")
+    per_class: dict[ClassName, ClassNumbers] = Field(
+        default_factory=dict,
+        description="a class's own numbers, e.g. {business: {messages: 600}}; a subject's "
+                    "own overrides (floodgate settings) go before them")
     escalate: list[EscalationStep] = Field(
         default_factory=list, max_length=MAX_ESCALATION_STEPS,
         description="steps for repeat offenders, by increasing `after`: the last step whose "
@@ -78,6 +101,17 @@ class Threshold(Section):
     def flagged_limit(self) -> int:
         """The second limit, whatever its flag: spams, or flagged_units."""
         return self.spams if self.flagged is Flag.SPAM else self.flagged_units or 0
+
+    def limits_for(self, subject_class: str) -> tuple[int, int]:
+        """(messages, flagged limit) for a subject of this class, before its own overrides."""
+        numbers = self.per_class.get(subject_class)
+        if numbers is None:
+            return self.messages, self.flagged_limit
+        return with_numbers(self, (self.messages, self.flagged_limit), numbers.messages,
+                            numbers.spams, numbers.flagged_units)
+
+    def counts_class(self, subject_class: str) -> bool:
+        return not self.classes or subject_class in self.classes
 
     @model_validator(mode="after")
     def _check(self) -> Threshold:
@@ -93,12 +127,28 @@ class Threshold(Section):
                 raise PydanticCustomError("threshold", f"{name} must be longer than 0", {})
         if self.window > MAX_WINDOW:
             raise PydanticCustomError("threshold", "window must be at most 30d", {})
+        for name, numbers in self.per_class.items():
+            self._check_numbers(f"per_class.{name}", numbers.spams, numbers.flagged_units)
+            if self.limits_for(name) == (0, 0):
+                raise PydanticCustomError(
+                    "threshold", f"per_class.{name}: messages and the flagged limit are both 0: "
+                                 "it would fire on every unit", {})
         afters = [step.after for step in self.escalate]
         if afters != sorted(set(afters)):
             raise PydanticCustomError(
                 "threshold", "escalate steps must be in increasing order of `after`, each "
                              "`after` once", {})
         return self
+
+    def _check_numbers(self, where: str, spams: int | None, flagged_units: int | None) -> None:
+        if self.flagged is Flag.SPAM and flagged_units is not None:
+            raise PydanticCustomError(
+                "threshold", f"{where}: flagged_units is for flagged: bounced, remote_refused "
+                             "or unknown_recipient; spam units are limited by spams", {})
+        if self.flagged is not Flag.SPAM and spams is not None:
+            raise PydanticCustomError(
+                "threshold", f"{where}: spams does not apply to flagged: "
+                             f"{self.flagged.value}; use flagged_units", {})
 
     def _check_flag(self) -> None:
         needs = _FLAG_COUNTS[self.flagged]
@@ -128,3 +178,12 @@ _FLAG_COUNTS: dict[Flag, frozenset[CountMode]] = {
     Flag.REMOTE_REFUSED: frozenset({CountMode.DELIVERIES}),
     Flag.UNKNOWN_RECIPIENT: frozenset({CountMode.RECIPIENTS}),
 }
+
+
+def with_numbers(threshold: Threshold, base: tuple[int, int], messages: int | None,
+                 spams: int | None, flagged_units: int | None) -> tuple[int, int]:
+    """``base`` (messages, flagged limit) with the numbers that are set replacing it; the
+    flagged limit is ``spams`` for a spam threshold, ``flagged_units`` for the others."""
+    flagged = spams if threshold.flagged is Flag.SPAM else flagged_units
+    return (base[0] if messages is None else messages,
+            base[1] if flagged is None else flagged)

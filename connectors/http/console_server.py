@@ -8,6 +8,10 @@ GET  /api/answers            policy answers by kind, 10-second buckets, 15 minut
 GET  /api/status             readers' progress and the summary's size
 POST /api/actions/lift       {"subject", "actor", "reason", "reset"}
 POST /api/actions/add        {"subject", "action", "duration", "actor", "reason"}
+GET  /api/settings?subject=S a subject's settings and the numbers it gets
+POST /api/settings/set       {"subject", "class", "overrides" ("burst.messages=600, ..."),
+                             "off" ("threshold, ..."), "exempt", "actor", "reason"}
+POST /api/settings/unset     {"subject", "actor", "reason"}
 
 Guards: with FLOODGATE_CONSOLE_TOKEN set, every request needs it (``Authorization:
 Bearer TOKEN``, or basic auth with TOKEN as the password, which a browser asks
@@ -35,6 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 from connectors.http.server import SmallHttpServer, is_loopback_host, split_listen
 from connectors.kafka.errors import NotConfirmed
 from schemas.events import ActionEvent
+from schemas.subject_settings import SubjectSettings
 
 log = logging.getLogger("floodgate.console")
 
@@ -54,6 +59,10 @@ class ConsoleConfigError(ValueError):
     """The console cannot start as configured (e.g. open address without a token)."""
 
 
+CHANGES = ("/api/actions/lift", "/api/actions/add", "/api/settings/set", "/api/settings/unset")
+TEXT_FIELDS = ("subject", "actor", "reason", "action", "duration", "class", "overrides", "off")
+
+
 class OperatorError(ValueError):
     """A lift or add the operator got wrong: the message says what (answered 400)."""
 
@@ -68,6 +77,10 @@ class ConsoleBackend(Protocol):
     def lift(self, subject: str, actor: str, reason: str, reset: bool) -> list[ActionEvent]: ...
     def add(self, subject: str, action: str, duration: str, actor: str,
             reason: str) -> ActionEvent: ...
+    def subject_settings(self, subject: str) -> dict[str, Any]: ...
+    def set_settings(self, subject: str, subject_class: str, overrides: str, off: str,
+                     exempt: bool, actor: str, reason: str) -> SubjectSettings: ...
+    def unset_settings(self, subject: str, actor: str, reason: str) -> str: ...
 
 
 def static_files() -> dict[str, tuple[bytes, str]]:
@@ -157,11 +170,16 @@ class ConsoleServer:
             return _json(200, self._state.answers())
         if path == "/api/status":
             return _json(200, self._state.status())
+        if path == "/api/settings":
+            try:
+                return _json(200, self._state.subject_settings(query.get("subject", [""])[0]))
+            except OperatorError as exc:
+                return _json(400, {"error": str(exc)})
         return _json(404, {"error": f"no such page: {path[:100]}"})
 
     def _post(self, request: BaseHTTPRequestHandler, path: str
               ) -> tuple[int, bytes, str, dict[str, str]]:
-        if path not in ("/api/actions/lift", "/api/actions/add"):
+        if path not in CHANGES:
             return _json(404, {"error": f"no such action: {path[:100]}"})
         if request.headers.get("X-Floodgate-Console") != "1":
             return _json(403, {"error": "a change needs the header X-Floodgate-Console: 1"})
@@ -180,12 +198,19 @@ class ConsoleServer:
                 raise ValueError
         except (ValueError, UnicodeDecodeError):
             return _json(400, {"error": "the body is not a JSON object"})
-        fields = {name: body.get(name) for name in
-                  ("subject", "actor", "reason", "action", "duration")}
+        fields = {name: body.get(name) for name in TEXT_FIELDS}
         if any(value is not None and not isinstance(value, str) for value in fields.values()):
-            return _json(400, {"error": "subject, actor, reason, action and duration are text"})
+            return _json(400, {"error": f"{', '.join(TEXT_FIELDS)} are text"})
         text = {name: value or "" for name, value in fields.items()}
         try:
+            if path == "/api/settings/set":
+                record = self._state.set_settings(
+                    text["subject"], text["class"], text["overrides"], text["off"],
+                    body.get("exempt") is True, text["actor"], text["reason"])
+                return _json(200, {"set": record.subject, "settings": record.describe()})
+            if path == "/api/settings/unset":
+                return _json(200, {"unset": self._state.unset_settings(
+                    text["subject"], text["actor"], text["reason"])})
             if path.endswith("/lift"):
                 lifts = self._state.lift(text["subject"], text["actor"], text["reason"],
                                          body.get("reset") is True)

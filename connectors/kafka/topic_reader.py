@@ -14,7 +14,7 @@ import logging
 import threading
 from typing import Any, Self
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from connectors.kafka.errors import KAFKA_FAILURES
 
@@ -68,4 +68,45 @@ class TopicReader:
 
     def _read(self, consumer: Consumer) -> None:
         """Read until ``self._stop`` is set."""
+        raise NotImplementedError
+
+
+class CatchUpReader(TopicReader):
+    """Reads every partition from ``start_offsets`` (else its beginning) on, for as long as
+    it runs, and is *caught up* (``caught_up``) once it has read up to the end offsets that
+    existed when it started. Subclasses take each record (``_take``)."""
+
+    def __init__(self, topic: str, consumer_settings: dict[str, Any], name: str,
+                 log: logging.Logger, start_offsets: dict[int, int] | None = None) -> None:
+        super().__init__(topic, consumer_settings, name, log)
+        self._start = start_offsets or {}
+        self._ends: dict[int, int] = {}  # end offsets still to reach before caught up
+        self.caught_up = threading.Event()
+
+    def _positions(self, consumer: Consumer, partitions: list[int]) -> list[TopicPartition]:
+        """Every partition from where it resumes; notes the end offsets to reach."""
+        self._ends = {}
+        for partition in partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition),
+                                                     timeout=10)
+            if high > self._start.get(partition, 0):
+                self._ends[partition] = high
+        return [TopicPartition(self.topic, p, self._start.get(p, OFFSET_BEGINNING))
+                for p in partitions]
+
+    def _read(self, consumer: Consumer) -> None:
+        ends = self._ends
+        while not self._stop.is_set():
+            message = consumer.poll(0.5)
+            if message is not None and not message.error():
+                partition, offset = message.partition() or 0, message.offset() or 0
+                self.records += 1
+                self._take(message.key(), message.value(), partition, offset)
+                if partition in ends and offset + 1 >= ends[partition]:
+                    del ends[partition]
+            if not ends and not self.caught_up.is_set():
+                self.caught_up.set()
+                self._log.info("%s caught up: %d records", self.topic, self.records)
+
+    def _take(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
         raise NotImplementedError

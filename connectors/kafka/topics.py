@@ -79,9 +79,17 @@ def floodgate_topics(config: FloodgateConfig, replication_factor: int = 1) -> li
             "cleanup.policy": "compact,delete", "retention.ms": str(30 * DAY_MS),
             "min.compaction.lag.ms": str(3_600_000)}),
         TopicSpec(topics.dead_letter, 1, rf, {"retention.ms": str(30 * DAY_MS)}),
+        settings_topic(config, rf),
         TopicSpec(changelog_topic(config.worker.app_id), partitions, rf,
                   {"cleanup.policy": "compact"}, exact_partitions=True),
     ]
+
+
+def settings_topic(config: FloodgateConfig, replication_factor: int = 1) -> TopicSpec:
+    """Each subject's latest settings, kept for ever (compacted): the worker routes them to
+    the counting partitions itself, so any partition count does."""
+    return TopicSpec(config.topics.subject_settings, config.worker.partitions,
+                     replication_factor, {"cleanup.policy": "compact"})
 
 
 def broker_count(settings: KafkaSettings, timeout_s: float = 10.0) -> int:

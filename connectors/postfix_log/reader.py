@@ -52,6 +52,12 @@ class LogReader:
                    RefusalReplies(config.log_reading, config.policy.texts),
                    frozenset(config.log_reading.reinjection_services))
 
+    def reconfigure(self, config: FloodgateConfig) -> None:
+        """Read by ``config`` from the next line on; messages already open keep their state."""
+        self.tracker.configure(DirectionRules(config.networks),
+                               RefusalReplies(config.log_reading, config.policy.texts),
+                               frozenset(config.log_reading.reinjection_services))
+
     def read(self, lines: Iterable[str]) -> Iterator[Output]:
         for line in lines:
             yield from self.feed_line(line)

@@ -29,7 +29,7 @@ from connectors.postfix_log.follow import FileFollower, Position, StartAt
 from connectors.postfix_log.reader import LogReader
 from connectors.postfix_log.tracker import Output
 from connectors.postfix_log.tracker_stats import TrackerStats
-from schemas.config import Topics
+from schemas.config import FloodgateConfig, Topics
 from schemas.events import MailEvent
 from schemas.time_ms import to_ms
 
@@ -100,6 +100,12 @@ class Tailer:
         self.published = 0
         self.failed = 0
         self.parser_errors = 0
+        self._new_config: FloodgateConfig | None = None  # from SIGHUP: applied between lines
+
+    def reconfigure(self, config: FloodgateConfig) -> None:
+        """Read by ``config`` (networks, spam replies, reply texts, re-injection services) from
+        the next line on (any thread or signal handler may call this)."""
+        self._new_config = config
 
     @property
     def stats(self) -> TrackerStats:
@@ -142,6 +148,9 @@ class Tailer:
         self._maybe_checkpoint(force=True)
 
     def _read(self, line: str, position: Position) -> list[Output]:
+        if self._new_config is not None:
+            config, self._new_config = self._new_config, None
+            self._reader.reconfigure(config)
         try:
             return self._reader.feed_line(line, position)
         except Exception:  # a parser bug must not stop the mail log: skip the line, say so

@@ -85,9 +85,8 @@ class MessageTracker:
                  stale_after_s: float = 6 * 3600, max_messages: int = 200_000,
                  replies: RefusalReplies | None = None,
                  reinjection_services: frozenset[str] = frozenset()) -> None:
-        self._rules = rules
-        self._reinjection = reinjection_services
-        self._replies = replies or RefusalReplies(LogReadingSettings(), ReplyTexts())
+        self.configure(rules, replies or RefusalReplies(LogReadingSettings(), ReplyTexts()),
+                       reinjection_services)
         self._settle_ms = int(settle_s * 1000)
         self._stale_ms = int(stale_after_s * 1000)
         self._max = max_messages
@@ -101,6 +100,11 @@ class MessageTracker:
         self._position: Position = ()
         self.stats = TrackerStats()
         self._joins = ContentJoins(self._messages, self.stats)
+
+    def configure(self, rules: DirectionRules, replies: RefusalReplies,
+                  reinjection_services: frozenset[str]) -> None:
+        """Networks, refusal replies and re-injection services, from the next record on."""
+        self._rules, self._replies, self._reinjection = rules, replies, reinjection_services
 
     # -- input -------------------------------------------------------------
 

@@ -9,14 +9,13 @@ started; the responder reports ready only then.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 from pydantic import ValidationError
 
 from connectors.kafka.client_config import consumer_config
-from connectors.kafka.topic_reader import TopicReader
+from connectors.kafka.topic_reader import CatchUpReader
 from schemas.config import KafkaSettings
 from schemas.events import ActionEvent
 
@@ -29,7 +28,7 @@ Delivery = Callable[[ActionEvent | None, int, int], None]  # event (None: tombst
 Claim = Callable[[], dict[int, int] | None]
 
 
-class ActionFeed(TopicReader):
+class ActionFeed(CatchUpReader):
     """``start_offsets``: per partition, where to resume (from an ActionStore); else the start.
     ``claim`` checks, once Kafka answers, that those offsets are of this topic."""
 
@@ -37,42 +36,17 @@ class ActionFeed(TopicReader):
                  start_offsets: dict[int, int] | None = None, claim: Claim | None = None) -> None:
         super().__init__(topic, consumer_config(settings, f"{settings.client_id}-actions",
                                                 **{"enable.partition.eof": False}),
-                         "action-feed", log)
+                         "action-feed", log, start_offsets)
         self._deliver = deliver
-        self._start = start_offsets or {}
         self._claim = claim
-        self._ends: dict[int, int] = {}  # end offsets still to reach before caught up
-        self.caught_up = threading.Event()
 
     def _positions(self, consumer: Consumer, partitions: list[int]) -> list[TopicPartition]:
-        """Every partition from where it resumes; notes the end offsets to reach."""
         if self._claim is not None:
             instead = self._claim()
             self._start = self._start if instead is None else instead
-        self._ends = {}
-        for partition in partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition),
-                                                     timeout=10)
-            if high > self._start.get(partition, 0):
-                self._ends[partition] = high
-        return [TopicPartition(self.topic, p, self._start.get(p, OFFSET_BEGINNING))
-                for p in partitions]
+        return super()._positions(consumer, partitions)
 
-    def _read(self, consumer: Consumer) -> None:
-        ends = self._ends
-        while not self._stop.is_set():
-            message = consumer.poll(0.5)
-            if message is not None and not message.error():
-                partition, offset = message.partition() or 0, message.offset() or 0
-                self._take(message.value(), partition, offset)
-                if partition in ends and offset + 1 >= ends[partition]:
-                    del ends[partition]
-            if not ends and not self.caught_up.is_set():
-                self.caught_up.set()
-                log.info("action view caught up: %d records", self.records)
-
-    def _take(self, value: bytes | None, partition: int, offset: int) -> None:
-        self.records += 1
+    def _take(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
         event = None
         if value is not None:  # None: a tombstone from compaction, nothing to apply
             try:

@@ -17,6 +17,7 @@ import re
 from connectors.release import release
 from connectors.siem import record_size
 from schemas.events import ActionEvent, MailEvent
+from schemas.subject_settings import SettingsChange
 from schemas.time_ms import to_ms
 from schemas.vocabulary import ActionState, Flag, SubjectType
 
@@ -114,3 +115,21 @@ def mail_line(mail: MailEvent, budget: int = record_size.DEFAULT_RECORD_BYTES) -
     return _line("mail-accepted" if mail.accepted else "mail-refused",
                  "mail " + ("accepted" if mail.accepted else "refused"),
                  1 if mail.accepted else 3, ext, budget)
+
+
+def settings_line(change: SettingsChange, budget: int = record_size.DEFAULT_RECORD_BYTES) -> str:
+    """An operator's change of a subject's settings (class, overrides, exemption)."""
+    kind, _, value = change.subject.partition(":")
+    ext: dict[str, str | int] = {
+        "rt": to_ms(change.ts), "outcome": "removed" if change.record is None else "set",
+        "cs2Label": "subjectType", "cs2": kind, "cs3Label": "subject", "cs3": value,
+        "cs4Label": "actor", "cs4": change.actor,
+        "cs1Label": "settings", "cs1": change.summary,
+        "reason": change.reason,
+    }
+    if kind in (SubjectType.SASL_USERNAME.value, SubjectType.SENDER.value):
+        ext["suser"] = value
+    elif kind == SubjectType.CLIENT_IP.value:
+        ext["src"] = value
+    name = "settings removed" if change.record is None else "settings set"
+    return _line(name.replace(" ", "-"), name, 3, ext, budget)

@@ -24,6 +24,8 @@ from typing import Any
 
 from connectors.siem import record_size
 from schemas.events import ActionEvent, MailEvent
+from schemas.subject_settings import SettingsChange
+from schemas.subjects import split_subject_key
 from schemas.vocabulary import ActionState, SubjectType
 
 ECS_VERSION = "8.11.0"
@@ -114,6 +116,35 @@ def mail_document(mail: MailEvent) -> dict[str, Any]:
     if mail.sasl_username:
         document["user"] = {"name": mail.sasl_username}
     return document
+
+
+def settings_document(change: SettingsChange) -> dict[str, Any]:
+    """An operator's change of a subject's settings: a configuration change, audited."""
+    kind, value = split_subject_key(change.subject)
+    subject = _subject_fields(kind, value)
+    subject.setdefault("user", {})["name"] = change.actor
+    removed = change.record is None
+    return {
+        "@timestamp": _iso(change.ts),
+        "ecs": {"version": ECS_VERSION},
+        "event": {
+            "kind": "event",
+            "category": ["configuration"],
+            "type": ["deletion"] if removed else ["change"],
+            "action": "settings-removed" if removed else "settings-set",
+            "dataset": "floodgate.subject_settings",
+            "provider": "floodgate",
+            "reason": change.reason,
+        },
+        **subject,
+        "related": {"user": [u for u in (change.actor, value if kind is SubjectType.SASL_USERNAME
+                                         else None) if u]},
+        "message": f"settings of {change.subject}: {change.summary}",
+        "floodgate": {"subject": change.subject, **(
+            change.record.model_dump(mode="json", by_alias=True,
+                                     exclude={"actor", "reason", "at", "subject"})
+            if change.record is not None else {"removed": True})},
+    }
 
 
 def _subject_fields(kind: SubjectType, subject: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pipeline.cli import (
     policy_server_cmd,
     replay_cmd,
     schemas_cmd,
+    settings_cmd,
     siem_cmd,
     tail_cmd,
     topics_cmd,
@@ -26,7 +27,8 @@ from pipeline.cli import (
 from pipeline.cli.kafka_preflight import CommandFailed
 
 COMMANDS = (check_config, parse_cmd, replay_cmd, tail_cmd, worker_cmd, policy_server_cmd,
-            actions_cmd, ask_cmd, console_cmd, up_cmd, demo_traffic_cmd, siem_cmd, topics_cmd, schemas_cmd)
+            actions_cmd, ask_cmd, console_cmd, up_cmd, demo_traffic_cmd, siem_cmd, topics_cmd, schemas_cmd,
+            settings_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from pipeline.action_text import ordinal
+from pipeline.settings_text import class_lines
 from schemas.config import FloodgateConfig
 from schemas.config_file import ConfigError, load_config
 from schemas.durations import format_duration
@@ -30,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{path}: OK, {len(config.thresholds)} threshold(s)")
     for threshold in config.thresholds:
         print(f"  {describe(threshold)}")
+    for line in class_lines(config):
+        print(line)
     return 0
 
 

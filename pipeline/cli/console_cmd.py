@@ -13,6 +13,7 @@ from typing import Any
 
 from connectors.http.console_server import TOKEN_ENV, ConsoleConfigError, ConsoleServer
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.config_reload import Reloader
 from pipeline.cli.kafka_preflight import ask_kafka
 from pipeline.console.live_state import ConsoleState
 
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    Reloader(args.config, config, state.reconfigure, logging.getLogger("floodgate.console")
+             ).on_sighup()
     state.start()
     server.start()
     print(f"console on {server.url}", flush=True)

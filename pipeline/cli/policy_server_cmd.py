@@ -15,6 +15,7 @@ from typing import Any
 from connectors.http.observability import ObservabilityServer
 from connectors.kafka.errors import KafkaNotConfigured
 from connectors.kafka.identity import claim_state, read_identity, reset_if_moved
+from connectors.kafka.settings_records import SettingsFeed
 from connectors.postfix_policy.action_feed import ActionFeed
 from connectors.postfix_policy.action_store import ActionStore
 from connectors.postfix_policy.metrics import PolicyCollector, policy_registry
@@ -22,8 +23,9 @@ from connectors.postfix_policy.policy_events import PolicyEventPublisher
 from connectors.postfix_policy.policy_protocol import Answer
 from connectors.postfix_policy.server import PolicyServer, ServerStats
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.config_reload import Reloader
 from pipeline.engine.enforcement import ActiveActions
-from pipeline.engine.policy_decision import PolicyResponder
+from pipeline.engine.policy_decision import PolicyResponder, SettingsExemptions
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent
 from schemas.time_ms import wall_ms
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, args.config))
     except (KafkaNotConfigured, StateDirError) as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -53,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
         log.error("cannot listen: %s", exc)
         return 1
     return 0
+
+
+def _responder(config: FloodgateConfig, view: ActiveActions,
+               exemptions: SettingsExemptions) -> PolicyResponder:
+    return PolicyResponder(config.policy, config.exempt, view,
+                           config.addresses.extension_delimiters, exemptions)
 
 
 class StateDirError(RuntimeError):
@@ -80,9 +88,11 @@ def reset_policy_state_if_moved(config: FloodgateConfig) -> str | None:
     return reset_if_moved(directory, identity, [ActionStore.database(directory)])
 
 
-async def serve(config: FloodgateConfig) -> None:
+async def serve(config: FloodgateConfig, path: str | None = None) -> None:
+    """Answer until SIGTERM or SIGINT; SIGHUP re-reads the config at ``path``."""
     loop = asyncio.get_running_loop()
     view = ActiveActions()
+    exemptions = SettingsExemptions()
 
     store = _open_store(config.policy.state_dir)
     start_offsets: dict[int, int] = {}
@@ -122,13 +132,19 @@ async def serve(config: FloodgateConfig) -> None:
     in_force: list[dict[str, int]] = [{}]  # replaced whole on the loop, read by scrapes
     registry, latency = policy_registry(PolicyCollector(stats := ServerStats(), publisher, feed,
                                                         lambda: in_force[0]))
-    responder = PolicyResponder(config.policy, config.exempt, view,
-                                config.addresses.extension_delimiters)
-    server = PolicyServer(config.policy, responder.answer, wall_ms, report, latency.observe)
+    responders = [_responder(config, view, exemptions)]  # replaced whole by a reload
+    server = PolicyServer(config.policy, lambda attributes, now: responders[0].answer(
+        attributes, now), wall_ms, report, latency.observe)
     server.stats = stats
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if path is not None:
+        reloader = Reloader(path, config, lambda new: responders.__setitem__(
+            0, _responder(new, view, exemptions)), log)
+        loop.add_signal_handler(signal.SIGHUP, reloader.reload)
+    settings_feed = SettingsFeed(config.kafka, config.topics.subject_settings, exemptions.apply)
+    settings_feed.start()
     feed.start()
     await server.start()
     health = ObservabilityServer(config.policy.health_listen, feed.caught_up.is_set,
@@ -148,6 +164,7 @@ async def serve(config: FloodgateConfig) -> None:
         health.close()
         await server.stop()
         feed.stop()
+        settings_feed.stop()
         if store is not None:
             store.close()
         publisher.close()

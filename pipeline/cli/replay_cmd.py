@@ -7,14 +7,19 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from connectors.event_files import Event, InputProblem, read_events
 from connectors.postfix_log.reader import LogReader, file_reference_time, open_log_lines
+from connectors.settings_files import read_settings
 from pipeline.action_text import escalation_text, flagged_text, mode_text
 from pipeline.cli.check_config import load_or_report
 from pipeline.cli.parse_cmd import add_log_options, zone_or_report
+from pipeline.engine.customisation import Customisation
 from pipeline.replay import Replay
+from pipeline.settings_text import class_problem
+from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, DeliveryEvent, MailEvent
 
 PROGRESS_EVERY_S = 2.0
@@ -32,6 +37,10 @@ def register(sub: Any) -> None:
                         help="another config: print only the actions that differ between the "
                              "two on the same history ('-' only with --config, '+' only with "
                              "OTHER; jsonl: only_with config|compare)")
+    parser.add_argument("--settings", action="append", default=[], metavar="FILE",
+                        help="subject settings as `settings import` reads them (CSV "
+                             "subject,class or JSON lines): the classes and overrides the "
+                             "live system had, from the start of the history")
     parser.add_argument("--format", choices=("jsonl", "table"), default="table",
                         help="jsonl: one ActionEvent per line; table: a readable summary")
     add_log_options(parser)
@@ -54,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     zone = zone_or_report(args.timezone)
     if zone is None:
         return 2
+    settings = load_settings_files(args.settings, config, report)
+    if settings is None:
+        return 1
 
     def from_logs(paths: list[str]) -> Iterator[Event]:
         reader = LogReader.for_config(config, zone, file_reference_time(paths[0]), args.host)
@@ -69,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     events = read_events(args.files, report, from_logs)
     progress = Progress(sys.stderr) if sys.stderr.isatty() else None
-    runs = [Replay(config)] + ([Replay(other)] if other is not None else [])
+    runs = [Replay(config, settings)] + ([Replay(other, settings)] if other is not None else [])
     if other is None:
         writer = _write_jsonl if args.format == "jsonl" else _TableWriter(sys.stdout)
         _replay(events, runs[0], writer, progress)
@@ -82,6 +94,28 @@ def run(args: argparse.Namespace) -> int:
           f"duplicates, {len(problems)} unreadable): {stats.actions} action events",
           file=sys.stderr)
     return 1 if problems else 0
+
+
+def load_settings_files(paths: list[str], config: FloodgateConfig,
+                        report: Callable[[InputProblem], None]
+                        ) -> dict[str, Customisation] | None:
+    """Subject key -> settings, the last row of a subject winning; None when a file cannot be
+    read (bad rows are reported and skipped)."""
+    out: dict[str, Customisation] = {}
+    now = datetime.now(UTC)
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                for row in read_settings(handle, path, "replay", "replay", now, report,
+                                         config.addresses.extension_delimiters,
+                                         class_problem(config)):
+                    out[row.subject] = Customisation.of(row)
+        except OSError as exc:
+            print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)
+            return None
+    if paths:
+        print(f"{len(out)} subject settings from {', '.join(paths)}", file=sys.stderr)
+    return out
 
 
 def _counted(lines: Iterator[str], count: list[int]) -> Iterator[str]:

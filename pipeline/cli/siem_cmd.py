@@ -1,6 +1,8 @@
-"""``floodgate siem --format ecs|cef --to DEST``: actions and mail events for a SIEM.
+"""``floodgate siem --format ecs|cef --to DEST``: actions, operators' settings changes and mail
+events for a SIEM.
 
-Reads ``floodgate.actions`` (and with ``--mail`` ``floodgate.mail-events``) in a
+Reads ``floodgate.actions`` and ``floodgate.subject-settings`` (and with ``--mail``
+``floodgate.mail-events``) in a
 consumer group of its own, writes each record as an ECS JSON line or a CEF
 line to syslog (TCP or UDP), a file or stdout, and commits only what was
 written. ``--webhook URL`` also POSTs each new action once. ``--from`` says where a
@@ -24,6 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, Top
 from pydantic import ValidationError
 
 from connectors.kafka.client_config import consumer_config
+from connectors.kafka.topics import ensure_topics, settings_topic
 from connectors.siem import cef, ecs
 from connectors.siem.outputs import Destination, Output, open_output, parse_destination
 from connectors.siem.record_size import DEFAULT_RECORD_BYTES, MAX_RECORD_BYTES, MIN_RECORD_BYTES
@@ -32,6 +35,7 @@ from pipeline.cli.arguments import number_in
 from pipeline.cli.check_config import load_or_report
 from pipeline.cli.kafka_preflight import kafka_preflight
 from schemas.events import ActionEvent, MailEvent
+from schemas.subject_settings import SettingsChange
 from schemas.time_ms import to_ms
 
 log = logging.getLogger("floodgate.siem")
@@ -108,8 +112,14 @@ def _destination(text: str) -> Destination:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def render(fmt: str, record: ActionEvent | MailEvent, budget: int) -> str:
+Record = ActionEvent | MailEvent | SettingsChange
+
+
+def render(fmt: str, record: Record, budget: int) -> str:
     """The record's line in at most ``budget`` bytes."""
+    if isinstance(record, SettingsChange):
+        return (cef.settings_line(record, budget) if fmt == "cef"
+                else ecs.bounded_line(ecs.settings_document(record), budget))
     if fmt == "cef":
         return (cef.action_line(record, budget) if isinstance(record, ActionEvent)
                 else cef.mail_line(record, budget))
@@ -131,10 +141,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     with kafka_preflight(config.kafka):
         consumer_group = args.group or f"{config.kafka.client_id}-siem-{args.format}"
+        ensure_topics(config.kafka, [settings_topic(config)])  # may be read before any is set
         consumer = Consumer(consumer_config(config.kafka, consumer_group))
-    topics: dict[str, type[ActionEvent] | type[MailEvent]] = {config.topics.actions: ActionEvent}
+    topics: dict[str, Decoder] = {config.topics.actions: _action,
+                                  config.topics.subject_settings: _settings_change}
     if args.mail:
-        topics[config.topics.mail_events] = MailEvent
+        topics[config.topics.mail_events] = _mail
     output = open_output(args.to, max_bytes=args.max_record_bytes)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -175,21 +187,42 @@ def _position(offset: int) -> str:
         offset, f"offset {offset}")
 
 
-def _decode(message: Message, topics: dict[str, type[ActionEvent] | type[MailEvent]]
-            ) -> ActionEvent | MailEvent | None:
-    model: Callable[[bytes], ActionEvent | MailEvent] = topics[message.topic() or ""].model_validate_json
+Decoder = Callable[[Message], Record]
+
+
+def _action(message: Message) -> ActionEvent:
+    return ActionEvent.model_validate_json(message.value() or b"")
+
+
+def _mail(message: Message) -> MailEvent:
+    return MailEvent.model_validate_json(message.value() or b"")
+
+
+def _settings_change(message: Message) -> SettingsChange:
+    headers: dict[str, bytes] = {}
+    raw: Any = message.headers() or ()
+    for name, value in raw:
+        headers[name] = value if isinstance(value, bytes) else str(value or "").encode()
+    return SettingsChange.of(message.key(), message.value(), headers, message.timestamp()[1])
+
+
+def _decode(message: Message, topics: dict[str, Decoder]) -> Record | None:
     try:
-        return model(message.value() or b"")
+        return topics[message.topic() or ""](message)
     except ValidationError as exc:
         log.warning("skipping unreadable record %s/%s@%s: %s", message.topic(), message.partition(),
                     message.offset(), exc.errors(include_url=False)[0]["msg"])
-        return None
+    except ValueError as exc:
+        log.warning("skipping unreadable record %s/%s@%s: %s", message.topic(), message.partition(),
+                    message.offset(), exc)
+    return None
 
 
-def write_record(output: Output, fmt: str, record: ActionEvent | MailEvent,
-                 webhook: Webhook | None) -> None:
+def write_record(output: Output, fmt: str, record: Record, webhook: Webhook | None) -> None:
     ts: datetime = record.ts
-    if isinstance(record, ActionEvent):
+    if isinstance(record, SettingsChange):
+        severity, msgid = 5, "settings"  # a notice: an operator changed what is enforced
+    elif isinstance(record, ActionEvent):
         applied = record.state.value == "active" and record.enforced  # shadow: a notice
         severity = SYSLOG_SEVERITY[record.action.value] if applied else 5
         msgid = "action"

@@ -21,7 +21,9 @@ from connectors.postfix_log.metrics import tail_registry
 from connectors.postfix_log.reader import LogReader
 from connectors.postfix_log.tail import CheckpointError, Restarted, Tailer, load_checkpoint
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.config_reload import Reloader
 from pipeline.cli.parse_cmd import add_log_options, zone_or_report
+from schemas.config import FloodgateConfig
 
 
 def register(sub: Any) -> None:
@@ -43,11 +45,18 @@ def run(args: argparse.Namespace) -> int:
         return 1
     checkpoint = Path(args.checkpoint or f"floodgate-tail.{Path(args.file).name}.pos").resolve()
     stop = threading.Event()
+    tailers: list[Tailer] = []
+
+    def reconfigure(new: FloodgateConfig) -> None:
+        for tailer in tailers:
+            tailer.reconfigure(new)
+
+    reloader = Reloader(args.config, config, reconfigure, logging.getLogger("floodgate.tail"))
 
     def starting_at(start: StartAt | None) -> Restarted:
         """A reader, a follower and a producer that start at ``start``."""
         producer = Producer(producer_config(config.kafka, **{"message.timeout.ms": 0}))
-        reader = LogReader.for_config(config, zone, None, args.host)
+        reader = LogReader.for_config(reloader.config, zone, None, args.host)
         return reader, FileFollower(args.file, start, stop), producer
 
     def from_checkpoint() -> Restarted:
@@ -66,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     tailer = Tailer(reader, follower, producer, config.topics, checkpoint, stop, from_checkpoint)
+    tailers.append(tailer)
+    reloader.on_sighup()
     health = None
     if config.tail.health_listen:
         try:

@@ -11,6 +11,7 @@ line shows events/s and the actions in force.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import socket
 import sys
@@ -28,6 +29,7 @@ from connectors.kafka.topics import prepare_topics
 from connectors.postfix_policy.action_feed import ActionFeed
 from connectors.process_supervisor import Child, Supervisor
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.config_reload import reread
 from pipeline.cli.kafka_preflight import kafka_preflight
 from pipeline.cli.policy_server_cmd import reset_policy_state_if_moved
 from pipeline.cli.worker_cmd import claim_worker_state
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 1
+    loaded = config  # as the file says (``config`` may get the embedded broker's address)
     if args.log and not Path(args.log).exists():
         print(f"--log {args.log}: no such file", file=sys.stderr)
         return 1
@@ -87,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: _reload(args.config, loaded, supervisor))
     try:
         with kafka_preflight(config.kafka):
             for topic in prepare_topics(config):
@@ -136,21 +140,32 @@ def ports_taken(config: FloodgateConfig, with_tail: bool) -> list[str]:
     return problems
 
 
+def _reload(path: str, running: FloodgateConfig, supervisor: Supervisor) -> None:
+    """SIGHUP: a config that passes ``check-config`` goes on to every process that reloads
+    (each re-reads and checks it itself too)."""
+    if reread(path, running, logging.getLogger("floodgate.up")) is None:
+        print(f"config reload refused: {path} has problems (above); nothing changed",
+              flush=True)
+        return
+    print(f"config reload: SIGHUP passed to {', '.join(supervisor.reload())}", flush=True)
+
+
 def _children(args: argparse.Namespace, config: FloodgateConfig, state: Path,
               env: dict[str, str]) -> list[Child]:
     floodgate = [sys.executable, "-m", "pipeline.cli"]
     children = [
-        Child("worker", [*floodgate, "worker", "--config", args.config], state / "worker.log", env),
+        Child("worker", [*floodgate, "worker", "--config", args.config], state / "worker.log", env,
+              reloads=True),
         Child("policy-server", [*floodgate, "policy-server", "--config", args.config],
-              state / "policy-server.log", env),
+              state / "policy-server.log", env, reloads=True),
     ]
     if config.console.listen:
         children.append(Child("console", [*floodgate, "console", "--config", args.config],
-                              state / "console.log", env))
+                              state / "console.log", env, reloads=True))
     if args.log:
         children.append(Child("tail", [*floodgate, "tail", args.log, "--config", args.config,
                                        "--checkpoint", str(state / "tail.pos")],
-                              state / "tail.log", env))
+                              state / "tail.log", env, reloads=True))
     if args.demo:
         children.append(Child("demo-traffic", [*floodgate, "demo-traffic", "--config", args.config,
                                                "--ask", config.policy.listen],

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from connectors.kafka.client_logs import RepeatThrottle, throttle_handlers
 from connectors.kafka.identity import read_identity, reset_if_moved
 from connectors.kafka.topics import changelog_topic, prepare_topics
 from pipeline.cli.check_config import load_or_report
+from pipeline.cli.config_reload import Reloader
 from pipeline.cli.kafka_preflight import kafka_preflight
 from schemas.config import FloodgateConfig
 
@@ -51,6 +54,13 @@ def run(args: argparse.Namespace) -> int:
         except HealthListenError as exc:
             print(f"{exc} (worker.health_listen)", file=sys.stderr)
             return 1
+    reloader = Reloader(args.config, config, worker.counting.reload,
+                        logging.getLogger("floodgate.worker"))
+
+    @worker.app.task  # type: ignore[untyped-decorator]
+    async def reload_on_sighup() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.reload)
+
     faust_level = "warn" if args.log_level == "warning" else args.log_level  # Faust's spelling
 
     @worker.app.task  # type: ignore[untyped-decorator]

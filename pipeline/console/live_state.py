@@ -1,14 +1,16 @@
 """What the console knows, kept current from the topics: the actions in force, the top
-subjects and the policy answers; and the operator's changes, published as action records.
+subjects, the policy answers and the subjects' settings; and the operator's changes,
+published as action and settings records.
 
-Three background readers feed it (the action topic from its start, like every
-policy service; mail and policy events from an hour back) and the HTTP
-handlers read it; one lock guards the summaries.
+Four background readers feed it (the action and settings topics from their
+start, like every policy service; mail and policy events from an hour back)
+and the HTTP handlers read it; one lock guards the summaries.
 """
 
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Producer
@@ -18,18 +20,28 @@ from connectors.http.console_server import OperatorError
 from connectors.kafka.action_records import publish_actions
 from connectors.kafka.client_config import producer_config
 from connectors.kafka.recent_records import RecentRecords
+from connectors.kafka.settings_records import SettingsChange, SettingsFeed, publish_settings
 from connectors.postfix_policy.action_feed import ActionFeed
 from connectors.postfix_policy.counting_source import mail_event_from_policy
 from pipeline.console.api_views import actions_document, answers_document, top_document
 from pipeline.console.policy_answers import PolicyAnswers
+from pipeline.console.settings_index import SettingsIndex
 from pipeline.console.top_subjects import TopSubjects
 from pipeline.engine.actions import added, lifted, manual_duration_ms
 from pipeline.engine.counting import Exemptions
+from pipeline.engine.customisation import Customisation
 from pipeline.engine.dedup import RecentEventIds
 from pipeline.engine.enforcement import ActiveActions
+from pipeline.settings_text import effective_lines, parse_overrides, record_problem
 from schemas.config import FloodgateConfig
 from schemas.direction import DirectionRules
 from schemas.events import MAX_NAME, MAX_TEXT, ActionEvent, MailEvent, PolicyEvent
+from schemas.subject_settings import (
+    ACTOR_HEADER,
+    REASON_HEADER,
+    SubjectSettings,
+    describe_override,
+)
 from schemas.subjects import parse_subject, subject_key
 from schemas.time_ms import to_ms, wall_ms
 from schemas.validation import describe_validation_error
@@ -57,6 +69,9 @@ class ConsoleState:
         self._producer: Producer | None = None
         since = lambda: wall_ms() - HISTORY_MS  # noqa: E731
         self.action_feed = ActionFeed(config.kafka, config.topics.actions, self._take_action)
+        self.settings = SettingsIndex()
+        self.settings_feed = SettingsFeed(config.kafka, config.topics.subject_settings,
+                                          self.settings.apply)
         self.readers = [
             RecentRecords(config.kafka, config.topics.mail_events, since, self._take_mail),
             RecentRecords(config.kafka, config.topics.policy_events, since, self._take_policy),
@@ -64,15 +79,26 @@ class ConsoleState:
 
     def start(self) -> None:
         self.action_feed.start()
+        self.settings_feed.start()
         for reader in self.readers:
             reader.start()
 
     def stop(self) -> None:
         self.action_feed.stop()
+        self.settings_feed.stop()
         for reader in self.readers:
             reader.stop()
         if self._producer is not None:
             self._producer.flush(5)
+        self.settings.close()
+
+    def reconfigure(self, config: FloodgateConfig) -> None:
+        """The reloaded config's exemptions, networks, classes and thresholds, from now on."""
+        delimiters = config.addresses.extension_delimiters
+        with self._lock:
+            self.config = config
+            self._directions = DirectionRules(config.networks)
+            self._top.exemptions = Exemptions(config.exempt, delimiters)
 
     @property
     def ready(self) -> bool:
@@ -113,13 +139,70 @@ class ConsoleState:
         with self._lock:
             self._view.expire(now)
             in_force = self._view.in_force(now)
-        return actions_document(in_force, query, now)
+        document = actions_document(in_force, query, now)
+        for row in document["actions"]:
+            row["settings"] = self._settings_row(row["subject"])
+        return document
 
     def top(self, view_s: int) -> dict[str, Any]:
         now = wall_ms()
         with self._lock:
             self._top.advance(now)
-            return top_document(self._top, view_s, now)
+            document = top_document(self._top, view_s, now)
+        for part in document["dimensions"].values():
+            for row in part["rows"]:
+                row["settings"] = self._settings_row(row["subject"])
+        return document
+
+    # -- subject settings ---------------------------------------------------
+
+    def _settings_row(self, key: str) -> dict[str, Any] | None:
+        """A subject's class and overrides as the tables show them; None: no settings."""
+        record = self.settings.get(key)
+        return None if record is None else settings_row(record)
+
+    def subject_settings(self, subject: str) -> dict[str, Any]:
+        key = subject_key(*self._subject(subject))
+        record = self.settings.get(key)
+        return {"subject": key, "default_class": self.config.classes.default,
+                "classes": self.config.classes.known,
+                "settings": None if record is None else settings_row(record),
+                "effective": effective_lines(self.config, key,
+                                             Customisation.of(record) if record else None)}
+
+    def set_settings(self, subject: str, subject_class: str, overrides: str, off: str,
+                     exempt: bool, actor: str, reason: str) -> SubjectSettings:
+        key = subject_key(*self._subject(subject))
+        actor, reason = _who_and_why(actor, reason)
+        try:
+            record = SubjectSettings(
+                subject=key, subject_class=subject_class.strip() or None,
+                overrides=parse_overrides(_items(overrides), _items(off)), exempt=exempt,
+                actor=actor, reason=reason, at=datetime.now(UTC))
+        except ValidationError as exc:
+            raise OperatorError(describe_validation_error(exc)) from None
+        except ValueError as exc:
+            raise OperatorError(str(exc)) from None
+        problem = record_problem(self.config, record)
+        if problem:
+            raise OperatorError(problem)
+        self._publish_settings([(key, record)], None)
+        self.settings.apply(key, record.to_json())  # shown at once; the feed brings it again
+        return record
+
+    def unset_settings(self, subject: str, actor: str, reason: str) -> str:
+        key = subject_key(*self._subject(subject))
+        actor, reason = _who_and_why(actor, reason)
+        self._publish_settings([(key, None)], {ACTOR_HEADER: actor, REASON_HEADER: reason})
+        self.settings.apply(key, None)
+        return key
+
+    def _publish_settings(self, changes: list[SettingsChange], headers: dict[str, str] | None
+                          ) -> None:
+        if self._producer is None:
+            self._producer = Producer(producer_config(self.config.kafka))
+        publish_settings(self._producer, self.config.topics.subject_settings, changes,
+                         timeout_s=30, headers=headers)
 
     def answers(self) -> dict[str, Any]:
         now = wall_ms()
@@ -183,6 +266,18 @@ class ConsoleState:
             for action in actions:
                 self._view.apply(action)
         return actions
+
+
+def settings_row(record: SubjectSettings) -> dict[str, Any]:
+    return {"class": record.subject_class, "exempt": record.exempt,
+            "overrides": {name: describe_override(o) for name, o in record.overrides.items()},
+            "actor": record.actor, "reason": record.reason,
+            "at": record.at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _items(text: str) -> list[str]:
+    """``"burst.messages=600, x.spams=2"`` -> its items."""
+    return [item.strip() for item in text.replace(";", ",").split(",") if item.strip()]
 
 
 def _who_and_why(actor: str, reason: str) -> tuple[str, str]:

@@ -63,7 +63,7 @@ class TopRow:
 class TopSubjects:
     def __init__(self, capacity: int, exemptions: Exemptions, delimiters: str = "") -> None:
         self.capacity = capacity
-        self._exemptions = exemptions
+        self.exemptions = exemptions
         self._delimiters = delimiters
         # tier -> bucket index -> dimension -> summary
         self._buckets: dict[_Tier, dict[int, dict[SubjectType, SpaceSaving]]] = {
@@ -73,9 +73,9 @@ class TopSubjects:
 
     def add_event(self, event: MailEvent, ts_ms: int, now_ms: int) -> None:
         """Count one mail event (if it counts at all) under each of its subjects."""
-        if not is_countable(event, self._exemptions):
+        if not is_countable(event, self.exemptions):
             return
-        sender_exempt = self._exemptions.exempts_sender(event.sender, event.sender_domain)
+        sender_exempt = self.exemptions.exempts_sender(event.sender, event.sender_domain)
         keys = []
         for dimension in DIMENSIONS:
             if sender_exempt and dimension in SENDER_KEYS:

@@ -14,6 +14,18 @@ the others count messages and never attempts. A recipient refused as unknown
 (X.1.1) is a flagged unit for ``flagged: unknown_recipient`` thresholds only;
 every other threshold ignores refused mail that was not refused as spam.
 
+Customer classes and overrides (``Customisation``, from the subject's settings
+record): a subject is in its record's class, or the config's default one; a
+threshold scoped to classes counts only subjects of those; the numbers are the
+class's (``per_class``), else the threshold's, with the subject's own overrides
+before both; an override ``off``, or an exemption, means the threshold does not
+count the subject at all (its window is left as it was). A change applies from
+the subject's next unit on; the window keeps what it counted. The window keeps
+the newest units reaching the highest number any class or the subject's
+override gives (the cap), so a change of class is exact; an override raised
+above that cap mid-window starts from the units kept under the old cap: the
+subject is counted low, never high, for at most one window.
+
 Escalation: when the threshold has steps, a firing at T is the subject's Nth
 within a step's period when N - 1 earlier firings of the threshold fall in
 (T - within, T]; the last step (in config order) with N >= after gives the
@@ -38,12 +50,13 @@ from pipeline.engine.counting import (
     unit_flags,
     units,
 )
+from pipeline.engine.customisation import Customisation
 from pipeline.engine.subject_state import SubjectState, ThresholdState
 from pipeline.engine.window import TIME_TYPE
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, DeliveryEvent, Escalation, Evidence, MailEvent
 from schemas.subjects import SENDER_KEYS, subject_key
-from schemas.thresholds import Threshold
+from schemas.thresholds import Threshold, with_numbers
 from schemas.time_ms import from_ms, span_ms
 from schemas.vocabulary import FLAG_BITS, ActionKind, CountMode, SubjectType
 
@@ -67,27 +80,54 @@ class _Step:
     duration_ms: int
 
 
+Limits = tuple[int, int]  # (messages, flagged limit) for one subject
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     threshold: Threshold
     window_ms: int
     duration_ms: int
     flag_bit: int  # the FLAG_BITS bit the second limit counts
-    flagged_limit: int
-    volume_cap: int  # kept units of all mail: enough for both limits' evidence
+    default_limits: Limits | None  # the default class's; None: it does not count that class
+    class_limits: dict[str, Limits | None]  # every known class's (None: not counted)
+    volume_cap: int  # kept units of all mail: enough for every class's limits and evidence
+    spam_cap: int  # kept flagged units: the highest flagged limit of any class
     steps: tuple[_Step, ...]
     history_ms: int  # the longest step period: how long a firing may count
     history_len: int  # earlier firings the highest step needs
 
     @classmethod
-    def of(cls, threshold: Threshold) -> _Compiled:
+    def of(cls, threshold: Threshold, classes: list[str]) -> _Compiled:
         steps = tuple(_Step(s.after, span_ms(s.within), s.action, span_ms(s.duration))
                       for s in threshold.escalate)
+        limits = {c: threshold.limits_for(c) if threshold.counts_class(c) else None
+                  for c in classes}
+        numbers = [n for pair in limits.values() if pair for n in pair]
+        spams = [pair[1] for pair in limits.values() if pair]
         return cls(threshold, span_ms(threshold.window), span_ms(threshold.duration),
-                   FLAG_BITS[threshold.flagged], threshold.flagged_limit,
-                   max(threshold.messages, threshold.flagged_limit, 1), steps,
+                   FLAG_BITS[threshold.flagged], limits[classes[0]], limits,
+                   max([*numbers, threshold.messages, threshold.flagged_limit, 1]),
+                   max([*spams, threshold.flagged_limit]), steps,
                    max((s.within_ms for s in steps), default=0),
                    max((s.after for s in steps), default=1) - 1)
+
+    def limits(self, custom: Customisation | None) -> Limits | None:
+        """The subject's (messages, flagged limit); None when the threshold does not count it."""
+        if custom is None:
+            return self.default_limits
+        name = custom.subject_class
+        limits = self.class_limits.get(name, self.default_limits) if name else \
+            self.default_limits
+        if limits is None or not custom.overrides:
+            return limits
+        if self.threshold.name not in custom.overrides:
+            return limits
+        numbers = custom.overrides[self.threshold.name]
+        if numbers is None:
+            return None  # off
+        limits = with_numbers(self.threshold, limits, *numbers)
+        return limits if limits != (0, 0) else None  # never "fire on every unit"
 
 
 class ThresholdEngine:
@@ -97,7 +137,9 @@ class ThresholdEngine:
         self._delimiters = config.addresses.extension_delimiters
         self._exemptions = Exemptions(config.exempt, self._delimiters)
         self._by_key: dict[SubjectType, list[_Compiled]] = {}
-        self._compiled = {t.name: _Compiled.of(t) for t in config.thresholds}
+        self.classes = config.classes.known  # the default first
+        self._known_classes = frozenset(self.classes)
+        self._compiled = {t.name: _Compiled.of(t, self.classes) for t in config.thresholds}
         for compiled in self._compiled.values():
             self._by_key.setdefault(compiled.threshold.key, []).append(compiled)
         self.key_types = key_types(config.thresholds)
@@ -122,25 +164,37 @@ class ThresholdEngine:
                 found.append(Subject(key, value))
         return found
 
-    def observe(self, subject: Subject, state: SubjectState,
-                event: MailEvent | DeliveryEvent) -> list[ActionEvent]:
+    def observe(self, subject: Subject, state: SubjectState, event: MailEvent | DeliveryEvent,
+                custom: Customisation | None = None) -> list[ActionEvent]:
         """Count ``event`` under ``subject`` (from ``subjects``), updating ``state`` in place.
+        ``custom``: the subject's settings, if it has any.
 
         Returns the actions that fire; at most one per threshold.
         """
-        return self.apply(subject, state, CountedMail.of(event))
+        return self.apply(subject, state, CountedMail.of(event), custom)
 
-    def apply(self, subject: Subject, state: SubjectState, mail: CountedMail) -> list[ActionEvent]:
+    def apply(self, subject: Subject, state: SubjectState, mail: CountedMail,
+              custom: Customisation | None = None) -> list[ActionEvent]:
         """``observe`` for a unit already reduced to what counting needs."""
+        subject_class = None
+        if custom is not None:
+            if custom.exempt:
+                return []
+            if custom.subject_class in self._known_classes:
+                subject_class = custom.subject_class
         actions = []
         for compiled in self._by_key.get(subject.type, ()):
             threshold = compiled.threshold
             if not in_scope(threshold, mail.direction, mail.sender_domain, mail.flags):
                 continue
+            limits = compiled.limits(custom)
+            if limits is None:
+                continue
             record = state.thresholds.get(threshold.name)
             if record is None:
                 record = state.thresholds[threshold.name] = ThresholdState()
-            action = _count(compiled, record, subject, mail, units(threshold, mail))
+            action = _count(compiled, record, subject, mail, units(threshold, mail), limits,
+                            subject_class)
             if action is not None:
                 actions.append(action)
         return actions
@@ -168,7 +222,7 @@ class ThresholdEngine:
 
 
 def _count(compiled: _Compiled, record: ThresholdState, subject: Subject, mail: CountedMail,
-           weight: int) -> ActionEvent | None:
+           weight: int, limits: Limits, subject_class: str | None) -> ActionEvent | None:
     threshold = compiled.threshold
     ts, flagged = mail.ts_ms, bool(mail.flags & compiled.flag_bit)
     now = max(record.now, ts)
@@ -176,15 +230,16 @@ def _count(compiled: _Compiled, record: ThresholdState, subject: Subject, mail: 
     if ts <= start:
         return None  # older than the present window: it can never count again
     record.now = now
+    messages, limit = limits
     record.volume.slide(start)
-    record.volume.add(ts, weight, compiled.volume_cap, extra=mail.recipients << 1 | flagged)
-    limit = compiled.flagged_limit
-    if limit:  # the `spams` column holds the flagged units, whatever the flag
+    record.volume.add(ts, weight, max(compiled.volume_cap, messages, limit),
+                      extra=mail.recipients << 1 | flagged)
+    spam_cap = max(compiled.spam_cap, limit)
+    if spam_cap:  # the `spams` column holds the flagged units, whatever the flag
         record.spams.slide(start)
         if flagged:
-            record.spams.add(ts, weight, limit)
-    if (record.volume.total < threshold.messages or record.spams.total < limit
-            or now < record.active_until):
+            record.spams.add(ts, weight, spam_cap)
+    if record.volume.total < messages or record.spams.total < limit or now < record.active_until:
         return None
     action, duration_ms, escalation = threshold.action, compiled.duration_ms, None
     if compiled.steps:
@@ -195,7 +250,8 @@ def _count(compiled: _Compiled, record: ThresholdState, subject: Subject, mail: 
         _remember_firing(compiled, record.firings, now)
     record.active_until = now + duration_ms
     return fired(threshold, subject.type, subject.value, now, record.active_until,
-                 _evidence(compiled, record, start, now, escalation), action)
+                 _evidence(compiled, record, start, now, limits, subject_class, escalation),
+                 action)
 
 
 def _escalation(compiled: _Compiled, firings: array[int], now: int) -> Escalation | None:
@@ -221,6 +277,7 @@ def _remember_firing(compiled: _Compiled, firings: array[int], now: int) -> None
 
 
 def _evidence(compiled: _Compiled, record: ThresholdState, start: int, now: int,
+              limits: Limits, subject_class: str | None,
               escalation: Escalation | None = None) -> Evidence:
     extras = record.volume.extras
     spam_units = sum(w for w, x in zip(record.volume.weights, extras, strict=True) if x & 1)
@@ -231,8 +288,9 @@ def _evidence(compiled: _Compiled, record: ThresholdState, start: int, now: int,
         spams=max(record.spams.total, spam_units),
         recipients=sum(x >> 1 for x in extras),
         count=compiled.threshold.count,
-        limit_messages=compiled.threshold.messages,
-        limit_spams=compiled.flagged_limit,
+        limit_messages=limits[0],
+        limit_spams=limits[1],
+        subject_class=subject_class,
         flagged=compiled.threshold.flagged,
         escalation=escalation,
     )

@@ -5,10 +5,15 @@ sender, sender domain, client address) decides: block -> REJECT, defer ->
 DEFER (or DEFER_IF_PERMIT), quarantine -> HOLD, warn -> WARN, none -> DUNNO.
 An exempt account or client network always gets DUNNO; an exempt sender only
 keeps the sender and sender-domain subjects out of the lookup (any client can
-write it into MAIL FROM), as it does in counting.
+write it into MAIL FROM), as it does in counting. Exemptions come from the
+config and, live, from the subjects' settings records (``SettingsExemptions``):
+an account or client address exempted there gets DUNNO, an exempted sender or
+sender domain is left out of the lookup.
 """
 
 from __future__ import annotations
+
+import re
 
 from connectors.postfix_policy.policy_protocol import DUNNO, Answer, reply
 from pipeline.engine.counting import Exemptions
@@ -16,8 +21,50 @@ from pipeline.engine.enforcement import ActiveActions
 from schemas.addresses import client_address, domain_of
 from schemas.config import MAX_SUBJECT_IN_REPLY, Exempt, PolicySettings
 from schemas.events import ActionEvent
+from schemas.subject_settings import SubjectSettings
 from schemas.subjects import SENDER_KEYS, normalise_subject, subject_key
 from schemas.vocabulary import ActionKind, SubjectType
+
+# Cheap test before a record is parsed: a settings record that exempts says so in its bytes;
+# the others only remove an exemption.
+_EXEMPT_BYTES = re.compile(rb'"exempt"\s*:\s*true')
+_WHOLE_REQUEST = (SubjectType.SASL_USERNAME.value + ":", SubjectType.CLIENT_IP.value + ":")
+
+
+class SettingsExemptions:
+    """The subjects the settings topic exempts, kept current from its records (any thread:
+    set operations are atomic). Of 10,000,000 records only the exempting ones are parsed."""
+
+    def __init__(self) -> None:
+        self._keys: set[str] = set()
+        self.bad_records = 0
+
+    def apply(self, key: str | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None or _EXEMPT_BYTES.search(value) is None:
+            self._keys.discard(key)
+            return
+        try:
+            record = SubjectSettings.model_validate_json(value)
+        except ValueError:
+            self.bad_records += 1
+            return
+        if record.exempt and record.subject == key:
+            self._keys.add(key)
+        else:
+            self._keys.discard(key)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def exempts_request(self, keys: list[str]) -> bool:
+        """An exempt account or client address among the request's subjects."""
+        return any(key in self._keys for key in keys if key.startswith(_WHOLE_REQUEST))
+
+    def others(self, keys: list[str]) -> list[str]:
+        """The subjects to look actions up under: the exempt ones left out."""
+        return [key for key in keys if key not in self._keys] if self._keys else keys
 
 
 def subject_keys(attributes: dict[str, str], sender_exempt: bool = False,
@@ -42,11 +89,12 @@ def subject_keys(attributes: dict[str, str], sender_exempt: bool = False,
 
 class PolicyResponder:
     def __init__(self, settings: PolicySettings, exempt: Exempt, view: ActiveActions,
-                 delimiters: str = "") -> None:
+                 delimiters: str = "", live: SettingsExemptions | None = None) -> None:
         self._settings = settings
         self._delimiters = delimiters  # the config's addresses.extension_delimiters
         self._exemptions = Exemptions(exempt, delimiters)
         self._view = view
+        self._live = live or SettingsExemptions()
 
     def answer(self, attributes: dict[str, str], now_ms: int) -> Answer:
         sender = attributes.get("sender", "")
@@ -54,8 +102,10 @@ class PolicyResponder:
         if self._exemptions.exempts_message(attributes.get("sasl_username") or None, client):
             return Answer(DUNNO, None)
         sender_exempt = self._exemptions.exempts_sender(sender, domain_of(sender))
-        action = self._view.strongest(subject_keys(attributes, sender_exempt, self._delimiters),
-                                      now_ms)
+        keys = subject_keys(attributes, sender_exempt, self._delimiters)
+        if self._live.exempts_request(keys):
+            return Answer(DUNNO, None)
+        action = self._view.strongest(self._live.others(keys), now_ms)
         if action is None:
             return Answer(DUNNO, None)
         return Answer(self._reply_for(action), action)

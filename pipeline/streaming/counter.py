@@ -1,7 +1,9 @@
 """What a counting partition does with its entries, lifts and ticks (no Kafka here).
 
-* entry: count the message under its subject (the pure engine), remember the
-  actions that fire until they end, publish them;
+* entry: count the message under its subject (the pure engine) by the
+  subject's settings (class, overrides, exemption: kept in the partition's
+  store), remember the actions that fire until they end, publish them; an
+  entry that carries new settings replaces the subject's;
 * lift: an operator lifted an action; forget it and restart the subject's
   counting for that threshold, so the burst that caused it does not hit again;
 * tick: publish the ``expired`` state of actions whose end the partition's
@@ -59,7 +61,7 @@ def parse_subject(key: str) -> Subject:
 
 class SubjectCounter:
     def __init__(self, engine: ThresholdEngine, store: PartitionStore, publish: Publish) -> None:
-        self._engine, self._store, self._publish = engine, store, publish
+        self.engine, self._store, self._publish = engine, store, publish
         self._sweep_from = FIRST_SUBJECT_KEY
         self._subjects: dict[str, Subject] = {}
 
@@ -71,11 +73,14 @@ class SubjectCounter:
                 self._subjects.clear()
             subject = self._subjects[entry.subject] = parse_subject(entry.subject)
         key = entry.subject.encode()
+        if entry.change is not None:
+            self._store.set_settings(key, entry.change.encode() if entry.change else None)
+            return
         stored = self._store.load(key)
         if stored.seen_hash(entry.event_hash):
             self._store.changed(key)
             return
-        fired = self._engine.apply(subject, stored.state, entry.mail)
+        fired = self.engine.apply(subject, stored.state, entry.mail, self._store.settings(key))
         for action in fired:
             stored.actions.append(action.model_dump_json().encode())
             self._store.put_raw(expiry_key(to_ms(action.expires_at), key), b"1")
@@ -90,7 +95,7 @@ class SubjectCounter:
             raise ValueError(f"not a lift: state {lift.state}")
         stored = self._store.load(key)
         if lift.threshold:  # operators' own actions have no threshold to restart
-            self._engine.lift(stored.state, lift.threshold, reset=lift.reset)
+            self.engine.lift(stored.state, lift.threshold, reset=lift.reset)
         stored.actions = [raw for raw in stored.actions
                           if ActionEvent.model_validate_json(raw).action_id != lift.action_id]
         self._store.changed(key)
@@ -149,7 +154,7 @@ class SubjectCounter:
                 stored = self._store.cached(key) or stored_state.unpack(value)
             except ValueError:
                 continue  # reported when its subject is next counted
-            if not stored.actions and self._engine.prune(stored.state, now):
+            if not stored.actions and self.engine.prune(stored.state, now):
                 idle.append(key)
         # A short slice reached the end of the partition: start again from the top.
         self._sweep_from = (last + b"\x00" if last is not None and seen >= SWEEP_BATCH

@@ -75,6 +75,17 @@ RESTART_PAUSE_S = 5.0  # after a failure, before new clients connect
 STALL_S = 0.3  # a cycle of the counting loop this long is logged, with where the time went,
 STALL_LOG_EVERY_S = 10.0  # at most this often
 
+def _source_topics(config: FloodgateConfig, engine: ThresholdEngine) -> list[str]:
+    """What the router reads: mail, settings, and policy events and deliveries when counted."""
+    topics = config.topics
+    sources = [topics.mail_events, topics.subject_settings]
+    if config.worker.count_policy_events:
+        sources.append(topics.policy_events)
+    if engine.counts_deliveries:  # a threshold counts delivery attempts
+        sources.append(topics.deliveries)
+    return sources
+
+
 class CountingLoop:
     def __init__(self, config: FloodgateConfig, metrics: WorkerMetrics,
                  clients: Clients = kafka_clients) -> None:
@@ -83,11 +94,7 @@ class CountingLoop:
         self._engine = ThresholdEngine(config)
         self._subject_topic = topics.subject_events
         self._changelog = changelog_topic(settings.app_id)
-        self._sources = [topics.mail_events]
-        if settings.count_policy_events:
-            self._sources.append(topics.policy_events)
-        if self._engine.counts_deliveries:  # a threshold counts delivery attempts
-            self._sources.append(topics.deliveries)
+        self._sources = _source_topics(config, self._engine)
         self._tick_s = settings.tick_interval_s
         self._lateness_ms = round(settings.live_lateness_s * 1000)
         self._stop = threading.Event()
@@ -106,6 +113,8 @@ class CountingLoop:
         self._healthy = True  # False once the clients failed: revoking then skips the checkpoint
         self._assigned_sources: set[Source] = set()
         self._life, self._routed = "", 0  # this life of the clients; batches it took early
+        self._new_config: FloodgateConfig | None = None  # from SIGHUP, for the counting thread
+        self._resubscribe = False  # the new config reads other source topics
 
     @property
     def consumer_settings(self) -> dict[str, Any]:
@@ -116,6 +125,28 @@ class CountingLoop:
     def stop(self) -> None:
         self._stop.set()
 
+    def reload(self, config: FloodgateConfig) -> None:
+        """Count by ``config`` from the next cycle on (any thread may call this)."""
+        self._new_config = config
+
+    def _apply_config(self) -> None:
+        """The new thresholds, classes and exemptions count from the next entry on; the
+        subjects' windows stay (see README). Reading other source topics (a first threshold
+        counting deliveries, policy events switched on) takes new clients, after a checkpoint."""
+        config, self._new_config = self._new_config, None
+        assert config is not None and self._router is not None
+        engine = ThresholdEngine(config)
+        sources = _source_topics(config, engine)
+        self._config, self._engine = config, engine
+        self._state.use_engine(engine)
+        self._router.engine = engine
+        self._router.directions = (DirectionRules(config.networks)
+                                   if config.worker.count_policy_events else None)
+        if sources != self._sources:
+            log.info("config reload: the source topics are now %s; reconnecting",
+                     ", ".join(sources))
+            self._sources, self._resubscribe = sources, True
+
     def run(self) -> None:
         """The thread's body, until ``stop``. A failure of the Kafka clients (a fatal producer
         error after a broker restart, say) costs what was counted since the last checkpoint:
@@ -125,7 +156,9 @@ class CountingLoop:
         while not self._stop.is_set():
             try:
                 self._run_clients()
-                return
+                if not self._resubscribe:
+                    return
+                self._resubscribe = False
             except Exception:
                 if not budget.spend():
                     raise
@@ -175,12 +208,15 @@ class CountingLoop:
                               SubjectPartitioner(self._partition_count(self._subject_topic)),
                               self._lateness_ms, directions,
                               topics.policy_events if directions else None,
-                              topics.deliveries if self._engine.counts_deliveries else None)
+                              topics.deliveries if self._engine.counts_deliveries else None,
+                              topics.subject_settings)
         self._consumer.subscribe([*self._sources, self._subject_topic],
                                  on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
         last_checkpoint = last_stall_log = time.monotonic()
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._resubscribe:
+            if self._new_config is not None:
+                self._apply_config()
             started = time.monotonic()
             messages = self._next_records()
             fetched = time.monotonic()
@@ -252,7 +288,8 @@ class CountingLoop:
                 continue
             source = (topic, message.partition())
             try:
-                route(source, message.offset(), message.value() or b"")
+                route(source, message.offset(), message.value(), message.key(),
+                      message.timestamp()[1])
                 routed += 1
             except ValidationError as exc:
                 self._router.skipped(source, message.offset())

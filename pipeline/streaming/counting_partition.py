@@ -112,6 +112,9 @@ class CountingPartition:
                          CountedMail(ts_ms, flags, recipients, direction, domain), offset)
                    for subject, source_offset, ts_ms, flags, recipients, digest, direction,
                    domain in batch.entries]
+        entries += [Entry(subject, source, source_offset, 0, CountedMail(ts_ms, 0, 1, "", None),
+                          offset, record or "")
+                    for subject, source_offset, ts_ms, record in batch.settings]
         for entry in entries:
             order.offer(entry)
         order.source_read(source, batch.upto)

@@ -48,6 +48,8 @@ class Entry:
     event_hash: int
     mail: CountedMail
     record_offset: int  # of the subject-events record that carried it
+    # a settings change instead of mail: the record's JSON, "" for a removal
+    change: str | None = None
 
     @property
     def key(self) -> OrderKey:

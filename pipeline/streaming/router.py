@@ -27,7 +27,9 @@ from pipeline.streaming.event_order import Source
 from pipeline.streaming.state.stored_state import id_hash
 from schemas.direction import DirectionRules
 from schemas.events import DeliveryEvent, MailEvent, PolicyEvent
-from schemas.subject_batch import SubjectBatch, SubjectEntry
+from schemas.subject_batch import SettingsEntry, SubjectBatch, SubjectEntry
+from schemas.subject_settings import SubjectSettings
+from schemas.subjects import split_subject_key
 from schemas.time_ms import to_ms
 
 MARK_EVERY_MS = 100  # a source's mark alone goes to every counting partition this often at most
@@ -69,17 +71,50 @@ class Router:
     directions: DirectionRules | None = None  # set: policy events count too
     policy_topic: str | None = None
     delivery_topic: str | None = None  # set: delivery attempts count too
+    settings_topic: str | None = None  # subjects' settings, routed with their counts
     _progress: dict[Source, _Progress] = field(default_factory=dict)
     _pending: dict[tuple[int, Source], list[Any]] = field(
         default_factory=lambda: defaultdict(list))
+    _settings: dict[tuple[int, Source], list[Any]] = field(
+        default_factory=lambda: defaultdict(list))
 
-    def route(self, source: Source, offset: int, value: bytes) -> None:
-        """Route one source record; raises ValueError (ValidationError) for a bad one."""
+    def _progress_of(self, source: Source, offset: int) -> _Progress:
         progress = self._progress.get(source)
         if progress is None:
             progress = self._progress[source] = _Progress()
         progress.caught_up = False
         progress.upto = max(progress.upto, offset)
+        return progress
+
+    def route_settings(self, source: Source, offset: int, key: bytes | None,
+                       value: bytes | None, timestamp_ms: int) -> None:
+        """Route one subject-settings record to its subject's counting partition; raises
+        ValueError (ValidationError) for a bad one. A record applies from its ``at``; a
+        tombstone, which has none, from its Kafka timestamp."""
+        progress = self._progress_of(source, offset)
+        subject = (key or b"").decode("utf-8", "replace")
+        split_subject_key(subject)  # ValueError for a key that is no subject
+        record = None
+        ts_ms = timestamp_ms
+        if value is not None:
+            settings = SubjectSettings.model_validate_json(value)
+            if settings.subject != subject:
+                raise ValueError(f"the record is for {settings.subject[:200]!r}, its key "
+                                 f"{subject[:200]!r}")
+            ts_ms, record = to_ms(settings.at), value.decode()
+        ts_ms = max(ts_ms, 0)
+        self._advance(progress, ts_ms)
+        self._settings[(self.partitioner(subject), source)].append(
+            SettingsEntry(subject, offset, ts_ms, record))
+
+    def route(self, source: Source, offset: int, value: bytes | None, key: bytes | None = None,
+              timestamp_ms: int = 0) -> None:
+        """Route one source record; raises ValueError (ValidationError) for a bad one."""
+        if source[0] == self.settings_topic:
+            self.route_settings(source, offset, key, value, timestamp_ms)
+            return
+        value = value or b""
+        progress = self._progress_of(source, offset)
         event: MailEvent | DeliveryEvent | None
         if source[0] == self.policy_topic and self.directions is not None:
             request = PolicyEvent.model_validate_json(value)
@@ -98,9 +133,9 @@ class Router:
             return
         digest = id_hash(unit_id(event))
         for subject in subjects:
-            key = subject.key
-            self._pending[(self.partitioner(key), source)].append(SubjectEntry(
-                key, offset, unit.ts_ms, unit.flags, unit.recipients, digest, unit.direction,
+            subject_key = subject.key
+            self._pending[(self.partitioner(subject_key), source)].append(SubjectEntry(
+                subject_key, offset, unit.ts_ms, unit.flags, unit.recipients, digest, unit.direction,
                 unit.sender_domain))
 
     @staticmethod
@@ -123,8 +158,9 @@ class Router:
         gone = set(sources)
         for source in gone:
             self._progress.pop(source, None)
-        for pair in [pair for pair in self._pending if pair[1] in gone]:
-            del self._pending[pair]
+        for pending in (self._pending, self._settings):
+            for pair in [pair for pair in pending if pair[1] in gone]:
+                del pending[pair]
 
     def ahead(self, assigned: Iterable[Source], lead_ms: int) -> set[Source]:
         """Of the ``assigned`` sources, those whose mark runs more than ``lead_ms`` ahead of
@@ -166,12 +202,13 @@ class Router:
                 wall_ms - progress.sent_wall_ms >= MARK_EVERY_MS)
             for partition in range(self.partitioner.partitions):
                 entries = self._pending.pop((partition, source), None)
-                if entries is None and not send_marks:
+                settings = self._settings.pop((partition, source), None)
+                if entries is None and settings is None and not send_marks:
                     continue
                 # our own output, already valid: no second validation on the hot path
                 out.append((partition, SubjectBatch.model_construct(
                     source_topic=source[0], source_partition=source[1], upto=progress.upto,
-                    mark_ms=mark, entries=list(entries or []))))
+                    mark_ms=mark, entries=list(entries or []), settings=list(settings or []))))
             if send_marks:
                 progress.sent_mark, progress.sent_wall_ms = mark, wall_ms
         return out

@@ -57,6 +57,14 @@ function seconds(s) {
   return `${Math.round(s * 10) / 10}s`;
 }
 
+function settingsText(settings) {
+  if (!settings) return "";
+  const parts = [settings.class || "default"];
+  for (const [name, text] of Object.entries(settings.overrides)) parts.push(`${name} ${text}`);
+  if (settings.exempt) parts.push("exempt");
+  return parts.join(", ");
+}
+
 function evidenceText(evidence) {
   if (!evidence) return "manual";
   const units = evidence.count === "messages" ? "messages" : evidence.count;
@@ -75,6 +83,8 @@ async function refreshActions() {
     return el("tr", { class: a.enforced ? "" : "shadow", "data-subject": a.subject,
                       "data-action-id": a.action_id },
       el("td", { class: "subject" }, a.subject),
+      el("td", { class: "class", title: a.settings ? `set by ${a.settings.actor}: ${a.settings.reason}` : "" },
+         settingsText(a.settings)),
       el("td", {}, el("span", { class: `badge ${a.action}` }, a.action)),
       el("td", {}, a.mode),
       el("td", {}, a.threshold || `manual (${a.actor || "?"})`),
@@ -103,6 +113,8 @@ async function refreshTop() {
         title: `between ${r.at_least} and ${r.at_most} messages` },
       el("td", { class: "subject" }, r.value,
          state.inForce.has(r.subject) ? el("span", { class: "flag", title: "an action is in force" }, " ⚑") : "",
+         r.settings ? el("span", { class: "class", title: `set by ${r.settings.actor}: ${r.settings.reason}` },
+                         ` [${settingsText(r.settings)}]`) : "",
          el("div", { class: "bar" }, el("span", { style: `width:${Math.max(2, 100 * r.messages / heaviest)}%` }))),
       el("td", { class: "num" }, r.per_minute.toFixed(1)),
       el("td", { class: "num" }, r.messages),
@@ -200,6 +212,72 @@ async function confirmChange() {
   await refresh();
 }
 
+// -- subject settings -------------------------------------------------------
+
+const settingsDialog = () => document.getElementById("settings");
+
+async function showSettings() {
+  const subject = document.getElementById("s-subject").value.trim();
+  const error = document.getElementById("settings-error");
+  error.textContent = "";
+  if (!subject) return;
+  try {
+    const doc = await getJSON(`/api/settings?subject=${encodeURIComponent(subject)}`);
+    const choice = document.getElementById("s-class");
+    choice.replaceChildren(...doc.classes.map((name) => el("option", { value: name }, name)));
+    const settings = doc.settings;
+    choice.value = settings && settings.class ? settings.class : doc.default_class;
+    document.getElementById("s-overrides").value = settings ? Object.entries(settings.overrides)
+      .filter(([, text]) => text !== "off")
+      .flatMap(([name, text]) => text.split(" ").map((pair) => `${name}.${pair}`)).join(", ") : "";
+    document.getElementById("s-off").value = settings ? Object.entries(settings.overrides)
+      .filter(([, text]) => text === "off").map(([name]) => name).join(", ") : "";
+    document.getElementById("s-exempt").checked = Boolean(settings && settings.exempt);
+    document.getElementById("s-current").textContent = settings
+      ? `${doc.subject}: ${settingsText(settings)} (set by ${settings.actor} at ${settings.at}: ${settings.reason})`
+      : `${doc.subject}: no settings (class ${doc.default_class})`;
+    document.getElementById("s-effective").replaceChildren(
+      ...doc.effective.map((line) => el("li", {}, line)));
+  } catch (problem) {
+    error.textContent = problem.message;
+  }
+}
+
+function openSettings(subject) {
+  document.getElementById("s-subject").value = subject || "";
+  document.getElementById("s-actor").value = localStorage.getItem("floodgate-actor") || "";
+  document.getElementById("s-reason").value = "";
+  for (const id of ["s-current", "settings-error"]) document.getElementById(id).textContent = "";
+  document.getElementById("s-effective").replaceChildren();
+  settingsDialog().showModal();
+  showSettings();
+}
+
+async function changeSettings(remove) {
+  const actor = document.getElementById("s-actor").value.trim();
+  const reason = document.getElementById("s-reason").value.trim();
+  const error = document.getElementById("settings-error");
+  if (!actor || !reason) { error.textContent = "Who and why are both required (kept for audit)."; return; }
+  localStorage.setItem("floodgate-actor", actor);
+  const subject = document.getElementById("s-subject").value.trim();
+  try {
+    if (remove) {
+      await postJSON("/api/settings/unset", { subject, actor, reason });
+    } else {
+      await postJSON("/api/settings/set", {
+        subject, class: document.getElementById("s-class").value,
+        overrides: document.getElementById("s-overrides").value,
+        off: document.getElementById("s-off").value,
+        exempt: document.getElementById("s-exempt").checked, actor, reason });
+    }
+  } catch (problem) {
+    error.textContent = problem.message;
+    return;
+  }
+  await showSettings();
+  await refresh();
+}
+
 // -- wiring -----------------------------------------------------------------
 
 async function refresh() {
@@ -232,6 +310,15 @@ function wire() {
     });
   }
   document.getElementById("add-open").addEventListener("click", () => openAdd(""));
+  document.getElementById("settings-open").addEventListener("click", () => openSettings(""));
+  document.getElementById("s-subject").addEventListener("change", () => { showSettings(); });
+  document.getElementById("settings-cancel").addEventListener("click", () => settingsDialog().close());
+  document.getElementById("settings-set").addEventListener("click", () => { changeSettings(false); });
+  document.getElementById("settings-unset").addEventListener("click", () => { changeSettings(true); });
+  document.getElementById("actions").addEventListener("dblclick", (event) => {
+    const row = event.target.closest("tr[data-subject]");
+    if (row) openSettings(row.dataset.subject);
+  });
   document.getElementById("top").addEventListener("dblclick", (event) => {
     const row = event.target.closest("tr[data-subject]");
     if (row) openAdd(row.dataset.subject);

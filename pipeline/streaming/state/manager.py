@@ -43,6 +43,12 @@ class PartitionManager:
         self.held_per_partition = self._max_held
         self.partitions: dict[int, CountingPartition] = {}
 
+    def use_engine(self, engine: ThresholdEngine) -> None:
+        """Count by ``engine`` from now on, in open partitions and those opened later."""
+        self._engine = engine
+        for partition in self.partitions.values():
+            partition.counter.engine = engine
+
     def share_held(self, counting: int) -> None:
         """The bound on held entries is the worker's, shared by the ``counting`` partitions it
         is assigned."""

@@ -27,14 +27,18 @@ from typing import Any
 
 import rocksdict
 
+from pipeline.engine.customisation import Customisation
 from pipeline.streaming.state import stored_state
 from pipeline.streaming.state.stored_state import StoredState
-from pipeline.streaming.state.table_layout import META_KEY
+from pipeline.streaming.state.table_layout import META_KEY, SETTINGS_PREFIX
 
 Changes = dict[bytes, bytes | None]  # key -> value, None deletes
 # Between checkpoints the cache may grow to this many times its size: evicting costs a
 # re-decode when the subject comes back (30% slower counting when it happens all the time)
 HARD_LIMIT = 4
+# Subjects' settings kept decoded (about 300 B each, a subject with none costs a key): the
+# store holds them all (10,000,000 in a few hundred MiB of disk), the hot ones are read here
+SETTINGS_CACHE = 100_000
 
 
 class PartitionStore:
@@ -46,6 +50,7 @@ class PartitionStore:
         self._dirty: set[bytes] = set()
         self._evicted: dict[bytes, bytes] = {}  # changed, then evicted: encoded until written
         self._raw: Changes = {}  # pending writes of non-subject keys, and subject deletes
+        self._settings: dict[bytes, Customisation | None] = {}
 
     # -- subjects -------------------------------------------------------------------------
     def load(self, key: bytes) -> StoredState:
@@ -92,6 +97,27 @@ class PartitionStore:
             stored = stored_state.unpack(self._evicted[key])
         return stored
 
+    # -- settings -------------------------------------------------------------------------
+    def settings(self, key: bytes) -> Customisation | None:
+        """The subject's settings, None when it has none; raises ValueError for a damaged
+        record."""
+        try:
+            return self._settings[key]
+        except KeyError:
+            pass
+        stored_key = SETTINGS_PREFIX + key
+        raw = self._raw[stored_key] if stored_key in self._raw else self._db.get(stored_key)
+        custom = Customisation.decode(raw) if raw else None
+        if len(self._settings) >= SETTINGS_CACHE:
+            self._settings.clear()
+        self._settings[key] = custom
+        return custom
+
+    def set_settings(self, key: bytes, record: bytes | None) -> None:
+        """New settings for the subject (a settings record's JSON; None removes them)."""
+        self._settings.pop(key, None)
+        self._raw[SETTINGS_PREFIX + key] = record
+
     # -- other keys -----------------------------------------------------------------------
     def put_raw(self, key: bytes, value: bytes | None) -> None:
         self._raw[key] = value
@@ -137,6 +163,7 @@ class PartitionStore:
                 batch.put(key, value)
         self._db.write(batch)
         self._cache.clear()
+        self._settings.clear()
 
     def meta(self) -> dict[str, Any]:
         raw = self._db.get(META_KEY)
@@ -164,6 +191,7 @@ class PartitionStore:
 
     def close(self) -> None:
         self._cache.clear()
+        self._settings.clear()
         self._dirty.clear()
         self._evicted.clear()
         self._raw.clear()

@@ -6,6 +6,8 @@ subject:
 
 * ``\\0exp:`` + 8-byte big-endian expiry time + subject key: one entry per
   active action, so that a range scan finds the due ones in time order;
+* ``\\0set:`` + subject key: the subject's settings record (class, overrides,
+  exemption), as the subject-settings topic had it; never swept;
 * ``\\0meta``: the local store's metadata (never in the changelog).
 
 The changelog also carries ``\\0mark`` (a checkpoint is complete up to here)
@@ -18,6 +20,7 @@ META_KEY = b"\x00meta"
 MARKER_KEY = b"\x00mark"
 FENCE_KEY = b"\x00fence"
 EXPIRY_PREFIX = b"\x00exp:"
+SETTINGS_PREFIX = b"\x00set:"
 FIRST_SUBJECT_KEY = b"\x01"  # every subject key sorts at or after this
 
 

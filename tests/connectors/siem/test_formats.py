@@ -188,3 +188,37 @@ def test_an_escalated_action_names_its_step() -> None:
     line = cef.action_line(escalated)
     assert "cn3Label=escalationStep cn3=2 cnt=3" in line
     assert "cn3" not in cef.action_line(action())
+
+
+def _settings_change(value: bytes | None, headers: dict[str, bytes] | None = None) -> object:
+    from schemas.subject_settings import SettingsChange
+    from schemas.time_ms import to_ms
+    return SettingsChange.of(b"sasl_username:alice", value, headers or {}, to_ms(T0))
+
+
+def test_settings_changes_are_audit_records_in_both_formats() -> None:
+    from schemas.subject_settings import SettingsChange, SubjectSettings
+    record = SubjectSettings(subject="sasl_username:alice", subject_class="business",
+                             overrides={"burst": {"messages": 600}}, actor="ops|x=y",
+                             reason=HOSTILE, at=T0)
+    change = _settings_change(record.to_json())
+    assert isinstance(change, SettingsChange)
+    line = cef.settings_line(change)
+    assert line.count("\n") == 0 and "|settings-set|settings set|3|" in line
+    assert "cs4Label=actor cs4=ops|x\\=y" in line and "suser=alice" in line
+    assert "cs1=class business, burst messages\\=600" in line
+    document = ecs.settings_document(change)
+    assert document["event"]["action"] == "settings-set"
+    assert document["event"]["category"] == ["configuration"]
+    assert document["user"] == {"name": "ops|x=y", "target": {"name": "alice"}}
+    assert document["floodgate"]["class"] == "business"
+    assert "\n" not in ecs.to_line(document)
+    removed = _settings_change(None, {"floodgate-actor": b"ops", "floodgate-reason": b"churned"})
+    assert isinstance(removed, SettingsChange)
+    document = ecs.settings_document(removed)
+    assert document["event"]["type"] == ["deletion"] and document["event"]["reason"] == "churned"
+    assert document["floodgate"] == {"subject": "sasl_username:alice", "removed": True}
+    assert "outcome=removed" in cef.settings_line(removed) and "cs4=ops" in cef.settings_line(
+        removed)
+    unsigned = _settings_change(None)  # a tombstone written by another tool still reads
+    assert isinstance(unsigned, SettingsChange) and unsigned.actor == "unknown"

@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import Producer
 
 from connectors.kafka.client_config import producer_config
+from connectors.kafka.settings_records import SettingsFeed
 from connectors.kafka.topics import prepare_topics
 from connectors.postfix_policy.action_feed import ActionFeed
 from pipeline.console.live_state import ConsoleState, OperatorError
@@ -44,7 +45,10 @@ def test_console_state_on_a_broker(kafka_settings: KafkaSettings) -> None:
         "kafka": kafka_settings.model_dump(),
         "topics": {name: f"console-{name}-{tag}" for name in
                    ("mail_events", "deliveries", "policy_events", "actions", "dead_letter",
-                    "subject_events")},
+                    "subject_events", "subject_settings")},
+        "classes": {"default": "consumer", "names": ["consumer", "business"]},
+        "thresholds": [{"name": "burst", "key": "sasl_username", "window": "30s",
+                        "messages": 60, "action": "defer", "duration": "15m"}],
         "worker": {"partitions": 2}})
     prepare_topics(config)
     producer = Producer(producer_config(kafka_settings))
@@ -81,6 +85,23 @@ def test_console_state_on_a_broker(kafka_settings: KafkaSettings) -> None:
         added = state.add("sasl_username:busy", "block", "2h", "ann", "ticket 42")
         assert [a["action_id"] for a in state.actions("BUS")["actions"]] == [added.action_id]
         assert state.actions("nobody")["actions"] == []
+        # its settings: shown with the action and in Top subjects, and what it gets
+        with pytest.raises(OperatorError, match="unknown class 'gold'"):
+            state.set_settings("sasl_username:busy", "gold", "", "", False, "ann", "upsell")
+        with pytest.raises(OperatorError, match=r"THRESHOLD\.FIELD=N"):
+            state.set_settings("sasl_username:busy", "", "burst=5", "", False, "ann", "x")
+        state.set_settings("sasl_username:busy", "business", "burst.messages=600", "", False,
+                           "ann", "ticketing system")
+        [row] = state.actions("")["actions"]
+        assert row["settings"]["class"] == "business"
+        assert row["settings"]["overrides"] == {"burst": "messages=600"}
+        top_row = state.top(300)["dimensions"]["sasl_username"]["rows"][0]
+        assert top_row["value"] == "busy" and top_row["settings"]["reason"] == "ticketing system"
+        shown = state.subject_settings("sasl_username:busy")
+        assert shown["effective"] == ["burst: >= 600 messages in 30s (override)"]
+        assert state.unset_settings("sasl_username:busy", "ann", "no longer") == \
+            "sasl_username:busy"
+        assert state.subject_settings("sasl_username:busy")["settings"] is None
         lifts = state.lift("sasl_username:busy", "bob", "customer called", reset=True)
         assert state.actions("")["actions"] == []
         with pytest.raises(OperatorError, match="no action in force"):
@@ -99,3 +120,13 @@ def test_console_state_on_a_broker(kafka_settings: KafkaSettings) -> None:
     assert [(a.state, a.actor, a.reason) for a in seen] == [
         (ActionState.ACTIVE, "ann", "ticket 42"), (ActionState.LIFTED, "bob", "customer called")]
     assert seen[1].reset and seen[1].action_id == lifts[0].action_id == added.action_id
+    changes: list[tuple[str | None, bytes | None]] = []
+    settings_feed = SettingsFeed(kafka_settings, config.topics.subject_settings,
+                                 lambda key, value: changes.append((key, value)))
+    settings_feed.start()
+    try:
+        assert settings_feed.caught_up.wait(60)
+    finally:
+        settings_feed.stop()
+    assert [(key, value is None) for key, value in changes] == [
+        ("sasl_username:busy", False), ("sasl_username:busy", True)]

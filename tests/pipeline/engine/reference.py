@@ -2,6 +2,15 @@
 
 It keeps every counted message forever and recounts the whole window at each
 one; the engine must give exactly the same firings with its bounded state.
+
+Subject settings (classes, overrides, exemptions) change between events. The
+numbers a unit is judged by are those in force when it is counted. What a
+window keeps is stated as the engine promises it: at each counted unit, a
+unit is *passed over* (never counted again) once the units newer than it in
+the window reach the cap then in force: the highest number the threshold
+gives any class, or the threshold's own, or the subject's override. With a
+cap that never changes this changes no decision (the README's proof); it
+matters only when an override raises a subject above that cap mid-window.
 """
 
 from __future__ import annotations
@@ -11,7 +20,8 @@ from dataclasses import dataclass
 
 from schemas.config import FloodgateConfig
 from schemas.events import DeliveryEvent, MailEvent
-from schemas.thresholds import Threshold
+from schemas.subject_settings import OFF, SubjectSettings, ThresholdOverride
+from schemas.thresholds import Threshold, with_numbers
 from schemas.time_ms import span_ms, to_ms
 
 Unit = MailEvent | DeliveryEvent
@@ -24,11 +34,12 @@ class Firing:
     subject: str
     triggered_ms: int
     expires_ms: int
-    messages: int  # true units in the window
-    spams: int  # true flagged units (spam, or the threshold's `flagged`)
+    messages: int  # units in the window, less those passed over
+    spams: int  # flagged units (spam, or the threshold's `flagged`), less those passed over
     action: str = ""
     step: int | None = None  # the escalation step that applied, 1-based
     firing: int | None = None  # its number within the step's period (up to the top `after`)
+    limits: tuple[int, int] = (0, 0)  # the subject's (messages, flagged limit) when it fired
 
 
 def _counts(config: FloodgateConfig, event: Unit) -> bool:
@@ -120,11 +131,58 @@ def _step(threshold: Threshold, earlier: list[int], now: int) -> tuple[int, int]
     return chosen
 
 
+Changes = dict[int, dict[str, SubjectSettings | None]]  # before event i: key -> record or None
+
+
+def _limits(config: FloodgateConfig, threshold: Threshold,
+            record: SubjectSettings | None) -> tuple[int, int] | None:
+    """(messages, flagged limit) for the subject; None when the threshold does not count it."""
+    if record is not None and record.exempt:
+        return None
+    known = config.classes.known
+    name = record.subject_class if record and record.subject_class in known \
+        else config.classes.default
+    if threshold.classes and name not in threshold.classes:
+        return None
+    limits = threshold.limits_for(name)
+    override = record.overrides.get(threshold.name) if record else None
+    if override == OFF:
+        return None
+    if isinstance(override, ThresholdOverride):
+        limits = with_numbers(threshold, limits, override.messages, override.spams,
+                              override.flagged_units)
+    return None if limits == (0, 0) else limits
+
+
+def _caps(config: FloodgateConfig, threshold: Threshold, limits: tuple[int, int]) -> tuple[int, int]:
+    counted = [threshold.limits_for(c) for c in config.classes.known
+               if not threshold.classes or c in threshold.classes]
+    volume = max([threshold.messages, threshold.flagged_limit, 1, *limits]
+                 + [n for pair in counted for n in pair])
+    spam = max([threshold.flagged_limit, limits[1]] + [pair[1] for pair in counted])
+    return volume, spam
+
+
+def _pass_over(entries: list[list[int]], column: int, cap: int) -> None:
+    """Mark (``entry[column] = 1``) every entry older than the newest that reach ``cap``."""
+    running = 0
+    for entry in sorted(entries, key=lambda e: (e[0], e[3]), reverse=True):
+        if running >= cap:
+            entry[column] = 1
+        else:
+            running += entry[1]
+
+
 def reference_firings(config: FloodgateConfig, events: list[Unit],
-                      resets: dict[int, set[tuple[str, str]]] | None = None) -> list[Firing]:
+                      resets: dict[int, set[tuple[str, str]]] | None = None,
+                      changes: Changes | None = None) -> list[Firing]:
     """``resets``: before the event at index i, operators lifted these (threshold, subject)
-    actions and reset their ladders (``actions lift --reset``)."""
-    history: dict[tuple[str, str], list[tuple[int, int, bool]]] = {}
+    actions and reset their ladders (``actions lift --reset``). ``changes``: before the
+    event at index i, these subjects' settings records were set (None: removed)."""
+    # per (threshold, subject): [ts, weight, flagged, seq, passed over (all), passed over
+    # (flagged)]
+    history: dict[tuple[str, str], list[list[int]]] = {}
+    settings: dict[str, SubjectSettings | None] = {}
     counted_from: dict[tuple[str, str], int] = {}  # index in history where counting restarted
     active_until: dict[tuple[str, str], int] = {}
     fired_at: dict[tuple[str, str], list[int]] = {}
@@ -135,23 +193,32 @@ def reference_firings(config: FloodgateConfig, events: list[Unit],
             counted_from[key] = len(history.get(key, []))
             active_until.pop(key, None)
             fired_at.pop(key, None)  # ... and --reset forgets the firings too
+        settings.update((changes or {}).get(index, {}))
         if not _counts(config, event):
             continue
         for threshold in config.thresholds:
             subject = _subject(config, threshold, event)
             if subject is None or not _in_scope(threshold, event):
                 continue
+            limits = _limits(config, threshold, settings.get(f"{threshold.key.value}:{subject}"))
+            if limits is None:
+                continue
             weight = max(event.recipient_count, 1) if threshold.count.value == "recipients" \
                 and isinstance(event, MailEvent) else 1
             seen = history.setdefault((threshold.name, subject), [])
-            seen.append((to_ms(event.ts), weight, _flagged(threshold, event)))
-            now = max(ts for ts, _, _ in seen)
+            flagged = _flagged(threshold, event)
+            seen.append([to_ms(event.ts), weight, int(flagged), index, 0, 0])
+            now = max(entry[0] for entry in seen)
             start = now - span_ms(threshold.window)
             key = (threshold.name, subject)
-            live = seen[counted_from.get(key, 0):]
-            units = sum(w for ts, w, _ in live if start < ts <= now)
-            spams = sum(w for ts, w, spam in live if spam and start < ts <= now)
-            if units >= threshold.messages and spams >= threshold.flagged_limit \
+            window = [e for e in seen[counted_from.get(key, 0):] if start < e[0] <= now]
+            volume_cap, spam_cap = _caps(config, threshold, limits)
+            _pass_over([e for e in window if not e[4]], 4, volume_cap)
+            if flagged:
+                _pass_over([e for e in window if e[2] and not e[5]], 5, spam_cap)
+            units = sum(e[1] for e in window if not e[4])
+            spams = sum(e[1] for e in window if e[2] and not e[5])
+            if units >= limits[0] and spams >= limits[1] \
                     and now >= active_until.get(key, 0):
                 earlier = fired_at.setdefault(key, [])
                 number, firing = _step(threshold, earlier, now) or (None, None)
@@ -162,5 +229,5 @@ def reference_firings(config: FloodgateConfig, events: list[Unit],
                 active_until[key] = now + span_ms(duration)
                 firings.append(Firing(threshold.name, threshold.key.value, subject, now,
                                       active_until[key], units, spams, action.value, number,
-                                      firing))
+                                      firing, limits))
     return firings

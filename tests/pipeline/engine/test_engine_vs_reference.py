@@ -7,15 +7,17 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.engine.customisation import Customisation
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.engine.subject_state import SubjectState, decode_state, encode_state
-from schemas.config import Exempt, FloodgateConfig
+from schemas.config import Exempt, FloodgateConfig, SubjectClasses
 from schemas.events import ActionEvent
-from schemas.thresholds import EscalationStep, Threshold
+from schemas.subject_settings import SubjectSettings, ThresholdOverride
+from schemas.thresholds import ClassNumbers, EscalationStep, Threshold
 from schemas.time_ms import span_ms as to_ms_span
 from schemas.time_ms import to_ms
 from tests.pipeline.engine.builders import T0, delivery, mail
-from tests.pipeline.engine.reference import Unit, reference_firings
+from tests.pipeline.engine.reference import Changes, Unit, reference_firings
 
 GRACE_MS = 2_000  # how far out of order events may arrive
 
@@ -37,11 +39,19 @@ kinds = st.sampled_from([("messages", "spam"), ("recipients", "spam"),
                          ("recipients", "unknown_recipient")])
 
 
-def _threshold(limit: tuple[int, int], kind: tuple[str, str], **fields: object) -> Threshold:
+CLASSES = ["standard", "business", "bulk"]  # the first is the default
+
+
+def _threshold(limit: tuple[int, int], kind: tuple[str, str],
+               class_limits: dict[str, tuple[int, int]], **fields: object) -> Threshold:
     count, flagged = kind
     second = ({"spams": limit[1]} if flagged == "spam"
               else {"flagged": flagged, "flagged_units": limit[1] or None})
-    return Threshold(messages=limit[0], count=count, **second, **fields)  # type: ignore[arg-type]
+    per_class = {name: ClassNumbers(messages=m, **({"spams": f} if flagged == "spam" else
+                                                   {"flagged_units": f or None}))
+                 for name, (m, f) in class_limits.items()}
+    return Threshold(messages=limit[0], count=count, per_class=per_class,  # type: ignore[arg-type]
+                     **second, **fields)
 
 
 thresholds = st.builds(
@@ -59,6 +69,13 @@ thresholds = st.builds(
     duration=millis,
     mode=st.sampled_from(["enforce", "shadow"]),
     escalate=st.one_of(st.just([]), ladders),
+    # Classes: some thresholds give a class its own numbers (beyond the others' too, so a
+    # change of class moves a subject over its window's cap) or count only some classes.
+    class_limits=st.dictionaries(st.sampled_from(CLASSES),
+                                 st.tuples(st.integers(0, 12), st.integers(0, 5))
+                                 .filter(lambda ms: any(ms)), max_size=2),
+    classes=st.one_of(st.just([]), st.lists(st.sampled_from(CLASSES), min_size=1, max_size=2,
+                                            unique=True)),
 )
 
 
@@ -70,7 +87,8 @@ def configs(draw: st.DrawFn) -> FloodgateConfig:
         Exempt(),
         Exempt(client_ips=["10.0.0.3/32"], senders=["@other.org"], sasl_usernames=["carol"]),
     ]))
-    return FloodgateConfig(thresholds=named, exempt=exempt)
+    return FloodgateConfig(thresholds=named, exempt=exempt,
+                           classes=SubjectClasses(default=CLASSES[0], names=CLASSES))
 
 
 # Attempt outcomes: Postfix's status, and its text (the remote's answer after "said:", or
@@ -146,14 +164,47 @@ def resets(draw: st.DrawFn, config: FloodgateConfig, events: list[Unit]) -> Rese
     return out
 
 
+SUBJECT_KEYS = ["sasl_username:alice", "sasl_username:bob", "sender:alice@example.net",
+                "sender_domain:example.net", "client_ip:10.0.0.1", "client_ip:10.0.0.2"]
+overrides = st.one_of(st.just("off"), st.tuples(
+    st.one_of(st.none(), st.integers(1, 15)), st.one_of(st.none(), st.integers(1, 6)),
+    st.one_of(st.none(), st.integers(1, 6))).filter(any).map(
+        lambda n: ThresholdOverride(messages=n[0], spams=n[1], flagged_units=n[2])))
+
+
+@st.composite
+def changes(draw: st.DrawFn, config: FloodgateConfig, events: list[Unit]) -> Changes:
+    """Settings records set (or removed) before some events, mid-window included: a class
+    (or one the config does not know), overrides of some thresholds, an exemption."""
+    out: Changes = {}
+    names = [t.name for t in config.thresholds]
+    for index in draw(st.lists(st.integers(0, max(len(events) - 1, 0)), max_size=6)):
+        key = draw(st.sampled_from(SUBJECT_KEYS))
+        record = None
+        if draw(st.integers(0, 4)):  # else a tombstone
+            record = SubjectSettings(
+                subject=key, subject_class=draw(st.sampled_from([*CLASSES, "gone", None])),
+                overrides=draw(st.dictionaries(st.sampled_from(names), overrides, max_size=2)),
+                exempt=draw(st.sampled_from([False] * 6 + [True])), actor="test",
+                reason="drawn", at=T0)
+        out.setdefault(index, {})[key] = record
+    return out
+
+
 def run_engine(config: FloodgateConfig, events: list[Unit],
-               lifts: Resets | None = None) -> list[ActionEvent]:
+               lifts: Resets | None = None, settings: Changes | None = None) -> list[ActionEvent]:
     """Drive the engine as the pipeline does: state read from bytes and written back per event."""
     engine = ThresholdEngine(config)
     stored: dict[str, bytes] = {}
+    custom: dict[str, Customisation] = {}
     fired = []
     keys = {t.name: t.key.value for t in config.thresholds}
     for index, event in enumerate(events):
+        for key, record in (settings or {}).get(index, {}).items():
+            if record is None:
+                custom.pop(key, None)
+            else:  # as the worker stores it: the record's bytes
+                custom[key] = Customisation.decode(record.to_json())
         for name, value in (lifts or {}).get(index, set()):
             key = f"{keys[name]}:{value}"
             state = decode_state(stored[key]) if key in stored else SubjectState()
@@ -161,7 +212,7 @@ def run_engine(config: FloodgateConfig, events: list[Unit],
             stored[key] = encode_state(state)
         for subject in engine.subjects(event):
             state = decode_state(stored[subject.key]) if subject.key in stored else SubjectState()
-            fired += engine.observe(subject, state, event)
+            fired += engine.observe(subject, state, event, custom.get(subject.key))
             stored[subject.key] = encode_state(state)
     return fired
 
@@ -177,11 +228,12 @@ def test_engine_fires_exactly_where_the_reference_does(
     data: st.DataObject, config: FloodgateConfig, events: list[Unit]
 ) -> None:
     lifts = data.draw(resets(config, events))
+    drawn = data.draw(changes(config, events))
     # One event may fire several thresholds; their order among themselves is not part
     # of the contract, so both sides are compared in one canonical order.
-    expected = sorted(reference_firings(config, events, lifts),
+    expected = sorted(reference_firings(config, events, lifts, drawn),
                       key=lambda f: (f.triggered_ms, f.threshold, f.subject))
-    actual = sorted(run_engine(config, events, lifts),
+    actual = sorted(run_engine(config, events, lifts, drawn),
                     key=lambda a: (to_ms(a.triggered_at), a.threshold or "", a.subject))
     assert [(a.threshold, a.subject_type.value, a.subject, to_ms(a.triggered_at),
              to_ms(a.expires_at), a.action.value,
@@ -194,10 +246,10 @@ def test_engine_fires_exactly_where_the_reference_does(
         evidence = action.evidence
         assert evidence is not None
         threshold = limits[truth.threshold]
-        cap = max(threshold.messages, threshold.flagged_limit, 1)
-        # Exact up to what the decision needs, never more than the truth.
-        assert min(truth.messages, cap) <= evidence.messages <= truth.messages
-        assert min(truth.spams, threshold.flagged_limit) <= evidence.spams <= truth.spams
+        # The subject's own numbers, and what the window kept
+        assert (evidence.limit_messages, evidence.limit_spams) == truth.limits
+        assert evidence.messages == truth.messages
+        assert truth.spams <= evidence.spams <= evidence.messages
         assert (evidence.count, evidence.flagged) == (threshold.count, threshold.flagged)
         assert evidence.window_end == action.triggered_at
 
@@ -209,8 +261,8 @@ def test_state_stays_within_the_thresholds_needs(
 ) -> None:
     engine = ThresholdEngine(config)
     states: dict[str, SubjectState] = {}
-    caps = {t.name: (max(t.messages, t.flagged_limit, 1), t.flagged_limit)
-            for t in config.thresholds}
+    caps = {t.name: (max(n for c in CLASSES for n in (*t.limits_for(c), 1)),
+                     max(t.limits_for(c)[1] for c in CLASSES)) for t in config.thresholds}
     ladders = {t.name: (max((s.after for s in t.escalate), default=1) - 1,
                         max((to_ms_span(s.within) for s in t.escalate), default=0))
                for t in config.thresholds}

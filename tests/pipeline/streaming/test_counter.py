@@ -189,3 +189,51 @@ def test_a_cache_far_smaller_than_the_subjects_between_checkpoints_counts_the_sa
     for harness in (roomy, tight):
         harness.checkpoint()
     assert [(k, v) for k, v in tight.store.scan(b"")] == [(k, v) for k, v in roomy.store.scan(b"")]
+
+
+def _change(harness: Harness, key: str, at_ms: int, record: bytes | None) -> None:
+    harness.offset += 1
+    harness.counter.count(Entry(key, ("floodgate.subject-settings", 0), harness.offset, 0,
+                                CountedMail(START + at_ms, 0, 1, "", None), 0,
+                                record.decode() if record else ""))
+
+
+def _record(key: str, **fields: object) -> bytes:
+    from schemas.subject_settings import SubjectSettings
+    return SubjectSettings(subject=key, actor="op", reason="test", at=T0,
+                           **fields).to_json()  # type: ignore[arg-type]
+
+
+CLASSES = config(threshold(name="burst", messages=5, window="10s", duration="1m",
+                           per_class={"business": {"messages": 50}}),
+                 classes={"default": "standard", "names": ["standard", "business"]})
+
+
+def test_settings_count_from_the_next_entry_and_survive_a_reopened_store(tmp_path: Path) -> None:
+    harness = Harness(CLASSES, tmp_path / "p0")
+    key = "sasl_username:a"
+    _change(harness, key, 0, _record(key, subject_class="business"))
+    harness.feed(burst("a", 12))
+    assert harness.published == []  # 12 < 50 for the business class
+    harness.checkpoint()
+    harness.store.close()
+    reopened = Harness(CLASSES, tmp_path / "p0")
+    assert reopened.store.settings(key.encode()) is not None
+    reopened.feed(burst("a", 30, start_ms=2_000))
+    assert reopened.published == []  # still business after the reopen
+    _change(reopened, key, 6_000, None)  # removed: the default class again
+    reopened.feed(burst("a", 1, start_ms=6_500))
+    [action] = reopened.published
+    assert action.evidence is not None and action.evidence.limit_messages == 5
+    assert action.evidence.messages >= 5  # the window kept counting meanwhile
+
+
+def test_an_exempt_subject_is_not_counted_and_an_override_replaces_its_numbers(
+        tmp_path: Path) -> None:
+    harness = Harness(CLASSES, tmp_path / "p0")
+    _change(harness, "sasl_username:a", 0, _record("sasl_username:a", exempt=True))
+    _change(harness, "sasl_username:b", 0, _record("sasl_username:b",
+                                                    overrides={"burst": {"messages": 2}}))
+    harness.feed(burst("a", 20) + burst("b", 2))
+    assert [(a.subject, a.evidence.limit_messages if a.evidence else None)
+            for a in harness.published] == [("b", 2)]

@@ -136,3 +136,47 @@ def test_delivery_attempts_are_routed_with_their_flags_when_a_threshold_counts_t
     assert (entry[0], entry[1], entry[2], entry[3]) == ("sasl_username:alice", 4, START + 300,
                                                         flags)
     assert batch.upto == 5 and batch.mark_ms == START + 400
+
+
+SETTINGS = ("floodgate.subject-settings", 0)
+
+
+def _settings(subject: str, at_ms: int, **fields: object) -> bytes:
+    from schemas.subject_settings import SubjectSettings
+    from schemas.time_ms import from_ms
+    return SubjectSettings(subject=subject, actor="op", reason="test", at=from_ms(START + at_ms),
+                           **fields).to_json()  # type: ignore[arg-type]
+
+
+def test_settings_records_go_to_their_subjects_partition_at_their_own_time() -> None:
+    r = router()
+    r.settings_topic = SETTINGS[0]
+    r.route(SETTINGS, 3, _settings("sasl_username:alice", 40, subject_class="business"),
+            b"sasl_username:alice", START + 99_999)
+    r.route(SETTINGS, 4, None, b"client_ip:10.0.0.5", START + 60)  # a tombstone
+    batches = decoded(r.batches(START + 10_000))
+    settings = {entry[0]: (partition, entry) for partition, batch in batches.items()
+                for entry in batch.settings}
+    partition, entry = settings["sasl_username:alice"]
+    assert partition == (murmur2(b"sasl_username:alice") & 0x7FFFFFFF) % 4
+    assert entry[1:3] == (3, START + 40)  # the record's `at`, not its Kafka timestamp
+    assert '"class":"business"' in (entry[3] or "")
+    partition, entry = settings["client_ip:10.0.0.5"]
+    assert partition == (murmur2(b"client_ip:10.0.0.5") & 0x7FFFFFFF) % 4
+    assert entry[1:] == (4, START + 60, None)  # removal, at its Kafka timestamp
+    assert all(batch.upto == 4 and batch.mark_ms == START + 60 for batch in batches.values())
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    (b"nonsense", None, "not a subject key"),
+    (b"sasl_username:bob", _settings("sasl_username:alice", 0), "its key"),
+    (b"sasl_username:alice", b'{"subject": "sasl_username:alice"}', "validation"),
+])
+def test_a_bad_settings_record_raises_and_routes_nothing(key: bytes, value: bytes | None,
+                                                         problem: str) -> None:
+    r = router()
+    r.settings_topic = SETTINGS[0]
+    with pytest.raises(ValueError, match=problem):
+        r.route(SETTINGS, 0, value, key, START)
+    r.skipped(SETTINGS, 0)
+    assert all(not batch.settings for _, batch in r.batches(START + 10_000))
