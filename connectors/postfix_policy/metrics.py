@@ -16,14 +16,17 @@ if TYPE_CHECKING:
     from connectors.postfix_policy.policy_events import PolicyEventPublisher
     from connectors.postfix_policy.server import ServerStats
 
+SettingsCounts = Callable[[], tuple[int, int]]  # settings records read, subjects exempt now
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25, 1.0)
 
 
 class PolicyCollector(Collector):
     def __init__(self, stats: ServerStats, publisher: PolicyEventPublisher, feed: ActionFeed,
-                 actions_in_force: Callable[[], dict[str, int]]) -> None:
+                 actions_in_force: Callable[[], dict[str, int]],
+                 settings: SettingsCounts | None = None) -> None:
         self._stats, self._publisher, self._feed = stats, publisher, feed
         self._actions_in_force = actions_in_force
+        self._settings = settings or (lambda: (0, 0))
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         stats = self._stats
@@ -54,6 +57,11 @@ class PolicyCollector(Collector):
         for action, count in sorted(self._actions_in_force().items()):
             in_force.add_metric([action], count)
         yield in_force
+        records, exempt = self._settings()
+        yield CounterMetricFamily("floodgate_policy_settings_records",
+                                  "Subject-settings records read", value=records)
+        yield GaugeMetricFamily("floodgate_policy_settings_exempt_subjects",
+                                "Subjects the settings topic exempts now", value=exempt)
         yield GaugeMetricFamily("floodgate_policy_ready", "1 once the action view caught up",
                                 value=1 if self._feed.caught_up.is_set() else 0)
 

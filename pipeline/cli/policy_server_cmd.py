@@ -130,8 +130,10 @@ async def serve(config: FloodgateConfig, path: str | None = None) -> None:
         publisher.publish(attributes, answer, wall_ms())
 
     in_force: list[dict[str, int]] = [{}]  # replaced whole on the loop, read by scrapes
-    registry, latency = policy_registry(PolicyCollector(stats := ServerStats(), publisher, feed,
-                                                        lambda: in_force[0]))
+    settings_feed = SettingsFeed(config.kafka, config.topics.subject_settings, exemptions.apply)
+    registry, latency = policy_registry(PolicyCollector(
+        stats := ServerStats(), publisher, feed, lambda: in_force[0],
+        lambda: (settings_feed.records, len(exemptions))))
     responders = [_responder(config, view, exemptions)]  # replaced whole by a reload
     server = PolicyServer(config.policy, lambda attributes, now: responders[0].answer(
         attributes, now), wall_ms, report, latency.observe)
@@ -143,7 +145,6 @@ async def serve(config: FloodgateConfig, path: str | None = None) -> None:
         reloader = Reloader(path, config, lambda new: responders.__setitem__(
             0, _responder(new, view, exemptions)), log)
         loop.add_signal_handler(signal.SIGHUP, reloader.reload)
-    settings_feed = SettingsFeed(config.kafka, config.topics.subject_settings, exemptions.apply)
     settings_feed.start()
     feed.start()
     await server.start()

@@ -47,6 +47,7 @@ from schemas.subject_settings import (
 from schemas.subjects import parse_subject, subject_key
 
 CATCH_UP_S = 120.0
+QUIET_S = 0.5
 PROGRESS_EVERY = 100_000
 REMOVED_HEADERS = (ACTOR_HEADER, REASON_HEADER)  # on a tombstone: who and why
 
@@ -268,6 +269,12 @@ def read_all(config: FloodgateConfig) -> dict[str, SubjectSettings]:
                         lambda key, value: records.append((key, value)))
     feed.start()
     caught_up = feed.caught_up.wait(CATCH_UP_S)
+    # then until the records stop coming: a broker may report the last batch's first offset
+    # as the end (Tansu 0.6 does), and the rest of that batch is still on its way
+    seen = -1
+    while caught_up and feed.records != seen:
+        seen = feed.records
+        time.sleep(QUIET_S)
     feed.stop()
     if not caught_up:
         raise CommandFailed(f"could not read {config.topics.subject_settings} within "

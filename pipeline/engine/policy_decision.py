@@ -26,7 +26,7 @@ from schemas.subjects import SENDER_KEYS, normalise_subject, subject_key
 from schemas.vocabulary import ActionKind, SubjectType
 
 # Cheap test before a record is parsed: a settings record that exempts says so in its bytes;
-# the others only remove an exemption.
+# only those, and records of subjects exempt so far, are parsed.
 _EXEMPT_BYTES = re.compile(rb'"exempt"\s*:\s*true')
 _WHOLE_REQUEST = (SubjectType.SASL_USERNAME.value + ":", SubjectType.CLIENT_IP.value + ":")
 
@@ -42,15 +42,19 @@ class SettingsExemptions:
     def apply(self, key: str | None, value: bytes | None) -> None:
         if key is None:
             return
-        if value is None or _EXEMPT_BYTES.search(value) is None:
+        if value is None:
             self._keys.discard(key)
             return
+        if key not in self._keys and _EXEMPT_BYTES.search(value) is None:
+            return  # not exempt before, not exempt now: no need to parse it
         try:
             record = SubjectSettings.model_validate_json(value)
         except ValueError:
-            self.bad_records += 1
+            record = None
+        if record is None or record.subject != key:
+            self.bad_records += 1  # as the worker does: the subject keeps what it had
             return
-        if record.exempt and record.subject == key:
+        if record.exempt:
             self._keys.add(key)
         else:
             self._keys.discard(key)
@@ -94,7 +98,7 @@ class PolicyResponder:
         self._delimiters = delimiters  # the config's addresses.extension_delimiters
         self._exemptions = Exemptions(exempt, delimiters)
         self._view = view
-        self._live = live or SettingsExemptions()
+        self._live = live if live is not None else SettingsExemptions()  # len() 0 is falsy
 
     def answer(self, attributes: dict[str, str], now_ms: int) -> Answer:
         sender = attributes.get("sender", "")

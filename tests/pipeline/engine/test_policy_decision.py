@@ -1,6 +1,6 @@
 from pipeline.engine.policy_decision import subject_keys
 from schemas.config import Exempt, PolicySettings
-from tests.fixtures.policy_requests import action, answer, request, view_of
+from tests.fixtures.policy_requests import NOW, action, answer, request, view_of
 
 
 def test_keys_cover_every_subject_normalised() -> None:
@@ -65,3 +65,36 @@ def test_hostile_subject_cannot_break_the_reply() -> None:
     view = view_of(action("block", "sender", "x\r\naction=ok@evil.example"))
     wire = answer(view, sender="x\r\naction=OK@evil.example")
     assert wire.startswith(b"action=REJECT ") and wire.count(b"\n") == 2 and b"\r" not in wire
+
+
+def _settings(subject: str, exempt: bool = True) -> bytes:
+    from datetime import UTC, datetime
+
+    from schemas.subject_settings import SubjectSettings
+    return SubjectSettings(subject=subject, exempt=exempt, actor="ops", reason="ours",
+                           at=datetime(2026, 11, 27, tzinfo=UTC)).to_json()
+
+
+def test_exemptions_from_the_settings_topic_apply_as_their_records_arrive() -> None:
+    from pipeline.engine.policy_decision import PolicyResponder, SettingsExemptions
+
+    live = SettingsExemptions()  # empty when the responder is made: records come later
+    view = view_of(action("block", "sasl_username", "alice"),
+                   action("defer", "sender", "alice@example.net", "d"))
+    responder = PolicyResponder(PolicySettings(), Exempt(), view, live=live)
+    assert responder.answer(request(), NOW).wire.startswith(b"action=REJECT")
+    live.apply("sasl_username:alice", _settings("sasl_username:alice"))
+    assert responder.answer(request(), NOW).wire == b"action=DUNNO\n\n"  # the whole request
+    live.apply("sasl_username:alice", None)  # its tombstone
+    assert responder.answer(request(), NOW).wire.startswith(b"action=REJECT")
+    # an exempt sender only leaves its own subject out of the lookup, as in counting
+    live.apply("sasl_username:alice", _settings("sasl_username:alice", exempt=False))
+    view.apply(action("block", "sasl_username", "alice", state="lifted"))
+    live.apply("sender:alice@example.net", _settings("sender:alice@example.net"))
+    assert responder.answer(request(), NOW).wire == b"action=DUNNO\n\n"
+    # a record the worker would set aside changes nothing here either
+    live.apply("sender:alice@example.net", b'{"exempt": false}')
+    live.apply("sender:alice@example.net", _settings("sender:bob@example.org", exempt=False))
+    assert len(live) == 1 and live.bad_records == 2
+    live.apply("sender:alice@example.net", _settings("sender:alice@example.net", exempt=False))
+    assert responder.answer(request(), NOW).wire.startswith(b"action=DEFER")

@@ -11,7 +11,11 @@ attack (recipients refused as unknown) beside relay-denied refusals, and a heavy
 partition (one busy account) read more slowly than the others. Delivery attempts come on
 their own topic, keyed by message as the tailer keys them (so one account's attempts are
 spread over every partition): an account mailing a bought list (most of it bounces), a sender
-the receivers push back on (421 4.7.0), and a clean account with as many deliveries."""
+the receivers push back on (421 4.7.0), and a clean account with as many deliveries.
+Subject settings on their own 4 partitions, set before the hour (and one removed again): two
+bursting accounts are business customers (a higher limit: no action), one has a lower limit
+of its own, a spamming sender is exempt and a flooding address has its threshold off; the
+replay reads the same settings (``replay --settings``)."""
 
 from __future__ import annotations
 
@@ -20,19 +24,25 @@ import signal
 import time
 import uuid
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from confluent_kafka import Producer
 
+from connectors.kafka.client_config import producer_config
 from connectors.kafka.embedded_broker import free_port
+from connectors.kafka.settings_records import publish_settings
 from connectors.kafka.topics import TopicSpec, ensure_topics
 from connectors.postfix_log.tail import partition_key
+from pipeline.engine.customisation import Customisation
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.replay import replay
 from schemas.config import FloodgateConfig, KafkaSettings
 from schemas.config_file import load_config
 from schemas.events import ActionEvent, DeliveryEvent, MailEvent
+from schemas.subject_settings import SubjectSettings
 from schemas.time_ms import to_ms
 from schemas.vocabulary import ActionState
 from tests.figures import Figures
@@ -45,16 +55,17 @@ from tests.fixtures.worker_process import (
     wait_caught_up,
     wait_next_checkpoint,
 )
-from tests.pipeline.engine.builders import delivery, mail
+from tests.pipeline.engine.builders import T0, delivery, mail
 
 pytestmark = pytest.mark.slow
 PARTITIONS = 4
 HOUR_MS = 3_600_000
 
 THRESHOLDS = """
+classes: {default: standard, names: [standard, business]}
 thresholds:
   - {name: burst, key: sasl_username, direction: outbound, window: 30s, messages: 45,
-     action: defer, duration: 5m,
+     action: defer, duration: 5m, per_class: {business: {messages: 100}},
      escalate: [{after: 2, within: 24h, action: defer, duration: 15m},
                 {after: 3, within: 24h, action: block, duration: 30m}]}
   - {name: all-spam, key: sender, direction: outbound, window: 30s, messages: 10, spams: 10,
@@ -154,12 +165,36 @@ def hour_of_deliveries(mails: list[MailEvent], seed: int = 12) -> list[DeliveryE
     return out
 
 
+def hour_settings() -> list[tuple[str, SubjectSettings | None]]:
+    """Settings records, all set before the hour's first message; the last removes one."""
+    at = T0 - timedelta(minutes=1)
+
+    def record(subject: str, **fields: object) -> tuple[str, SubjectSettings]:
+        return subject, SubjectSettings(subject=subject, actor="crm", reason="export", at=at,
+                                        **fields)  # type: ignore[arg-type]
+
+    return [record("sasl_username:burst0", subject_class="business"),
+            record("sasl_username:burst1", subject_class="business"),
+            record("sasl_username:burst2", overrides={"burst": {"messages": 20}}),
+            record("sasl_username:burst3", subject_class="business"),
+            record("sender:spammer0@d7.example", exempt=True),
+            record("client_ip:198.51.100.1", overrides={"inbound-flood": "off"}),
+            ("sasl_username:burst3", None)]  # removed again (30 s before the hour): it fires
+
+
+def settings_of(changes: list[tuple[str, SubjectSettings | None]]) -> dict[str, Customisation]:
+    """What ``replay --settings`` reads from an export listing the subjects still set."""
+    latest = dict(changes)
+    return {key: Customisation.of(record) for key, record in latest.items() if record}
+
+
 def config_text(kafka: KafkaSettings, tmp_path: Path, run: str, health: int) -> str:
     return (f"kafka: {{bootstrap_servers: '{kafka.bootstrap_servers}'}}\n"
             "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n" + THRESHOLDS +
             f"topics: {{mail_events: mail-{run}, deliveries: deliveries-{run}, "
             f"subject_events: subjects-{run}, "
-            f"actions: actions-{run}, dead_letter: dead-{run}}}\n"
+            f"actions: actions-{run}, dead_letter: dead-{run}, "
+            f"subject_settings: settings-{run}}}\n"
             f"worker: {{app_id: backlog-{run}, data_dir: '{tmp_path / 'data'}', "
             f"partitions: {PARTITIONS}, health_listen: '127.0.0.1:{health}'}}\n")
 
@@ -178,15 +213,22 @@ def run_backlog(kafka_settings: KafkaSettings, tmp_path: Path, kills: int
     path = tmp_path / "floodgate.yaml"
     path.write_text(config_text(kafka_settings, tmp_path, run, health))
     config = load_config(path, {})
-    ensure_topics(kafka_settings, [TopicSpec(f"{name}-{run}", PARTITIONS)
-                                   for name in ("mail", "deliveries", "subjects", "actions")])
+    ensure_topics(kafka_settings, [TopicSpec(f"{name}-{run}", PARTITIONS) for name in
+                                   ("mail", "deliveries", "subjects", "actions", "settings")])
+    changes = hour_settings()
+    producer = Producer(producer_config(kafka_settings))
+    publish_settings(producer, f"settings-{run}", [c for c in changes if c[1] is not None])
+    for key, _ in (c for c in changes if c[1] is None):  # removed before the hour too
+        producer.produce(f"settings-{run}", key=key.encode(), value=None,
+                         timestamp=to_ms(T0) - 30_000)
+    assert producer.flush(30) == 0
     mails = hour_of_mail()
     deliveries = hour_of_deliveries(mails)
     for topic, records in (("mail", mails), ("deliveries", deliveries)):
         produce(kafka_settings, f"{topic}-{run}", [e.model_dump_json().encode() for e in records],
                 [partition_key(e) for e in records])
     events: Events = sorted([*mails, *deliveries], key=lambda e: e.ts)
-    expected = identities(replay(config, events))
+    expected = identities(replay(config, events, settings_of(changes)))
     engine = ThresholdEngine(config)  # the worker counts one entry per message and key dimension
     entries = sum(len(engine.subjects(e)) for e in events)
     worker = Worker(path, tmp_path / "worker.log")
@@ -212,7 +254,7 @@ def run_backlog(kafka_settings: KafkaSettings, tmp_path: Path, kills: int
 
 
 def describe(expected: Fired, fired: Fired, log: Path) -> str:
-    return (f"missing {len(expected - fired)}, extra {len(fired - expected)}\n"
+    return (f"missing {sorted(expected - fired)[:5]}, extra {sorted(fired - expected)[:5]}\n"
             + log.read_text(errors="replace")[-3000:])
 
 
@@ -221,8 +263,9 @@ def test_a_backlog_over_four_partitions_gives_the_replays_actions(
     expected, fired, _ = run_backlog(kafka_settings, tmp_path, kills=0)
     # every planted abuser: 6 bursts, 4 spam runs, 3 floods, a surge, 3 bursts of a repeater,
     # a bought list (bounced, and refused by the receiver too), a pushed-back sender, a
-    # dictionary attack
-    assert len(expected) == 21
+    # dictionary attack; less the two business bursts, the exempt spammer and the flood
+    # whose threshold is off
+    assert len(expected) == 21 - 4
     assert fired == expected, describe(expected, fired, tmp_path / "worker.log")
     figures.add("worker on an hour's backlog over 4 partitions (27,000 events, 7,000 deliveries)",
                 "7 thresholds on 4 key dimensions, deliveries and refused recipients too",
@@ -261,3 +304,14 @@ def test_the_traffic_has_every_kind_of_abuser() -> None:
     assert ladder == [("defer", 300_000, None), ("defer", 900_000, 1), ("block", 1_800_000, 2)]
     same_time = Counter(e.ts for e in mails if e.sender and "@d39." in e.sender)
     assert max(same_time.values()) == 4  # equal timestamps from different accounts
+    # the settings: business bursts and the exempt spammer's run fire nothing, the account
+    # with a lower limit of its own fires earlier, the flood whose threshold is off nothing
+    custom = [a for a in replay(config, events, settings_of(hour_settings()))
+              if a.state == "active"]
+    gone = {(a.threshold, a.subject) for a in fired} - {(a.threshold, a.subject) for a in custom}
+    assert gone == {("burst", "burst0"), ("burst", "burst1"),
+                    ("all-spam", "spammer0@d7.example"), ("inbound-flood", "198.51.100.1")}
+    [early] = [a for a in custom if a.subject == "burst2"]
+    [usual] = [a for a in fired if a.subject == "burst2"]
+    assert early.evidence is not None and early.evidence.limit_messages == 20
+    assert early.triggered_at < usual.triggered_at
