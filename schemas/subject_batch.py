@@ -15,9 +15,10 @@ so counts do not depend on how fast each source partition is read. A batch
 with no entries is a mark alone.
 
 Subject settings (``floodgate.subject-settings``, keyed by subject) are routed
-the same way, in ``settings``: the record (or ``None`` for a tombstone), its
-event time (the record's ``at``; a tombstone's Kafka timestamp) and source
-offset, so a subject's settings reach the partition that holds its counts and
+the same way, in ``settings``: what counting needs of the record (class,
+overrides, exemption, in the compact form of ``pipeline.engine.customisation``;
+``None`` for a tombstone), its event time (the record's ``at``; a tombstone's
+Kafka timestamp) and source offset, so a subject's settings reach the partition that holds its counts and
 apply in event-time order with its mail, as in a Kafka Streams table join.
 
 Records carry the header ``floodgate-kind: batch``; operators' lifts travel
@@ -77,7 +78,7 @@ class SettingsEntry(NamedTuple):
     subject: str
     offset: int  # the record's offset in its settings partition
     ts_ms: int  # when it applies from (event time)
-    record: str | None  # SubjectSettings JSON; None removes the settings
+    record: str | None  # the settings as counting reads them (compact JSON); None removes them
 
 
 class SubjectBatch(_Record):

@@ -200,7 +200,7 @@ def run_import(args: argparse.Namespace) -> int:
     started = time.monotonic()
     rows = read_settings(handle, args.file, args.actor, reason, datetime.now(UTC), report,
                          config.addresses.extension_delimiters, class_problem(config))
-    listed: set[str] = set()
+    listed: set[str] | None = set() if args.prune else None
     changes = _checked(config, rows, listed, report)
     if args.dry_run:
         count = sum(1 for _ in changes)
@@ -213,7 +213,7 @@ def run_import(args: argparse.Namespace) -> int:
     handle.close()
     removed = 0
     if args.prune:
-        gone = sorted(present - listed)
+        gone = sorted(present - (listed or set()))
         removed = _publish(config, ((key, None) for key in gone),
                            {REMOVED_HEADERS[0]: args.actor, REMOVED_HEADERS[1]: reason})
     elapsed = time.monotonic() - started
@@ -224,8 +224,10 @@ def run_import(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def _checked(config: FloodgateConfig, rows: Iterator[SubjectSettings], listed: set[str],
+def _checked(config: FloodgateConfig, rows: Iterator[SubjectSettings], listed: set[str] | None,
              report: Callable[[InputProblem], None]) -> Iterator[SettingsChange]:
+    """The rows whose overrides name thresholds of the config; ``listed`` (for --prune)
+    collects their subjects."""
     names = {t.name for t in config.thresholds}
     for number, row in enumerate(rows, start=1):
         unknown = sorted(set(row.overrides) - names)
@@ -233,7 +235,8 @@ def _checked(config: FloodgateConfig, rows: Iterator[SubjectSettings], listed: s
             report(InputProblem(f"row {number:,} ({row.subject[:80]})",
                                 f"no threshold named {', '.join(unknown)} in the config"))
             continue
-        listed.add(row.subject)
+        if listed is not None:
+            listed.add(row.subject)
         yield row.subject, row
 
 

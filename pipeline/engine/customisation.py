@@ -1,7 +1,17 @@
-"""What the operator set for one subject (``schemas.subject_settings``), as counting reads it."""
+"""What the operator set for one subject (``schemas.subject_settings``), as counting reads it.
+
+The worker keeps it for every subject that has settings (10,000,000 of them), so its stored
+form is compact JSON of what counting needs, nothing of who set it or why::
+
+    {"c": "business", "o": {"burst": [600, null, null], "spam": null}, "x": true}
+
+(``c`` the class, ``o`` the overrides, a threshold's numbers or null for off, ``x`` exempt;
+each left out when it has nothing to say).
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from schemas.subject_settings import OFF, SubjectSettings, ThresholdOverride
@@ -26,7 +36,33 @@ class Customisation:
                 overrides[name] = (override.messages, override.spams, override.flagged_units)
         return cls(record.subject_class, overrides, record.exempt)
 
+    def encode(self) -> bytes:
+        compact: dict[str, object] = {}
+        if self.subject_class is not None:
+            compact["c"] = self.subject_class
+        if self.overrides:
+            compact["o"] = self.overrides
+        if self.exempt:
+            compact["x"] = True
+        return json.dumps(compact, separators=(",", ":")).encode()
+
     @classmethod
     def decode(cls, data: bytes) -> Customisation:
-        """From a settings record's JSON; raises ValueError (ValidationError) when damaged."""
-        return cls.of(SubjectSettings.model_validate_json(data))
+        """From ``encode``'s bytes; raises ValueError when they are not its."""
+        try:
+            compact = json.loads(data)
+            name = compact.get("c")
+            overrides = {str(threshold): None if numbers is None else
+                         (_number(numbers[0]), _number(numbers[1]), _number(numbers[2]))
+                         for threshold, numbers in compact.get("o", {}).items()}
+            if name is not None and not isinstance(name, str):
+                raise TypeError("class")
+            return cls(name, overrides, compact.get("x") is True)
+        except (TypeError, AttributeError, IndexError, KeyError) as exc:
+            raise ValueError(f"damaged subject settings: {exc}") from None
+
+
+def _number(value: object) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    raise TypeError(f"not a limit: {value!r}")

@@ -22,6 +22,7 @@ from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from connectors.postfix_policy.counting_source import mail_event_from_policy
 from pipeline.engine.counting import CountedMail, unit_id
+from pipeline.engine.customisation import Customisation
 from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming.event_order import Source
 from pipeline.streaming.state.stored_state import id_hash
@@ -101,7 +102,7 @@ class Router:
             if settings.subject != subject:
                 raise ValueError(f"the record is for {settings.subject[:200]!r}, its key "
                                  f"{subject[:200]!r}")
-            ts_ms, record = to_ms(settings.at), value.decode()
+            ts_ms, record = to_ms(settings.at), Customisation.of(settings).encode().decode()
         ts_ms = max(ts_ms, 0)
         self._advance(progress, ts_ms)
         self._settings[(self.partitioner(subject), source)].append(

@@ -50,3 +50,24 @@ def test_a_restarted_child_is_shown_as_restarting_until_it_stays_up(tmp_path: Pa
         assert flaky.last_error == "log file gone" and not supervisor.given_up
     finally:
         supervisor.stop()
+
+
+def test_sighup_goes_to_the_children_that_reload_only(tmp_path: Path) -> None:
+    script = "trap 'echo reloaded' HUP; echo up; while true; do sleep 0.1; done"
+    reloading = Child("worker", ["sh", "-c", script], tmp_path / "worker.log", reloads=True)
+    other = Child("demo-traffic", ["sleep", "30"], tmp_path / "demo.log")  # SIGHUP would end it
+    supervisor = Supervisor([reloading, other])
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "up" not in reloading.log.read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert supervisor.reload() == ["worker"]
+        while "reloaded" not in reloading.log.read_text():
+            assert time.monotonic() < deadline, reloading.log.read_text()
+            time.sleep(0.05)
+        assert other.process is not None and other.process.poll() is None
+        assert reloading.process is not None and reloading.process.poll() is None
+    finally:
+        supervisor.stop()

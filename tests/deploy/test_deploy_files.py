@@ -49,10 +49,12 @@ def test_compose_creates_every_topic_with_compacted_actions() -> None:
     topics = config.topics
     changelog = f"{config.worker.app_id}-counts-changelog"
     assert set(created) == {topics.mail_events, topics.subject_events, topics.policy_events,
-                            topics.deliveries, topics.dead_letter, topics.actions, changelog}
+                            topics.deliveries, topics.dead_letter, topics.actions, changelog,
+                            topics.subject_settings}
     assert set(created) == {spec.name for spec in floodgate_topics(config)}  # as the worker would
     assert "cleanup.policy=compact" in created[topics.actions]
     assert "cleanup.policy=compact" in created[changelog]
+    assert "cleanup.policy=compact" in created[topics.subject_settings]
     for name, line in created.items():
         if name != topics.dead_letter:
             assert f"--partitions {config.worker.partitions}" in line  # co-partitioned
@@ -160,3 +162,24 @@ def test_the_licence_pyproject_names_ships_with_the_code() -> None:
     text = (root / "LICENSE").read_text()
     assert "Apache License" in text and "Version 2.0, January 2004" in text
     assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_the_long_running_services_reload_their_config_on_sighup() -> None:
+    for name in ("worker", "policy", "tail"):
+        parser = configparser.ConfigParser(strict=False, interpolation=None)
+        parser.read(DEPLOY / "systemd" / f"floodgate-{name}.service")
+        assert parser["Service"]["ExecReload"] == "/bin/kill -HUP $MAINPID"
+
+
+def test_the_readmes_customer_class_examples_are_valid_configs() -> None:
+    import yaml
+
+    from schemas.config import FloodgateConfig
+
+    readme = (DEPLOY.parent / "README.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in readme.split("```yaml\n")[1:]]
+    classed = [block for block in blocks if block.startswith("classes:")]
+    assert classed
+    for block in classed:
+        config = FloodgateConfig.model_validate(yaml.safe_load(block))
+        assert len(config.classes.known) > 1

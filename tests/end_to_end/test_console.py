@@ -17,7 +17,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -71,11 +73,13 @@ def test_console_shows_the_burst_and_lifts_it(tmp_path: Path) -> None:
         WebDriverWait(browser, 10).until(seen.presence_of_element_located(
             (By.CSS_SELECTOR, f'#top tr.acted[data-subject="{BURSTING}"]')))
 
+        exempt_and_back(browser, policy_port)
+
         if SCREENSHOTS:
             browser.set_window_size(1400, 1720)
             time.sleep(2.5)  # a refresh at the new size
             browser.save_screenshot(str(Path(SCREENSHOTS) / "console.png"))
-            row = browser.find_element(By.CSS_SELECTOR, f'#actions tr[data-subject="{BURSTING}"]')
+        row = browser.find_element(By.CSS_SELECTOR, f'#actions tr[data-subject="{BURSTING}"]')
         row.find_element(By.CSS_SELECTOR, "button.lift").click()
         dialog = WebDriverWait(browser, 10).until(seen.visibility_of_element_located(
             (By.ID, "confirm")))
@@ -107,6 +111,46 @@ def test_console_shows_the_burst_and_lifts_it(tmp_path: Path) -> None:
             browser.quit()
         stop(up, signal.SIGTERM, timeout_s=90)
     assert up.returncode == 0
+
+
+def exempt_and_back(browser: webdriver.Chrome, policy_port: int) -> None:
+    """The subject settings dialog: an exemption set there lets the deferred account's mail
+    through within 10 s, with its action still in force and shown as exempt; removing the
+    settings brings the deferral back."""
+    browser.find_element(By.ID, "settings-open").click()
+    WebDriverWait(browser, 10).until(seen.visibility_of_element_located((By.ID, "settings")))
+    browser.find_element(By.ID, "s-subject").send_keys(BURSTING, Keys.TAB)
+    WebDriverWait(browser, 10).until(seen.text_to_be_present_in_element(
+        (By.ID, "s-current"), f"{BURSTING}: no settings (class standard)"))
+    assert "burst: >= " in browser.find_element(By.ID, "s-effective").text
+    browser.find_element(By.ID, "s-exempt").click()
+    browser.find_element(By.ID, "settings-set").click()  # who and why are required
+    assert "required" in browser.find_element(By.ID, "settings-error").text
+    browser.find_element(By.ID, "s-actor").send_keys("abuse-desk")
+    browser.find_element(By.ID, "s-reason").send_keys("our own notification system")
+    browser.find_element(By.ID, "settings-set").click()
+    WebDriverWait(browser, 10).until(seen.text_to_be_present_in_element(
+        (By.ID, "s-current"), "exempt (set by abuse-desk"))
+    set_at = time.monotonic()
+    while (answer := ask("127.0.0.1", policy_port, QUESTION).action) != "DUNNO":
+        assert time.monotonic() - set_at < 10, answer
+        time.sleep(0.2)
+    browser.find_element(By.ID, "settings-cancel").click()
+    WebDriverWait(browser, 10).until(seen.text_to_be_present_in_element(
+        (By.CSS_SELECTOR, f'#actions tr[data-subject="{BURSTING}"] td.class'), "exempt"))
+    browser.find_element(By.ID, "settings-open").click()
+    browser.find_element(By.ID, "s-subject").send_keys(BURSTING, Keys.TAB)
+    WebDriverWait(browser, 10).until(seen.text_to_be_present_in_element(
+        (By.ID, "s-current"), "exempt (set by"))
+    browser.find_element(By.ID, "s-reason").send_keys("not ours after all")
+    browser.find_element(By.ID, "settings-unset").click()
+    WebDriverWait(browser, 10).until(seen.text_to_be_present_in_element(
+        (By.ID, "s-current"), "no settings"))
+    browser.find_element(By.ID, "settings-cancel").click()
+    unset_at = time.monotonic()
+    while not (answer := ask("127.0.0.1", policy_port, QUESTION).action).startswith("DEFER"):
+        assert time.monotonic() - unset_at < 10, answer
+        time.sleep(0.2)
 
 
 def guarded_console(tmp_path: Path, bootstrap: str) -> None:

@@ -51,6 +51,8 @@ class PartitionStore:
         self._evicted: dict[bytes, bytes] = {}  # changed, then evicted: encoded until written
         self._raw: Changes = {}  # pending writes of non-subject keys, and subject deletes
         self._settings: dict[bytes, Customisation | None] = {}
+        # most subjects share a few settings (a class alone): each distinct form decoded once
+        self._decoded_settings: dict[bytes, Customisation] = {}
 
     # -- subjects -------------------------------------------------------------------------
     def load(self, key: bytes) -> StoredState:
@@ -107,7 +109,14 @@ class PartitionStore:
             pass
         stored_key = SETTINGS_PREFIX + key
         raw = self._raw[stored_key] if stored_key in self._raw else self._db.get(stored_key)
-        custom = Customisation.decode(raw) if raw else None
+        custom = None
+        if raw:
+            custom = self._decoded_settings.get(raw)
+            if custom is None:
+                custom = Customisation.decode(raw)
+                if len(self._decoded_settings) >= SETTINGS_CACHE:
+                    self._decoded_settings.clear()
+                self._decoded_settings[raw] = custom
         if len(self._settings) >= SETTINGS_CACHE:
             self._settings.clear()
         self._settings[key] = custom

@@ -33,3 +33,47 @@ def test_check_config_takes_config_like_every_other_command(
             main(argv)
         assert exit_.value.code == 2
         assert "give the config file once" in capsys.readouterr()[1]
+
+
+CLASSED = """classes: {default: consumer, names: [consumer, business]}
+thresholds:
+  - {name: burst, key: sasl_username, window: 30s, messages: 60, action: defer, duration: 15m,
+     per_class: {business: {messages: 600}}}
+  - {name: newcomer, key: sasl_username, window: 1h, messages: 5, spams: 3, action: block,
+     duration: 1d, classes: [consumer]}
+"""
+
+
+def test_check_config_says_what_each_class_gets(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "classes.yaml"
+    path.write_text(CLASSED)
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr()[0]
+    assert ("customer classes (a subject with no settings record: consumer):\n"
+            "  consumer:\n"
+            "    burst: >= 60 messages in 30s\n"
+            "    newcomer: >= 5 messages with >= 3 spam in 1h\n"
+            "  business:\n"
+            "    burst: >= 600 messages in 30s\n"
+            "    newcomer: not counted\n") in out
+    assert main(["check-config", EXAMPLE]) == 0
+    assert "customer classes" not in capsys.readouterr()[0]  # one class: nothing to say
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (CLASSED.replace("business: {messages: 600}", "gold: {messages: 600}"),
+     "classes.yaml:3: thresholds[0]: thresholds[0] (\"burst\") names the class(es) gold"),
+    (CLASSED.replace("classes: [consumer]", "classes: [trial]"), "names the class(es) trial"),
+    (CLASSED.replace("{messages: 600}", "{flagged_units: 3}"),
+     "per_class.business: flagged_units is for flagged: bounced"),
+    (CLASSED.replace("messages: 5, spams: 3,", "messages: 0, spams: 3, per_class: "
+                     "{consumer: {spams: 0}},"), "per_class.consumer: messages and the flagged "
+                                                 "limit are both 0"),
+])
+def test_class_mistakes_are_pointed_at(text: str, message: str, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "classes.yaml"
+    path.write_text(text)
+    assert main(["check-config", str(path)]) == 1
+    assert message in capsys.readouterr()[1]

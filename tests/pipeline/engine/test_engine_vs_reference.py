@@ -203,8 +203,9 @@ def run_engine(config: FloodgateConfig, events: list[Unit],
         for key, record in (settings or {}).get(index, {}).items():
             if record is None:
                 custom.pop(key, None)
-            else:  # as the worker stores it: the record's bytes
-                custom[key] = Customisation.decode(record.to_json())
+            else:  # as the worker stores it: its compact form, from the record's JSON
+                custom[key] = Customisation.decode(Customisation.of(
+                    SubjectSettings.model_validate_json(record.to_json())).encode())
         for name, value in (lifts or {}).get(index, set()):
             key = f"{keys[name]}:{value}"
             state = decode_state(stored[key]) if key in stored else SubjectState()

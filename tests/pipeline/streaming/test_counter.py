@@ -199,9 +199,11 @@ def _change(harness: Harness, key: str, at_ms: int, record: bytes | None) -> Non
 
 
 def _record(key: str, **fields: object) -> bytes:
+    """As the router sends it on: what counting needs of a settings record."""
+    from pipeline.engine.customisation import Customisation
     from schemas.subject_settings import SubjectSettings
-    return SubjectSettings(subject=key, actor="op", reason="test", at=T0,
-                           **fields).to_json()  # type: ignore[arg-type]
+    return Customisation.of(SubjectSettings(subject=key, actor="op", reason="test", at=T0,
+                                            **fields)).encode()  # type: ignore[arg-type]
 
 
 CLASSES = config(threshold(name="burst", messages=5, window="10s", duration="1m",
