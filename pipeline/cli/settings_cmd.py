@@ -107,12 +107,19 @@ def _overrides(args: argparse.Namespace) -> dict[str, Override]:
 
 
 # -- verbs --------------------------------------------------------------------------------
-def run_set(args: argparse.Namespace) -> int:
+def _prepared(args: argparse.Namespace) -> tuple[FloodgateConfig, str] | None:
+    """The config and SUBJECT in its one spelling; None once the config's problems are said."""
     config = load_or_report(args.config)
-    if config is None:
+    return None if config is None else (config, _subject(args.subject, config))
+
+
+def run_set(args: argparse.Namespace) -> int:
+    prepared = _prepared(args)
+    if prepared is None:
         return 1
+    config, key = prepared
     try:
-        record = SubjectSettings(subject=_subject(args.subject, config),
+        record = SubjectSettings(subject=key,
                                  subject_class=args.subject_class, overrides=_overrides(args),
                                  exempt=args.exempt, actor=args.actor, reason=args.reason,
                                  at=datetime.now(UTC))
@@ -127,10 +134,10 @@ def run_set(args: argparse.Namespace) -> int:
 
 
 def run_unset(args: argparse.Namespace) -> int:
-    config = load_or_report(args.config)
-    if config is None:
+    prepared = _prepared(args)
+    if prepared is None:
         return 1
-    key = _subject(args.subject, config)
+    config, key = prepared
     _publish(config, [(key, None)], {REMOVED_HEADERS[0]: args.actor,
                                      REMOVED_HEADERS[1]: args.reason})
     print(f"{key}: settings removed (class {config.classes.default}, the thresholds' own numbers)")
@@ -138,10 +145,10 @@ def run_unset(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    config = load_or_report(args.config)
-    if config is None:
+    prepared = _prepared(args)
+    if prepared is None:
         return 1
-    key = _subject(args.subject, config)
+    config, key = prepared
     record = read_all(config).get(key)
     custom = Customisation.of(record) if record else None
     if record is None:

@@ -11,8 +11,10 @@ Run: python -m tests.benchmarks.bench_settings [--import-rows N] [--events E]
    with a settings record for every one of those 125,000 subjects (classes, one in ten with
    overrides of its own), then the first again; the ratio of the second to the median of
    the others.
-3. Memory: S subjects with a settings record (a class) and L live subjects (windows of a
-   day, so none is swept) in one worker: its peak RSS and RocksDB size.
+3. Memory: S subjects with a settings record (a class), loaded first as a running worker
+   has them, then L live subjects (windows of a day, so none is swept) counted by the same
+   worker: its peak RSS and RocksDB size; baseline: the same L subjects counted by a worker
+   with no settings, same run.
 
 Settings records of 2 and 3 are stamped before the backlog's first event, so they count
 from its start, as they would have live.
@@ -221,16 +223,25 @@ def bench_memory(bench: Bench, stored: int, live: int) -> None:
     produce(bench.settings, mail, traffic.fresh(live // 3, day_ago, live))
     print(f"  produced {stored:,} settings records and {live // 3:,} events in "
           f"{time.perf_counter() - began:.0f} s")
-    # every settings record and every event's three subjects pass through the counting path
-    seconds, rss, data = bench.count("memory", mail, settings,
-                                     LONG_THRESHOLDS.replace(
-                                         "messages: 60,", "messages: 60, per_class: "
-                                         "{business: {messages: 600}},"),
-                                     (live // 3) * DIMENSIONS + stored)
+    thresholds = LONG_THRESHOLDS.replace("messages: 60,", "messages: 60, per_class: "
+                                                          "{business: {messages: 600}},")
+    # a running worker has the settings already: loaded first (the RSS of loading them too)
+    nothing = f"mail-none-{run}"
+    ensure_topics(bench.settings, [TopicSpec(nothing, PARTITIONS)])
+    seconds, load_rss, _ = bench.count("memory", nothing, settings, thresholds, stored)
+    print(f"  {stored:,} settings records loaded in {seconds:.0f} s "
+          f"({stored / seconds:,.0f}/s), peak RSS {load_rss:.0f} MiB")
+    seconds, rss, data = bench.count("memory-live", mail, settings, thresholds,
+                                     (live // 3) * DIMENSIONS, app="memory")
     size = directory_bytes(data / "counting")
+    empty = f"settings-empty-{run}"
+    ensure_topics(bench.settings, [TopicSpec(empty, PARTITIONS)])
+    _, baseline, _ = bench.count("memory-none", mail, empty, thresholds,
+                                 (live // 3) * DIMENSIONS)
     print(f"worker with {stored:,} subjects' settings and {live // 3 * 3:,} live subjects: "
           f"peak RSS {rss:.0f} MiB (budget 1 GiB), RocksDB {size / 2**20:.0f} MiB; "
-          f"counted in {seconds:.0f} s")
+          f"counted in {seconds:.0f} s; the same live subjects without settings, same run: "
+          f"peak RSS {baseline:.0f} MiB")
 
 
 def main() -> None:

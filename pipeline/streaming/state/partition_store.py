@@ -36,9 +36,10 @@ Changes = dict[bytes, bytes | None]  # key -> value, None deletes
 # Between checkpoints the cache may grow to this many times its size: evicting costs a
 # re-decode when the subject comes back (30% slower counting when it happens all the time)
 HARD_LIMIT = 4
-# Subjects' settings kept decoded (about 300 B each, a subject with none costs a key): the
-# store holds them all (10,000,000 in a few hundred MiB of disk), the hot ones are read here
-SETTINGS_CACHE = 100_000
+# Subjects' settings kept decoded per partition (a key and a shared object, about 150 B; a
+# subject with none costs a key too): RocksDB holds them all (10,000,000 in a few hundred
+# MiB of disk), the hot ones are read here
+SETTINGS_CACHE = 10_000
 
 
 class PartitionStore:
