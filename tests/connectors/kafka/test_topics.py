@@ -50,7 +50,7 @@ def test_create_then_check_on_a_broker(kafka_settings: KafkaSettings, tmp_path: 
                               text=True, timeout=120)
 
     before = floodgate("check")
-    assert before.returncode == 1 and "7 topics: 7 error(s)" in before.stderr
+    assert before.returncode == 1 and "8 topics: 8 error(s)" in before.stderr
     created = floodgate("create")
     assert created.returncode == 0, created.stderr
     rows = {line.split()[0]: line.split()[1:] for line in created.stdout.splitlines()[1:]}
@@ -58,6 +58,7 @@ def test_create_then_check_on_a_broker(kafka_settings: KafkaSettings, tmp_path: 
     assert rows[actions] == ["4", "1", "compact,delete", "30", "d"]  # one broker: one copy
     assert rows[env["FLOODGATE_TOPICS__MAIL_EVENTS"]] == ["4", "1", "-", "7", "d"]
     assert rows[f"{env['FLOODGATE_WORKER__APP_ID']}-counts-changelog"][:3] == ["4", "1", "compact"]
+    assert rows[env["FLOODGATE_TOPICS__SUBJECT_SETTINGS"]][:3] == ["4", "1", "compact"]
     assert floodgate("check").returncode == 0
     # a changelog made by hand with other partitions: the worker would restore the wrong state
     env["FLOODGATE_WORKER__APP_ID"] += "x"
