@@ -27,12 +27,12 @@ from schemas.subjects import parse_subject, subject_key
 from schemas.validation import describe_validation_error
 
 MAX_ROW_BYTES = 64 * 1024
-ClassCheck = Callable[[str | None], str | None]  # a class -> None if fine, else the problem
+RowCheck = Callable[[SubjectSettings], str | None]  # a row -> None if fine, else the problem
 
 
 def read_settings(lines: Iterable[str], where: str, actor: str, reason: str, at: datetime,
                   on_problem: ProblemSink, delimiters: str = "",
-                  check_class: ClassCheck | None = None) -> Iterator[SubjectSettings]:
+                  check: RowCheck | None = None) -> Iterator[SubjectSettings]:
     """The settings rows of ``lines`` (a file's lines, ``where`` its name for problems)."""
     for number, line in enumerate(lines, start=1):
         text = line.strip()
@@ -47,7 +47,7 @@ def read_settings(lines: Iterable[str], where: str, actor: str, reason: str, at:
             if row is None:
                 continue
             row.subject = subject_key(*parse_subject(row.subject, delimiters))
-            problem = check_class(row.subject_class) if check_class else None
+            problem = check(row) if check else None
             if problem:
                 raise ValueError(problem)
         except ValidationError as exc:

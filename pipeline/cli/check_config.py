@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from pipeline.action_text import ordinal
-from pipeline.settings_text import class_lines
+from pipeline.settings_text import class_lines, limits_text
 from schemas.config import FloodgateConfig
 from schemas.config_file import ConfigError, load_config
 from schemas.durations import format_duration
@@ -50,12 +50,9 @@ def load_or_report(path: str) -> FloodgateConfig | None:
 
 def describe(threshold: Threshold) -> str:
     """One line an operator can read: ``burst: >= 60 messages in 30s per sasl_username ...``."""
-    unit = threshold.count.value
-    limit = threshold.flagged_limit
-    spam = f" with >= {limit} {threshold.flagged.value}" if limit else ""
     scope = f" from {', '.join(threshold.sender_domains)}" if threshold.sender_domains else ""
-    return (f"{threshold.name}: >= {threshold.messages} {unit}{spam} in "
-            f"{format_duration(threshold.window)} per {threshold.key.value}, "
+    return (f"{limits_text(threshold, (threshold.messages, threshold.flagged_limit))} "
+            f"per {threshold.key.value}, "
             f"{threshold.direction.value}{scope} -> {threshold.action.value} for "
             f"{format_duration(threshold.duration)}"
             + "".join(f"; {ordinal(step.after)} firing within {format_duration(step.within)} -> "

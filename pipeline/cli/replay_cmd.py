@@ -103,12 +103,13 @@ def load_settings_files(paths: list[str], config: FloodgateConfig,
     read (bad rows are reported and skipped)."""
     out: dict[str, Customisation] = {}
     now = datetime.now(UTC)
+    known = class_problem(config)
     for path in paths:
         try:
             with open(path, encoding="utf-8", errors="replace") as handle:
                 for row in read_settings(handle, path, "replay", "replay", now, report,
                                          config.addresses.extension_delimiters,
-                                         class_problem(config)):
+                                         lambda row: known(row.subject_class)):
                     out[row.subject] = Customisation.of(row)
         except OSError as exc:
             print(f"{path}: cannot read: {exc.strerror}", file=sys.stderr)

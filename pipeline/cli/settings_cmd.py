@@ -35,7 +35,7 @@ from connectors.settings_files import read_settings
 from pipeline.cli.check_config import load_or_report
 from pipeline.cli.kafka_preflight import CommandFailed, ask_kafka, kafka_preflight
 from pipeline.engine.customisation import Customisation
-from pipeline.settings_text import class_problem, effective_lines, parse_overrides, record_problem
+from pipeline.settings_text import effective_lines, parse_overrides, record_problem
 from schemas.config import FloodgateConfig
 from schemas.subject_settings import (
     ACTOR_HEADER,
@@ -206,9 +206,10 @@ def run_import(args: argparse.Namespace) -> int:
         raise CommandFailed(f"{args.file}: cannot read: {exc.strerror}") from None
     started = time.monotonic()
     rows = read_settings(handle, args.file, args.actor, reason, datetime.now(UTC), report,
-                         config.addresses.extension_delimiters, class_problem(config))
+                         config.addresses.extension_delimiters,
+                         lambda row: record_problem(config, row))
     listed: set[str] | None = set() if args.prune else None
-    changes = _checked(config, rows, listed, report)
+    changes = _listed(rows, listed)
     if args.dry_run:
         count = sum(1 for _ in changes)
         print(f"{args.file}: {count:,} rows fine, {len(bad):,} bad; nothing written (--dry-run)")
@@ -231,17 +232,10 @@ def run_import(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def _checked(config: FloodgateConfig, rows: Iterator[SubjectSettings], listed: set[str] | None,
-             report: Callable[[InputProblem], None]) -> Iterator[SettingsChange]:
-    """The rows whose overrides name thresholds of the config; ``listed`` (for --prune)
-    collects their subjects."""
-    names = {t.name for t in config.thresholds}
-    for number, row in enumerate(rows, start=1):
-        unknown = sorted(set(row.overrides) - names)
-        if unknown:
-            report(InputProblem(f"row {number:,} ({row.subject[:80]})",
-                                f"no threshold named {', '.join(unknown)} in the config"))
-            continue
+def _listed(rows: Iterator[SubjectSettings], listed: set[str] | None
+            ) -> Iterator[SettingsChange]:
+    """The rows as changes; ``listed`` (for --prune) collects their subjects."""
+    for row in rows:
         if listed is not None:
             listed.add(row.subject)
         yield row.subject, row
