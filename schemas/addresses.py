@@ -78,6 +78,41 @@ def client_address(text: str | None) -> str | None:
         return None
 
 
+@lru_cache(maxsize=65_536)
+def client_network(address: str, ipv4: int, ipv6: int) -> str | None:
+    """The network of ``ipv4`` or ``ipv6`` leading bits holding ``address``
+    (``2001:db8:1:2::/64``), None when the length is the whole address (or it is no
+    address). An IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) is its IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    length = ipv4 if ip.version == 4 else ipv6
+    if length >= ip.max_prefixlen:
+        return None
+    return str(ipaddress.ip_network(f"{ip}/{length}", strict=False))
+
+
+def network_shape(network: str) -> tuple[int, int]:
+    """(IP version, prefix length) of a network spelled by ``client_network``."""
+    address, _, length = network.rpartition("/")
+    return (6 if ":" in address else 4), int(length)
+
+
+def normal_network(text: str) -> str:
+    """``2001:DB8:1:2:0::/64`` or ``192.0.2.7/24`` -> ``2001:db8:1:2::/64``, ``192.0.2.0/24``
+    (host bits cleared); ValueError for anything that is not a network with a length."""
+    if "/" not in text:
+        raise ValueError(f"{text[:80]!r} is not a network: write it as ADDRESS/LENGTH")
+    network = ipaddress.ip_network(text.strip().strip("[]"), strict=False)
+    if network.prefixlen in (0, network.max_prefixlen):
+        raise ValueError(f"{text[:80]!r}: a network subject's length is between 1 and "
+                         f"{network.max_prefixlen - 1} (a whole address is client_ip)")
+    return str(network)
+
+
 def is_loopback(text: str | None) -> bool:
     address = client_address(text)
     return address is not None and ipaddress.ip_address(address).is_loopback

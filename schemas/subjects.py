@@ -10,7 +10,13 @@ IDNA domains), SASL names as given, client addresses in their compressed form.
 
 from __future__ import annotations
 
-from schemas.addresses import MAX_ADDRESS, normal_address, normal_domain
+from schemas.addresses import (
+    MAX_ADDRESS,
+    client_network,
+    normal_address,
+    normal_domain,
+    normal_network,
+)
 from schemas.vocabulary import SubjectType
 
 # The dimensions any client can write into MAIL FROM: an exempt sender keeps only these out.
@@ -41,7 +47,21 @@ def normalise_subject(kind: SubjectType, raw: str | None, delimiters: str = "") 
         return normal_address(raw, delimiters)
     if kind is SubjectType.SENDER_DOMAIN:
         return normal_domain(raw)
+    if kind is SubjectType.CLIENT_NET:
+        try:
+            return normal_network(raw)
+        except ValueError:
+            return None
     return raw
+
+
+def client_subject(address: str, ipv4: int = 32, ipv6: int = 128) -> tuple[SubjectType, str]:
+    """What a client address counts under for a threshold with these prefix lengths: the
+    address itself (``client_ip``) at full length, else its network (``client_net``)."""
+    network = client_network(address, ipv4, ipv6)
+    if network is None:
+        return SubjectType.CLIENT_IP, address
+    return SubjectType.CLIENT_NET, network
 
 
 def parse_subject(text: str, delimiters: str = "") -> tuple[SubjectType, str]:
@@ -58,4 +78,6 @@ def parse_subject(text: str, delimiters: str = "") -> tuple[SubjectType, str]:
         raise ValueError(f"the subject {text!r} has no value after the colon")
     if len(value) > MAX_ADDRESS:
         raise ValueError(f"the subject's value is longer than {MAX_ADDRESS} characters")
+    if subject_type is SubjectType.CLIENT_NET:
+        return subject_type, normal_network(value)  # ValueError saying why not
     return subject_type, normalise_subject(subject_type, value, delimiters) or value

@@ -51,6 +51,16 @@ class ClassNumbers(Section):
     flagged_units: int | None = Field(None, ge=1, le=MAX_THRESHOLD_COUNT)
 
 
+class PrefixLengths(Section):
+    """How many leading bits of a client address a ``client_ip`` threshold counts by: every
+    address of the customer's IPv6 /64 or of an IPv4 pool as one subject."""
+
+    ipv4: int = Field(32, ge=8, le=32, description="e.g. 24: every address of a /24 is one "
+                                                    "subject; 32: each address (the default)")
+    ipv6: int = Field(128, ge=16, le=128, description="e.g. 64: a customer line's whole /64; "
+                                                       "128: each address (the default)")
+
+
 class Threshold(Section):
     """Fires when, in a window ending at a counted unit, units >= messages and flagged units
     >= spams (or >= flagged_units, for a flag other than spam)."""
@@ -61,6 +71,9 @@ class Threshold(Section):
     sender_domains: list[DomainName] = Field(
         default_factory=list, description="Count only mail from these sender domains; empty = all"
     )
+    prefix: PrefixLengths | None = Field(
+        None, description="key: client_ip only: count per network, e.g. {ipv4: 24, ipv6: 64}; "
+                          "the subject is then client_net:NETWORK/LENGTH")
     window: Duration
     messages: int = Field(ge=0, le=MAX_THRESHOLD_COUNT,
                           description="units in the window: messages, recipients or delivery "
@@ -116,6 +129,13 @@ class Threshold(Section):
     @model_validator(mode="after")
     def _check(self) -> Threshold:
         self._check_flag()
+        if self.key is SubjectType.CLIENT_NET:
+            raise PydanticCustomError(
+                "threshold", "key: client_net is what a client_ip threshold with a prefix "
+                             "counts by: write key: client_ip and prefix: {ipv4: 24, ipv6: 64}",
+                {})
+        if self.prefix is not None and self.key is not SubjectType.CLIENT_IP:
+            raise PydanticCustomError("threshold", "prefix is for key: client_ip only", {})
         if self.messages == 0 and self.flagged_limit == 0:
             second, unit = ("spams", "message") if self.flagged is Flag.SPAM else \
                 ("flagged_units", "unit")

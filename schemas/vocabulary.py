@@ -16,6 +16,7 @@ class SubjectType(StrEnum):
     SENDER = "sender"
     SENDER_DOMAIN = "sender_domain"
     CLIENT_IP = "client_ip"
+    CLIENT_NET = "client_net"  # a client_ip threshold's network (its ``prefix``): 192.0.2.0/24
 
 
 class Direction(StrEnum):

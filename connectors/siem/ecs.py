@@ -152,6 +152,8 @@ def _subject_fields(kind: SubjectType, subject: str) -> dict[str, Any]:
         return {"user": {"target": {"name": subject}}}
     if kind is SubjectType.CLIENT_IP:
         return {"source": {"ip": subject}}
+    if kind is SubjectType.CLIENT_NET:  # ECS has no network field: the address field holds it
+        return {"source": {"address": subject}}
     if kind is SubjectType.SENDER:
         return {"email": {"from": {"address": [subject]}}}
     return {}  # a sender domain has no ECS field: floodgate.subject alone names it

@@ -62,7 +62,8 @@ class ConsoleState:
         self._lock = threading.Lock()
         self._view = ActiveActions()
         self._top = TopSubjects(config.console.top_capacity,
-                                Exemptions(config.exempt, delimiters), delimiters)
+                                Exemptions(config.exempt, delimiters), delimiters,
+                                next((t.prefix for t in config.thresholds if t.prefix), None))
         self._answers = PolicyAnswers()
         self._seen = RecentEventIds(HISTORY_MS, limit=SEEN_IDS)
         self._directions = DirectionRules(config.networks)

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 
 from pipeline.console.space_saving import SpaceSaving
 from pipeline.engine.counting import Exemptions, is_countable, subject_of
+from schemas.addresses import client_network
 from schemas.events import MailEvent
 from schemas.subjects import SENDER_KEYS
+from schemas.thresholds import PrefixLengths
 from schemas.vocabulary import SubjectType
 
 VIEWS_S = (60, 300, 3600)
@@ -61,10 +63,12 @@ class TopRow:
 
 
 class TopSubjects:
-    def __init__(self, capacity: int, exemptions: Exemptions, delimiters: str = "") -> None:
+    def __init__(self, capacity: int, exemptions: Exemptions, delimiters: str = "",
+                 networks: PrefixLengths | None = None) -> None:
         self.capacity = capacity
         self.exemptions = exemptions
         self._delimiters = delimiters
+        self._networks = networks  # client networks are ranked by these lengths, if given
         # tier -> bucket index -> dimension -> summary
         self._buckets: dict[_Tier, dict[int, dict[SubjectType, SpaceSaving]]] = {
             FINE: {}, COARSE: {}}
@@ -83,6 +87,10 @@ class TopSubjects:
             value = subject_of(dimension, event, self._delimiters)
             if value:
                 keys.append((dimension, value))
+        if self._networks is not None and event.client_ip:
+            network = client_network(event.client_ip, self._networks.ipv4, self._networks.ipv6)
+            if network is not None:
+                keys.append((SubjectType.CLIENT_NET, network))
         self.add(ts_ms, keys, event.spam is True, now_ms)
 
     def add(self, ts_ms: int, keys: list[tuple[SubjectType, str]], flagged: bool,

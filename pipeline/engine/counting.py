@@ -27,9 +27,13 @@ Delivery attempts (``count: deliveries``) count under the subjects of the
 message they belong to, by the same exemptions; an attempt is a ``status=``
 line with sent, deferred or bounced (``expired`` is the queue giving up, not an
 attempt), and deliveries of mail the MTA made itself count against nobody.
-Their flags: ``bounced`` is Postfix's own verdict (status=bounced);
-``remote_refused`` needs the remote server's own 4xx or 5xx answer
-("host X said: 550 ..."), never a local failure such as a refused connection.
+A deferral Postfix logs without contacting the server ("delivery temporarily
+suspended: ...", for the other mail queued to a destination that just failed)
+is not an attempt: the answer it repeats counted once, for the attempt that got
+it. Their flags: ``bounced`` is Postfix's own verdict (status=bounced);
+``remote_refused`` needs the remote server's own 4xx or 5xx answer, to a
+command ("host X said: 550 ...") or as its greeting ("host X refused to talk to
+me: 554 ..."), never a local failure such as a refused or timed-out connection.
 """
 
 from __future__ import annotations
@@ -76,8 +80,11 @@ class Exemptions:
 
 
 ATTEMPTS = frozenset({"sent", "deferred", "bounced"})
-# Postfix's own prefix for what the remote server answered; the rest is the remote's text.
-_REMOTE_ANSWER = re.compile(r"host \S+ said: [45]\d\d(?:[ -]|$)")
+# Postfix's own prefix for what the remote server answered, to a command or as its greeting;
+# the rest is the remote's text.
+_REMOTE_ANSWER = re.compile(r"host \S+ (?:said|refused to talk to me): [45]\d\d(?:[ -]|$)")
+# Postfix's own words for a deferral it made without trying (the destination just failed).
+_SUSPENDED = "delivery temporarily suspended: "
 # The server's own reply code and enhanced status open the refusal; what follows may hold
 # text the client chose (the recipient address), so only this prefix is read.
 _UNKNOWN_MAILBOX = re.compile(r"[45]\d\d[ -][45]\.1\.1(?:\s|$)")
@@ -90,7 +97,7 @@ def is_countable(event: MailEvent | DeliveryEvent, exemptions: Exemptions,
     ``flags``: the event's ``unit_flags`` when the caller already has them.
     """
     if isinstance(event, DeliveryEvent):
-        if event.status not in ATTEMPTS:
+        if event.status not in ATTEMPTS or is_suspended(event):
             return False
     elif not event.accepted and event.spam is not True:
         if flags is None:
@@ -100,6 +107,11 @@ def is_countable(event: MailEvent | DeliveryEvent, exemptions: Exemptions,
     if event.mta_generated:
         return False
     return not exemptions.exempts_message(event.sasl_username, event.client_ip)
+
+
+def is_suspended(event: DeliveryEvent) -> bool:
+    """A deferral without an attempt: Postfix did not contact the server."""
+    return event.response is not None and event.response.startswith(_SUSPENDED)
 
 
 def refused_as_unknown(event: MailEvent) -> bool:
@@ -190,6 +202,7 @@ def subject_of(key: SubjectType, event: _Attributed, delimiters: str = "") -> st
         SubjectType.SENDER: event.sender,
         SubjectType.SENDER_DOMAIN: event.sender_domain,
         SubjectType.CLIENT_IP: event.client_ip,
+        SubjectType.CLIENT_NET: None,  # a threshold's prefix names it (``client_subject``)
     }[key]
     return normalise_subject(key, raw, delimiters)
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from schemas.addresses import network_shape
 from schemas.events import ActionEvent
 from schemas.time_ms import to_ms
-from schemas.vocabulary import ACTION_STRENGTH, ActionState
+from schemas.vocabulary import ACTION_STRENGTH, ActionState, SubjectType
 
 
 class ActiveActions:
@@ -21,11 +22,14 @@ class ActiveActions:
     def __init__(self) -> None:
         self._by_key: dict[str, dict[str, ActionEvent]] = {}
         self._key_of: dict[str, str] = {}  # action_id -> subject key
+        self._networks = NetworkShapes()  # of the client_net subjects with actions
 
     def apply(self, event: ActionEvent) -> None:
         """Take one record of the action topic, in topic order; repeats are harmless."""
         key = event.key
         if event.state is ActionState.ACTIVE:
+            if key not in self._by_key:
+                self._networks.add(key)
             self._by_key.setdefault(key, {})[event.action_id] = event
             self._key_of[event.action_id] = key
             return
@@ -35,11 +39,19 @@ class ActiveActions:
             actions.pop(event.action_id, None)
             if not actions:
                 del self._by_key[known]
+                self._networks.discard(known)
 
     def clear(self) -> None:
         """Forget every action (the topic they came from is gone)."""
         self._by_key.clear()
         self._key_of.clear()
+        self._networks = NetworkShapes()
+
+    @property
+    def network_shapes(self) -> frozenset[tuple[int, int]]:
+        """(IP version, prefix length) of every network with an action: what a client
+        address must also be looked up under."""
+        return self._networks.shapes
 
     def strongest(self, keys: Iterable[str], now_ms: int) -> ActionEvent | None:
         """The strongest enforced action in force at ``now_ms`` for any of ``keys``.
@@ -89,6 +101,40 @@ class ActiveActions:
 
     def __len__(self) -> int:
         return sum(len(actions) for actions in self._by_key.values())
+
+
+class NetworkShapes:
+    """How many ``client_net`` subjects of each (IP version, prefix length) a view holds."""
+
+    _PREFIX = SubjectType.CLIENT_NET.value + ":"
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[int, int], int] = {}
+        self.shapes: frozenset[tuple[int, int]] = frozenset()
+
+    def add(self, key: str) -> None:
+        shape = self._shape(key)
+        if shape is not None:
+            self._counts[shape] = self._counts.get(shape, 0) + 1
+            self.shapes = frozenset(self._counts)
+
+    def discard(self, key: str) -> None:
+        shape = self._shape(key)
+        if shape is not None:
+            left = self._counts.get(shape, 1) - 1
+            if left > 0:
+                self._counts[shape] = left
+            else:
+                self._counts.pop(shape, None)
+                self.shapes = frozenset(self._counts)
+
+    def _shape(self, key: str) -> tuple[int, int] | None:
+        if not key.startswith(self._PREFIX):
+            return None
+        try:
+            return network_shape(key[len(self._PREFIX):])
+        except ValueError:
+            return None  # not a network Floodgate spells: no address can fall in it
 
 
 def _rank(action: ActionEvent) -> tuple[int, int]:

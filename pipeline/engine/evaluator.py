@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pipeline.engine.actions import fired
@@ -53,9 +54,10 @@ from pipeline.engine.counting import (
 from pipeline.engine.customisation import Customisation
 from pipeline.engine.subject_state import SubjectState, ThresholdState
 from pipeline.engine.window import TIME_TYPE
+from schemas.addresses import network_shape
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, DeliveryEvent, Escalation, Evidence, MailEvent
-from schemas.subjects import SENDER_KEYS, subject_key
+from schemas.subjects import SENDER_KEYS, client_subject, subject_key
 from schemas.thresholds import Threshold, with_numbers
 from schemas.time_ms import from_ms, span_ms
 from schemas.vocabulary import FLAG_BITS, ActionKind, CountMode, SubjectType
@@ -136,12 +138,20 @@ class ThresholdEngine:
     def __init__(self, config: FloodgateConfig) -> None:
         self._delimiters = config.addresses.extension_delimiters
         self._exemptions = Exemptions(config.exempt, self._delimiters)
-        self._by_key: dict[SubjectType, list[_Compiled]] = {}
         self.classes = config.classes.known  # the default first
         self._known_classes = frozenset(self.classes)
         self._compiled = {t.name: _Compiled.of(t, self.classes) for t in config.thresholds}
+        self._dimensions = _dimensions(self._compiled.values())
+        self._by_key: dict[SubjectType, list[_Compiled]] = {}
+        self._by_net: dict[tuple[int, int], list[_Compiled]] = {}  # (IP version, length)
         for compiled in self._compiled.values():
             self._by_key.setdefault(compiled.threshold.key, []).append(compiled)
+            prefix = compiled.threshold.prefix
+            for version, length in ((4, prefix.ipv4), (6, prefix.ipv6)) if prefix else ():
+                self._by_net.setdefault((version, length), []).append(compiled)
+        self._by_address = {version: [c for c in self._by_key.get(SubjectType.CLIENT_IP, ())
+                                      if (version, _full(version)) in _lengths(c.threshold)]
+                            for version in (4, 6)}
         self.key_types = key_types(config.thresholds)
         self.counts_deliveries = any(t.count is CountMode.DELIVERIES for t in config.thresholds)
 
@@ -152,17 +162,30 @@ class ThresholdEngine:
         flags = unit_flags(event) if mail is None else mail.flags
         if not is_countable(event, self._exemptions, flags):
             return []
-        found = []
+        found: list[Subject] = []
         domain = event.sender_domain
         sender_exempt = self._exemptions.exempts_sender(event.sender, domain)
-        for key in self.key_types:
+        for key, ipv4, ipv6, compiled in self._dimensions:
             if sender_exempt and key in SENDER_KEYS:
                 continue
             value = subject_of(key, event, self._delimiters)
-            if value and any(in_scope(c.threshold, event.direction, domain, flags)
-                             for c in self._by_key[key]):
-                found.append(Subject(key, value))
+            if not value or not any(in_scope(c.threshold, event.direction, domain, flags)
+                                    for c in compiled):
+                continue
+            subject = Subject(*client_subject(value, ipv4, ipv6)) if key is \
+                SubjectType.CLIENT_IP and (ipv4 < 32 or ipv6 < 128) else Subject(key, value)
+            if subject not in found:  # a /24 of two thresholds with different IPv6 lengths
+                found.append(subject)
         return found
+
+    def _counting(self, subject: Subject) -> list[_Compiled]:
+        """The thresholds that count under ``subject``: for a client address or network,
+        those whose prefix length for its IP version is the subject's."""
+        if subject.type is SubjectType.CLIENT_IP:
+            return self._by_address[4 if "." in subject.value else 6]
+        if subject.type is SubjectType.CLIENT_NET:
+            return self._by_net.get(network_shape(subject.value), [])
+        return self._by_key.get(subject.type, [])
 
     def observe(self, subject: Subject, state: SubjectState, event: MailEvent | DeliveryEvent,
                 custom: Customisation | None = None) -> list[ActionEvent]:
@@ -183,7 +206,7 @@ class ThresholdEngine:
             if custom.subject_class in self._known_classes:
                 subject_class = custom.subject_class
         actions = []
-        for compiled in self._by_key.get(subject.type, ()):
+        for compiled in self._counting(subject):
             threshold = compiled.threshold
             if not in_scope(threshold, mail.direction, mail.sender_domain, mail.flags):
                 continue
@@ -219,6 +242,33 @@ class ThresholdEngine:
                     now_ms, compiled.window_ms, compiled.history_ms):
                 del state.thresholds[name]
         return not state.thresholds
+
+
+_Dimension = tuple[SubjectType, int, int, list[_Compiled]]  # key, IPv4 and IPv6 prefix lengths
+
+
+def _full(version: int) -> int:
+    return 32 if version == 4 else 128
+
+
+def _lengths(threshold: Threshold) -> set[tuple[int, int]]:
+    """(IP version, prefix length) a client_ip threshold counts by."""
+    prefix = threshold.prefix
+    return {(4, prefix.ipv4 if prefix else 32), (6, prefix.ipv6 if prefix else 128)}
+
+
+def _dimensions(compiled: Iterable[_Compiled]) -> list[_Dimension]:
+    """The thresholds grouped by what names their subject: the key and, for client
+    addresses, the prefix lengths; in a fixed order."""
+    groups: dict[tuple[SubjectType, int, int], list[_Compiled]] = {}
+    for item in compiled:
+        prefix = item.threshold.prefix
+        shape = (item.threshold.key, prefix.ipv4 if prefix else 32,
+                 prefix.ipv6 if prefix else 128)
+        groups.setdefault(shape, []).append(item)
+    order = list(SubjectType)
+    return [(key, ipv4, ipv6, items) for (key, ipv4, ipv6), items in
+            sorted(groups.items(), key=lambda g: (order.index(g[0][0]), g[0][1], g[0][2]))]
 
 
 def _count(compiled: _Compiled, record: ThresholdState, subject: Subject, mail: CountedMail,
@@ -281,11 +331,14 @@ def _evidence(compiled: _Compiled, record: ThresholdState, start: int, now: int,
               escalation: Escalation | None = None) -> Evidence:
     extras = record.volume.extras
     spam_units = sum(w for w, x in zip(record.volume.weights, extras, strict=True) if x & 1)
+    spams = max(record.spams.total, spam_units)
     return Evidence(
         window_start=from_ms(start),
         window_end=from_ms(now),
-        messages=record.volume.total,
-        spams=max(record.spams.total, spam_units),
+        # Each column keeps the newest units up to its cap: flagged units the volume's cap
+        # passed over are still units of the window.
+        messages=max(record.volume.total, spams),
+        spams=spams,
         recipients=sum(x >> 1 for x in extras),
         count=compiled.threshold.count,
         limit_messages=limits[0],

@@ -1,7 +1,8 @@
 """The policy service's decision: the reply to one policy request, from the active actions.
 
 The strongest action in force for any subject of the request (SASL account,
-sender, sender domain, client address) decides: block -> REJECT, defer ->
+sender, sender domain, client address, and every client network with an action
+or a settings record that holds the address) decides: block -> REJECT, defer ->
 DEFER (or DEFER_IF_PERMIT), quarantine -> HOLD, warn -> WARN, none -> DUNNO.
 An exempt account or client network always gets DUNNO; an exempt sender only
 keeps the sender and sender-domain subjects out of the lookup (any client can
@@ -14,11 +15,12 @@ sender domain is left out of the lookup.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from connectors.postfix_policy.policy_protocol import DUNNO, Answer, reply
 from pipeline.engine.counting import Exemptions
-from pipeline.engine.enforcement import ActiveActions
-from schemas.addresses import client_address, domain_of
+from pipeline.engine.enforcement import ActiveActions, NetworkShapes
+from schemas.addresses import client_address, client_network, domain_of
 from schemas.config import MAX_SUBJECT_IN_REPLY, Exempt, PolicySettings
 from schemas.events import ActionEvent
 from schemas.subject_settings import SubjectSettings
@@ -28,7 +30,8 @@ from schemas.vocabulary import ActionKind, SubjectType
 # Cheap test before a record is parsed: a settings record that exempts says so in its bytes;
 # only those, and records of subjects exempt so far, are parsed.
 _EXEMPT_BYTES = re.compile(rb'"exempt"\s*:\s*true')
-_WHOLE_REQUEST = (SubjectType.SASL_USERNAME.value + ":", SubjectType.CLIENT_IP.value + ":")
+_WHOLE_REQUEST = (SubjectType.SASL_USERNAME.value + ":", SubjectType.CLIENT_IP.value + ":",
+                  SubjectType.CLIENT_NET.value + ":")
 
 
 class SettingsExemptions:
@@ -37,13 +40,18 @@ class SettingsExemptions:
 
     def __init__(self) -> None:
         self._keys: set[str] = set()
+        self._networks = NetworkShapes()
         self.bad_records = 0
+
+    @property
+    def network_shapes(self) -> frozenset[tuple[int, int]]:
+        return self._networks.shapes
 
     def apply(self, key: str | None, value: bytes | None) -> None:
         if key is None:
             return
         if value is None:
-            self._keys.discard(key)
+            self._forget(key)
             return
         if key not in self._keys and _EXEMPT_BYTES.search(value) is None:
             return  # not exempt before, not exempt now: no need to parse it
@@ -55,9 +63,16 @@ class SettingsExemptions:
             self.bad_records += 1  # as the worker does: the subject keeps what it had
             return
         if record.exempt:
-            self._keys.add(key)
+            if key not in self._keys:
+                self._keys.add(key)
+                self._networks.add(key)
         else:
+            self._forget(key)
+
+    def _forget(self, key: str) -> None:
+        if key in self._keys:
             self._keys.discard(key)
+            self._networks.discard(key)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -72,8 +87,11 @@ class SettingsExemptions:
 
 
 def subject_keys(attributes: dict[str, str], sender_exempt: bool = False,
-                 delimiters: str = "") -> list[str]:
-    """The table keys (``type:subject``) a request is looked up under."""
+                 delimiters: str = "",
+                 networks: Iterable[tuple[int, int]] = ()) -> list[str]:
+    """The table keys (``type:subject``) a request is looked up under. ``networks``: the
+    (IP version, prefix length) of the ``client_net`` subjects to look the client address
+    up under too."""
     sender = attributes.get("sender", "")
     raw = {
         SubjectType.SASL_USERNAME: attributes.get("sasl_username", ""),
@@ -88,6 +106,14 @@ def subject_keys(attributes: dict[str, str], sender_exempt: bool = False,
         subject = normalise_subject(kind, value, delimiters)
         if subject:
             keys.append(subject_key(kind, subject))
+    address = raw[SubjectType.CLIENT_IP]
+    if address:
+        version = 4 if "." in address else 6  # an IPv4-mapped address counts as IPv4
+        for shape_version, length in networks:
+            network = client_network(address, length, length) \
+                if shape_version == version else None
+            if network is not None:
+                keys.append(subject_key(SubjectType.CLIENT_NET, network))
     return keys
 
 
@@ -106,7 +132,8 @@ class PolicyResponder:
         if self._exemptions.exempts_message(attributes.get("sasl_username") or None, client):
             return Answer(DUNNO, None)
         sender_exempt = self._exemptions.exempts_sender(sender, domain_of(sender))
-        keys = subject_keys(attributes, sender_exempt, self._delimiters)
+        networks = self._view.network_shapes | self._live.network_shapes
+        keys = subject_keys(attributes, sender_exempt, self._delimiters, networks)
         if self._live.exempts_request(keys):
             return Answer(DUNNO, None)
         action = self._view.strongest(self._live.others(keys), now_ms)

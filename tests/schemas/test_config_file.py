@@ -64,7 +64,7 @@ thresholds:
         'F:2: networks.internal[0]: "10.0.0.300/8" is not an IP address or CIDR network',
         'F:4: exempt.senders[0]: "nobody" is not an address or @domain',
         "F:7: thresholds[0].key: \"sasl_user\" is not one of: 'sasl_username', 'sender', "
-        "'sender_domain', 'client_ip'",
+        "'sender_domain', 'client_ip', 'client_net'",
         'F:9: thresholds[0].messages: "ten" is not a whole number',
         "F:12: thresholds[0].colour: unknown setting (check its spelling and indentation)",
     ]
@@ -195,3 +195,15 @@ def test_a_bounce_ratio_threshold(tmp_path: Path) -> None:
         CountMode.DELIVERIES, Flag.BOUNCED, 20)
     assert describe(bounce).startswith(
         "bought-list: >= 30 deliveries with >= 20 bounced in 10m per sasl_username")
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("key: sender\n    prefix: {ipv6: 64}", "prefix is for key: client_ip only"),
+    ("key: client_net", "write key: client_ip and prefix"),
+    ("key: client_ip\n    prefix: {ipv6: 200}", "prefix.ipv6: 200 is too large: must be at most 128"),
+])
+def test_prefix_keys_are_checked(tmp_path: Path, line: str, problem: str) -> None:
+    text = ("thresholds:\n  - name: t\n    " + line + "\n    window: 1m\n    messages: 5\n"
+            "    action: defer\n    duration: 1m\n")
+    found = problems(tmp_path, text)
+    assert any(problem in p for p in found), found

@@ -6,7 +6,13 @@ import pytest
 
 from schemas.addresses import MAX_ADDRESS
 from schemas.events import ActionEvent
-from schemas.subjects import normalise_subject, parse_subject, split_subject_key, subject_key
+from schemas.subjects import (
+    client_subject,
+    normalise_subject,
+    parse_subject,
+    split_subject_key,
+    subject_key,
+)
 from schemas.vocabulary import SubjectType
 from tests.fixtures.policy_requests import action
 
@@ -45,3 +51,17 @@ def test_an_operator_s_subject_is_parsed_into_the_same_spelling() -> None:
         parse_subject("sender:  ")
     with pytest.raises(ValueError, match=f"longer than {MAX_ADDRESS}"):
         parse_subject("sender:" + "a" * (MAX_ADDRESS + 1))
+
+
+def test_a_network_subject_has_one_spelling() -> None:
+    assert parse_subject("client_net:2001:DB8:1:2:0:0:0:7/64") == (
+        SubjectType.CLIENT_NET, "2001:db8:1:2::/64")
+    assert parse_subject("client_net:198.51.100.77/24") == (
+        SubjectType.CLIENT_NET, "198.51.100.0/24")
+    for bad in ("client_net:198.51.100.7", "client_net:garbage/24", "client_net:10.0.0.0/33",
+                "client_net:10.0.0.0/32", "client_net:::/0"):
+        with pytest.raises(ValueError):
+            parse_subject(bad)
+    assert client_subject("2001:db8:1:2::7", 24, 64) == (SubjectType.CLIENT_NET,
+                                                         "2001:db8:1:2::/64")
+    assert client_subject("192.0.2.7", 32, 64) == (SubjectType.CLIENT_IP, "192.0.2.7")

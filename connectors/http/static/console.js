@@ -5,6 +5,7 @@ const REFRESH_MS = 2000;
 const DIMENSION_TITLES = {
   sasl_username: "SASL accounts", sender: "Envelope senders",
   sender_domain: "Sender domains", client_ip: "Client addresses",
+  client_net: "Client networks",
 };
 const KIND_COLOURS = {
   dunno: "#2f855a", warn: "#2b6cb0", defer: "#b7791f", quarantine: "#6b46c1",

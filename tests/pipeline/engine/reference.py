@@ -48,6 +48,8 @@ def _counts(config: FloodgateConfig, event: Unit) -> bool:
     if isinstance(event, DeliveryEvent):
         if event.status not in ("sent", "deferred", "bounced"):
             return False  # "expired" is the queue giving up, not an attempt
+        if (event.response or "").split(":")[0] == "delivery temporarily suspended":
+            return False  # Postfix did not try: the destination had just failed
     elif not event.accepted and event.spam is not True and not _unknown_mailbox(event):
         return False
     if event.mta_generated:
@@ -79,8 +81,11 @@ def _flagged(threshold: Threshold, event: Unit) -> bool:
         return event.spam is True
     if threshold.flagged.value == "bounced":
         return event.status == "bounced"
-    # remote_refused: a failed attempt that the remote server itself answered 4xx/5xx
+    # remote_refused: a failed attempt that the remote server itself answered 4xx/5xx, to a
+    # command ("host X said:") or at its greeting ("host X refused to talk to me:")
     words = (event.response or "").split(" ")
+    if words[2:6] == ["refused", "to", "talk", "to"] and len(words) >= 7 and words[6] == "me:":
+        words = [*words[:2], "said:", *words[7:]]
     return (event.status != "sent" and len(words) >= 4 and words[0] == "host"
             and words[2] == "said:" and words[3][:1] in ("4", "5")
             and words[3][1:3].isdigit() and len(words[3][:3]) == 3
@@ -94,7 +99,9 @@ def _sender_exempt(config: FloodgateConfig, event: Unit) -> bool:
     return event.sender.lower() in senders or f"@{event.sender_domain}" in senders
 
 
-def _subject(config: FloodgateConfig, threshold: Threshold, event: Unit) -> str | None:
+def _subject(config: FloodgateConfig, threshold: Threshold,
+             event: Unit) -> tuple[str, str] | None:
+    """(subject type, subject) the event counts under for the threshold."""
     if threshold.key.value in ("sender", "sender_domain") and _sender_exempt(config, event):
         return None
     value = {
@@ -103,7 +110,15 @@ def _subject(config: FloodgateConfig, threshold: Threshold, event: Unit) -> str 
         "sender_domain": event.sender_domain,
         "client_ip": event.client_ip,
     }[threshold.key.value]
-    return value or None
+    if not value:
+        return None
+    if threshold.key.value == "client_ip" and threshold.prefix is not None:
+        # every address of the network is one subject, named by the network
+        ip = ipaddress.ip_address(value)
+        bits = threshold.prefix.ipv4 if ip.version == 4 else threshold.prefix.ipv6
+        if bits < ip.max_prefixlen:
+            return "client_net", str(ipaddress.ip_network(f"{value}/{bits}", strict=False))
+    return threshold.key.value, value
 
 
 def _in_scope(threshold: Threshold, event: Unit) -> bool:
@@ -197,10 +212,11 @@ def reference_firings(config: FloodgateConfig, events: list[Unit],
         if not _counts(config, event):
             continue
         for threshold in config.thresholds:
-            subject = _subject(config, threshold, event)
-            if subject is None or not _in_scope(threshold, event):
+            named = _subject(config, threshold, event)
+            if named is None or not _in_scope(threshold, event):
                 continue
-            limits = _limits(config, threshold, settings.get(f"{threshold.key.value}:{subject}"))
+            subject_type, subject = named
+            limits = _limits(config, threshold, settings.get(f"{subject_type}:{subject}"))
             if limits is None:
                 continue
             weight = max(event.recipient_count, 1) if threshold.count.value == "recipients" \
@@ -227,7 +243,7 @@ def reference_firings(config: FloodgateConfig, events: list[Unit],
                     (threshold.action, threshold.duration)
                 earlier.append(now)
                 active_until[key] = now + span_ms(duration)
-                firings.append(Firing(threshold.name, threshold.key.value, subject, now,
+                firings.append(Firing(threshold.name, subject_type, subject, now,
                                       active_until[key], units, spams, action.value, number,
                                       firing, limits))
     return firings

@@ -103,6 +103,15 @@ BOUNCED, REFUSED = FLAG_BITS[Flag.BOUNCED], FLAG_BITS[Flag.REMOTE_REFUSED]
     ("deferred", "host mx.example.com[192.0.2.1] said: 2.0.0 odd", DELIVERY_UNIT),
     ("deferred", "lost connection with host mx.example.com[192.0.2.1] said: 550 fake",
      DELIVERY_UNIT),  # the prefix must be Postfix's, at the start
+    # refused at the greeting: the clearest sign of a blocklisted sender
+    ("deferred", "host mx.example.com[192.0.2.1] refused to talk to me: 554 5.7.1 Service "
+                 "unavailable; Client host [198.51.100.7] blocked", DELIVERY_UNIT | REFUSED),
+    ("bounced", "host mx.example.com[192.0.2.1] refused to talk to me: 550 5.7.1 go away",
+     DELIVERY_UNIT | BOUNCED | REFUSED),
+    ("deferred", "lost connection with host mx.example.com[192.0.2.1] while receiving the "
+                 "initial server greeting", DELIVERY_UNIT),
+    ("deferred", "conversation with mx.example.com[192.0.2.1] timed out while receiving the "
+                 "initial server greeting", DELIVERY_UNIT),
 ])
 def test_what_a_delivery_attempt_is_flagged_with(status: str, response: str, flags: int) -> None:
     assert unit_flags(delivery(status=status, response=response)) == flags
@@ -113,6 +122,12 @@ def test_what_a_delivery_attempt_is_flagged_with(status: str, response: str, fla
     ({"status": "deferred"}, True),
     ({"status": "bounced"}, True),
     ({"status": "expired"}, False),  # the end of earlier attempts, not one of its own
+    # Postfix did not try (the destination had just failed): the answer counted once, for
+    # the attempt that got it
+    ({"status": "deferred", "response": "delivery temporarily suspended: host mx.example.com"
+      "[192.0.2.1] refused to talk to me: 421 4.7.0 later"}, False),
+    ({"status": "deferred", "response": "delivery temporarily suspended: connect to "
+      "mx.example.com[192.0.2.1]:25: Connection refused"}, False),
     ({"status": "sent", "mta_generated": True}, False),  # a bounce notice Postfix sent
     ({"status": "sent", "sasl_username": "monitoring"}, False),
 ])

@@ -190,3 +190,40 @@ def test_a_harvest_of_unknown_recipients_fires_and_ordinary_thresholds_ignore_it
     evidence = fired[0][1].evidence
     assert evidence is not None and (evidence.messages, evidence.spams, evidence.flagged) == (
         20, 10, "unknown_recipient")
+
+
+def test_an_ipv6_rotation_inside_one_slash_64_is_one_subject() -> None:
+    per_line = threshold(name="per-line", key="client_ip", prefix={"ipv4": 24, "ipv6": 64},
+                         messages=100)
+    per_address = threshold(name="per-address", key="client_ip", messages=3)
+    # every message from another address of the customer's /64, and of an IPv4 /24 pool
+    rotating = [mail(i * 10, client_ip=f"2001:db8:1:2:{i:x}::{i + 1:x}") for i in range(100)]
+    pool = [mail(i * 10, client_ip=f"198.51.100.{i}") for i in range(1, 101)]
+    fired = run(config(per_line, per_address), rotating + pool)
+    assert [(i, a.threshold, a.subject_type.value, a.subject) for i, a in fired] == [
+        (99, "per-line", "client_net", "2001:db8:1:2::/64"),
+        (199, "per-line", "client_net", "198.51.100.0/24")]
+    assert ThresholdEngine(config(per_line, per_address)).subjects(rotating[0]) == [
+        Subject(SubjectType.CLIENT_NET, "2001:db8:1:2::/64"),
+        Subject(SubjectType.CLIENT_IP, "2001:db8:1:2::1")]
+
+
+def test_thresholds_with_different_prefixes_share_a_subject_only_where_they_agree() -> None:
+    wide = threshold(name="wide", key="client_ip", prefix={"ipv4": 24, "ipv6": 48}, messages=2)
+    line = threshold(name="line", key="client_ip", prefix={"ipv4": 24, "ipv6": 64}, messages=2)
+    engine = ThresholdEngine(config(wide, line))
+    # IPv4: both count per /24, under one subject; IPv6: a /48 and a /64
+    assert engine.subjects(mail(client_ip="192.0.2.7")) == [
+        Subject(SubjectType.CLIENT_NET, "192.0.2.0/24")]
+    assert engine.subjects(mail(client_ip="2001:db8:1:2::7")) == [
+        Subject(SubjectType.CLIENT_NET, "2001:db8:1::/48"),
+        Subject(SubjectType.CLIENT_NET, "2001:db8:1:2::/64")]
+    fired = run(config(wide, line), [mail(0, client_ip="192.0.2.7"), mail(1, client_ip="192.0.2.9"),
+                                     mail(2, client_ip="2001:db8:1:2::1"),
+                                     mail(3, client_ip="2001:db8:1:3::1")])
+    assert sorted((i, a.threshold, a.subject) for i, a in fired) == [
+        (1, "line", "192.0.2.0/24"), (1, "wide", "192.0.2.0/24"),
+        (3, "wide", "2001:db8:1::/48")]  # two /64s: the per-line threshold never fired
+    # an IPv4-mapped IPv6 address is its IPv4 address
+    assert engine.subjects(mail(client_ip="::ffff:192.0.2.7")) == [
+        Subject(SubjectType.CLIENT_NET, "192.0.2.0/24")]

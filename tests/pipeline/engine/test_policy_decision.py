@@ -98,3 +98,27 @@ def test_exemptions_from_the_settings_topic_apply_as_their_records_arrive() -> N
     assert len(live) == 1 and live.bad_records == 2
     live.apply("sender:alice@example.net", _settings("sender:alice@example.net", exempt=False))
     assert responder.answer(request(), NOW).wire.startswith(b"action=DEFER")
+
+
+def test_an_action_on_a_network_applies_to_every_address_inside_it() -> None:
+    view = view_of(action("defer", "client_net", "2001:db8:1:2::/64", "n6"),
+                   action("block", "client_net", "198.51.100.0/24", "n4"))
+    assert view.network_shapes == {(6, 64), (4, 24)}
+    fresh = answer(view, sasl_username="", client_address="2001:db8:1:2:ffff::9")
+    assert fresh.startswith(b"action=DEFER 4.7.1 ") and b"client_net 2001:db8:1:2::/64" in fresh
+    assert answer(view, sasl_username="", client_address="IPv6:2001:db8:1:3::9") == \
+        b"action=DUNNO\n\n"  # the next /64: another customer
+    assert answer(view, client_address="198.51.100.250").startswith(b"action=REJECT")
+    assert answer(view, client_address="198.51.101.1") == b"action=DUNNO\n\n"
+    view.apply(action("defer", "client_net", "2001:db8:1:2::/64", "n6", state="lifted"))
+    assert view.network_shapes == {(4, 24)}
+    assert answer(view, client_address="2001:db8:1:2::9") == b"action=DUNNO\n\n"
+    # exemptions by CIDR keep working for a network's addresses
+    assert answer(view, exempt=Exempt(client_ips=["198.51.100.0/25"]),
+                  client_address="198.51.100.3") == b"action=DUNNO\n\n"
+
+
+def test_keys_of_a_request_include_the_networks_in_use() -> None:
+    assert subject_keys(request(client_address="2001:db8::5"), networks=[(6, 64), (4, 24)]) == [
+        "sasl_username:alice", "sender:alice@example.net", "sender_domain:example.net",
+        "client_ip:2001:db8::5", "client_net:2001:db8::/64"]
