@@ -17,7 +17,7 @@ from pipeline.engine.actions import ExpiryQueue
 from pipeline.engine.counting import CountedMail, unit_id
 from pipeline.engine.customisation import Customisation
 from pipeline.engine.dedup import RecentEventIds
-from pipeline.engine.evaluator import Subject, ThresholdEngine
+from pipeline.engine.evaluator import Pruned, Subject, ThresholdEngine
 from pipeline.engine.subject_state import SubjectState
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, DeliveryEvent, MailEvent
@@ -77,7 +77,8 @@ class Replay:
         return sorted(out, key=lambda a: a.ts)
 
     def _prune(self) -> None:
-        for subject in [s for s, st in self._states.items() if self._engine.prune(st, self._now)]:
+        for subject in [s for s, st in self._states.items()
+                        if self._engine.prune(st, self._now) is Pruned.GONE]:
             del self._states[subject]
 
 

@@ -176,6 +176,10 @@ class Evidence(_Record):
                                          "record; none: the config's default class")
     escalation: Escalation | None = Field(
         None, description="set when an escalation step chose the action and duration")
+    baseline: float | None = Field(
+        None, ge=0, description="a baseline threshold's: the subject's learnt mean units per "
+                                "window when it fired (limit_messages is then the learnt "
+                                "limit); none: not learnt yet, the fixed numbers applied")
 
 
 class ActionEvent(_Record):

@@ -61,6 +61,25 @@ class PrefixLengths(Section):
                                                        "128: each address (the default)")
 
 
+MIN_LEARNING_WINDOWS = 4
+MAX_LEARN = timedelta(days=90)
+
+
+class BaselineSettings(Section):
+    """Each subject against its own normal: the threshold fires when the units in the window
+    exceed ``factor`` times the subject's learnt mean per window and reach ``min_messages``.
+    Until a subject has ``learn`` of history, the threshold's fixed numbers (or its class's)
+    apply instead."""
+
+    factor: float = Field(ge=1.5, le=1_000, description="e.g. 10: ten times the usual")
+    min_messages: int = Field(ge=1, le=MAX_THRESHOLD_COUNT,
+                              description="never fire below this many units: a quiet account "
+                                          "is not flagged for 3 messages instead of 0")
+    learn: Duration = Field(default_factory=lambda: timedelta(days=14),
+                            description="the history a subject needs before its baseline "
+                                        "applies, and the span of the mean (e.g. 14d)")
+
+
 class Threshold(Section):
     """Fires when, in a window ending at a counted unit, units >= messages and flagged units
     >= spams (or >= flagged_units, for a flag other than spam)."""
@@ -105,6 +124,10 @@ class Threshold(Section):
         default_factory=dict,
         description="a class's own numbers, e.g. {business: {messages: 600}}; a subject's "
                     "own overrides (floodgate settings) go before them")
+    baseline: BaselineSettings | None = Field(
+        None, description="compare each subject with its own learnt normal (see "
+                          "BaselineSettings); messages and spams are then the cold-start "
+                          "numbers")
     escalate: list[EscalationStep] = Field(
         default_factory=list, max_length=MAX_ESCALATION_STEPS,
         description="steps for repeat offenders, by increasing `after`: the last step whose "
@@ -136,6 +159,12 @@ class Threshold(Section):
                 {})
         if self.prefix is not None and self.key is not SubjectType.CLIENT_IP:
             raise PydanticCustomError("threshold", "prefix is for key: client_ip only", {})
+        if self.baseline is not None:
+            learn = self.baseline.learn
+            if learn < self.window * MIN_LEARNING_WINDOWS or learn > MAX_LEARN:
+                raise PydanticCustomError(
+                    "threshold", f"baseline.learn must be at least {MIN_LEARNING_WINDOWS} "
+                                 "windows and at most 90d", {})
         if self.messages == 0 and self.flagged_limit == 0:
             second, unit = ("spams", "message") if self.flagged is Flag.SPAM else \
                 ("flagged_units", "unit")

@@ -26,6 +26,25 @@ override gives (the cap), so a change of class is exact; an override raised
 above that cap mid-window starts from the units kept under the old cap: the
 subject is counted low, never high, for at most one window.
 
+Baselines (a threshold with ``baseline``): each subject is compared with its
+own normal. Time is cut into buckets of the threshold's window (event time //
+window); the baseline is the exponentially weighted mean of the subject's units
+per bucket, over closed buckets only (the present bucket never raises its own
+bar), empty ones included::
+
+    normal = sum(w_j * units_j) / sum(w_j)   over the closed buckets F <= j < B
+    w_j = a * (1 - a) ** (B - 1 - j),  a = 2 / (n + 1),  n = learn / window
+
+with B the newest bucket with a unit and F the subject's first (a late unit
+adds its own term, so the order units arrive in does not change the mean; a
+late unit older than the first is not history). Once the subject's first unit is
+``n`` buckets behind B (it has a
+learning period of history), the threshold fires when the window holds more
+than ``factor * normal`` units and at least ``min_messages`` (factor * normal is
+rounded to 6 decimals first); before that, its fixed numbers apply (the
+class's, the subject's overrides). A subject silent for more than ``n``
+buckets starts learning afresh. The flagged limit applies as configured.
+
 Escalation: when the threshold has steps, a firing at T is the subject's Nth
 within a step's period when N - 1 earlier firings of the threshold fall in
 (T - within, T]; the last step (in config order) with N >= after gives the
@@ -39,9 +58,12 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
+from math import floor
 
 from pipeline.engine.actions import fired
 from pipeline.engine.counting import (
+    MAX_UNIT,
     CountedMail,
     Exemptions,
     in_scope,
@@ -52,7 +74,7 @@ from pipeline.engine.counting import (
     units,
 )
 from pipeline.engine.customisation import Customisation
-from pipeline.engine.subject_state import SubjectState, ThresholdState
+from pipeline.engine.subject_state import MAX_AGE, Baseline, SubjectState, ThresholdState
 from pipeline.engine.window import TIME_TYPE
 from schemas.addresses import network_shape
 from schemas.config import FloodgateConfig
@@ -85,6 +107,14 @@ class _Step:
 Limits = tuple[int, int]  # (messages, flagged limit) for one subject
 
 
+class Pruned(Enum):
+    """What ``ThresholdEngine.prune`` did to a subject's state."""
+
+    KEPT = 0  # nothing to drop
+    CHANGED = 1  # some records dropped or cut down to their baseline: write it back
+    GONE = 2  # nothing left: delete the subject
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     threshold: Threshold
@@ -98,6 +128,7 @@ class _Compiled:
     steps: tuple[_Step, ...]
     history_ms: int  # the longest step period: how long a firing may count
     history_len: int  # earlier firings the highest step needs
+    learning: _Learning | None  # a baseline threshold's
 
     @classmethod
     def of(cls, threshold: Threshold, classes: list[str]) -> _Compiled:
@@ -112,7 +143,8 @@ class _Compiled:
                    max([*numbers, threshold.messages, threshold.flagged_limit, 1]),
                    max([*spams, threshold.flagged_limit]), steps,
                    max((s.within_ms for s in steps), default=0),
-                   max((s.after for s in steps), default=1) - 1)
+                   max((s.after for s in steps), default=1) - 1,
+                   _Learning.of(threshold))
 
     def limits(self, custom: Customisation | None) -> Limits | None:
         """The subject's (messages, flagged limit); None when the threshold does not count it."""
@@ -130,6 +162,52 @@ class _Compiled:
             return None  # off
         limits = with_numbers(self.threshold, limits, *numbers)
         return limits if limits != (0, 0) else None  # never "fire on every unit"
+
+
+@dataclass(frozen=True, slots=True)
+class _Learning:
+    """A baseline threshold's rule, in buckets of its window."""
+
+    buckets: int  # n: the learning period in windows
+    alpha: float
+    factor: float
+    min_messages: int
+
+    @classmethod
+    def of(cls, threshold: Threshold) -> _Learning | None:
+        rule = threshold.baseline
+        if rule is None:
+            return None
+        buckets = span_ms(rule.learn) // span_ms(threshold.window)
+        return cls(buckets, 2 / (buckets + 1), rule.factor, rule.min_messages)
+
+    def learn(self, learnt: Baseline | None, bucket: int, weight: int) -> Baseline:
+        """``learnt`` with one more unit in ``bucket`` (changed in place, or a new one)."""
+        if learnt is None or bucket - learnt.bucket > self.buckets:
+            return Baseline(0.0, bucket, 0, weight)  # new, or silent for a learning period
+        keep = 1.0 - self.alpha
+        if bucket > learnt.bucket:  # close the newest bucket, and the empty ones after it
+            steps = bucket - learnt.bucket
+            learnt.mean = (learnt.mean * keep + self.alpha * learnt.count) * keep ** (steps - 1)
+            learnt.age = min(learnt.age + steps, MAX_AGE)
+            learnt.bucket, learnt.count = bucket, weight
+        elif bucket == learnt.bucket:
+            learnt.count = min(learnt.count + weight, MAX_UNIT)
+        elif learnt.bucket - bucket <= learnt.age:  # late, in a closed bucket: its own term
+            learnt.mean += self.alpha * keep ** (learnt.bucket - bucket - 1) * weight
+        return learnt
+
+    def normal(self, learnt: Baseline) -> float | None:
+        """The subject's usual units per window; None while it is still learning."""
+        if learnt.age < self.buckets:
+            return None
+        # the weights of the buckets since the first sum to 1 - (1 - a) ** age: divided by
+        # them, the mean of a steady subject is its steady count from the start
+        return learnt.mean / (1.0 - (1.0 - self.alpha) ** learnt.age)
+
+    def limit(self, normal: float) -> int:
+        """The units the window must reach: more than factor x normal, min_messages at least."""
+        return max(self.min_messages, floor(round(self.factor * normal, 6)) + 1)
 
 
 class ThresholdEngine:
@@ -230,18 +308,33 @@ class ThresholdEngine:
         offender still climbs the escalation ladder) unless ``reset``.
         """
         record = state.thresholds.get(threshold)
-        if record is not None:
+        if record is not None:  # what a baseline learnt stays: the subject's normal
             firings = array(TIME_TYPE) if reset else record.firings
-            state.thresholds[threshold] = ThresholdState(now=record.now, firings=firings)
+            state.thresholds[threshold] = ThresholdState(now=record.now, firings=firings,
+                                                         baseline=record.baseline)
 
-    def prune(self, state: SubjectState, now_ms: int) -> bool:
-        """Drop idle threshold records (and those of removed thresholds); True if nothing is left."""
+    def prune(self, state: SubjectState, now_ms: int) -> Pruned:
+        """Drop idle threshold records (and those of removed thresholds); of an idle
+        baseline threshold's, keep only what it learnt, while it can still apply."""
+        changed = False
         for name in list(state.thresholds):
             compiled = self._compiled.get(name)
-            if compiled is None or state.thresholds[name].is_idle(
+            record = state.thresholds[name]
+            if compiled is not None and not record.is_idle(
                     now_ms, compiled.window_ms, compiled.history_ms):
-                del state.thresholds[name]
-        return not state.thresholds
+                continue
+            learnt = record.baseline if compiled is not None and compiled.learning else None
+            if learnt is not None and compiled is not None and compiled.learning and \
+                    now_ms // compiled.window_ms - learnt.bucket <= compiled.learning.buckets:
+                if record != ThresholdState(baseline=learnt):
+                    state.thresholds[name] = ThresholdState(baseline=learnt)
+                    changed = True
+                continue
+            del state.thresholds[name]
+            changed = True
+        if not state.thresholds:
+            return Pruned.GONE
+        return Pruned.CHANGED if changed else Pruned.KEPT
 
 
 _Dimension = tuple[SubjectType, int, int, list[_Compiled]]  # key, IPv4 and IPv6 prefix lengths
@@ -275,6 +368,12 @@ def _count(compiled: _Compiled, record: ThresholdState, subject: Subject, mail: 
            weight: int, limits: Limits, subject_class: str | None) -> ActionEvent | None:
     threshold = compiled.threshold
     ts, flagged = mail.ts_ms, bool(mail.flags & compiled.flag_bit)
+    learning, baseline = compiled.learning, None
+    if learning is not None:  # every unit is history, a late one too
+        record.baseline = learning.learn(record.baseline, ts // compiled.window_ms, weight)
+        baseline = learning.normal(record.baseline)
+        if baseline is not None:
+            limits = (learning.limit(baseline), limits[1])
     now = max(record.now, ts)
     start = now - compiled.window_ms
     if ts <= start:
@@ -300,8 +399,8 @@ def _count(compiled: _Compiled, record: ThresholdState, subject: Subject, mail: 
         _remember_firing(compiled, record.firings, now)
     record.active_until = now + duration_ms
     return fired(threshold, subject.type, subject.value, now, record.active_until,
-                 _evidence(compiled, record, start, now, limits, subject_class, escalation),
-                 action)
+                 _evidence(compiled, record, start, now, limits, subject_class, escalation,
+                           baseline), action)
 
 
 def _escalation(compiled: _Compiled, firings: array[int], now: int) -> Escalation | None:
@@ -328,7 +427,7 @@ def _remember_firing(compiled: _Compiled, firings: array[int], now: int) -> None
 
 def _evidence(compiled: _Compiled, record: ThresholdState, start: int, now: int,
               limits: Limits, subject_class: str | None,
-              escalation: Escalation | None = None) -> Evidence:
+              escalation: Escalation | None = None, baseline: float | None = None) -> Evidence:
     extras = record.volume.extras
     spam_units = sum(w for w, x in zip(record.volume.weights, extras, strict=True) if x & 1)
     spams = max(record.spams.total, spam_units)
@@ -346,4 +445,5 @@ def _evidence(compiled: _Compiled, record: ThresholdState, start: int, now: int,
         subject_class=subject_class,
         flagged=compiled.threshold.flagged,
         escalation=escalation,
+        baseline=None if baseline is None else round(baseline, 6),
     )

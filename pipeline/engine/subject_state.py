@@ -4,15 +4,20 @@ One subject (a SASL user, a sender, a domain or an IP) has one state holding a
 small record per threshold keyed on its type: one RocksDB get and one put per
 event and key dimension.
 
-Byte layout, version 2, little-endian::
+Byte layout, version 3, little-endian::
 
     u8 version | u16 thresholds | per threshold:
-      u8 name length | name (UTF-8) | i64 now | i64 active_until | volume | spams
-      | u16 f | f x i64 firing times
+      u8 name length | name (UTF-8) | u8 parts
+      | if parts&1: i64 now | i64 active_until
+      | if parts&2: volume | spams
+      | if parts&4: u16 f | f x i64 firing times
+      | if parts&8: f64 mean | i64 bucket | u32 age | u32 count   (a baseline)
     window: u32 n | if n: u8 flags | n x i64 times
             | n x u32 weights unless flags&1 (all 1) | n x u32 extras unless flags&2 (all 0)
 
-Version 1 (before escalation: no firing times) is still read.
+A part left out is empty (zero times, no entries): a quiet account's baseline alone costs
+29 bytes and its name. Versions 1 (no firing times) and 2 (every part, no baseline) are
+still read.
 
 Columns are copied as raw arrays (no per-entry Python work), so a full window
 of a "60 in 30 s" threshold costs about 1 KiB and microseconds to read or write.
@@ -29,9 +34,12 @@ from pipeline.engine.window import TIME_TYPE, VALUE_TYPE, CappedWindow
 
 _SWAP = sys.byteorder != "little"  # the stored form is little-endian everywhere
 
-STATE_VERSION = 2
-_READABLE = (1, 2)
+STATE_VERSION = 3
+_READABLE = (1, 2, 3)
 _HEAD = struct.Struct("<BH")
+_BASELINE = struct.Struct("<dqII")
+_TIMES, _WINDOWS, _FIRED, _LEARNT = 1, 2, 4, 8  # the parts of a version 3 record
+MAX_AGE = 2**32 - 1
 _THRESHOLD = struct.Struct("<qq")
 _COUNT = struct.Struct("<I")
 _FIRINGS = struct.Struct("<H")
@@ -44,6 +52,16 @@ class StateDecodeError(ValueError):
     """Stored state bytes are damaged or from an unknown version."""
 
 
+@dataclass(slots=True)
+class Baseline:
+    """What a baseline threshold learnt of one subject (``evaluator``: the formula)."""
+
+    mean: float = 0.0  # the weighted mean of the closed buckets' units
+    bucket: int = 0  # the newest bucket (event time // window) with a unit
+    age: int = 0  # buckets from the first unit's to ``bucket`` (at most MAX_AGE)
+    count: int = 0  # units in ``bucket`` so far
+
+
 @dataclass
 class ThresholdState:
     now: int = 0  # newest counted event time (ms); windows end here
@@ -53,6 +71,7 @@ class ThresholdState:
     # when the threshold fired for this subject, oldest first: only the newest that an
     # escalation step can still count (see ``evaluator``), none without steps
     firings: array[int] = field(default_factory=lambda: array(TIME_TYPE))
+    baseline: Baseline | None = None  # a baseline threshold's
 
     def is_idle(self, now_ms: int, window_ms: int, history_ms: int = 0) -> bool:
         """True when nothing here can matter after ``now_ms``: safe to forget. ``history_ms``:
@@ -72,12 +91,22 @@ def encode_state(state: SubjectState) -> bytes:
     parts = [_HEAD.pack(STATE_VERSION, len(state.thresholds))]
     for name, record in state.thresholds.items():
         raw = name.encode()
-        parts.append(bytes([len(raw)]) + raw)
-        parts.append(_THRESHOLD.pack(record.now, record.active_until))
-        _encode_window(record.volume, parts)
-        _encode_window(record.spams, parts)
-        parts.append(_FIRINGS.pack(len(record.firings)))
-        parts.append(_raw(record.firings))
+        present = ((_TIMES if record.now or record.active_until else 0)
+                   | (_WINDOWS if len(record.volume) or len(record.spams) else 0)
+                   | (_FIRED if record.firings else 0)
+                   | (_LEARNT if record.baseline is not None else 0))
+        parts.append(bytes([len(raw)]) + raw + bytes([present]))
+        if present & _TIMES:
+            parts.append(_THRESHOLD.pack(record.now, record.active_until))
+        if present & _WINDOWS:
+            _encode_window(record.volume, parts)
+            _encode_window(record.spams, parts)
+        if present & _FIRED:
+            parts.append(_FIRINGS.pack(len(record.firings)))
+            parts.append(_raw(record.firings))
+        if record.baseline is not None:
+            learnt = record.baseline
+            parts.append(_BASELINE.pack(learnt.mean, learnt.bucket, learnt.age, learnt.count))
     return b"".join(parts)
 
 
@@ -129,15 +158,24 @@ def decode_state(data: bytes) -> SubjectState:
             size = data[offset]
             name = data[offset + 1: offset + 1 + size].decode()
             offset += 1 + size
-            now, active_until = _THRESHOLD.unpack_from(data, offset)
-            offset += _THRESHOLD.size
-            volume, offset = _decode_window(data, offset)
-            spams, offset = _decode_window(data, offset)
-            firings = array(TIME_TYPE)
-            if version >= 2:
+            present = _TIMES | _WINDOWS | (_FIRED if version == 2 else 0)
+            if version >= 3:
+                present = data[offset]
+                offset += 1
+            record = ThresholdState()
+            if present & _TIMES:
+                record.now, record.active_until = _THRESHOLD.unpack_from(data, offset)
+                offset += _THRESHOLD.size
+            if present & _WINDOWS:
+                record.volume, offset = _decode_window(data, offset)
+                record.spams, offset = _decode_window(data, offset)
+            if present & _FIRED:
                 (n,) = _FIRINGS.unpack_from(data, offset)
-                firings, offset = _column(TIME_TYPE, data, offset + _FIRINGS.size, n)
-            state.thresholds[name] = ThresholdState(now, active_until, volume, spams, firings)
+                record.firings, offset = _column(TIME_TYPE, data, offset + _FIRINGS.size, n)
+            if present & _LEARNT:
+                record.baseline = Baseline(*_BASELINE.unpack_from(data, offset))
+                offset += _BASELINE.size
+            state.thresholds[name] = record
         if offset != len(data):
             raise StateDecodeError(f"{len(data) - offset} bytes left over")
         return state

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.engine.actions import expired
-from pipeline.engine.evaluator import Subject, ThresholdEngine
+from pipeline.engine.evaluator import Pruned, Subject, ThresholdEngine
 from pipeline.streaming.event_order import Entry
 from pipeline.streaming.state import stored_state
 from pipeline.streaming.state.partition_store import PartitionStore
@@ -154,8 +154,14 @@ class SubjectCounter:
                 stored = self._store.cached(key) or stored_state.unpack(value)
             except ValueError:
                 continue  # reported when its subject is next counted
-            if not stored.actions and self.engine.prune(stored.state, now):
+            if stored.actions:
+                continue
+            pruned = self.engine.prune(stored.state, now)
+            if pruned is Pruned.GONE:
                 idle.append(key)
+            elif pruned is Pruned.CHANGED:  # cut down to what baselines learnt: store that
+                self.engine.prune(self._store.load(key).state, now)
+                self._store.changed(key)
         # A short slice reached the end of the partition: start again from the top.
         self._sweep_from = (last + b"\x00" if last is not None and seen >= SWEEP_BATCH
                             else FIRST_SUBJECT_KEY)

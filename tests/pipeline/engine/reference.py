@@ -16,6 +16,7 @@ matters only when an override raises a subject above that cap mid-window.
 from __future__ import annotations
 
 import ipaddress
+import math
 from dataclasses import dataclass
 
 from schemas.config import FloodgateConfig
@@ -188,6 +189,28 @@ def _pass_over(entries: list[list[int]], column: int, cap: int) -> None:
             running += entry[1]
 
 
+def _learnt(threshold: Threshold, units: list[tuple[int, int]], ts: int, weight: int,
+            limits: tuple[int, int]) -> tuple[int, int]:
+    """A baseline threshold's limits after one more unit: ``units`` holds the subject's
+    history since its first unit, the first one first (its bucket starts the history)."""
+    assert threshold.baseline is not None
+    window = span_ms(threshold.window)
+    n = span_ms(threshold.baseline.learn) // window
+    bucket = ts // window
+    if units and bucket - max(b for b, _ in units) > n:
+        units.clear()  # silent for a whole learning period: history starts again
+    if not units or bucket >= units[0][0]:  # older than the first: not history
+        units.append((bucket, weight))
+    first, newest = units[0][0], max(b for b, _ in units)
+    if newest - first < n:
+        return limits  # still learning: the fixed numbers
+    a = 2 / (n + 1)
+    weights = {j: a * (1 - a) ** (newest - 1 - j) for j in range(first, newest)}
+    normal = sum(weights[b] * w for b, w in units if b < newest) / sum(weights.values())
+    learnt = math.floor(round(threshold.baseline.factor * normal, 6)) + 1
+    return max(threshold.baseline.min_messages, learnt), limits[1]
+
+
 def reference_firings(config: FloodgateConfig, events: list[Unit],
                       resets: dict[int, set[tuple[str, str]]] | None = None,
                       changes: Changes | None = None) -> list[Firing]:
@@ -200,6 +223,7 @@ def reference_firings(config: FloodgateConfig, events: list[Unit],
     settings: dict[str, SubjectSettings | None] = {}
     counted_from: dict[tuple[str, str], int] = {}  # index in history where counting restarted
     active_until: dict[tuple[str, str], int] = {}
+    learnt: dict[tuple[str, str], list[tuple[int, int]]] = {}  # (bucket, units) per unit
     fired_at: dict[tuple[str, str], list[int]] = {}
     firings = []
     for index, event in enumerate(events):
@@ -221,6 +245,9 @@ def reference_firings(config: FloodgateConfig, events: list[Unit],
                 continue
             weight = max(event.recipient_count, 1) if threshold.count.value == "recipients" \
                 and isinstance(event, MailEvent) else 1
+            if threshold.baseline is not None:
+                limits = _learnt(threshold, learnt.setdefault((threshold.name, subject), []),
+                                 to_ms(event.ts), weight, limits)
             seen = history.setdefault((threshold.name, subject), [])
             flagged = _flagged(threshold, event)
             seen.append([to_ms(event.ts), weight, int(flagged), index, 0, 0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -9,11 +10,17 @@ from hypothesis import strategies as st
 
 from pipeline.engine.customisation import Customisation
 from pipeline.engine.evaluator import ThresholdEngine
-from pipeline.engine.subject_state import SubjectState, decode_state, encode_state
+from pipeline.engine.subject_state import Baseline, SubjectState, decode_state, encode_state
 from schemas.config import Exempt, FloodgateConfig, SubjectClasses
 from schemas.events import ActionEvent
 from schemas.subject_settings import SubjectSettings, ThresholdOverride
-from schemas.thresholds import ClassNumbers, EscalationStep, PrefixLengths, Threshold
+from schemas.thresholds import (
+    BaselineSettings,
+    ClassNumbers,
+    EscalationStep,
+    PrefixLengths,
+    Threshold,
+)
 from schemas.time_ms import span_ms as to_ms_span
 from schemas.time_ms import to_ms
 from tests.pipeline.engine.builders import T0, delivery, mail
@@ -44,10 +51,15 @@ CLASSES = ["standard", "business", "bulk"]  # the first is the default
 
 def _threshold(limit: tuple[int, int], kind: tuple[str, str],
                class_limits: dict[str, tuple[int, int]], prefix: PrefixLengths | None,
-               **fields: object) -> Threshold:
+               learning: tuple[int, float, int] | None, **fields: object) -> Threshold:
     count, flagged = kind
     if fields["key"] == "client_ip":
         fields["prefix"] = prefix
+    if learning is not None:  # (learning period in windows, factor, min_messages)
+        window = fields["window"]
+        assert isinstance(window, timedelta)
+        fields["baseline"] = BaselineSettings(learn=window * learning[0], factor=learning[1],
+                                              min_messages=learning[2])
     second = ({"spams": limit[1]} if flagged == "spam"
               else {"flagged": flagged, "flagged_units": limit[1] or None})
     per_class = {name: ClassNumbers(messages=m, **({"spams": f} if flagged == "spam" else
@@ -63,6 +75,11 @@ thresholds = st.builds(
     kind=kinds,
     name=st.just("x"),  # replaced by index below
     key=st.sampled_from(["sasl_username", "sender", "sender_domain", "client_ip"]),
+    # each subject against its own normal: short learning periods, so that traffic both
+    # learns and bursts past it (and falls silent long enough to start again)
+    learning=st.one_of(st.none(), st.tuples(st.sampled_from([4, 5, 10]),
+                                            st.sampled_from([1.5, 2.0, 3.0]),
+                                            st.sampled_from([1, 2, 5]))),
     # client addresses counted per network: several thresholds with different lengths
     prefix=st.one_of(st.none(), st.builds(PrefixLengths, ipv4=st.sampled_from([16, 24, 32]),
                                           ipv6=st.sampled_from([48, 64, 128]))),
@@ -279,12 +296,19 @@ def test_state_stays_within_the_thresholds_needs(
     ladders = {t.name: (max((s.after for s in t.escalate), default=1) - 1,
                         max((to_ms_span(s.within) for s in t.escalate), default=0))
                for t in config.thresholds}
+    learnt_caps: dict[tuple[str, str], int] = {}  # the highest learnt limit so far
+    thresholds = {t.name: t for t in config.thresholds}
     for event in events:
         for subject in engine.subjects(event):
             state = states.setdefault(subject.key, SubjectState())
             engine.observe(subject, state, event)
             for name, record in state.thresholds.items():
                 volume_cap, spam_cap = caps[name]
+                learnt = _learnt_limit(thresholds[name], record.baseline)
+                if learnt is not None:  # a baseline's window keeps up to its limit
+                    key = (name, subject.key)
+                    learnt_caps[key] = max(learnt_caps.get(key, 0), learnt)
+                volume_cap = max(volume_cap, learnt_caps.get((name, subject.key), 0))
                 assert len(record.volume) <= volume_cap
                 assert len(record.spams) <= spam_cap
                 assert all(record.now - ts < 8_000 for ts in record.volume.times)
@@ -292,6 +316,18 @@ def test_state_stays_within_the_thresholds_needs(
                 assert len(record.firings) <= kept
                 # trimmed when the threshold fires: all within the longest period of the newest
                 assert all(record.firings[-1] - ts < period for ts in record.firings)
+
+
+def _learnt_limit(threshold: Threshold, learnt: Baseline | None) -> int | None:
+    """The limit the documented formula gives a learnt baseline; None before."""
+    rule = threshold.baseline
+    if rule is None or learnt is None:
+        return None
+    n = to_ms_span(rule.learn) // to_ms_span(threshold.window)
+    if learnt.age < n:
+        return None
+    normal = learnt.mean / (1 - (1 - 2 / (n + 1)) ** learnt.age)
+    return max(rule.min_messages, math.floor(round(rule.factor * normal, 6)) + 1)
 
 
 def test_reference_sanity_one_burst() -> None:

@@ -3,6 +3,8 @@ from array import array
 import pytest
 
 from pipeline.engine.subject_state import (
+    STATE_VERSION,
+    Baseline,
     StateDecodeError,
     SubjectState,
     ThresholdState,
@@ -42,7 +44,30 @@ def test_version_1_state_is_still_read() -> None:
     state = decode_state(v1)
     assert state == SubjectState({"burst": ThresholdState(now=1_795_780_800_000,
                                                           volume=window)})
-    assert encode_state(state)[0] == 2
+    assert encode_state(state)[0] == STATE_VERSION
+
+
+def test_version_2_state_is_still_read() -> None:
+    # Every part written, firings included, no parts byte: what 0.x workers stored.
+    v2 = b"".join([b"\x02\x01\x00", b"\x05burst",
+                   (1_795_780_800_000).to_bytes(8, "little"), (7).to_bytes(8, "little"),
+                   (0).to_bytes(4, "little"), (0).to_bytes(4, "little"),
+                   (1).to_bytes(2, "little"), (1_795_780_700_000).to_bytes(8, "little")])
+    state = decode_state(v2)
+    assert state == SubjectState({"burst": ThresholdState(
+        now=1_795_780_800_000, active_until=7, firings=array("q", [1_795_780_700_000]))})
+    assert decode_state(encode_state(state)) == state
+
+
+def test_a_quiet_account_s_baseline_costs_under_64_bytes() -> None:
+    learnt = Baseline(mean=0.8333, bucket=498_828, age=4_000, count=3)
+    state = SubjectState({"unusual": ThresholdState(baseline=learnt)})
+    data = encode_state(state)
+    assert len(data) <= 64 and decode_state(data) == state
+    busy = SubjectState({"unusual": ThresholdState(
+        now=5, active_until=9, volume=CappedWindow([1, 2]), spams=CappedWindow([2]),
+        firings=array("q", [3]), baseline=learnt)})
+    assert decode_state(encode_state(busy)) == busy
 
 
 def test_encoding_is_compact() -> None:
