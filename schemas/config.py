@@ -13,6 +13,7 @@ from schemas.config_types import (
     ClassName,
     DomainName,
     Network,
+    ReplyTemplate,
     Section,
     SenderPattern,
 )
@@ -93,7 +94,6 @@ class Topics(Section):
                                             "per key dimension")
 
 
-REPLY_PLACEHOLDERS = ("subject", "subject_type", "threshold", "expires_at", "action_id")
 # The policy service cuts {subject} to this, so a reply (450 characters at most) keeps its
 # {action_id}: the log reader recognises Floodgate's own refusals by their whole text.
 MAX_SUBJECT_IN_REPLY = 200
@@ -101,28 +101,18 @@ MAX_SUBJECT_IN_REPLY = 200
 
 class ReplyTexts(Section):
     """What Postfix tells the client, per action. Placeholders: {subject}, {subject_type},
-    {threshold}, {expires_at} (UTC, ISO 8601), {action_id}. Values from requests never
-    reach a reply; control characters are stripped and the text is cut at 450 characters."""
+    {threshold}, {reason} (why, by the threshold's kind: "too many bounces"), {expires_at}
+    (UTC, ISO 8601), {action_id}. A threshold's own ``reply`` goes before these. Values from
+    requests never reach a reply; control characters are stripped and the text is cut at
+    450 characters."""
 
-    block: str = ("5.7.1 Sending suspended for {subject_type} {subject}: too much mail or spam "
-                  "(ref {action_id})")
-    defer: str = ("4.7.1 Too much mail from {subject_type} {subject}; try again after {expires_at} "
-                  "(ref {action_id})")
-    quarantine: str = "Held for review: {subject_type} {subject} (ref {action_id})"
-    warn: str = "Floodgate warning for {subject_type} {subject} ({threshold}, ref {action_id})"
-
-    @model_validator(mode="after")
-    def _placeholders(self) -> ReplyTexts:
-        sample = dict.fromkeys(REPLY_PLACEHOLDERS, "x")
-        for name in ("block", "defer", "quarantine", "warn"):
-            try:
-                getattr(self, name).format(**sample)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise PydanticCustomError(
-                    "reply_text", "{name}: bad placeholder {problem} (use {allowed})",
-                    {"name": name, "problem": str(exc),
-                     "allowed": ", ".join("{" + p + "}" for p in REPLY_PLACEHOLDERS)}) from None
-        return self
+    block: ReplyTemplate = ("5.7.1 Sending suspended for {subject_type} {subject}: {reason} "
+                            "(ref {action_id})")
+    defer: ReplyTemplate = ("4.7.1 Sending deferred for {subject_type} {subject}: {reason}; try "
+                            "again after {expires_at} (ref {action_id})")
+    quarantine: ReplyTemplate = "Held for review: {subject_type} {subject}: {reason} (ref {action_id})"
+    warn: ReplyTemplate = ("Floodgate warning for {subject_type} {subject}: {reason} "
+                           "({threshold}, ref {action_id})")
 
 
 class PolicySettings(Section):
@@ -308,6 +298,11 @@ class FloodgateConfig(Section):
     log_reading: LogReadingSettings = Field(default_factory=LogReadingSettings)
     addresses: AddressSettings = Field(default_factory=AddressSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+
+    @property
+    def threshold_replies(self) -> dict[str, str]:
+        """Each threshold's own reply text, by threshold name (those that have one)."""
+        return {t.name: t.reply for t in self.thresholds if t.reply}
 
     @model_validator(mode="after")
     def _unique_names(self) -> FloodgateConfig:

@@ -59,5 +59,26 @@ DomainName = Annotated[str, AfterValidator(domain)]
 SenderPattern = Annotated[str, AfterValidator(sender_pattern)]
 
 
+# What a reply text (``policy.texts``, a threshold's ``reply``) may name.
+REPLY_PLACEHOLDERS = ("subject", "subject_type", "threshold", "expires_at", "action_id", "reason")
+MAX_REPLY_TEMPLATE = 400
+
+
+def reply_template(text: str) -> str:
+    """A reply text whose placeholders are all known; PydanticCustomError saying which is not."""
+    try:
+        text.format(**dict.fromkeys(REPLY_PLACEHOLDERS, "x"))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise PydanticCustomError(
+            "reply_text", "bad placeholder {problem} (use {allowed})",
+            {"problem": str(exc),
+             "allowed": ", ".join("{" + p + "}" for p in REPLY_PLACEHOLDERS)}) from None
+    return text
+
+
+ReplyTemplate = Annotated[str, Field(min_length=1, max_length=MAX_REPLY_TEMPLATE),
+                          AfterValidator(reply_template)]
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -13,6 +13,7 @@ from schemas.config_types import (
     MAX_WINDOW,
     ClassName,
     DomainName,
+    ReplyTemplate,
     Section,
     ThresholdName,
 )
@@ -124,6 +125,12 @@ class Threshold(Section):
         default_factory=dict,
         description="a class's own numbers, e.g. {business: {messages: 600}}; a subject's "
                     "own overrides (floodgate settings) go before them")
+    reply: ReplyTemplate | None = Field(
+        None, description="what Postfix tells the client while this threshold's action is in "
+                          "force, instead of policy.texts: the same placeholders, e.g. \"5.7.1 "
+                          "{subject} sent to too many unknown recipients; call support "
+                          "(ref {action_id})\"; a leading status code's class follows the "
+                          "action (4 defer, 5 block)")
     baseline: BaselineSettings | None = Field(
         None, description="compare each subject with its own learnt normal (see "
                           "BaselineSettings); messages and spams are then the cold-start "

@@ -49,13 +49,13 @@ class LogReader:
                    default_host: str | None = None) -> LogReader:
         """A reader with the config's networks, spam replies and policy reply texts."""
         return cls(DirectionRules(config.networks), zone, reference, default_host,
-                   RefusalReplies(config.log_reading, config.policy.texts),
+                   RefusalReplies.for_config(config),
                    frozenset(config.log_reading.reinjection_services))
 
     def reconfigure(self, config: FloodgateConfig) -> None:
         """Read by ``config`` from the next line on; messages already open keep their state."""
         self.tracker.configure(DirectionRules(config.networks),
-                               RefusalReplies(config.log_reading, config.policy.texts),
+                               RefusalReplies.for_config(config),
                                frozenset(config.log_reading.reinjection_services))
 
     def read(self, lines: Iterable[str]) -> Iterator[Output]:

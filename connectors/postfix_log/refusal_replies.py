@@ -3,16 +3,19 @@
 Only the server's own text is read (``Refused.reply``: the reply with the
 address it echoes taken out, and None when the line's readings disagree on it).
 Floodgate's refusals are recognised by the reply texts the policy service
-sends (``policy.texts``), so an account that keeps retrying while deferred or
-blocked is never counted for those retries, whatever words the texts use.
+sends (``policy.texts`` and the thresholds' own ``reply``), so an account that
+keeps retrying while deferred or blocked is never counted for those retries,
+whatever words the texts use.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Literal
 
-from schemas.config import REPLY_PLACEHOLDERS, LogReadingSettings, ReplyTexts
+from schemas.config import FloodgateConfig, LogReadingSettings, ReplyTexts
+from schemas.config_types import REPLY_PLACEHOLDERS
 
 # What each placeholder of a reply text can stand for in the log.
 _PLACEHOLDER = {
@@ -25,12 +28,19 @@ _FIELD = re.compile(r"\{(" + "|".join(REPLY_PLACEHOLDERS) + r")\}")
 
 
 class RefusalReplies:
-    def __init__(self, settings: LogReadingSettings, texts: ReplyTexts) -> None:
+    def __init__(self, settings: LogReadingSettings, texts: ReplyTexts,
+                 thresholds: Iterable[str] = ()) -> None:
+        """``thresholds``: the thresholds' own reply texts (``FloodgateConfig.threshold_replies``)."""
         self._spam = (re.compile("|".join(f"(?:{p})" for p in settings.spam_replies), re.I | re.S)
                       if settings.spam_replies else None)
-        own = [_template(t) for t in (texts.block, texts.defer, texts.quarantine, texts.warn)]
+        own = [_template(t) for t in (texts.block, texts.defer, texts.quarantine, texts.warn,
+                                      *thresholds)]
         self._own = re.compile("|".join(f"(?:{p})" for p in own), re.S)
         self.verdict_wait_ms = int(settings.verdict_wait.total_seconds() * 1000)
+
+    @classmethod
+    def for_config(cls, config: FloodgateConfig) -> RefusalReplies:
+        return cls(config.log_reading, config.policy.texts, config.threshold_replies.values())
 
     def judge(self, reply: str | None) -> Literal["own", "spam"] | None:
         """``own``: the policy service's refusal of a subject in force (never spam, whatever

@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
 def _responder(config: FloodgateConfig, view: ActiveActions,
                exemptions: SettingsExemptions) -> PolicyResponder:
     return PolicyResponder(config.policy, config.exempt, view,
-                           config.addresses.extension_delimiters, exemptions)
+                           config.addresses.extension_delimiters, exemptions,
+                           config.threshold_replies)
 
 
 class StateDirError(RuntimeError):

@@ -15,7 +15,7 @@ sender domain is left out of the lookup.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from connectors.postfix_policy.policy_protocol import DUNNO, Answer, reply
 from pipeline.engine.counting import Exemptions
@@ -25,7 +25,7 @@ from schemas.config import MAX_SUBJECT_IN_REPLY, Exempt, PolicySettings
 from schemas.events import ActionEvent
 from schemas.subject_settings import SubjectSettings
 from schemas.subjects import SENDER_KEYS, normalise_subject, subject_key
-from schemas.vocabulary import ActionKind, SubjectType
+from schemas.vocabulary import ActionKind, CountMode, Flag, SubjectType
 
 # Cheap test before a record is parsed: a settings record that exempts says so in its bytes;
 # only those, and records of subjects exempt so far, are parsed.
@@ -119,8 +119,11 @@ def subject_keys(attributes: dict[str, str], sender_exempt: bool = False,
 
 class PolicyResponder:
     def __init__(self, settings: PolicySettings, exempt: Exempt, view: ActiveActions,
-                 delimiters: str = "", live: SettingsExemptions | None = None) -> None:
+                 delimiters: str = "", live: SettingsExemptions | None = None,
+                 replies: Mapping[str, str] | None = None) -> None:
+        """``replies``: the thresholds' own reply texts by name (``threshold_replies``)."""
         self._settings = settings
+        self._replies = dict(replies or {})
         self._delimiters = delimiters  # the config's addresses.extension_delimiters
         self._exemptions = Exemptions(exempt, delimiters)
         self._view = view
@@ -149,14 +152,45 @@ class PolicyResponder:
             "subject_type": action.subject_type.value,
             "threshold": action.threshold or "manual", "action_id": action.action_id,
             "expires_at": action.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "reason": reason_of(action),
         }
+        own = self._replies.get(action.threshold) if action.threshold else None
         if action.action is ActionKind.BLOCK:
-            return reply("REJECT", _fill(texts.block, values))
+            return reply("REJECT", _status_class(_fill(own or texts.block, values), "5"))
         if action.action is ActionKind.DEFER:
-            return reply(self._settings.defer_reply, _fill(texts.defer, values))
+            return reply(self._settings.defer_reply,
+                         _status_class(_fill(own or texts.defer, values), "4"))
         if action.action is ActionKind.QUARANTINE:
-            return reply("HOLD", _fill(texts.quarantine, values))
-        return reply("WARN", _fill(texts.warn, values))
+            return reply("HOLD", _fill(own or texts.quarantine, values))
+        return reply("WARN", _fill(own or texts.warn, values))
+
+
+def reason_of(action: ActionEvent) -> str:
+    """Why the action is in force, in the words a customer and a helpdesk read: by what
+    its threshold counted (its evidence), or the operator's hand."""
+    evidence = action.evidence
+    if action.threshold is None:
+        return "held by the mail operator"
+    if evidence is None:
+        return "too much mail"
+    if evidence.baseline is not None:
+        return "far more mail than usual"
+    if evidence.limit_spams:
+        return _FLAGGED_REASON[evidence.flagged]
+    return "too many delivery attempts" if evidence.count is CountMode.DELIVERIES else \
+        "too much mail"
+
+
+_FLAGGED_REASON = {Flag.SPAM: "too much spam", Flag.BOUNCED: "too many bounces",
+                   Flag.REMOTE_REFUSED: "too many refusals by receiving mail servers",
+                   Flag.UNKNOWN_RECIPIENT: "too many unknown recipients"}
+_STATUS = re.compile(r"[245](?=\.\d{1,3}\.\d{1,3} )")
+
+
+def _status_class(text: str, first: str) -> str:
+    """A leading enhanced status code in the action's class: a threshold's own text may be
+    used for a defer and, up its escalation ladder, for a block."""
+    return _STATUS.sub(first, text, count=1) if _STATUS.match(text) else text
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

@@ -89,7 +89,7 @@ def test_a_sender_whose_mail_bounces_is_deferred_and_one_with_the_same_volume_is
             assert again.returncode == 0, again.stdout[-2000:]  # passed, not refused otherwise
             assert time.monotonic() < deadline, "the responder never applied the defer"
             time.sleep(0.5)
-        assert "Too much mail from sasl_username mallory@example.net" in again.stdout
+        assert "Sending deferred for sasl_username mallory@example.net: too many bounces" in again.stdout
         assert send(postfix, "bob", "friend8").returncode == 0
 
         replayed = subprocess.run(

@@ -64,7 +64,7 @@ def test_the_burst_over_the_threshold_is_refused(kafka_settings: KafkaSettings,
         assert rows["sasl_username:alice@example.net"] == ["defer", "enforce"]
         sixth = send(postfix, 5)
         assert sixth.returncode != 0 and "<** 450 4.7.1 " in sixth.stdout, sixth.stdout[-2000:]
-        assert "Too much mail from sasl_username alice@example.net" in sixth.stdout
+        assert "Sending deferred for sasl_username alice@example.net: too much mail" in sixth.stdout
         print(f"fifth message to action on the topic: {detected_s:.1f} s")
         policy = scrape(health_port)
         deadline = time.monotonic() + 5  # the in-force gauge is refreshed once a second

@@ -114,7 +114,7 @@ def test_classes_overrides_and_exemptions_change_live(kafka_settings: KafkaSetti
         assert codes["biz"] == [250] * 200, codes["biz"]
         first_deferred = codes["cons"].index(450)
         assert first_deferred >= 60
-        assert "Too much mail from sasl_username cons@example.net" in cons.last_reply
+        assert "Sending deferred for sasl_username cons@example.net: too much mail" in cons.last_reply
 
         # the business account moved to the default class: deferred within 10 s
         floodgate(config, "settings", "set", "sasl_username:biz@example.net", "--class",

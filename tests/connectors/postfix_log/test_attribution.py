@@ -49,11 +49,12 @@ def session(qid: str, second: int, sender: str, *, user: str = "mallory", ip: st
     ]
 
 
-def own_reply(kind: str, subject_type: str, subject: str) -> str:
+def own_reply(kind: str, subject_type: str, subject: str,
+              replies: dict[str, str] | None = None) -> str:
     """The text the policy service answers for an action in force, as Postfix logs it."""
     view = ActiveActions()
     view.apply(action(kind, subject_type, subject))
-    wire = PolicyResponder(PolicySettings(), Exempt(), view).answer(
+    wire = PolicyResponder(PolicySettings(), Exempt(), view, replies=replies).answer(
         {"sender": subject, "sasl_username": "", "client_address": "10.0.0.5"}, NOW).wire
     keyword, text = wire.decode().removeprefix("action=").strip().split(" ", 1)
     code = "554 5.7.1" if keyword == "REJECT" else "450 4.7.1"
@@ -73,6 +74,29 @@ def test_floodgate_s_own_refusals_of_a_retrying_account_never_count_as_spam() ->
     assert len(mails) == 20 and all(not m.accepted and m.spam is False for m in mails)
     assert reader.tracker.stats.own_refusals == 20
     assert replay(config, mails) == []
+
+
+def test_a_threshold_s_own_reply_text_is_still_known_as_floodgate_s() -> None:
+    # The operator's text for the "burst" threshold says "spam" and carries a 4xx code that
+    # the policy service turns into 5xx when the ladder blocks: retries are still its own.
+    text = "4.7.1 {subject} is sending spam-like volumes; call 0800 123 (ref {action_id})"
+    replies = {"burst": text}
+    lines = [line(n, f"NOQUEUE: reject: RCPT from c[10.0.0.5]: "
+                     f"{own_reply(kind, 'sender', 'alice@isp.example', replies)}; "
+                     "from=<alice@isp.example> to=<r@far.example> proto=ESMTP helo=<h>")
+             for n in range(5) for kind in ("block", "defer")]
+    assert "5.7.1 alice@isp.example is sending spam-like volumes" in lines[0]
+    assert "4.7.1 alice@isp.example is sending spam-like volumes" in lines[1]
+    config = FloodgateConfig(networks=NETWORKS, log_reading={"spam_replies": [r"\bspam\b"]},
+                             thresholds=[SPAM_DOMAIN, {**SPAM_DOMAIN, "name": "burst",
+                                                       "key": "sender", "reply": text}])
+    mails, reader = read(lines, config)
+    assert len(mails) == 10 and all(not m.accepted and m.spam is False for m in mails)
+    assert reader.tracker.stats.own_refusals == 10
+    # without the threshold's text in the config, the same lines read as a spam filter's
+    misread, plain = read(lines, FloodgateConfig(networks=NETWORKS, thresholds=[SPAM_DOMAIN],
+                                                 log_reading={"spam_replies": [r"\bspam\b"]}))
+    assert plain.tracker.stats.own_refusals == 0 and all(m.spam is True for m in misread)
 
 
 def test_a_spam_filter_refusal_counts_by_its_verdict_whatever_its_reply_says() -> None:

@@ -12,6 +12,7 @@ from pipeline.console.top_subjects import COARSE, FINE, VIEWS_S, TopSubjects, _t
 from pipeline.engine.counting import Exemptions
 from schemas.config import Exempt
 from schemas.events import MailEvent
+from schemas.thresholds import PrefixLengths
 from schemas.vocabulary import Direction, EventSource, SubjectType
 
 ACCOUNT = SubjectType.SASL_USERNAME
@@ -125,4 +126,15 @@ def test_events_count_as_the_worker_counts_them() -> None:
         SubjectType.SENDER: [("alice@example.net", 1)],  # the exempt sender is kept out
         SubjectType.SENDER_DOMAIN: [("example.net", 1)],
         SubjectType.CLIENT_IP: [("10.0.0.5", 2)],
+        SubjectType.CLIENT_NET: [],  # ranked only by a config's prefix lengths
     }
+
+
+def test_client_networks_are_ranked_by_the_config_s_prefix_lengths() -> None:
+    top = TopSubjects(100, NO_EXEMPTIONS, "", PrefixLengths(ipv4=24, ipv6=64))
+    for n in range(5):  # one customer's /64, an address a message
+        top.add_event(mail(client_ip=f"2001:db8:5:6::{n + 1:x}"), START, START)
+    top.add_event(mail(client_ip="198.51.100.9"), START, START)
+    rows = top.top(60, SubjectType.CLIENT_NET, 5, START)[1]
+    assert [(r.subject, r.messages) for r in rows] == [
+        ("2001:db8:5:6::/64", 5), ("198.51.100.0/24", 1)]

@@ -1,6 +1,10 @@
-from pipeline.engine.policy_decision import subject_keys
+import pytest
+
+from pipeline.engine.policy_decision import PolicyResponder, reason_of, subject_keys
 from schemas.config import Exempt, PolicySettings
+from schemas.events import ActionEvent, Evidence
 from tests.fixtures.policy_requests import NOW, action, answer, request, view_of
+from tests.pipeline.engine.builders import T0
 
 
 def test_keys_cover_every_subject_normalised() -> None:
@@ -14,7 +18,8 @@ def test_each_action_maps_to_its_postfix_reply() -> None:
     assert answer(view_of(action("block", "sender", "alice@example.net"))).startswith(
         b"action=REJECT 5.7.1 Sending suspended for sender alice@example.net")
     assert answer(view_of(action("defer", "sasl_username", "alice"))).startswith(
-        b"action=DEFER 4.7.1 Too much mail from sasl_username alice; try again after "
+        b"action=DEFER 4.7.1 Sending deferred for sasl_username alice: too much mail; try "
+        b"again after "
         b"2026-11-27T12:15:00Z")
     assert answer(view_of(action("defer", "client_ip", "10.0.0.5")),
                   PolicySettings(defer_reply="DEFER_IF_PERMIT")).startswith(
@@ -122,3 +127,45 @@ def test_keys_of_a_request_include_the_networks_in_use() -> None:
     assert subject_keys(request(client_address="2001:db8::5"), networks=[(6, 64), (4, 24)]) == [
         "sasl_username:alice", "sender:alice@example.net", "sender_domain:example.net",
         "client_ip:2001:db8::5", "client_net:2001:db8::/64"]
+
+
+def _fired(kind: str, threshold: str | None = "burst", **evidence: object) -> ActionEvent:
+    base = action(kind, "sasl_username", "alice")
+    fields: dict[str, object] = {"window_start": T0, "window_end": T0, "messages": 10,
+                                 "spams": 0, "recipients": 10, "count": "messages",
+                                 "limit_messages": 10, "limit_spams": 0, **evidence}
+    proof = Evidence.model_validate(fields) if evidence else None
+    return base.model_copy(update={"threshold": threshold, "evidence": proof})
+
+
+@pytest.mark.parametrize(("evidence", "reason"), [
+    ({"limit_spams": 0}, "too much mail"),
+    ({"limit_spams": 5}, "too much spam"),
+    ({"count": "deliveries", "flagged": "bounced", "limit_spams": 20}, "too many bounces"),
+    ({"count": "deliveries", "flagged": "remote_refused", "limit_spams": 5},
+     "too many refusals by receiving mail servers"),
+    ({"count": "recipients", "flagged": "unknown_recipient", "limit_spams": 12},
+     "too many unknown recipients"),
+    ({"baseline": 1.5}, "far more mail than usual"),
+])
+def test_the_reply_says_why(evidence: dict[str, object], reason: str) -> None:
+    assert reason_of(_fired("defer", **evidence)) == reason
+    wire = answer(view_of(_fired("defer", **evidence)))
+    assert wire.startswith(f"action=DEFER 4.7.1 Sending deferred for sasl_username alice: "
+                           f"{reason}; try again after".encode())
+    assert reason_of(_fired("block", threshold=None)) == "held by the mail operator"
+
+
+def test_a_threshold_s_own_reply_follows_the_action_s_class() -> None:
+    replies = {"burst": "4.7.1 {subject}: call support about {reason} (ref {action_id})"}
+    view = view_of(_fired("defer", limit_spams=0))
+    responder = PolicyResponder(PolicySettings(), Exempt(), view, replies=replies)
+    assert responder.answer(request(), NOW).wire.startswith(
+        b"action=DEFER 4.7.1 alice: call support about too much mail (ref a1)")
+    view.apply(_fired("block", limit_spams=0).model_copy(update={"action_id": "a2"}))
+    assert responder.answer(request(), NOW).wire.startswith(
+        b"action=REJECT 5.7.1 alice: call support about too much mail (ref a2)")
+    # another threshold's action keeps the policy texts
+    other = view_of(_fired("defer", threshold="other", limit_spams=0))
+    assert PolicyResponder(PolicySettings(), Exempt(), other, replies=replies).answer(
+        request(), NOW).wire.startswith(b"action=DEFER 4.7.1 Sending deferred for")

@@ -12,6 +12,9 @@ partition (one busy account) read more slowly than the others. Delivery attempts
 their own topic, keyed by message as the tailer keys them (so one account's attempts are
 spread over every partition): an account mailing a bought list (most of it bounces), a sender
 the receivers push back on (421 4.7.0), and a clean account with as many deliveries.
+A customer rotates through the addresses of its IPv6 /64 (a per-network threshold), and a
+quiet account sends 30 times its learnt normal (a baseline threshold, in shadow) beside a
+steady one with the same burst and a matching history.
 Subject settings on their own 4 partitions, set before the hour (and one removed again): two
 bursting accounts are business customers (a higher limit: no action), one has a lower limit
 of its own, a spamming sender is exempt and a flooding address has its threshold off; the
@@ -80,6 +83,11 @@ thresholds:
      flagged: remote_refused, flagged_units: 15, action: warn, duration: 5m, mode: shadow}
   - {name: harvest, key: client_ip, direction: inbound, window: 1m, count: recipients,
      messages: 20, flagged: unknown_recipient, flagged_units: 12, action: block, duration: 10m}
+  - {name: per-line, key: client_ip, prefix: {ipv4: 24, ipv6: 64}, direction: outbound,
+     window: 1m, messages: 100, action: defer, duration: 5m}
+  - {name: unusual, key: sasl_username, direction: outbound, window: 5m, messages: 400,
+     baseline: {factor: 8, min_messages: 30, learn: 30m}, action: defer, duration: 10m,
+     mode: shadow}
 """
 BOUNCE = "host mx.big.example[192.0.2.25] said: 550 5.1.1 <x@big.example>: user unknown"
 PUSHBACK = "host mx.big.example[192.0.2.25] said: 421 4.7.0 Try again later, closing connection"
@@ -127,6 +135,17 @@ def hour_of_mail(seed: int = 11) -> list[MailEvent]:
             add(start + i * 1_000, sasl_username=None, sender=f"h{i}@harvest{n}.example",
                 client_ip=f"198.51.100.{50 + n}", direction="inbound", accepted=False,
                 recipients=[f"u{i}@example.net"], reject_reason=reason)
+    for i in range(120):  # a customer rotating through its IPv6 /64: one address a message
+        add(1_200_000 + i * 400 + rng.randrange(300), sasl_username=f"line{i % 5}",
+            sender=f"line{i % 5}@d21.example", client_ip=f"2001:db8:77:1:{i:x}::{i + 1:x}")
+    for name, usual in (("quiet", 1), ("steady", 12)):  # 40 in 2 minutes: 30x the quiet one's
+        for window in range(8):  # normal, learnt over 40 minutes; the steady one's own normal
+            for i in range(usual):
+                add(window * 300_000 + i * (300_000 // usual) + rng.randrange(1_000),
+                    sasl_username=name, sender=f"{name}@d22.example", client_ip="10.6.0.1")
+        for i in range(40):
+            add(2_700_000 + i * 3_000, sasl_username=name, sender=f"{name}@d22.example",
+                client_ip="10.6.0.1")
     surge = rng.randrange(HOUR_MS - 70_000)  # a domain surge: many accounts at once, equal times
     for i in range(160):
         add(surge + (i // 4) * 300, sasl_username=f"surge{i % 40}",
@@ -263,12 +282,14 @@ def test_a_backlog_over_four_partitions_gives_the_replays_actions(
     expected, fired, _ = run_backlog(kafka_settings, tmp_path, kills=0)
     # every planted abuser: 6 bursts, 4 spam runs, 3 floods, a surge, 3 bursts of a repeater,
     # a bought list (bounced, and refused by the receiver too), a pushed-back sender, a
-    # dictionary attack; less the two business bursts, the exempt spammer and the flood
-    # whose threshold is off
-    assert len(expected) == 21 - 4
+    # dictionary attack, an IPv6 /64 and an IPv4 /24 (the surge), an account far above its
+    # own normal; less the two business bursts, the exempt spammer and the flood whose
+    # threshold is off
+    assert len(expected) == 24 - 4
     assert fired == expected, describe(expected, fired, tmp_path / "worker.log")
     figures.add("worker on an hour's backlog over 4 partitions (27,000 events, 7,000 deliveries)",
-                "7 thresholds on 4 key dimensions, deliveries and refused recipients too",
+                "9 thresholds on 5 key dimensions, deliveries and refused recipients, "
+                "a /64 and a baseline too",
                 f"the replay's {len(expected)} actions, none missing, none extra")
 
 
@@ -289,7 +310,15 @@ def test_the_traffic_has_every_kind_of_abuser() -> None:
     fired = [a for a in replay(config, events) if a.state == "active"]
     kinds = {a.threshold for a in fired}
     assert kinds == {"burst", "all-spam", "inbound-flood", "domain-surge", "bought-list",
-                     "pushback", "harvest"}
+                     "pushback", "harvest", "per-line", "unusual"}
+    # a rotation through one /64 is one subject; so is the surge's /24
+    assert {(a.subject_type.value, a.subject) for a in fired if a.threshold == "per-line"} == {
+        ("client_net", "2001:db8:77:1::/64"), ("client_net", "10.4.0.0/24")}
+    # 40 in 2 minutes: far above the quiet account's normal, not the steady one's
+    [unusual] = [a for a in fired if a.threshold == "unusual"]
+    assert (unusual.subject, unusual.enforced) == ("quiet", False)
+    assert unusual.evidence is not None and unusual.evidence.baseline is not None
+    assert unusual.evidence.baseline < 1 and unusual.evidence.limit_messages == 30
     assert [a.subject for a in fired if a.threshold == "harvest"] == ["198.51.100.50"]
     assert {(a.threshold, a.subject, a.enforced) for a in fired
             if a.threshold in ("bought-list", "pushback")} == {
