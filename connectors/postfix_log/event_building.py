@@ -48,8 +48,12 @@ def delivery_event(message: OpenMessage, rules: DirectionRules, ts: datetime, ts
     """One delivery outcome of ``message`` (a copy's deliveries belong to the original)."""
     source = message.origin or message
     fit = Fit()
+    # Log times have whole seconds: the message's age at the attempt (delay=, 0.01 s) tells
+    # two attempts of one recipient in one second apart (a queue flushed twice).
+    age = "" if delay_s is None else f"/{delay_s:g}"
     return DeliveryEvent(
-        delivery_id=fit(f"{message.host}/{message.qid}/{recipient}/{ts_ms}/{status}", MAX_TEXT),
+        delivery_id=fit(f"{message.host}/{message.qid}/{recipient}/{ts_ms}{age}/{status}",
+                        MAX_TEXT),
         event_id=fit(message.event_id, MAX_TEXT), ts=ts,
         host=fit(message.host, MAX_NAME) or "unknown", queue_id=fit(message.qid, 64),
         recipient=fit(recipient, MAX_ADDRESS), orig_recipient=fit(orig, MAX_ADDRESS),

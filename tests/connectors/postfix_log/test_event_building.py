@@ -49,6 +49,11 @@ def test_a_copy_s_delivery_belongs_to_its_original() -> None:
     assert (event.event_id, event.sasl_username, event.sender) == (
         "mx1/Q1", "alice", "alice@example.net")
     assert event.delivery_id == "mx1/Q2/x@remote.example/5/sent"
+    # two attempts of one recipient in one second (a queue flushed twice): the message's
+    # age at each tells them apart
+    first, again = (delivery_event(copy, RULES, TS, 5, "x@remote.example", "deferred",
+                                   delay_s=delay) for delay in (8.6, 9.0))
+    assert len({first.delivery_id, again.delivery_id}) == 2
 
 
 def test_a_refusal_line_s_event_names_the_line_and_nothing_the_client_wrote_elsewhere() -> None:
