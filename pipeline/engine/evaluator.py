@@ -364,6 +364,12 @@ def _dimensions(compiled: Iterable[_Compiled]) -> list[_Dimension]:
             sorted(groups.items(), key=lambda g: (order.index(g[0][0]), g[0][1], g[0][2]))]
 
 
+def only_learnt(state: SubjectState) -> bool:
+    """Nothing but baselines is left of the subject (an idle account's normal)."""
+    return all(record == ThresholdState(baseline=record.baseline)
+               for record in state.thresholds.values())
+
+
 def _count(compiled: _Compiled, record: ThresholdState, subject: Subject, mail: CountedMail,
            weight: int, limits: Limits, subject_class: str | None) -> ActionEvent | None:
     threshold = compiled.threshold

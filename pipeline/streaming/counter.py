@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pipeline.engine.actions import expired
-from pipeline.engine.evaluator import Pruned, Subject, ThresholdEngine
+from pipeline.engine.evaluator import Pruned, Subject, ThresholdEngine, only_learnt
 from pipeline.streaming.event_order import Entry
 from pipeline.streaming.state import stored_state
 from pipeline.streaming.state.partition_store import PartitionStore
@@ -160,7 +160,10 @@ class SubjectCounter:
             if pruned is Pruned.GONE:
                 idle.append(key)
             elif pruned is Pruned.CHANGED:  # cut down to what baselines learnt: store that
-                self.engine.prune(self._store.load(key).state, now)
+                loaded = self._store.load(key)
+                self.engine.prune(loaded.state, now)
+                if only_learnt(loaded.state):
+                    loaded.forget_recent()
                 self._store.changed(key)
         # A short slice reached the end of the partition: start again from the top.
         self._sweep_from = (last + b"\x00" if last is not None and seen >= SWEEP_BATCH

@@ -39,6 +39,12 @@ class StoredState:
         self.actions: list[bytes] = actions if actions is not None else []
         self._recent_set: set[int] | None = None  # built on the first look-up
 
+    def forget_recent(self) -> None:
+        """Drop the recent ids: what is left of the subject (a baseline) has no window a
+        repeat could count twice in, as when the sweep drops a whole idle subject."""
+        self.recent = array("Q")
+        self._recent_set = None
+
     def seen(self, event_id: str) -> bool:
         """Remember ``event_id``; True when it was already among the recent ones."""
         return self.seen_hash(id_hash(event_id))

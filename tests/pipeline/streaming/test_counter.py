@@ -239,3 +239,27 @@ def test_an_exempt_subject_is_not_counted_and_an_override_replaces_its_numbers(
     harness.feed(burst("a", 20) + burst("b", 2))
     assert [(a.subject, a.evidence.limit_messages if a.evidence else None)
             for a in harness.published] == [("b", 2)]
+
+
+def test_an_idle_account_keeps_only_its_baseline_in_the_store(tmp_path: Path) -> None:
+    learning = config(threshold(name="unusual", window="1h", messages=400,
+                                baseline={"factor": 10, "min_messages": 20, "learn": "14d"}))
+    harness = Harness(learning, tmp_path / "p0")
+    hour = 3_600_000
+    harness.feed([mail(h * hour + n * 60_000, sasl_username="quiet")
+                  for h in range(15 * 24) for n in range(3)])  # 3 an hour for 15 days
+    key = b"sasl_username:quiet"
+    harness.checkpoint()
+    assert len(harness.store.get_raw(key) or b"") > 512  # recent event ids, windows
+    harness.tick(15 * 24 * hour + 2 * hour)  # two hours later: the windows are idle
+    harness.tick(15 * 24 * hour + 2 * hour)
+    stored = harness.store.get_raw(key)
+    assert stored is not None and len(stored) <= 64  # what it learnt, nothing else
+    learnt = harness.engine.subjects(mail(0, sasl_username="quiet"))  # still counted by it
+    assert learnt and harness.subjects() == [key]
+    # its normal still applies (3 an hour, and two empty hours since): 30 is ten times it
+    harness.feed([mail(15 * 24 * hour + 3 * hour + n * 1_000, sasl_username="quiet",
+                       event_id=f"late/{n}") for n in range(31)])
+    [fired] = harness.published
+    assert fired.evidence is not None and fired.evidence.baseline is not None
+    assert 2.9 < fired.evidence.baseline < 3 and fired.evidence.limit_messages == 30
