@@ -51,11 +51,22 @@ def load_or_report(path: str) -> FloodgateConfig | None:
 def describe(threshold: Threshold) -> str:
     """One line an operator can read: ``burst: >= 60 messages in 30s per sasl_username ...``."""
     scope = f" from {', '.join(threshold.sender_domains)}" if threshold.sender_domains else ""
-    return (f"{limits_text(threshold, (threshold.messages, threshold.flagged_limit))} "
-            f"per {threshold.key.value}, "
+    key = threshold.key.value
+    if threshold.prefix is not None:  # counted per network
+        key = f"client network (/{threshold.prefix.ipv4} IPv4, /{threshold.prefix.ipv6} IPv6)"
+    learning = threshold.baseline
+    limits = limits_text(threshold, (threshold.messages, threshold.flagged_limit))
+    if learning is not None:
+        limits = (f"{threshold.name}: > {learning.factor:g} x its normal and >= "
+                  f"{learning.min_messages} {threshold.count.value} in "
+                  f"{format_duration(threshold.window)} once it has "
+                  f"{format_duration(learning.learn)} of history (before: "
+                  f"{limits.split(': ', 1)[1]})")
+    return (f"{limits} per {key}, "
             f"{threshold.direction.value}{scope} -> {threshold.action.value} for "
             f"{format_duration(threshold.duration)}"
             + "".join(f"; {ordinal(step.after)} firing within {format_duration(step.within)} -> "
                       f"{step.action.value} for {format_duration(step.duration)}"
                       for step in threshold.escalate)
-            + (" (shadow: published, not applied)" if threshold.mode.value == "shadow" else ""))
+            + (" (shadow: published, not applied)" if threshold.mode.value == "shadow" else "")
+            + ("; own reply text" if threshold.reply else ""))

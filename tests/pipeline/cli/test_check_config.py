@@ -77,3 +77,28 @@ def test_class_mistakes_are_pointed_at(text: str, message: str, tmp_path: Path,
     path.write_text(text)
     assert main(["check-config", str(path)]) == 1
     assert message in capsys.readouterr()[1]
+
+
+def test_check_config_explains_networks_baselines_and_own_replies(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "floodgate.yaml"
+    path.write_text(
+        "thresholds:\n"
+        "  - {name: per-line, key: client_ip, prefix: {ipv6: 64}, window: 10m, messages: 300, "
+        "action: defer, duration: 1h}\n"
+        "  - {name: unusual, key: sasl_username, window: 1h, messages: 2000, baseline: "
+        "{factor: 10, min_messages: 50, learn: 14d}, action: defer, duration: 1h, "
+        "reply: '4.7.1 {subject}: {reason} (ref {action_id})'}\n")
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr()[0]
+    assert "per-line: >= 300 messages in 10m per client network (/32 IPv4, /64 IPv6)" in out
+    assert ("unusual: > 10 x its normal and >= 50 messages in 1h once it has 2w of history "
+            "(before: >= 2000 messages in 1h) per sasl_username") in out
+    assert "; own reply text" in out
+    for extra, problem in (("reply: 'hi {customer}'", "reply: bad placeholder 'customer'"),
+                           ("baseline: {factor: 10, min_messages: 5, learn: 2h}",
+                            "baseline.learn must be at least 4 windows")):
+        path.write_text("thresholds:\n  - {name: a, key: sender, window: 1h, messages: 5, "
+                        f"action: warn, duration: 1m, {extra}}}\n")
+        assert main(["check-config", str(path)]) == 1
+        assert problem in capsys.readouterr()[1]
