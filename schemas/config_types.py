@@ -61,7 +61,6 @@ SenderPattern = Annotated[str, AfterValidator(sender_pattern)]
 
 # What a reply text (``policy.texts``, a threshold's ``reply``) may name.
 REPLY_PLACEHOLDERS = ("subject", "subject_type", "threshold", "expires_at", "action_id", "reason")
-MAX_REPLY_TEMPLATE = 400
 
 
 def reply_template(text: str) -> str:
@@ -76,8 +75,8 @@ def reply_template(text: str) -> str:
     return text
 
 
-ReplyTemplate = Annotated[str, Field(min_length=1, max_length=MAX_REPLY_TEMPLATE),
-                          AfterValidator(reply_template)]
+# Cut at 450 characters on the wire (``policy_protocol``), whatever its length here.
+ReplyTemplate = Annotated[str, AfterValidator(reply_template)]
 
 
 class Section(BaseModel):

@@ -10,7 +10,7 @@ from typing import Any
 from connectors.postfix_policy.policy_protocol import ANSWER_KINDS
 from pipeline.action_text import escalation_text, mode_text
 from pipeline.console.policy_answers import BUCKET_MS, PolicyAnswers
-from pipeline.console.top_subjects import DIMENSIONS, VIEWS_S, TopSubjects
+from pipeline.console.top_subjects import VIEWS_S, TopSubjects
 from schemas.events import ActionEvent
 from schemas.subjects import subject_key
 from schemas.time_ms import to_ms
@@ -57,7 +57,7 @@ def top_document(top: TopSubjects, view_s: int, now_ms: int, rows: int = TOP_ROW
     if view_s not in VIEWS_S:
         raise ValueError(f"window must be one of {', '.join(str(v) for v in VIEWS_S)} seconds")
     dimensions = {}
-    for dimension in DIMENSIONS:
+    for dimension in top.dimensions:
         total, heaviest = top.top(view_s, dimension, rows, now_ms)
         dimensions[dimension.value] = {
             "messages": total,

@@ -75,6 +75,13 @@ class TopSubjects:
         self.counted = 0
         self.too_old = 0
 
+    @property
+    def dimensions(self) -> tuple[SubjectType, ...]:
+        """What is ranked: client networks only where the config counts by them."""
+        if self._networks is not None:
+            return DIMENSIONS
+        return tuple(d for d in DIMENSIONS if d is not SubjectType.CLIENT_NET)
+
     def add_event(self, event: MailEvent, ts_ms: int, now_ms: int) -> None:
         """Count one mail event (if it counts at all) under each of its subjects."""
         if not is_countable(event, self.exemptions):

@@ -222,3 +222,17 @@ def test_settings_changes_are_audit_records_in_both_formats() -> None:
         removed)
     unsigned = _settings_change(None)  # a tombstone written by another tool still reads
     assert isinstance(unsigned, SettingsChange) and unsigned.actor == "unknown"
+
+
+def test_a_network_subject_is_the_source_s_address_and_the_evidence_names_the_baseline() -> None:
+    network = action(subject="2001:db8:1:2::/64", subject_type="client_net")
+    document = ecs.action_document(network)
+    assert document["source"] == {"address": "2001:db8:1:2::/64"}
+    assert document["floodgate"]["subject"] == "2001:db8:1:2::/64"
+    line = cef.action_line(network)
+    assert "cs2=client_net" in line and "cs3=2001:db8:1:2::/64" in line
+    assert "src=" not in line  # CEF's src is one address
+    assert network.evidence is not None
+    learnt = network.model_copy(update={"evidence": network.evidence.model_copy(
+        update={"baseline": 1.25})})
+    assert ecs.action_document(learnt)["floodgate"]["evidence"]["baseline"] == 1.25

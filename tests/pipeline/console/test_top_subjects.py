@@ -138,3 +138,5 @@ def test_client_networks_are_ranked_by_the_config_s_prefix_lengths() -> None:
     rows = top.top(60, SubjectType.CLIENT_NET, 5, START)[1]
     assert [(r.subject, r.messages) for r in rows] == [
         ("2001:db8:5:6::/64", 5), ("198.51.100.0/24", 1)]
+    assert SubjectType.CLIENT_NET in top.dimensions  # a panel only where the config counts so
+    assert SubjectType.CLIENT_NET not in TopSubjects(100, NO_EXEMPTIONS).dimensions

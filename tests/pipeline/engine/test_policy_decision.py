@@ -169,3 +169,19 @@ def test_a_threshold_s_own_reply_follows_the_action_s_class() -> None:
     other = view_of(_fired("defer", threshold="other", limit_spams=0))
     assert PolicyResponder(PolicySettings(), Exempt(), other, replies=replies).answer(
         request(), NOW).wire.startswith(b"action=DEFER 4.7.1 Sending deferred for")
+
+
+def test_a_network_exempted_by_its_settings_record_passes_from_any_address_inside() -> None:
+    from pipeline.engine.policy_decision import SettingsExemptions
+
+    live = SettingsExemptions()
+    view = view_of(action("block", "sasl_username", "alice"))
+    responder = PolicyResponder(PolicySettings(), Exempt(), view, live=live)
+    live.apply("client_net:2001:db8:9::/48", _settings("client_net:2001:db8:9::/48"))
+    assert live.network_shapes == {(6, 48)}
+    assert responder.answer(request(client_address="2001:db8:9:7::1"), NOW).wire == \
+        b"action=DUNNO\n\n"  # trusted infrastructure: the whole request
+    assert responder.answer(request(client_address="2001:db8:a::1"), NOW).wire.startswith(
+        b"action=REJECT")
+    live.apply("client_net:2001:db8:9::/48", None)
+    assert live.network_shapes == frozenset()
