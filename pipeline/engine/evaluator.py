@@ -26,24 +26,14 @@ override gives (the cap), so a change of class is exact; an override raised
 above that cap mid-window starts from the units kept under the old cap: the
 subject is counted low, never high, for at most one window.
 
-Baselines (a threshold with ``baseline``): each subject is compared with its
-own normal. Time is cut into buckets of the threshold's window (event time //
-window); the baseline is the exponentially weighted mean of the subject's units
-per bucket, over closed buckets only (the present bucket never raises its own
-bar), empty ones included::
+Client networks (a ``client_ip`` threshold with ``prefix``): the subject is
+the network of the prefix's length holding the address (``client_net``), the
+address itself where the length is the whole address; thresholds count under
+the subject their own prefix gives, so a /48 and a /64 threshold keep apart.
 
-    normal = sum(w_j * units_j) / sum(w_j)   over the closed buckets F <= j < B
-    w_j = a * (1 - a) ** (B - 1 - j),  a = 2 / (n + 1),  n = learn / window
-
-with B the newest bucket with a unit and F the subject's first (a late unit
-adds its own term, so the order units arrive in does not change the mean; a
-late unit older than the first is not history). Once the subject's first unit is
-``n`` buckets behind B (it has a
-learning period of history), the threshold fires when the window holds more
-than ``factor * normal`` units and at least ``min_messages`` (factor * normal is
-rounded to 6 decimals first); before that, its fixed numbers apply (the
-class's, the subject's overrides). A subject silent for more than ``n``
-buckets starts learning afresh. The flagged limit applies as configured.
+Baselines (a threshold with ``baseline``): each subject against its own
+normal, as ``baseline.Learning`` learns it; once learnt, it replaces the
+messages number (the flagged limit applies as configured).
 
 Escalation: when the threshold has steps, a firing at T is the subject's Nth
 within a step's period when N - 1 earlier firings of the threshold fall in
@@ -59,11 +49,10 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from math import floor
 
 from pipeline.engine.actions import fired
+from pipeline.engine.baseline import Learning
 from pipeline.engine.counting import (
-    MAX_UNIT,
     CountedMail,
     Exemptions,
     in_scope,
@@ -74,7 +63,7 @@ from pipeline.engine.counting import (
     units,
 )
 from pipeline.engine.customisation import Customisation
-from pipeline.engine.subject_state import MAX_AGE, Baseline, SubjectState, ThresholdState
+from pipeline.engine.subject_state import SubjectState, ThresholdState
 from pipeline.engine.window import TIME_TYPE
 from schemas.addresses import network_shape
 from schemas.config import FloodgateConfig
@@ -128,7 +117,7 @@ class _Compiled:
     steps: tuple[_Step, ...]
     history_ms: int  # the longest step period: how long a firing may count
     history_len: int  # earlier firings the highest step needs
-    learning: _Learning | None  # a baseline threshold's
+    learning: Learning | None  # a baseline threshold's
 
     @classmethod
     def of(cls, threshold: Threshold, classes: list[str]) -> _Compiled:
@@ -144,7 +133,7 @@ class _Compiled:
                    max([*spams, threshold.flagged_limit]), steps,
                    max((s.within_ms for s in steps), default=0),
                    max((s.after for s in steps), default=1) - 1,
-                   _Learning.of(threshold))
+                   Learning.of(threshold))
 
     def limits(self, custom: Customisation | None) -> Limits | None:
         """The subject's (messages, flagged limit); None when the threshold does not count it."""
@@ -162,52 +151,6 @@ class _Compiled:
             return None  # off
         limits = with_numbers(self.threshold, limits, *numbers)
         return limits if limits != (0, 0) else None  # never "fire on every unit"
-
-
-@dataclass(frozen=True, slots=True)
-class _Learning:
-    """A baseline threshold's rule, in buckets of its window."""
-
-    buckets: int  # n: the learning period in windows
-    alpha: float
-    factor: float
-    min_messages: int
-
-    @classmethod
-    def of(cls, threshold: Threshold) -> _Learning | None:
-        rule = threshold.baseline
-        if rule is None:
-            return None
-        buckets = span_ms(rule.learn) // span_ms(threshold.window)
-        return cls(buckets, 2 / (buckets + 1), rule.factor, rule.min_messages)
-
-    def learn(self, learnt: Baseline | None, bucket: int, weight: int) -> Baseline:
-        """``learnt`` with one more unit in ``bucket`` (changed in place, or a new one)."""
-        if learnt is None or bucket - learnt.bucket > self.buckets:
-            return Baseline(0.0, bucket, 0, weight)  # new, or silent for a learning period
-        keep = 1.0 - self.alpha
-        if bucket > learnt.bucket:  # close the newest bucket, and the empty ones after it
-            steps = bucket - learnt.bucket
-            learnt.mean = (learnt.mean * keep + self.alpha * learnt.count) * keep ** (steps - 1)
-            learnt.age = min(learnt.age + steps, MAX_AGE)
-            learnt.bucket, learnt.count = bucket, weight
-        elif bucket == learnt.bucket:
-            learnt.count = min(learnt.count + weight, MAX_UNIT)
-        elif learnt.bucket - bucket <= learnt.age:  # late, in a closed bucket: its own term
-            learnt.mean += self.alpha * keep ** (learnt.bucket - bucket - 1) * weight
-        return learnt
-
-    def normal(self, learnt: Baseline) -> float | None:
-        """The subject's usual units per window; None while it is still learning."""
-        if learnt.age < self.buckets:
-            return None
-        # the weights of the buckets since the first sum to 1 - (1 - a) ** age: divided by
-        # them, the mean of a steady subject is its steady count from the start
-        return learnt.mean / (1.0 - (1.0 - self.alpha) ** learnt.age)
-
-    def limit(self, normal: float) -> int:
-        """The units the window must reach: more than factor x normal, min_messages at least."""
-        return max(self.min_messages, floor(round(self.factor * normal, 6)) + 1)
 
 
 class ThresholdEngine:
