@@ -193,10 +193,13 @@ class ThresholdEngine:
             if not value or not any(in_scope(c.threshold, event.direction, domain, flags)
                                     for c in compiled):
                 continue
-            subject = Subject(*client_subject(value, ipv4, ipv6)) if key is \
-                SubjectType.CLIENT_IP and (ipv4 < 32 or ipv6 < 128) else Subject(key, value)
-            if subject not in found:  # a /24 of two thresholds with different IPv6 lengths
+            if key is SubjectType.CLIENT_IP and (ipv4 < 32 or ipv6 < 128):
+                subject = Subject(*client_subject(value, ipv4, ipv6))
+                if subject in found:  # a /24 of two thresholds with different IPv6 lengths
+                    continue
                 found.append(subject)
+            else:
+                found.append(Subject(key, value))
         return found
 
     def _counting(self, subject: Subject) -> list[_Compiled]:
@@ -227,7 +230,10 @@ class ThresholdEngine:
             if custom.subject_class in self._known_classes:
                 subject_class = custom.subject_class
         actions = []
-        for compiled in self._counting(subject):
+        kind = subject.type
+        counting = self._by_key.get(kind, ()) if kind not in _ADDRESS_KEYS else \
+            self._counting(subject)
+        for compiled in counting:
             threshold = compiled.threshold
             if not in_scope(threshold, mail.direction, mail.sender_domain, mail.flags):
                 continue
@@ -280,6 +286,7 @@ class ThresholdEngine:
         return Pruned.CHANGED if changed else Pruned.KEPT
 
 
+_ADDRESS_KEYS = frozenset({SubjectType.CLIENT_IP, SubjectType.CLIENT_NET})
 _Dimension = tuple[SubjectType, int, int, list[_Compiled]]  # key, IPv4 and IPv6 prefix lengths
 
 

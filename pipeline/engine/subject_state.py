@@ -91,16 +91,17 @@ def encode_state(state: SubjectState) -> bytes:
     parts = [_HEAD.pack(STATE_VERSION, len(state.thresholds))]
     for name, record in state.thresholds.items():
         raw = name.encode()
+        volume, spams = len(record.volume), len(record.spams)
         present = ((_TIMES if record.now or record.active_until else 0)
-                   | (_WINDOWS if len(record.volume) or len(record.spams) else 0)
+                   | (_WINDOWS if volume or spams else 0)
                    | (_FIRED if record.firings else 0)
                    | (_LEARNT if record.baseline is not None else 0))
         parts.append(bytes([len(raw)]) + raw + bytes([present]))
         if present & _TIMES:
             parts.append(_THRESHOLD.pack(record.now, record.active_until))
         if present & _WINDOWS:
-            _encode_window(record.volume, parts)
-            _encode_window(record.spams, parts)
+            _encode_window(record.volume, volume, parts)
+            _encode_window(record.spams, spams, parts)
         if present & _FIRED:
             parts.append(_FIRINGS.pack(len(record.firings)))
             parts.append(_raw(record.firings))
@@ -110,8 +111,7 @@ def encode_state(state: SubjectState) -> bytes:
     return b"".join(parts)
 
 
-def _encode_window(window: CappedWindow, parts: list[bytes]) -> None:
-    n = len(window)
+def _encode_window(window: CappedWindow, n: int, parts: list[bytes]) -> None:
     parts.append(_COUNT.pack(n))
     if not n:
         return
@@ -162,20 +162,25 @@ def decode_state(data: bytes) -> SubjectState:
             if version >= 3:
                 present = data[offset]
                 offset += 1
-            record = ThresholdState()
+            now = active_until = 0
             if present & _TIMES:
-                record.now, record.active_until = _THRESHOLD.unpack_from(data, offset)
+                now, active_until = _THRESHOLD.unpack_from(data, offset)
                 offset += _THRESHOLD.size
             if present & _WINDOWS:
-                record.volume, offset = _decode_window(data, offset)
-                record.spams, offset = _decode_window(data, offset)
+                volume, offset = _decode_window(data, offset)
+                spams, offset = _decode_window(data, offset)
+            else:
+                volume, spams = CappedWindow(), CappedWindow()
+            firings = array(TIME_TYPE)
             if present & _FIRED:
                 (n,) = _FIRINGS.unpack_from(data, offset)
-                record.firings, offset = _column(TIME_TYPE, data, offset + _FIRINGS.size, n)
+                firings, offset = _column(TIME_TYPE, data, offset + _FIRINGS.size, n)
+            baseline = None
             if present & _LEARNT:
-                record.baseline = Baseline(*_BASELINE.unpack_from(data, offset))
+                baseline = Baseline(*_BASELINE.unpack_from(data, offset))
                 offset += _BASELINE.size
-            state.thresholds[name] = record
+            state.thresholds[name] = ThresholdState(now, active_until, volume, spams, firings,
+                                                    baseline)
         if offset != len(data):
             raise StateDecodeError(f"{len(data) - offset} bytes left over")
         return state
