@@ -82,13 +82,11 @@ def client_address(text: str | None) -> str | None:
 def client_network(address: str, ipv4: int, ipv6: int) -> str | None:
     """The network of ``ipv4`` or ``ipv6`` leading bits holding ``address``
     (``2001:db8:1:2::/64``), None when the length is the whole address (or it is no
-    address). An IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) is its IPv4 address."""
+    address). Postfix gives IPv4 clients as IPv4 addresses, never IPv4-mapped ones."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     length = ipv4 if ip.version == 4 else ipv6
     if length >= ip.max_prefixlen:
         return None

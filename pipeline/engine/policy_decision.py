@@ -108,7 +108,7 @@ def subject_keys(attributes: dict[str, str], sender_exempt: bool = False,
             keys.append(subject_key(kind, subject))
     address = raw[SubjectType.CLIENT_IP]
     if address:
-        version = 4 if "." in address else 6  # an IPv4-mapped address counts as IPv4
+        version = 4 if "." in address else 6
         for shape_version, length in networks:
             network = client_network(address, length, length) \
                 if shape_version == version else None

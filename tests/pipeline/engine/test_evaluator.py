@@ -224,6 +224,3 @@ def test_thresholds_with_different_prefixes_share_a_subject_only_where_they_agre
     assert sorted((i, a.threshold, a.subject) for i, a in fired) == [
         (1, "line", "192.0.2.0/24"), (1, "wide", "192.0.2.0/24"),
         (3, "wide", "2001:db8:1::/48")]  # two /64s: the per-line threshold never fired
-    # an IPv4-mapped IPv6 address is its IPv4 address
-    assert engine.subjects(mail(client_ip="::ffff:192.0.2.7")) == [
-        Subject(SubjectType.CLIENT_NET, "192.0.2.0/24")]
