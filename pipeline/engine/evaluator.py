@@ -208,7 +208,10 @@ class ThresholdEngine:
         if subject.type is SubjectType.CLIENT_IP:
             return self._by_address[4 if "." in subject.value else 6]
         if subject.type is SubjectType.CLIENT_NET:
-            return self._by_net.get(network_shape(subject.value), [])
+            try:
+                return self._by_net.get(network_shape(subject.value), [])
+            except ValueError:
+                return []  # not a network any prefix names (a foreign record's key)
         return self._by_key.get(subject.type, [])
 
     def observe(self, subject: Subject, state: SubjectState, event: MailEvent | DeliveryEvent,

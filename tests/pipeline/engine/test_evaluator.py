@@ -208,6 +208,14 @@ def test_an_ipv6_rotation_inside_one_slash_64_is_one_subject() -> None:
         Subject(SubjectType.CLIENT_IP, "2001:db8:1:2::1")]
 
 
+def test_a_network_subject_no_prefix_names_counts_for_no_threshold() -> None:
+    line = threshold(name="line", key="client_ip", prefix={"ipv6": 64}, messages=1)
+    engine = ThresholdEngine(config(line))
+    for value in ("2001:db8::/48", "garbage", "10.0.0.0/x"):  # e.g. a foreign record's key
+        assert engine.observe(Subject(SubjectType.CLIENT_NET, value), SubjectState(),
+                              mail(client_ip="2001:db8::1")) == []
+
+
 def test_thresholds_with_different_prefixes_share_a_subject_only_where_they_agree() -> None:
     wide = threshold(name="wide", key="client_ip", prefix={"ipv4": 24, "ipv6": 48}, messages=2)
     line = threshold(name="line", key="client_ip", prefix={"ipv4": 24, "ipv6": 64}, messages=2)
