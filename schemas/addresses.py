@@ -12,10 +12,20 @@ lower-cased, the domain lower-cased in its ASCII (IDNA) form. With
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from functools import lru_cache
 
 MAX_ADDRESS = 512  # characters of an address, account name or subject value in any record
+
+
+# A domain name in its one spelling (``normal_domain``): labels of letters, digits, - and _.
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]{1,63}$")
+
+
+def is_domain_name(normal: str) -> bool:
+    """Whether ``normal`` (a ``normal_domain`` result) is a domain name."""
+    return _DOMAIN.match(normal) is not None
 
 
 def normal_domain(domain: str) -> str:

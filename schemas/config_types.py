@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from datetime import timedelta
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from schemas.addresses import normal_domain, normal_local_part
+from schemas.addresses import is_domain_name, normal_domain, normal_local_part
 
 # The engine keeps up to max(messages, spams) entries per subject and threshold:
 # this bound keeps one subject's state under a megabyte.
@@ -18,7 +17,6 @@ MAX_THRESHOLD_COUNT = 100_000
 # Window timestamps are stored as 32-bit millisecond offsets.
 MAX_WINDOW = timedelta(days=30)
 
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]{1,63}$")
 
 
 def network(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -32,7 +30,7 @@ def network(value: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 def domain(value: str) -> str:
     normal = normal_domain(value)  # a UTF-8 domain is kept in its xn-- form
-    if not _DOMAIN.match(normal):
+    if not is_domain_name(normal):
         raise PydanticCustomError("domain", '"{value}" is not a domain name', {"value": value})
     return normal
 
@@ -41,7 +39,7 @@ def sender_pattern(value: str) -> str:
     """An exact address, or ``@domain`` for every sender of a domain."""
     local, at, domain = value.strip().rpartition("@")
     domain = normal_domain(domain)
-    if not at or not domain or not _DOMAIN.match(domain):
+    if not at or not domain or not is_domain_name(domain):
         raise PydanticCustomError(
             "sender",
             '"{value}" is not an address or @domain',

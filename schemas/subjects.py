@@ -10,9 +10,12 @@ IDNA domains), SASL names as given, client addresses in their compressed form.
 
 from __future__ import annotations
 
+import ipaddress
+
 from schemas.addresses import (
     MAX_ADDRESS,
     client_network,
+    is_domain_name,
     normal_address,
     normal_domain,
     normal_network,
@@ -80,4 +83,32 @@ def parse_subject(text: str, delimiters: str = "") -> tuple[SubjectType, str]:
         raise ValueError(f"the subject's value is longer than {MAX_ADDRESS} characters")
     if subject_type is SubjectType.CLIENT_NET:
         return subject_type, normal_network(value)  # ValueError saying why not
-    return subject_type, normalise_subject(subject_type, value, delimiters) or value
+    if subject_type is SubjectType.CLIENT_IP:
+        return subject_type, _operator_address(value)
+    normal = normalise_subject(subject_type, value, delimiters) or value
+    if subject_type in SENDER_KEYS:
+        _check_domain(subject_type, normal)
+    return subject_type, normal
+
+
+def _operator_address(value: str) -> str:
+    """A client address as the policy service matches it (compressed); ValueError naming the
+    forms that would match, for anything that never could."""
+    if "/" in value:
+        raise ValueError(f"{value[:80]!r} is a network: write client_net:{value[:80]} (every "
+                         "address inside it), or client_ip:ADDRESS for one address")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value[:80]!r} is not a client address: write it bare, e.g. "
+                         "client_ip:192.0.2.7 or client_ip:2001:db8::7 (no brackets, no IPv6: "
+                         "prefix); a network is client_net:192.0.2.0/24") from None
+
+
+def _check_domain(kind: SubjectType, normal: str) -> None:
+    domain = normal.rpartition("@")[2] if kind is SubjectType.SENDER else normal
+    if kind is SubjectType.SENDER and "@" not in normal:
+        raise ValueError(f"{normal[:80]!r} is not an address: write sender:LOCAL@DOMAIN")
+    if not is_domain_name(domain):
+        raise ValueError(f"{domain[:80]!r} is not a domain name (letters, digits, - and _ "
+                         "in dot-separated labels, e.g. example.net)")

@@ -65,3 +65,38 @@ def test_a_network_subject_has_one_spelling() -> None:
     assert client_subject("2001:db8:1:2::7", 24, 64) == (SubjectType.CLIENT_NET,
                                                          "2001:db8:1:2::/64")
     assert client_subject("192.0.2.7", 32, 64) == (SubjectType.CLIENT_IP, "192.0.2.7")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("client_ip:10.0.0.0/8", "is a network: write client_net:10.0.0.0/8"),
+    ("client_ip:[10.1.2.3]", "write it bare"),  # Postfix's own log form
+    ("client_ip:IPv6:2001:db8::1", "write it bare"),
+    ("client_ip:999.1.1.1", "is not a client address"),
+    ("client_ip:10.0.0.1x", "is not a client address"),
+    ("sender_domain:exa mple..com", "is not a domain name"),
+    ("sender:nobody", "is not an address"),
+    ("sender:a@exa mple..com", "is not a domain name"),
+])
+def test_a_subject_that_could_never_match_is_refused_saying_what_would(
+        text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(".", r"\.")):
+        parse_subject(text)
+
+
+def test_an_operator_s_subject_is_what_the_policy_service_matches() -> None:
+    """Each accepted spelling, added as an action, is enforced on the request it names."""
+    from pipeline.engine.policy_decision import PolicyResponder
+    from schemas.config import Exempt, PolicySettings
+    from tests.fixtures.policy_requests import NOW, request, view_of
+
+    for text, attributes in (
+            ("client_ip:2001:DB8:0:0::1", {"client_address": "2001:db8::1"}),
+            ("client_ip: 192.0.2.7", {"client_address": "192.0.2.7"}),
+            ("client_net:10.1.2.3/16", {"client_address": "10.1.200.9"}),
+            ("sender_domain:Example.NET.", {"sender": "bob@example.net"}),
+            ("sender:Bob@Example.NET", {"sender": "bob@example.net"})):
+        kind, value = parse_subject(text)
+        view = view_of(action("defer", kind.value, value))
+        answer = PolicyResponder(PolicySettings(), Exempt(), view).answer(
+            request(sasl_username="", **attributes), NOW)
+        assert answer.wire.startswith(b"action=DEFER"), (text, value)

@@ -85,3 +85,12 @@ def test_policy_state_is_kept_by_default_and_an_unusable_dir_is_said(
     assert "Traceback" not in done.stderr
 
 
+
+
+@pytest.mark.parametrize("subject", ["client_ip:10.0.0.0/8", "client_ip:[10.1.2.3]",
+                                     "client_ip:999.1.1.1", "sender_domain:exa mple..com"])
+def test_actions_add_refuses_a_subject_that_could_never_match(
+        subject: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["actions", "add", subject, "--action", "block", "--for", "1h",
+                 "--config", EXAMPLE]) == 1
+    assert capsys.readouterr()[1].startswith("SUBJECT: ")

@@ -82,6 +82,9 @@ def test_console_state_on_a_broker(kafka_settings: KafkaSettings) -> None:
         # an operator's action, then its lift: at once in the list, and on the topic for all
         with pytest.raises(OperatorError, match="both required"):
             state.add("sasl_username:busy", "block", "2h", "ann", " ")
+        for never in ("client_ip:[10.1.2.3]", "client_ip:10.0.0.0/8", "client_ip:999.1.1.1"):
+            with pytest.raises(OperatorError, match=r"client_ip:192\.0\.2\.7|client_net:"):
+                state.add(never, "block", "2h", "ann", "would never apply")
         added = state.add("sasl_username:busy", "block", "2h", "ann", "ticket 42")
         assert [a["action_id"] for a in state.actions("BUS")["actions"]] == [added.action_id]
         assert state.actions("nobody")["actions"] == []
