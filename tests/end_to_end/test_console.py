@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as seen
@@ -79,8 +80,11 @@ def test_console_shows_the_burst_and_lifts_it(tmp_path: Path) -> None:
             browser.set_window_size(1400, 1720)
             time.sleep(2.5)  # a refresh at the new size
             browser.save_screenshot(str(Path(SCREENSHOTS) / "console.png"))
-        row = browser.find_element(By.CSS_SELECTOR, f'#actions tr[data-subject="{BURSTING}"]')
-        row.find_element(By.CSS_SELECTOR, "button.lift").click()
+        # the table is redrawn every 2 s: a row found just before a redraw is gone at the
+        # click, so find and click are retried together
+        lift = f'#actions tr[data-subject="{BURSTING}"] button.lift'
+        WebDriverWait(browser, 10, ignored_exceptions=[StaleElementReferenceException]).until(
+            lambda b: b.find_element(By.CSS_SELECTOR, lift).click() or True)
         dialog = WebDriverWait(browser, 10).until(seen.visibility_of_element_located(
             (By.ID, "confirm")))
         assert BURSTING in dialog.text
