@@ -141,6 +141,13 @@ class Threshold(Section):
                     "`after` firings (this one included) fall within its `within` applies")
 
     @property
+    def prefix_lengths(self) -> tuple[int, int]:
+        """(IPv4, IPv6) leading bits a client address is counted by: 32 and 128 without a
+        prefix."""
+        prefix = self.prefix or PrefixLengths()
+        return prefix.ipv4, prefix.ipv6
+
+    @property
     def flagged_limit(self) -> int:
         """The second limit, whatever its flag: spams, or flagged_units."""
         return self.spams if self.flagged is Flag.SPAM else self.flagged_units or 0

@@ -164,15 +164,15 @@ class ThresholdEngine:
         self._compiled = {t.name: _Compiled.of(t, self.classes) for t in config.thresholds}
         self._dimensions = _dimensions(self._compiled.values())
         self._by_key: dict[SubjectType, list[_Compiled]] = {}
-        self._by_net: dict[tuple[int, int], list[_Compiled]] = {}  # (IP version, length)
+        # client_ip thresholds by (IP version, prefix length): the full length counts under
+        # the address, a shorter one under the network
+        self._by_length: dict[tuple[int, int], list[_Compiled]] = {}
         for compiled in self._compiled.values():
             self._by_key.setdefault(compiled.threshold.key, []).append(compiled)
-            prefix = compiled.threshold.prefix
-            for version, length in ((4, prefix.ipv4), (6, prefix.ipv6)) if prefix else ():
-                self._by_net.setdefault((version, length), []).append(compiled)
-        self._by_address = {version: [c for c in self._by_key.get(SubjectType.CLIENT_IP, ())
-                                      if (version, _full(version)) in _lengths(c.threshold)]
-                            for version in (4, 6)}
+            if compiled.threshold.key is SubjectType.CLIENT_IP:
+                ipv4, ipv6 = compiled.threshold.prefix_lengths
+                for shape in ((4, ipv4), (6, ipv6)):
+                    self._by_length.setdefault(shape, []).append(compiled)
         self.key_types = key_types(config.thresholds)
         self.counts_deliveries = any(t.count is CountMode.DELIVERIES for t in config.thresholds)
 
@@ -193,9 +193,10 @@ class ThresholdEngine:
             if not value or not any(in_scope(c.threshold, event.direction, domain, flags)
                                     for c in compiled):
                 continue
-            if key is SubjectType.CLIENT_IP and (ipv4 < 32 or ipv6 < 128):
-                subject = Subject(*client_subject(value, ipv4, ipv6))
-                if subject in found:  # a /24 of two thresholds with different IPv6 lengths
+            if key is SubjectType.CLIENT_IP:
+                subject = Subject(*client_subject(value, ipv4, ipv6)) \
+                    if ipv4 < 32 or ipv6 < 128 else Subject(key, value)
+                if subject in found:  # an address or /24 that two prefixes share
                     continue
                 found.append(subject)
             else:
@@ -206,12 +207,15 @@ class ThresholdEngine:
         """The thresholds that count under ``subject``: for a client address or network,
         those whose prefix length for its IP version is the subject's."""
         if subject.type is SubjectType.CLIENT_IP:
-            return self._by_address[4 if "." in subject.value else 6]
+            return self._by_length.get((4, 32) if "." in subject.value else (6, 128), [])
         if subject.type is SubjectType.CLIENT_NET:
             try:
-                return self._by_net.get(network_shape(subject.value), [])
+                version, length = network_shape(subject.value)
             except ValueError:
                 return []  # not a network any prefix names (a foreign record's key)
+            if length >= (32 if version == 4 else 128):
+                return []  # a whole address is a client_ip subject, never a network
+            return self._by_length.get((version, length), [])
         return self._by_key.get(subject.type, [])
 
     def observe(self, subject: Subject, state: SubjectState, event: MailEvent | DeliveryEvent,
@@ -275,9 +279,10 @@ class ThresholdEngine:
             if compiled is not None and not record.is_idle(
                     now_ms, compiled.window_ms, compiled.history_ms):
                 continue
-            learnt = record.baseline if compiled is not None and compiled.learning else None
-            if learnt is not None and compiled is not None and compiled.learning and \
-                    now_ms // compiled.window_ms - learnt.bucket <= compiled.learning.buckets:
+            learning = compiled.learning if compiled is not None else None
+            learnt = record.baseline
+            if learning is not None and learnt is not None and compiled is not None and \
+                    now_ms // compiled.window_ms - learnt.bucket <= learning.buckets:
                 if record != ThresholdState(baseline=learnt):
                     state.thresholds[name] = ThresholdState(baseline=learnt)
                     changed = True
@@ -293,25 +298,12 @@ _ADDRESS_KEYS = frozenset({SubjectType.CLIENT_IP, SubjectType.CLIENT_NET})
 _Dimension = tuple[SubjectType, int, int, list[_Compiled]]  # key, IPv4 and IPv6 prefix lengths
 
 
-def _full(version: int) -> int:
-    return 32 if version == 4 else 128
-
-
-def _lengths(threshold: Threshold) -> set[tuple[int, int]]:
-    """(IP version, prefix length) a client_ip threshold counts by."""
-    prefix = threshold.prefix
-    return {(4, prefix.ipv4 if prefix else 32), (6, prefix.ipv6 if prefix else 128)}
-
-
 def _dimensions(compiled: Iterable[_Compiled]) -> list[_Dimension]:
     """The thresholds grouped by what names their subject: the key and, for client
     addresses, the prefix lengths; in a fixed order."""
     groups: dict[tuple[SubjectType, int, int], list[_Compiled]] = {}
     for item in compiled:
-        prefix = item.threshold.prefix
-        shape = (item.threshold.key, prefix.ipv4 if prefix else 32,
-                 prefix.ipv6 if prefix else 128)
-        groups.setdefault(shape, []).append(item)
+        groups.setdefault((item.threshold.key, *item.threshold.prefix_lengths), []).append(item)
     order = list(SubjectType)
     return [(key, ipv4, ipv6, items) for (key, ipv4, ipv6), items in
             sorted(groups.items(), key=lambda g: (order.index(g[0][0]), g[0][1], g[0][2]))]

@@ -232,3 +232,14 @@ def test_thresholds_with_different_prefixes_share_a_subject_only_where_they_agre
     assert sorted((i, a.threshold, a.subject) for i, a in fired) == [
         (1, "line", "192.0.2.0/24"), (1, "wide", "192.0.2.0/24"),
         (3, "wide", "2001:db8:1::/48")]  # two /64s: the per-line threshold never fired
+
+
+def test_an_address_two_prefixes_leave_whole_is_one_subject() -> None:
+    pool = threshold(name="pool", key="client_ip", prefix={"ipv4": 16}, messages=2)
+    address = threshold(name="address", key="client_ip", messages=2)
+    engine = ThresholdEngine(config(pool, address))
+    # IPv6: both count the address itself, under one subject, so each unit counts once
+    assert engine.subjects(mail(client_ip="2001:db8::1")) == [
+        Subject(SubjectType.CLIENT_IP, "2001:db8::1")]
+    fired = run(config(pool, address), [mail(0, client_ip="2001:db8::1")])
+    assert fired == []  # one message: neither limit of 2 is reached
