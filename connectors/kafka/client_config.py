@@ -7,6 +7,7 @@ writes them; librdkafka's default would scatter them.
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from connectors.kafka.client_logs import kafka_logger
@@ -65,3 +66,21 @@ def consumer_config(settings: KafkaSettings, group_id: str, **overrides: Any) ->
     })
     config.update(overrides)
     return config
+
+
+def static_member(group_id: str, instance: str | None = None) -> dict[str, Any]:
+    """Settings for a group member that comes back within seconds after a restart, even one
+    that never said goodbye (Ctrl-C during its first join, ``kill -9``): static membership.
+
+    With ``group.instance.id`` the coordinator hands a restarted member the identity and
+    partitions of its previous life at once (Apache Kafka >= 2.3, and Tansu), instead of
+    waiting for the old member: without it Kafka waits up to the old member's rebalance
+    timeout (``max.poll.interval.ms``, 5 minutes by default), and Tansu was seen not to let a
+    new member in at all after the old one left mid-join. The id must be unique among the
+    group's live members: by default the host's name and the group; ``instance`` names a
+    second process of the same group on the same host. A live duplicate is fenced by the
+    broker (a fatal error the caller reports). A member that stops for good is dropped
+    after ``session.timeout.ms`` (static members do not leave the group on close)."""
+    name = instance or f"{socket.gethostname()}-{group_id}"
+    return {"group.instance.id": name[:249],
+            "session.timeout.ms": 10_000, "heartbeat.interval.ms": 1_000}

@@ -22,10 +22,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 from pydantic import ValidationError
 
-from connectors.kafka.client_config import consumer_config
+from connectors.kafka.client_config import consumer_config, static_member
 from connectors.kafka.topics import ensure_topics, settings_topic
 from connectors.siem import cef, ecs
 from connectors.siem.outputs import Destination, Output, open_output, parse_destination
@@ -60,6 +67,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--mail", action="store_true", help="mail events too, not only actions")
     parser.add_argument("--webhook", metavar="URL", help="also POST each new action here, once")
     parser.add_argument("--group", help="consumer group (default CLIENT_ID-siem-FORMAT)")
+    parser.add_argument("--instance", metavar="NAME",
+                        help="this process's static member name in the group (default "
+                             "HOST-GROUP); give each siem of one group on one host its own")
     parser.add_argument("--from", dest="start", type=_start, default="earliest",
                         metavar="earliest|latest|TIME",
                         help="where a new group starts on each partition: the oldest record "
@@ -142,7 +152,12 @@ def run(args: argparse.Namespace) -> int:
     with kafka_preflight(config.kafka):
         consumer_group = args.group or f"{config.kafka.client_id}-siem-{args.format}"
         ensure_topics(config.kafka, [settings_topic(config)])  # may be read before any is set
-        consumer = Consumer(consumer_config(config.kafka, consumer_group))
+        membership = static_member(consumer_group, args.instance)
+        member = membership["group.instance.id"]
+        consumer = Consumer(consumer_config(
+            config.kafka, consumer_group, **membership,
+            # a member that stops polling (a stuck output) holds a rebalance this long
+            **{"max.poll.interval.ms": 60_000}))
     topics: dict[str, Decoder] = {config.topics.actions: _action,
                                   config.topics.subject_settings: _settings_change}
     if args.mail:
@@ -157,29 +172,47 @@ def run(args: argparse.Namespace) -> int:
         log.info("reading %s: %s", ", ".join(sorted(topics)), ", ".join(
             f"{tp.topic}[{tp.partition}] from {_position(tp.offset)}" for tp in positions))
 
-    log.info("joining consumer group %s on %s (a new group can take 30 s to be given its "
-             "partitions)", consumer_group, config.kafka.bootstrap_servers)
+    log.info("joining consumer group %s as %s on %s (partitions come within about 10 s, "
+             "after a restart too)", consumer_group, member,
+             config.kafka.bootstrap_servers)
     consumer.subscribe(list(topics), on_assign=on_assign)
     written = bad = 0
+    code = 0
     try:
         while not stop.is_set():
             messages = consumer.consume(500, 0.5)
+            handled = 0
             for message in messages:
-                if message.error() is not None:
+                error = message.error()
+                if error is not None:
+                    if error.fatal():  # e.g. another live member with this --instance
+                        log.error("stopping: %s", error.str())
+                        code = 1
+                        stop.set()
                     continue
+                handled += 1
                 record = _decode(message, topics)
                 if record is None:
                     bad += 1
                     continue
                 write_record(output, args.format, record, webhook)
                 written += 1
-            if messages:
-                consumer.commit(asynchronous=False)
+            if handled:
+                _commit(consumer)
     finally:
         consumer.close()
         output.close()
         log.info("stopped: %d records written, %d unreadable skipped", written, bad)
-    return 0
+    return code
+
+
+def _commit(consumer: Consumer) -> None:
+    """Commit what was written; a commit lost to a rebalance only means those records are
+    written again by whoever reads the partition next (at least once, never lost)."""
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException as exc:
+        log.warning("commit not taken (%s); the last records may be written again", exc)
 
 
 def _position(offset: int) -> str:

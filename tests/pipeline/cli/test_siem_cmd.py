@@ -89,3 +89,38 @@ def test_a_new_siem_consumer_starts_where_from_says(kafka_settings: KafkaSetting
             for line in latest_out.read_text().splitlines()] == ["new"]
     assert [line.split("externalId=")[1].split()[0]
             for line in since_out.read_text().splitlines()] == ["recent", "new"]
+
+
+def test_a_siem_interrupted_while_joining_resumes_within_30_s(kafka_settings: KafkaSettings,
+                                                               tmp_path: Path) -> None:
+    """Ctrl-C during the first join left a member the broker waited for (Kafka up to the
+    rebalance timeout, Tansu for ever); static membership gives the restart its place."""
+    topic = f"actions-{uuid.uuid4().hex[:6]}"
+    config = tmp_path / "floodgate.yaml"
+    config.write_text(f"kafka: {{bootstrap_servers: '{kafka_settings.bootstrap_servers}'}}\n"
+                      f"topics: {{actions: {topic}}}\n")
+    command = ["siem", "--config", str(config), "--format", "cef", "--to"]
+    first_log = tmp_path / "first.log"
+    first = start_floodgate([*command, f"file:{tmp_path / 'first.cef'}"], first_log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and "joining consumer group" not in (
+            first_log.read_text() if first_log.exists() else ""):
+        time.sleep(0.1)
+    time.sleep(1)  # inside the join, before any partition is given
+    assert "reading " not in first_log.read_text()
+    stop(first, signal.SIGINT)
+    assert first.returncode == 0, first_log.read_text()[-2000:]
+    producer = Producer(producer_config(kafka_settings))
+    producer.produce(topic, value=action(action_id="after").model_dump_json().encode(), key=b"k")
+    assert producer.flush(30) == 0
+    out, log = tmp_path / "second.cef", tmp_path / "second.log"
+    started = time.monotonic()
+    second = start_floodgate([*command, f"file:{out}"], log)
+    try:
+        while time.monotonic() - started < 60 and not (out.exists() and out.read_text()):
+            time.sleep(0.2)
+        waited = time.monotonic() - started
+    finally:
+        stop(second, signal.SIGINT)
+    assert "externalId=after" in out.read_text(), log.read_text()[-2000:]
+    assert waited < 30, f"the restarted siem wrote its first record after {waited:.0f} s"
