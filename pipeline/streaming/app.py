@@ -9,8 +9,9 @@ Faust runs the process (start, signals, clean stop, its own consumer group
 
 The mail path is not Faust's: ``counting_loop`` reads, routes and counts in
 batches with confluent-kafka and rocksdict in a thread of its own, started
-and stopped with the app. Faust's per-record stream and table machinery
-would cap the worker at a few thousand events a second.
+and stopped with the app (its first child, so the two groups join at once).
+Faust's per-record stream and table machinery would cap the worker at a few
+thousand events a second.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import mode
 from pydantic import ValidationError
 
 from pipeline.streaming import gc_tuning
+from pipeline.streaming.clients import worker_instance
 from pipeline.streaming.counting_loop import CountingLoop
 from pipeline.streaming.faust_settings import broker_credentials, broker_urls
 from pipeline.streaming.metrics import WorkerMetrics
@@ -48,19 +50,20 @@ class Worker:
     def __init__(self, config: FloodgateConfig, metrics: WorkerMetrics | None = None) -> None:
         self.metrics = metrics or WorkerMetrics()
         self.counting = CountingLoop(config, self.metrics)
-        self.app = build_app(config, self.counting)
+        self.app = build_app(config)
+        self.service = CountingService(self.counting, beacon=self.app.beacon)
+        # A dependency of the app, not an @app.service: those start only once Faust's own
+        # group has joined and recovered (15 s and more), and the counting consumer's join
+        # would wait for it. As the app's first child it starts before Faust's consumer.
+        self.app.add_dependency(self.service)
 
     def ready(self) -> bool:
         """Counting partitions assigned and the counting thread alive."""
-        return self.counting.assigned.is_set() and _thread_alive(self.app)
+        thread = self.service.thread
+        return self.counting.assigned.is_set() and thread is not None and thread.is_alive()
 
 
-def _thread_alive(app: faust.App) -> bool:
-    thread: threading.Thread | None = getattr(app, "counting_thread", None)
-    return thread is not None and thread.is_alive()
-
-
-def build_app(config: FloodgateConfig, counting: CountingLoop) -> faust.App:
+def build_app(config: FloodgateConfig) -> faust.App:
     settings, topics = config.worker, config.topics
     app = faust.App(
         f"{settings.app_id}-control",
@@ -72,8 +75,10 @@ def build_app(config: FloodgateConfig, counting: CountingLoop) -> faust.App:
         web_host="127.0.0.1",
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=30.0,
-        broker_heartbeat_interval=3.0,
+        # a static member, as the counting consumer: a restart takes its place at once
+        consumer_group_instance_id=f"{worker_instance(config)}-control",
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
     )
     actions = app.topic(topics.actions, key_serializer="raw", value_serializer="raw")
     subject_events = app.topic(topics.subject_events, key_serializer="raw",
@@ -96,34 +101,38 @@ def build_app(config: FloodgateConfig, counting: CountingLoop) -> faust.App:
                                           headers={KIND_HEADER: LIFT_KIND})
             yield None
 
-    @app.service
-    class Counting(mode.Service):
-        """Runs ``counting.run`` in a thread for as long as the app runs."""
-
-        async def on_start(self) -> None:
-            gc_tuning.settle_for_counting()
-            thread = threading.Thread(target=self._run, name="floodgate-counting", daemon=True)
-            app.counting_thread = thread  # type: ignore[attr-defined]
-            thread.start()
-
-        async def on_stop(self) -> None:
-            counting.stop()
-            thread: threading.Thread = app.counting_thread  # type: ignore[attr-defined]
-            await self.loop.run_in_executor(None, thread.join, STOP_TIMEOUT_S)
-            if thread.is_alive():
-                log.error("the counting thread did not stop in %.0f s", STOP_TIMEOUT_S)
-
-        def _run(self) -> None:
-            try:
-                counting.run()
-            except Exception:
-                # The worker cannot count any more: stop the process; its supervisor (systemd,
-                # floodgate up) starts it again, and it resumes from its last checkpoint.
-                log.exception("the counting loop failed; stopping the worker")
-                os.kill(os.getpid(), signal.SIGTERM)
-
-    _ = Counting
     return app
+
+
+class CountingService(mode.Service):
+    """Runs ``counting.run`` in a thread for as long as the app runs."""
+
+    def __init__(self, counting: CountingLoop, **kwargs: Any) -> None:
+        self.counting = counting
+        self.thread: threading.Thread | None = None
+        super().__init__(**kwargs)
+
+    async def on_start(self) -> None:
+        gc_tuning.settle_for_counting()
+        self.thread = threading.Thread(target=self._run, name="floodgate-counting", daemon=True)
+        self.thread.start()
+
+    async def on_stop(self) -> None:
+        self.counting.stop()
+        if self.thread is None:
+            return
+        await self.loop.run_in_executor(None, self.thread.join, STOP_TIMEOUT_S)
+        if self.thread.is_alive():
+            log.error("the counting thread did not stop in %.0f s", STOP_TIMEOUT_S)
+
+    def _run(self) -> None:
+        try:
+            self.counting.run()
+        except Exception:
+            # The worker cannot count any more: stop the process; its supervisor (systemd,
+            # floodgate up) starts it again, and it resumes from its last checkpoint.
+            log.exception("the counting loop failed; stopping the worker")
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_forever(worker: Worker, argv: list[str]) -> Any:

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from connectors.kafka.client_config import consumer_config, producer_config
+from connectors.kafka.client_config import consumer_config, producer_config, static_member
 from schemas.config import FloodgateConfig
 
 # A new life's clients (producer, consumer) from the producer's and the consumer's settings.
@@ -20,14 +23,21 @@ def kafka_clients(producer_settings: dict[str, Any],
     return Producer(producer_settings), Consumer(consumer_settings)
 
 
+def worker_instance(config: FloodgateConfig) -> str:
+    """This worker's static member name in its groups: the host and its state folder, which
+    no two live workers share (RocksDB locks it), and which a restarted worker keeps."""
+    folder = str(Path(config.worker.data_dir).resolve())
+    return f"{socket.gethostname()}-{hashlib.sha256(folder.encode()).hexdigest()[:10]}"
+
+
 def counting_consumer_settings(config: FloodgateConfig) -> dict[str, Any]:
-    """The group consumer of the sources and ``subject-events`` (group ``worker.app_id``)."""
-    return consumer_config(config.kafka, config.worker.app_id, **{
+    """The group consumer of the sources and ``subject-events`` (group ``worker.app_id``): a
+    static member, so a restarted worker (``kill -9`` included) is given its partitions back
+    at once; a dead one's move to the others after 10 s without heartbeats."""
+    group = config.worker.app_id
+    return consumer_config(config.kafka, group, **{
+        **static_member(group, worker_instance(config)),
         "enable.partition.eof": True,
-        # heartbeats come from librdkafka's own thread; 30 s outlives a short broker
-        # outage (as the Faust worker's session did) and moves a dead worker's partitions
-        "session.timeout.ms": 30_000,
-        "heartbeat.interval.ms": 3_000,
         "max.poll.interval.ms": 900_000,  # a restore of a large partition runs in the callback
         "fetch.wait.max.ms": config.worker.fetch_wait_ms,
         "queued.max.messages.kbytes": 65_536,
