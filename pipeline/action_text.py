@@ -30,3 +30,20 @@ def escalation_text(action: ActionEvent) -> str:
 def ordinal(number: int) -> str:
     suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
     return f"{number}{suffix}"
+
+
+def who_text(action: ActionEvent) -> str:
+    """Who put the action in force: the operator, or the threshold that fired."""
+    return action.actor or "?" if action.threshold is None else f"threshold {action.threshold}"
+
+
+def why_text(action: ActionEvent) -> str:
+    """Why: the operator's reason, or what the threshold counted against its limit."""
+    evidence = action.evidence
+    if action.threshold is None or evidence is None:
+        return action.reason or "(no reason recorded)"
+    window = format_duration(evidence.window_end - evidence.window_start)
+    flagged = (f", {evidence.spams} {evidence.flagged.value} (limit {evidence.limit_spams})"
+               if evidence.limit_spams else "")
+    return (f"{evidence.messages} {evidence.count.value} in {window} (limit "
+            f"{evidence.limit_messages}){flagged}")

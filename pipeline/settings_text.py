@@ -4,6 +4,7 @@ one parser for overrides, one check against the config, one wording of what a su
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -14,6 +15,7 @@ from schemas.subject_settings import Override, SubjectSettings, ThresholdOverrid
 from schemas.subjects import split_subject_key
 from schemas.thresholds import Threshold, with_numbers
 from schemas.validation import describe_validation_error
+from schemas.vocabulary import SubjectType
 
 OVERRIDE_FIELDS = ("messages", "spams", "flagged_units")
 
@@ -87,22 +89,46 @@ def class_lines(config: FloodgateConfig) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class SubjectLimit:
+    threshold: Threshold
+    limits: tuple[int, int] | None  # (units, flagged); None: the threshold does not count it
+    overridden: bool  # the numbers are the subject's own
+
+
+def subject_class(config: FloodgateConfig, custom: Customisation | None) -> str:
+    """The class a subject is counted as: its record's, if the config knows it, else the
+    default."""
+    return custom.subject_class if custom and custom.subject_class in config.classes.known \
+        else config.classes.default
+
+
+def subject_limits(config: FloodgateConfig, kind: SubjectType,
+                   custom: Customisation | None) -> list[SubjectLimit]:
+    """What each threshold of ``kind`` counts a subject by: its class's numbers, or its own
+    overrides (an exempt subject: none)."""
+    if custom is not None and custom.exempt:
+        return []
+    name = subject_class(config, custom)
+    limits = []
+    for threshold in (t for t in config.thresholds if t.key is kind):
+        numbers = custom.overrides.get(threshold.name, ()) if custom else ()
+        if not threshold.counts_class(name) or numbers is None:
+            limits.append(SubjectLimit(threshold, None, False))
+            continue
+        own = threshold.limits_for(name)
+        limits.append(SubjectLimit(threshold, with_numbers(threshold, own, *numbers)
+                                   if numbers else own, bool(numbers)))
+    return limits
+
+
 def effective_lines(config: FloodgateConfig, key: str, custom: Customisation | None) -> list[str]:
     """What each threshold of the subject's type counts it by, in ``check-config``'s words."""
     kind, _ = split_subject_key(key)
     if custom is not None and custom.exempt:
         return ["exempt: no threshold counts it, no action applies to it"]
-    name = custom.subject_class if custom and custom.subject_class in config.classes.known \
-        else config.classes.default
-    lines = []
-    for threshold in (t for t in config.thresholds if t.key is kind):
-        numbers = custom.overrides.get(threshold.name, ()) if custom else ()
-        if not threshold.counts_class(name) or numbers is None:
-            lines.append(f"{threshold.name}: not counted")
-            continue
-        limits = threshold.limits_for(name)
-        if numbers:
-            limits = with_numbers(threshold, limits, *numbers)
-        lines.append(limits_text(threshold, limits) + (" (override)" if numbers else
-                                                       f" (class {name})"))
-    return lines
+    name = subject_class(config, custom)
+    return [f"{limit.threshold.name}: not counted" if limit.limits is None else
+            limits_text(limit.threshold, limit.limits)
+            + (" (override)" if limit.overridden else f" (class {name})")
+            for limit in subject_limits(config, kind, custom)]

@@ -276,8 +276,21 @@ class ConsoleSettings(Section):
     listen: str | None = Field(
         "127.0.0.1:10045", pattern=r"^\[?[0-9A-Fa-f:.]+\]?:\d{1,5}$",
         description="HTTP host:port of the console page and its JSON API; on any address but "
-                    "loopback the environment's FLOODGATE_CONSOLE_TOKEN is required (bearer "
-                    "token, or basic-auth password); none: `up` starts no console")
+                    "loopback a credential is required: operators_file, user_header or the "
+                    "environment's FLOODGATE_CONSOLE_TOKEN (one shared bearer token, or "
+                    "basic-auth password); none: `up` starts no console")
+    operators_file: str | None = Field(
+        None, description="a file of NAME:sha256:HEX lines, one per operator (`floodgate "
+                          "console --new-operator NAME` makes one): each signs in with a token "
+                          "of their own, and every change they make is recorded under NAME")
+    user_header: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9-]{1,64}$",
+        description="the header in which a reverse proxy passes the user it signed in (e.g. "
+                    "X-Forwarded-User), taken as the operator's name; believed only from "
+                    "trusted_proxies")
+    trusted_proxies: list[Network] = Field(
+        default_factory=lambda: ["127.0.0.1/32", "::1/128"],
+        description="addresses whose user_header is believed (the reverse proxy's)")
     top_capacity: int = Field(
         200, ge=10, le=100_000,
         description="counters per key dimension in each minute of the Top subjects summary "

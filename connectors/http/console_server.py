@@ -3,9 +3,11 @@
 GET  /                       the page
 GET  /static/NAME            its script, style sheet and the chart library (uPlot, MIT)
 GET  /api/actions?q=TEXT     actions in force (q: text the subject contains)
+GET  /api/top?window=limits  the subjects nearest a threshold's limit (the default)
 GET  /api/top?window=S       top subjects over the last S seconds (60, 300 or 3600)
 GET  /api/answers            policy answers by kind, 10-second buckets, 15 minutes
 GET  /api/status             readers' progress and the summary's size
+GET  /api/whoami             {"operator": the name changes are recorded under, or null}
 POST /api/actions/lift       {"subject", "actor", "reason", "reset"}
 POST /api/actions/add        {"subject", "action", "duration", "actor", "reason"}
 GET  /api/settings?subject=S a subject's settings and the numbers it gets
@@ -13,10 +15,14 @@ POST /api/settings/set       {"subject", "class", "overrides" ("burst.messages=6
                              "off" ("threshold, ..."), "exempt", "actor", "reason"}
 POST /api/settings/unset     {"subject", "actor", "reason"}
 
-Guards: with FLOODGATE_CONSOLE_TOKEN set, every request needs it (``Authorization:
-Bearer TOKEN``, or basic auth with TOKEN as the password, which a browser asks
-for itself); on a non-loopback address the token is required to start at all.
-Without a token the Host header must name the loopback address, so a web page
+Guards: with credentials (``connectors.http.operators``: each operator's own
+token, a reverse proxy's signed-in user, or one shared FLOODGATE_CONSOLE_TOKEN)
+every request needs one (``Authorization: Bearer TOKEN``, or basic auth with
+TOKEN as the password, which a browser asks for itself); on a non-loopback
+address a credential is required to start at all. A change made with a named
+credential is recorded under that name, whatever the form says; otherwise the
+form's "who" is required. Without credentials the Host header must name the
+loopback address, so a web page
 elsewhere cannot reach the console through a DNS name that points at
 127.0.0.1. A change (POST) must carry ``X-Floodgate-Console: 1`` and JSON, and
 an Origin, when sent, must be the console's own: another site's page can
@@ -26,9 +32,6 @@ through the operator's browser.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import json
 import logging
 from http.server import BaseHTTPRequestHandler
@@ -36,8 +39,16 @@ from importlib import resources
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from connectors.http.operators import (
+    Credentials,
+    CredentialsError,
+    Visitor,
+    networks,
+    read_operators,
+)
 from connectors.http.server import SmallHttpServer, is_loopback_host, split_listen
 from connectors.kafka.errors import NotConfirmed
+from schemas.config import ConsoleSettings
 from schemas.events import ActionEvent
 from schemas.subject_settings import SubjectSettings
 
@@ -72,6 +83,7 @@ class ConsoleBackend(Protocol):
 
     def actions(self, query: str) -> dict[str, Any]: ...
     def top(self, view_s: int) -> dict[str, Any]: ...
+    def near(self) -> dict[str, Any]: ...
     def answers(self) -> dict[str, Any]: ...
     def status(self) -> dict[str, Any]: ...
     def lift(self, subject: str, actor: str, reason: str, reset: bool) -> list[ActionEvent]: ...
@@ -95,13 +107,15 @@ def static_files() -> dict[str, tuple[bytes, str]]:
 
 
 class ConsoleServer:
-    def __init__(self, listen: str, state: ConsoleBackend, token: str | None) -> None:
+    def __init__(self, listen: str, state: ConsoleBackend, credentials: Credentials) -> None:
         host, _ = split_listen(listen)
-        if not is_loopback_host(host) and not token:
+        if not is_loopback_host(host) and not credentials.required:
             raise ConsoleConfigError(
-                f"console.listen {listen} is not a loopback address: set {TOKEN_ENV} (a long "
-                "random secret) so that only operators can see and change actions")
-        self._state, self._token = state, token or None
+                f"console.listen {listen} is not a loopback address: give operators their own "
+                f"tokens (console.operators_file), sign them in at a reverse proxy "
+                f"(console.user_header), or set {TOKEN_ENV} (a long random secret) so that "
+                "only operators can see and change actions")
+        self._state, self._credentials = state, credentials
         self._files = static_files()
         try:
             self._server = SmallHttpServer(listen, self._handle, "console-http", ("GET", "POST"),
@@ -142,14 +156,16 @@ class ConsoleServer:
 
     def _route(self, request: BaseHTTPRequestHandler, method: str
                ) -> tuple[int, bytes, str, dict[str, str]]:
-        refusal = self._refusal(request)
-        if refusal is not None:
-            return refusal
+        visitor = self._visitor(request)
+        if not isinstance(visitor, Visitor):
+            return visitor
         url = urlsplit(request.path)
         query = parse_qs(url.query)
         if method == "GET":
+            if url.path == "/api/whoami":
+                return _json(200, {"operator": visitor.name})
             return self._get(url.path, query)
-        return self._post(request, url.path)
+        return self._post(request, url.path, visitor)
 
     def _get(self, path: str, query: dict[str, list[str]]) -> tuple[int, bytes, str, dict[str, str]]:
         if path in ("/", "/index.html"):
@@ -161,7 +177,9 @@ class ConsoleServer:
         if path == "/api/actions":
             return _json(200, self._state.actions(query.get("q", [""])[0][:200]))
         if path == "/api/top":
-            window = query.get("window", ["300"])[0]
+            window = query.get("window", ["limits"])[0]
+            if window == "limits":
+                return _json(200, self._state.near())
             try:
                 return _json(200, self._state.top(int(window) if window.isdigit() else -1))
             except ValueError as exc:
@@ -177,7 +195,7 @@ class ConsoleServer:
                 return _json(400, {"error": str(exc)})
         return _json(404, {"error": f"no such page: {path[:100]}"})
 
-    def _post(self, request: BaseHTTPRequestHandler, path: str
+    def _post(self, request: BaseHTTPRequestHandler, path: str, visitor: Visitor
               ) -> tuple[int, bytes, str, dict[str, str]]:
         if path not in CHANGES:
             return _json(404, {"error": f"no such action: {path[:100]}"})
@@ -202,6 +220,8 @@ class ConsoleServer:
         if any(value is not None and not isinstance(value, str) for value in fields.values()):
             return _json(400, {"error": f"{', '.join(TEXT_FIELDS)} are text"})
         text = {name: value or "" for name, value in fields.items()}
+        if visitor.name is not None:  # the credential says who, not the form
+            text["actor"] = visitor.name
         try:
             if path == "/api/settings/set":
                 record = self._state.set_settings(
@@ -223,13 +243,20 @@ class ConsoleServer:
         except NotConfirmed as exc:
             return _json(503, {"error": str(exc)})
 
-    def _refusal(self, request: BaseHTTPRequestHandler
-                 ) -> tuple[int, bytes, str, dict[str, str]] | None:
-        """Why this request may not go on, or None."""
-        if self._token is not None:
-            if not self._authorised(request.headers.get("Authorization") or ""):
-                return _json(401, {"error": "the console's token is required"},
+    def _visitor(self, request: BaseHTTPRequestHandler
+                 ) -> Visitor | tuple[int, bytes, str, dict[str, str]]:
+        """Who the request comes from, or the answer refusing it."""
+        credentials = self._credentials
+        visitor = Visitor(None)
+        if credentials.required:
+            proxy_user = (request.headers.get(credentials.user_header)
+                          if credentials.user_header else None)
+            found = credentials.identify(request.headers.get("Authorization") or "",
+                                         proxy_user, request.client_address[0])
+            if found is None:
+                return _json(401, {"error": "sign in: the console needs an operator's token"},
                              {"WWW-Authenticate": 'Basic realm="Floodgate console", charset="UTF-8"'})
+            visitor = found
         else:
             host = (request.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]")
             if not is_loopback_host(host):
@@ -237,21 +264,18 @@ class ConsoleServer:
         origin = request.headers.get("Origin")
         if origin is not None and urlsplit(origin).netloc != request.headers.get("Host"):
             return _json(403, {"error": "requests from other sites are refused"})
-        return None
+        return visitor
 
-    def _authorised(self, header: str) -> bool:
-        assert self._token is not None
-        scheme, _, credentials = header.partition(" ")
-        if scheme.lower() == "bearer":
-            offered = credentials.strip()
-        elif scheme.lower() == "basic":
-            try:
-                offered = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")[2]
-            except (binascii.Error, UnicodeDecodeError):
-                return False
-        else:
-            return False
-        return hmac.compare_digest(offered.encode(), self._token.encode())
+
+def console_credentials(settings: ConsoleSettings, shared_token: str | None) -> Credentials:
+    """The console's credentials from its settings and the environment's shared token;
+    ConsoleConfigError when the operators file cannot be used."""
+    try:
+        operators = read_operators(settings.operators_file) if settings.operators_file else {}
+    except CredentialsError as exc:
+        raise ConsoleConfigError(str(exc)) from None
+    return Credentials(shared_token or None, operators, settings.user_header,
+                       networks(settings.trusted_proxies))
 
 
 def _json(status: int, document: Any, extra: dict[str, str] | None = None

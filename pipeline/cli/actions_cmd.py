@@ -7,7 +7,6 @@ sees the same thing; nothing is changed behind the topic's back.
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from datetime import timedelta
 from typing import Any
@@ -17,7 +16,8 @@ from confluent_kafka import Producer
 from connectors.kafka.action_records import publish_actions
 from connectors.kafka.client_config import producer_config
 from connectors.postfix_policy.action_feed import ActionFeed
-from pipeline.action_text import escalation_text, mode_text
+from pipeline.action_text import escalation_text, mode_text, who_text, why_text
+from pipeline.cli.arguments import audit_arguments
 from pipeline.cli.check_config import load_or_report
 from pipeline.cli.kafka_preflight import ask_kafka, kafka_preflight
 from pipeline.engine.actions import added, lifted, manual_duration_ms
@@ -51,8 +51,7 @@ def register(sub: Any) -> None:
     for verb in (listing, lift, add):
         verb.add_argument("--config", required=True)
     for verb in (lift, add):
-        verb.add_argument("--reason", help="why (kept in the record, for audit)")
-        verb.add_argument("--actor", default=getpass.getuser(), help="who (default: you)")
+        audit_arguments(verb)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -60,13 +59,12 @@ def run_list(args: argparse.Namespace) -> int:
     if view is None or config is None:
         return 1
     now = wall_ms()
-    print(f"{'SUBJECT':<45} {'ACTION':<10} {'MODE':<7} {'ORIGIN':<6} {'THRESHOLD':<16} "
-          f"{'UNTIL':<20} {'ID':<36} ESCALATION")
+    print(f"{'SUBJECT':<45} {'ACTION':<10} {'MODE':<7} {'UNTIL':<20} {'WHO':<24} "
+          f"{'ID':<36} {'ESCALATION':<18} WHY")
     for action in sorted(view.in_force(now), key=lambda a: (a.key, a.expires_at)):
         print(f"{action.key:<45} {action.action.value:<10} {mode_text(action):<7} "
-              f"{action.origin.value:<6} {action.threshold or '-':<16} "
-              f"{action.expires_at:%Y-%m-%dT%H:%M:%SZ}  {action.action_id:<36} "
-              f"{escalation_text(action)}")
+              f"{action.expires_at:%Y-%m-%dT%H:%M:%SZ}  {who_text(action)[:24]:<24} "
+              f"{action.action_id:<36} {escalation_text(action):<18} {why_text(action)}")
     return 0
 
 

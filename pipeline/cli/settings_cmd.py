@@ -12,7 +12,6 @@ the topic equal to the database.
 from __future__ import annotations
 
 import argparse
-import getpass
 import resource
 import sys
 import time
@@ -32,6 +31,7 @@ from connectors.kafka.settings_records import (
 )
 from connectors.kafka.topics import ensure_topics, settings_topic
 from connectors.settings_files import read_settings
+from pipeline.cli.arguments import audit_arguments
 from pipeline.cli.check_config import load_or_report
 from pipeline.cli.kafka_preflight import CommandFailed, ask_kafka, kafka_preflight
 from pipeline.engine.customisation import Customisation
@@ -85,10 +85,9 @@ def register(sub: Any) -> None:
     load.set_defaults(run=run_import)
     for verb in (set_, unset, show, listing, load):
         verb.add_argument("--config", required=True)
-    for verb in (set_, unset, load):
-        verb.add_argument("--actor", default=getpass.getuser(), help="who (default: you)")
     for verb in (set_, unset):
-        verb.add_argument("--reason", required=True, help="why (kept in the record, for audit)")
+        audit_arguments(verb)
+    audit_arguments(load, reason_required=False)
     load.add_argument("--reason", help="why (default: import of FILE)")
 
 

@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from connectors.postfix_policy.policy_protocol import ANSWER_KINDS
-from pipeline.action_text import escalation_text, mode_text
+from pipeline.action_text import escalation_text, mode_text, who_text, why_text
+from pipeline.console.near_limits import NEAR, Nearness
 from pipeline.console.policy_answers import BUCKET_MS, PolicyAnswers
 from pipeline.console.top_subjects import VIEWS_S, TopSubjects
 from schemas.events import ActionEvent
@@ -17,6 +18,7 @@ from schemas.time_ms import to_ms
 from schemas.vocabulary import ACTION_STRENGTH
 
 TOP_ROWS = 10
+NEAR_ROWS = 15
 
 
 def _iso(moment: datetime) -> str:
@@ -32,6 +34,7 @@ def action_row(action: ActionEvent) -> dict[str, Any]:
         "threshold": action.threshold, "origin": action.origin.value,
         "since": _iso(action.triggered_at), "until": _iso(action.expires_at),
         "escalation": escalation_text(action), "actor": action.actor, "reason": action.reason,
+        "who": who_text(action), "why": why_text(action),
         "evidence": None if evidence is None else {
             "count": evidence.count.value, "units": evidence.messages,
             "flagged": evidence.flagged.value, "flagged_units": evidence.spams,
@@ -52,10 +55,28 @@ def actions_document(actions: list[ActionEvent], query: str, now_ms: int) -> dic
             "actions": [action_row(a) for a in rows]}
 
 
-def top_document(top: TopSubjects, view_s: int, now_ms: int, rows: int = TOP_ROWS) -> dict[str, Any]:
-    """The heaviest subjects of every dimension over the last ``view_s`` (one of VIEWS_S)."""
+def near_row(near: Nearness) -> dict[str, Any]:
+    return {"subject": near.subject, "dimension": near.dimension.value, "value": near.value,
+            "threshold": near.threshold, "window_s": near.window_s, "messages": near.messages,
+            "limit": near.limit, "flagged": near.flagged, "flagged_limit": near.flagged_limit,
+            "share": near.share, "near": near.share >= NEAR, "at_least": near.at_least}
+
+
+def near_document(ranked: list[Nearness], now_ms: int, rows: int = NEAR_ROWS) -> dict[str, Any]:
+    """The subjects nearest a threshold's limit, whatever their volume."""
+    return {"now": now_ms / 1000, "window": "limits", "near_from": NEAR,
+            "subjects_near": sum(1 for n in ranked if n.share >= NEAR),
+            "rows": [near_row(n) for n in ranked[:rows]]}
+
+
+def top_document(top: TopSubjects, view_s: int, now_ms: int, rows: int = TOP_ROWS,
+                 nearness: dict[str, Nearness] | None = None) -> dict[str, Any]:
+    """The heaviest subjects of every dimension over the last ``view_s`` (one of VIEWS_S),
+    each with its nearness to a limit when it has one."""
     if view_s not in VIEWS_S:
-        raise ValueError(f"window must be one of {', '.join(str(v) for v in VIEWS_S)} seconds")
+        raise ValueError(f"window must be limits or one of "
+                         f"{', '.join(str(v) for v in VIEWS_S)} seconds")
+    nearness = nearness or {}
     dimensions = {}
     for dimension in top.dimensions:
         total, heaviest = top.top(view_s, dimension, rows, now_ms)
@@ -64,12 +85,18 @@ def top_document(top: TopSubjects, view_s: int, now_ms: int, rows: int = TOP_ROW
             "max_error": top.error_bound(view_s, total),
             "rows": [{"subject": subject_key(dimension, r.subject), "value": r.subject,
                       "messages": r.messages, "at_least": r.at_least, "at_most": r.at_most,
-                      "per_minute": r.per_minute, "spam_share": r.spam_share}
+                      "per_minute": r.per_minute, "spam_share": r.spam_share,
+                      "nearest": _nearest(nearness.get(subject_key(dimension, r.subject)))}
                      for r in heaviest],
         }
     return {"now": now_ms / 1000, "window_s": view_s,
             "algorithm": "Space-Saving (Metwally et al. 2005) per time bucket",
             "capacity": top.capacity, "dimensions": dimensions}
+
+
+def _nearest(near: Nearness | None) -> dict[str, Any] | None:
+    return None if near is None else {"threshold": near.threshold, "share": near.share,
+                                      "near": near.share >= NEAR}
 
 
 def answers_document(answers: PolicyAnswers, now_ms: int) -> dict[str, Any]:

@@ -23,7 +23,14 @@ from connectors.kafka.recent_records import RecentRecords
 from connectors.kafka.settings_records import SettingsChange, SettingsFeed, publish_settings
 from connectors.postfix_policy.action_feed import ActionFeed
 from connectors.postfix_policy.counting_source import mail_event_from_policy
-from pipeline.console.api_views import actions_document, answers_document, top_document
+from pipeline.audit import who_and_why
+from pipeline.console.api_views import (
+    actions_document,
+    answers_document,
+    near_document,
+    top_document,
+)
+from pipeline.console.near_limits import Nearness, nearest
 from pipeline.console.policy_answers import PolicyAnswers
 from pipeline.console.settings_index import SettingsIndex
 from pipeline.console.top_subjects import TopSubjects
@@ -32,10 +39,15 @@ from pipeline.engine.counting import Exemptions
 from pipeline.engine.customisation import Customisation
 from pipeline.engine.dedup import RecentEventIds
 from pipeline.engine.enforcement import ActiveActions
-from pipeline.settings_text import effective_lines, parse_overrides, record_problem
+from pipeline.settings_text import (
+    effective_lines,
+    parse_overrides,
+    record_problem,
+    subject_limits,
+)
 from schemas.config import FloodgateConfig
 from schemas.direction import DirectionRules
-from schemas.events import MAX_NAME, MAX_TEXT, ActionEvent, MailEvent, PolicyEvent
+from schemas.events import ActionEvent, MailEvent, PolicyEvent
 from schemas.subject_settings import (
     ACTOR_HEADER,
     REASON_HEADER,
@@ -43,6 +55,7 @@ from schemas.subject_settings import (
     describe_override,
 )
 from schemas.subjects import parse_subject, subject_key
+from schemas.thresholds import Threshold
 from schemas.time_ms import to_ms, wall_ms
 from schemas.validation import describe_validation_error
 from schemas.vocabulary import ActionKind, SubjectType
@@ -146,14 +159,41 @@ class ConsoleState:
         return document
 
     def top(self, view_s: int) -> dict[str, Any]:
+        """The heaviest subjects over ``view_s``, each flagged by its nearness to a limit."""
         now = wall_ms()
         with self._lock:
             self._top.advance(now)
-            document = top_document(self._top, view_s, now)
+            nearness = {n.subject: n for n in self._nearest(now)}
+            document = top_document(self._top, view_s, now, nearness=nearness)
         for part in document["dimensions"].values():
             for row in part["rows"]:
                 row["settings"] = self._settings_row(row["subject"])
         return document
+
+    def near(self) -> dict[str, Any]:
+        """The subjects nearest a threshold's limit (the console's first view)."""
+        now = wall_ms()
+        with self._lock:
+            self._top.advance(now)
+            document = near_document(self._nearest(now), now)
+        for row in document["rows"]:
+            row["settings"] = self._settings_row(row["subject"])
+        return document
+
+    def _nearest(self, now: int) -> list[Nearness]:
+        config = self.config
+        known: dict[tuple[str, SubjectType], dict[str, tuple[int, int] | None]] = {}
+
+        def limits_of(key: str, threshold: Threshold) -> tuple[int, int] | None:
+            mine = known.get((key, threshold.key))
+            if mine is None:
+                record = self.settings.get(key)
+                custom = Customisation.of(record) if record is not None else None
+                mine = known[(key, threshold.key)] = {
+                    limit.threshold.name: limit.limits
+                    for limit in subject_limits(config, threshold.key, custom)}
+            return mine.get(threshold.name)
+        return nearest(self._top, config.thresholds, limits_of, now)
 
     # -- subject settings ---------------------------------------------------
 
@@ -282,13 +322,7 @@ def _items(text: str) -> list[str]:
 
 
 def _who_and_why(actor: str, reason: str) -> tuple[str, str]:
-    """Both required, for audit; printable and within the record's limits."""
-    actor, reason = actor.strip(), reason.strip()
-    if not actor or not reason:
-        raise OperatorError("who (actor) and why (reason) are both required")
-    if len(actor) > MAX_NAME or len(reason) > MAX_TEXT:
-        raise OperatorError(f"actor is at most {MAX_NAME} characters, reason {MAX_TEXT}")
-    if not (actor.isprintable() and reason.isprintable()):
-        raise OperatorError("actor and reason must be printable text")
-    return actor, reason
-
+    try:
+        return who_and_why(actor, reason)
+    except ValueError as exc:
+        raise OperatorError(str(exc)) from None

@@ -76,6 +76,10 @@ class TopSubjects:
         self.too_old = 0
 
     @property
+    def networks(self) -> PrefixLengths | None:
+        return self._networks
+
+    @property
     def dimensions(self) -> tuple[SubjectType, ...]:
         """What is ranked: client networks only where the config counts by them."""
         if self._networks is not None:

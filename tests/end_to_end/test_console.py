@@ -57,15 +57,18 @@ def test_console_shows_the_burst_and_lifts_it(tmp_path: Path) -> None:
     browser = None
     try:
         text = wait_for_text(out, f"console: http://127.0.0.1:{console_port}/")
-        broker = text.split("embedded broker (Tansu) on ", 1)[1].split(":", 2)
+        broker = text.split("embedded broker (Tansu) on ", 1)[1].split()[0]
         wait_listening(console_port, up)
         browser = headless_chromium()
         browser.get(f"http://127.0.0.1:{console_port}/")
-        browser.find_element(By.CSS_SELECTOR, '#windows button[data-window="60"]').click()
         started = time.monotonic()
-        WebDriverWait(browser, 90).until(seen.presence_of_element_located(
-            (By.CSS_SELECTOR, f'#top [data-dimension="sasl_username"] tr[data-subject="{BURSTING}"]')))
+        # the first view ranks by nearness to a limit: the burst shows there, whatever the
+        # ordinary customers' volume
+        near = WebDriverWait(browser, 90, ignored_exceptions=[StaleElementReferenceException]).until(
+            lambda b: b.find_element(By.CSS_SELECTOR,
+                                     f'#top [data-view="limits"] tr[data-subject="{BURSTING}"]').text)
         in_top = time.monotonic() - started
+        assert "burst" in near and "/ 60" in near, near
         row = WebDriverWait(browser, 120).until(seen.presence_of_element_located(
             (By.CSS_SELECTOR, f'#actions tr[data-subject="{BURSTING}"]')))
         assert "defer" in row.text and "burst" in row.text and "60 messages" in row.text
@@ -109,7 +112,7 @@ def test_console_shows_the_burst_and_lifts_it(tmp_path: Path) -> None:
         assert float(browser.find_element(By.ID, "rps").text) > 0
         assert in_top < 90
 
-        guarded_console(tmp_path, f"{broker[0]}:{broker[1]}")
+        guarded_console(tmp_path, broker)
     finally:
         if browser is not None:
             browser.quit()

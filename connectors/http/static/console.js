@@ -12,7 +12,7 @@ const KIND_COLOURS = {
   block: "#c53030", other: "#9aa5b1",
 };
 
-const state = { window: 300, query: "", inForce: new Set(), chart: null, pending: null, failures: 0 };
+const state = { operator: null, window: "limits", query: "", inForce: new Set(), chart: null, pending: null, failures: 0 };
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -66,13 +66,6 @@ function settingsText(settings) {
   return parts.join(", ");
 }
 
-function evidenceText(evidence) {
-  if (!evidence) return "manual";
-  const units = evidence.count === "messages" ? "messages" : evidence.count;
-  return `${evidence.units} ${units}, ${evidence.flagged_units} ${evidence.flagged} ` +
-         `in ${seconds(evidence.window_s)} (limit ${evidence.limit_units}/${evidence.limit_flagged})`;
-}
-
 // -- actions in force -------------------------------------------------------
 
 async function refreshActions() {
@@ -88,10 +81,10 @@ async function refreshActions() {
          settingsText(a.settings)),
       el("td", {}, el("span", { class: `badge ${a.action}` }, a.action)),
       el("td", {}, a.mode),
-      el("td", {}, a.threshold || `manual (${a.actor || "?"})`),
+      el("td", { class: "who" }, a.who),
       el("td", {}, shortTime(a.since)),
       el("td", {}, shortTime(a.until)),
-      el("td", {}, evidenceText(a.evidence)),
+      el("td", { class: "why" }, a.why),
       el("td", {}, a.escalation === "-" ? "" : a.escalation),
       el("td", {}, lift));
   });
@@ -104,16 +97,58 @@ async function refreshActions() {
 
 // -- top subjects -----------------------------------------------------------
 
+function percent(share) {
+  return `${Math.round(share * 100)}%`;
+}
+
+function nearRow(r) {
+  const spam = r.flagged_limit ? `, ${r.flagged}/${r.flagged_limit} spam` : "";
+  return el("tr", {
+      class: [state.inForce.has(r.subject) ? "acted" : "", r.near ? "near" : ""].join(" ").trim(),
+      "data-subject": r.subject,
+      title: `${r.at_least ? "at least " : ""}${r.messages} of ${r.limit} in ${seconds(r.window_s)}` },
+    el("td", { class: "subject" }, r.subject,
+       state.inForce.has(r.subject) ? el("span", { class: "flag", title: "an action is in force" }, " ⚑") : "",
+       r.settings ? el("span", { class: "class", title: `set by ${r.settings.actor}: ${r.settings.reason}` },
+                       ` [${settingsText(r.settings)}]`) : "",
+       el("div", { class: "bar" }, el("span", { style: `width:${Math.min(100, Math.max(2, 100 * r.share))}%` }))),
+    el("td", {}, r.threshold),
+    el("td", { class: "num" }, `${r.at_least ? "≥" : ""}${r.messages} / ${r.limit}${spam} in ${seconds(r.window_s)}`),
+    el("td", { class: "num share" }, percent(r.share)));
+}
+
+function drawNear(doc) {
+  const table = el("div", { "data-view": "limits" },
+    el("h3", {}, "Nearest to a threshold's limit ",
+       el("span", { class: "total" }, `${doc.subjects_near} at ${percent(doc.near_from)} or more`)),
+    el("table", {},
+      el("thead", {}, el("tr", {}, el("th", {}, "Subject"), el("th", {}, "threshold"),
+                                   el("th", {}, "count / limit"), el("th", {}, "of limit"))),
+      el("tbody", {}, ...doc.rows.map(nearRow))));
+  document.getElementById("top").replaceChildren(table);
+  document.getElementById("top-note").textContent =
+    "counts from the console's summaries over each threshold's window; the worker decides";
+}
+
 async function refreshTop() {
   const doc = await getJSON(`/api/top?window=${state.window}`);
+  if (state.window === "limits") {
+    drawNear(doc);
+    return;
+  }
   const grid = document.getElementById("top");
   const tables = Object.entries(doc.dimensions).map(([dimension, part]) => {
     const heaviest = part.rows.length ? part.rows[0].messages : 1;
     const rows = part.rows.map((r) => el("tr", {
-        class: state.inForce.has(r.subject) ? "acted" : "", "data-subject": r.subject,
+        class: [state.inForce.has(r.subject) ? "acted" : "",
+                r.nearest && r.nearest.near ? "near" : ""].join(" ").trim(),
+        "data-subject": r.subject,
         title: `between ${r.at_least} and ${r.at_most} messages` },
       el("td", { class: "subject" }, r.value,
          state.inForce.has(r.subject) ? el("span", { class: "flag", title: "an action is in force" }, " ⚑") : "",
+         r.nearest && r.nearest.near ? el("span", { class: "near-flag",
+           title: `${percent(r.nearest.share)} of ${r.nearest.threshold}'s limit` },
+           ` ${percent(r.nearest.share)} of ${r.nearest.threshold}`) : "",
          r.settings ? el("span", { class: "class", title: `set by ${r.settings.actor}: ${r.settings.reason}` },
                          ` [${settingsText(r.settings)}]`) : "",
          el("div", { class: "bar" }, el("span", { style: `width:${Math.max(2, 100 * r.messages / heaviest)}%` }))),
@@ -169,7 +204,7 @@ function openDialog(title, text, isAdd) {
   document.getElementById("add-fields").hidden = !isAdd;
   document.getElementById("reset-row").hidden = isAdd;
   document.getElementById("confirm-error").textContent = "";
-  document.getElementById("f-actor").value = localStorage.getItem("floodgate-actor") || "";
+  document.getElementById("f-actor").value = state.operator || localStorage.getItem("floodgate-actor") || "";
   document.getElementById("f-reason").value = "";
   document.getElementById("f-reset").checked = false;
   dialog().showModal();
@@ -246,7 +281,7 @@ async function showSettings() {
 
 function openSettings(subject) {
   document.getElementById("s-subject").value = subject || "";
-  document.getElementById("s-actor").value = localStorage.getItem("floodgate-actor") || "";
+  document.getElementById("s-actor").value = state.operator || localStorage.getItem("floodgate-actor") || "";
   document.getElementById("s-reason").value = "";
   for (const id of ["s-current", "settings-error"]) document.getElementById(id).textContent = "";
   document.getElementById("s-effective").replaceChildren();
@@ -297,14 +332,29 @@ async function refresh() {
   }
 }
 
+async function signedIn() {
+  // a named credential (own token, or the proxy's user) decides who every change is by
+  const doc = await getJSON("/api/whoami");
+  state.operator = doc.operator;
+  if (!state.operator) return;
+  document.getElementById("operator").textContent = `signed in as ${state.operator}`;
+  for (const id of ["f-actor", "s-actor"]) {
+    const field = document.getElementById(id);
+    field.value = state.operator;
+    field.readOnly = true;
+    field.title = "changes are recorded under the name you signed in with";
+  }
+}
+
 function wire() {
+  signedIn().catch(() => {});
   document.getElementById("filter").addEventListener("input", (event) => {
     state.query = event.target.value;
     refreshActions().catch(() => {});
   });
   for (const button of document.querySelectorAll("#windows button")) {
     button.addEventListener("click", () => {
-      state.window = Number(button.dataset.window);
+      state.window = button.dataset.window;
       for (const other of document.querySelectorAll("#windows button")) other.classList.remove("on");
       button.classList.add("on");
       refreshTop().catch(() => {});

@@ -7,20 +7,28 @@ import base64
 import http.client
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from connectors.http.console_server import ConsoleConfigError, ConsoleServer
+from connectors.http.console_server import (
+    ConsoleConfigError,
+    ConsoleServer,
+    console_credentials,
+)
+from connectors.http.operators import Credentials, Visitor, networks, new_operator
 from connectors.kafka.embedded_broker import free_port
 from pipeline.console.live_state import ConsoleState
-from schemas.config import FloodgateConfig
+from schemas.config import ConsoleSettings, FloodgateConfig
+from schemas.events import ActionEvent
 
 CONFIG = FloodgateConfig.model_validate({"kafka": {"bootstrap_servers": "127.0.0.1:1"}})
 CHANGE = {"Content-Type": "application/json", "X-Floodgate-Console": "1"}
 
 
 def serve(token: str | None, host: str = "127.0.0.1") -> ConsoleServer:
-    return ConsoleServer(f"{host}:{free_port()}", ConsoleState(CONFIG), token).start()
+    return ConsoleServer(f"{host}:{free_port()}", ConsoleState(CONFIG),
+                         Credentials(shared_token=token)).start()
 
 
 @pytest.fixture
@@ -64,7 +72,7 @@ def test_the_api_answers_json(open_console: ConsoleServer) -> None:
     assert len(answers["series"]) == 89 and answers["bucket_s"] == 10
     for window in ("61", "abc", "-60", "9" * 400):
         status, _, body = request(open_console, "GET", f"/api/top?window={window}")
-        assert status == 400 and b"window must be one of 60, 300, 3600" in body
+        assert status == 400 and b"window must be limits or one of 60, 300, 3600" in body
 
 
 def test_a_foreign_host_name_is_refused_without_a_token(open_console: ConsoleServer) -> None:
@@ -136,8 +144,9 @@ def test_with_a_token_every_request_needs_it() -> None:
 
 def test_a_non_loopback_address_needs_a_token() -> None:
     with pytest.raises(ConsoleConfigError, match="FLOODGATE_CONSOLE_TOKEN"):
-        ConsoleServer(f"0.0.0.0:{free_port()}", ConsoleState(CONFIG), None)
-    server = ConsoleServer(f"0.0.0.0:{free_port()}", ConsoleState(CONFIG), "t0ken").start()
+        ConsoleServer(f"0.0.0.0:{free_port()}", ConsoleState(CONFIG), Credentials())
+    server = ConsoleServer(f"0.0.0.0:{free_port()}", ConsoleState(CONFIG),
+                           Credentials(shared_token="t0ken")).start()
     try:
         # reached from outside loopback (any Host), the token decides
         assert request(server, "GET", "/api/actions", headers={"Host": "mail.example:1"})[0] == 401
@@ -145,3 +154,64 @@ def test_a_non_loopback_address_needs_a_token() -> None:
             "Host": "mail.example:1", "Authorization": "Bearer t0ken"})[0] == 200
     finally:
         server.close()
+
+
+class Recorder(ConsoleState):
+    """The console's state, recording who each lift is by instead of publishing it."""
+
+    def __init__(self) -> None:
+        super().__init__(CONFIG)
+        self.lifts: list[tuple[str, str]] = []
+
+    def lift(self, subject: str, actor: str, reason: str, reset: bool) -> list[ActionEvent]:
+        self.lifts.append((actor, reason))
+        return []
+
+
+def test_each_operator_s_own_token_names_the_actor(tmp_path: Path) -> None:
+    """Named tokens and a trusted proxy's user: the record's actor is the credential's name,
+    whatever the form says; the shared token names nobody, so the form's who is needed."""
+    ann_token, ann_line = new_operator("ann")
+    bob_token, bob_line = new_operator("bob@isp.example")
+    operators = tmp_path / "operators"
+    operators.write_text(f"# the abuse desk\n{ann_line}\n{bob_line}\n")
+    settings = ConsoleSettings(operators_file=str(operators), user_header="X-Forwarded-User")
+    recorder = Recorder()
+    server = ConsoleServer(f"0.0.0.0:{free_port()}", recorder,
+                           console_credentials(settings, "shared-secret")).start()
+    lift = {"subject": "sasl_username:x", "actor": "mallory", "reason": "paid"}
+    try:
+        for credential, expected in (({"Authorization": f"Bearer {ann_token}"}, "ann"),
+                                     ({"Authorization": f"Bearer {bob_token}"}, "bob@isp.example"),
+                                     ({"X-Forwarded-User": "carol"}, "carol"),  # from loopback
+                                     ({"Authorization": "Bearer shared-secret"}, "mallory")):
+            status, _, body = request(server, "POST", "/api/actions/lift", lift,
+                                      {**CHANGE, **credential})
+            assert status == 200, body
+            assert recorder.lifts[-1] == (expected, "paid")
+            who = json.loads(request(server, "GET", "/api/whoami", headers=credential)[2])
+            assert who["operator"] == (None if expected == "mallory" else expected)
+        assert request(server, "GET", "/api/whoami",
+                       headers={"Authorization": "Bearer not-a-token"})[0] == 401
+    finally:
+        server.close()
+
+
+def test_a_proxy_s_user_is_believed_only_from_a_trusted_proxy() -> None:
+    credentials = Credentials(user_header="X-Forwarded-User",
+                              trusted_proxies=networks(["10.0.0.5/32"]))
+    assert credentials.identify("", "carol", "10.0.0.5") == Visitor("carol")
+    assert credentials.identify("", "carol", "10.0.0.6") is None
+    assert credentials.identify("", "carol\x1b[2J", "10.0.0.5") is None
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("ann:plaintext-token\n", ":1: write NAME:sha256:HEX"),
+    (f"ann:sha256:{'0' * 64}\nann:sha256:{'1' * 64}\n", ":2: ann is listed twice"),
+    ("# nobody yet\n", "names no operator"),
+])
+def test_an_unusable_operators_file_is_said(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "operators"
+    path.write_text(text)
+    with pytest.raises(ConsoleConfigError, match=says):
+        console_credentials(ConsoleSettings(operators_file=str(path)), None)

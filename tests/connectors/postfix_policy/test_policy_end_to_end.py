@@ -66,7 +66,8 @@ def stack(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[Stack]:
     for subject, kind in (("blocked", "block"), ("slow", "defer"), ("held", "quarantine"),
                           ("noisy", "warn")):
         done = floodgate("actions", "add", f"sender:{subject}@example.net", "--action", kind,
-                         "--for", "1h", "--reason", "test", "--config", str(config))
+                         "--for", "1h", "--reason", "test", "--actor", "ops-test",
+                         "--config", str(config))
         assert done.returncode == 0, done.stderr
     log = tmp_path / "policy.log"
     command = ["policy-server", "--config", str(config)]
@@ -148,7 +149,12 @@ def test_postfix_enforces_actions_from_the_topic(
 
     listed = floodgate("actions", "list", "--config", str(config))
     assert listed.returncode == 0 and "sender:slow@example.net" in listed.stdout
-    lifted = floodgate("actions", "lift", "sender:blocked@example.net", "--config", str(config))
+    slow = next(line for line in listed.stdout.splitlines() if "sender:slow@" in line)
+    assert "ops-test" in slow and slow.endswith(" test"), listed.stdout  # who and why
+    refused = floodgate("actions", "lift", "sender:blocked@example.net", "--config", str(config))
+    assert refused.returncode == 2 and "--reason" in refused.stderr  # why is required
+    lifted = floodgate("actions", "lift", "sender:blocked@example.net", "--reason", "paid",
+                       "--config", str(config))
     assert lifted.returncode == 0, lifted.stderr
     deadline = time.monotonic() + 20
     while send(postfix, "blocked@example.net").returncode != 0:

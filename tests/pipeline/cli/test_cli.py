@@ -59,13 +59,23 @@ def test_up_and_siem_refuse_what_they_cannot_use(tmp_path: Path,
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["actions", "add", "sender:a@x.example", "--action", "block", "--for", "3000000d",
-      "--config", EXAMPLE], "at most 3650d"),
+      "--reason", "r", "--config", EXAMPLE], "at most 3650d"),
     (["actions", "add", "sender:a@x.example", "--action", "block", "--for", "9" * 30 + "w",
-      "--config", EXAMPLE], "at most 3650d"),
+      "--reason", "r", "--config", EXAMPLE], "at most 3650d"),
+    (["actions", "add", "sender:a@x.example", "--action", "block", "--for", "1h",
+      "--config", EXAMPLE], "--reason"),
+    (["actions", "lift", "sender:a@x.example", "--reason", " ", "--config", EXAMPLE],
+     "argument --reason: printable text"),
+    (["settings", "unset", "sender:a@x.example", "--reason", "r", "--actor", "a\x1b[2J",
+      "--config", EXAMPLE], "argument --actor: printable text"),
 ])
-def test_manual_actions_refuse_durations_out_of_range(argv: list[str], message: str,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(argv) == 2
+def test_manual_changes_refuse_bad_durations_and_need_who_and_why(
+        argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's own refusal
+        code = int(exit_.code or 0)
+    assert code == 2
     assert message in capsys.readouterr()[1]
 
 
@@ -92,5 +102,5 @@ def test_policy_state_is_kept_by_default_and_an_unusable_dir_is_said(
 def test_actions_add_refuses_a_subject_that_could_never_match(
         subject: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["actions", "add", subject, "--action", "block", "--for", "1h",
-                 "--config", EXAMPLE]) == 1
+                 "--reason", "test", "--config", EXAMPLE]) == 1
     assert capsys.readouterr()[1].startswith("SUBJECT: ")
