@@ -39,7 +39,7 @@ def schedule(rate: float, seconds: float, rng: random.Random,
     plan = [DemoMail(int(rng.uniform(0, span)), f"customer{rng.randrange(customers):02d}",
                      rng.random() < 0.01)
             for _ in range(int(rate * seconds))]
-    for start in range(5_000, span, BURST_EVERY_MS):
+    for start in range(0, span, BURST_EVERY_MS):  # at once: the quick start shows it soonest
         plan += [DemoMail(start + i * BURST_SPAN_MS // BURST_COUNT, "compromised", False)
                  for i in range(BURST_COUNT)]
     for start in range(10_000, span, SPAM_EVERY_MS):

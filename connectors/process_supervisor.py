@@ -25,6 +25,7 @@ RESTART_BACKOFF_S = (1, 2, 5, 10, 30)
 MAX_FAILURES = 5
 FAILURE_WINDOW_S = 600.0
 LAST_LINE_BYTES = 4096
+SETTLE_S = 60.0  # a restarted child up this long is well again: no more "restarting"
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -49,6 +50,8 @@ class Child:
     failures: list[float] = field(default_factory=list)  # when it exited, recent ones
     log_start: int = 0  # the log's size when the current run started
     last_error: str = ""  # the last line it wrote before its latest exit
+    last_exit: str = ""  # how it ended: "exit 3", "killed by SIGKILL"
+    started_at: float = 0.0  # monotonic, the current run's
 
     @property
     def pid(self) -> int | None:
@@ -57,9 +60,9 @@ class Child:
 
 class Supervisor:
     def __init__(self, children: list[Child], backoff_s: tuple[float, ...] = RESTART_BACKOFF_S,
-                 max_failures: int = MAX_FAILURES) -> None:
+                 max_failures: int = MAX_FAILURES, settle_s: float = SETTLE_S) -> None:
         self.children = children
-        self._backoff, self._max_failures = backoff_s, max_failures
+        self._backoff, self._max_failures, self._settle_s = backoff_s, max_failures, settle_s
 
     def start(self) -> None:
         for child in self.children:
@@ -79,6 +82,7 @@ class Supervisor:
                     events.append(f"{child.name} finished (exit {code})")
                     continue
                 child.last_error = _last_line(child.log, child.log_start)
+                child.last_exit = exit_text(code)
                 child.failures = [t for t in child.failures if now - t < FAILURE_WINDOW_S]
                 child.failures.append(now)
                 said = f": {child.last_error}" if child.last_error else ""
@@ -103,10 +107,11 @@ class Supervisor:
         return [child for child in self.children if child.gave_up]
 
     def restarting(self) -> list[Child]:
-        """Children that died recently and are being restarted, for a status line."""
+        """Children that died and are not well again (down, or restarted less than
+        ``settle_s`` ago), for a status line."""
         now = time.monotonic()
         return [c for c in self.children if not c.gave_up and c.failures
-                and now - c.failures[-1] < FAILURE_WINDOW_S]
+                and (c.process is None or now - c.started_at < self._settle_s)]
 
     def reload(self) -> list[str]:
         """SIGHUP to every running child that reloads its config; their names."""
@@ -139,10 +144,21 @@ class Supervisor:
         env = {**os.environ, **(child.env or {})}
         with open(child.log, "ab") as out:
             child.log_start = out.tell()
+            child.started_at = time.monotonic()
             child.process = subprocess.Popen(
                 child.command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 env=env, start_new_session=True, preexec_fn=_die_with_parent)
         child.history.append(child.process.pid)
+
+
+def exit_text(code: int) -> str:
+    """``exit 3``, or ``killed by SIGKILL`` for a process a signal ended."""
+    if code >= 0:
+        return f"exit {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
 
 
 def _last_line(log: Path, since: int) -> str:

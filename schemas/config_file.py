@@ -80,16 +80,32 @@ def _read(path: Path) -> str:
         ) from None
 
 
+_OPENERS = {"flow sequence": "the [", "flow mapping": "the {", "quoted scalar": "the quote"}
+
+
+def _yaml_problem(exc: yaml.YAMLError, source: str) -> ConfigProblem:
+    """Where the mistake is: a bracket or quote left open is pointed at where it opened
+    (the parser notices only on a later line), with the later line named too."""
+    mark = getattr(exc, "problem_mark", None)
+    context, opened = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is None:
+        return ConfigProblem("", f"invalid YAML: {problem}", source)
+    opener = next((text for kind, text in _OPENERS.items() if kind in (context or "")), None)
+    if opened is not None and opener and opened.line < mark.line:
+        return ConfigProblem("", f"invalid YAML: {opener} opened on this line is not closed "
+                                 f"({problem} on line {mark.line + 1})",
+                             f"{source}:{opened.line + 1}")
+    return ConfigProblem("", f"invalid YAML: {problem}", f"{source}:{mark.line + 1}")
+
+
 def _parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[PathKey, int]]:
     """The document as plain data plus the line of every key and list item."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([ConfigProblem("", f"invalid YAML: {problem}", where)]) from None
+        raise ConfigError([_yaml_problem(exc, source)]) from None
     if data is None:
         return {}, {}
     if not isinstance(data, dict) or node is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from schemas.config_types import (
@@ -163,6 +163,17 @@ class Threshold(Section):
     def counts_class(self, subject_class: str) -> bool:
         return not self.classes or subject_class in self.classes
 
+    @field_validator("window", "duration")
+    @classmethod
+    def _positive(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        # a field's own check: said in the same pass as every other field's problem
+        if value <= timedelta(0):
+            raise PydanticCustomError("threshold", f"{info.field_name} must be longer than 0",
+                                      {})
+        if info.field_name == "window" and value > MAX_WINDOW:
+            raise PydanticCustomError("threshold", "window must be at most 30d", {})
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> Threshold:
         self._check_flag()
@@ -185,11 +196,6 @@ class Threshold(Section):
             raise PydanticCustomError(
                 "threshold", f"messages and {second} are both 0: it would fire on every {unit}",
                 {})
-        for name, value in (("window", self.window), ("duration", self.duration)):
-            if value <= timedelta(0):
-                raise PydanticCustomError("threshold", f"{name} must be longer than 0", {})
-        if self.window > MAX_WINDOW:
-            raise PydanticCustomError("threshold", "window must be at most 30d", {})
         for name, numbers in self.per_class.items():
             self._check_numbers(f"per_class.{name}", numbers.spams, numbers.flagged_units)
             if self.limits_for(name) == (0, 0):

@@ -3,6 +3,8 @@ is one clear line within seconds, naming the address tried, instead of a long wa
 
 from __future__ import annotations
 
+import errno
+import socket
 import time
 
 from confluent_kafka import KafkaException
@@ -17,8 +19,16 @@ REACH_TIMEOUT_S = 10.0
 
 
 def require_kafka(settings: KafkaSettings, timeout_s: float = REACH_TIMEOUT_S) -> None:
-    """Return once a broker answered; KafkaUnreachable (or KafkaNotConfigured) otherwise."""
+    """Return once a broker answered; KafkaUnreachable (or KafkaNotConfigured) otherwise.
+    When no bootstrap address can be reached at all (a name that does not resolve, a port
+    nothing listens on) that is said at once, not after ``timeout_s``."""
     admin = AdminClient(common_config(settings))
+    refusals = _refusals(settings.bootstrap_servers or "")
+    if refusals:
+        raise KafkaUnreachable(
+            f"Kafka at {settings.bootstrap_servers}: {'; '.join(refusals)}; check "
+            "kafka.bootstrap_servers (or FLOODGATE_KAFKA__BOOTSTRAP_SERVERS) and that it is "
+            "running")
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -35,3 +45,26 @@ def unreachable(settings: KafkaSettings, timeout_s: float, exc: KafkaException) 
     return KafkaUnreachable(f"Kafka at {settings.bootstrap_servers} did not answer within "
                             f"{timeout_s:.0f} s ({reason}); check kafka.bootstrap_servers "
                             "(or FLOODGATE_KAFKA__BOOTSTRAP_SERVERS) and that it is running")
+
+
+def _refusals(bootstrap: str) -> list[str]:
+    """Why each bootstrap address refuses at once, if every one does; [] when any accepts
+    or merely takes its time (a slow network is the client's to wait for)."""
+    said = []
+    for address in filter(None, (a.strip() for a in bootstrap.split(","))):
+        host, _, port = address.rpartition(":")
+        host = host.split("://")[-1].strip("[]")
+        if not host or not port.isdigit():
+            return []  # a form the client may still know: let it judge
+        try:
+            with socket.create_connection((host, int(port)), timeout=3):
+                return []
+        except socket.gaierror:
+            said.append(f"{host} does not resolve")
+        except ConnectionRefusedError:
+            said.append(f"connection refused on {host}:{port}")
+        except OSError as exc:
+            if exc.errno not in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+                return []  # e.g. a timeout: perhaps only slow
+            said.append(f"{host}:{port}: {exc.strerror}")
+    return said

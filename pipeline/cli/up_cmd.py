@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import socket
 import sys
@@ -27,7 +28,7 @@ from connectors.kafka.client_config import consumer_config
 from connectors.kafka.embedded_broker import EmbeddedBroker, EmbeddedBrokerError
 from connectors.kafka.topics import prepare_topics
 from connectors.postfix_policy.action_feed import ActionFeed
-from connectors.process_supervisor import Child, Supervisor
+from connectors.process_supervisor import FAILURE_WINDOW_S, Child, Supervisor
 from pipeline.cli.check_config import load_or_report
 from pipeline.cli.config_reload import reread
 from pipeline.cli.kafka_preflight import kafka_preflight
@@ -39,6 +40,8 @@ from schemas.events import ActionEvent
 from schemas.time_ms import wall_ms
 
 STATUS_EVERY_S = 2.0
+ERROR_WORDS = re.compile(r"error|exception|traceback|fatal|failed|cannot|refused|denied|"
+                         r"not found|no such|invalid", re.IGNORECASE)
 
 
 def register(sub: Any) -> None:
@@ -83,8 +86,9 @@ def run(args: argparse.Namespace) -> int:
         env["FLOODGATE_KAFKA__BOOTSTRAP_SERVERS"] = broker.bootstrap
         config = config.model_copy(update={"kafka": config.kafka.model_copy(
             update={"bootstrap_servers": broker.bootstrap})})
-        print(f"embedded broker (Tansu) on {broker.bootstrap}: in memory only, everything on it "
-              "is lost when `up` stops; set kafka.bootstrap_servers to use a Kafka cluster")
+        # the address ends its word: a copied "HOST:PORT:" would not resolve
+        print(f"embedded broker (Tansu) on {broker.bootstrap} (in memory only: everything on "
+              "it is lost when `up` stops; set kafka.bootstrap_servers to use a Kafka cluster)")
     supervisor = Supervisor(_children(args, config, state, env))
     code = 0
     stop = threading.Event()
@@ -214,8 +218,7 @@ def _watch(config: FloodgateConfig, supervisor: Supervisor, stop: threading.Even
             line = (f"{time.strftime('%H:%M:%S')} {rate.per_second():,.0f} events/s; "
                     f"{sum(kinds.values())} actions in force ({active})")
             for child in supervisor.restarting():  # never a healthy-looking line over a failure
-                line += (f"; {child.name} failed {len(child.failures)}x, last: "
-                         f"{child.last_error[:80] or 'no output'}")
+                line += f"; {restarting_text(child)}"
             if tty:
                 out.write(f"\r{line:<100}")
             elif time.monotonic() - last_line >= 10:
@@ -225,6 +228,15 @@ def _watch(config: FloodgateConfig, supervisor: Supervisor, stop: threading.Even
     finally:
         feed.stop()
         rate.close()
+
+
+def restarting_text(child: Child) -> str:
+    """``worker restarting after killed by SIGKILL (1x in 10 min)``, with its last words
+    when they say what went wrong (a killed process's last line is whatever it was doing)."""
+    said = child.last_error if ERROR_WORDS.search(child.last_error) else ""
+    return (f"{child.name} {'restarting' if child.process is None else 'restarted'} after "
+            f"{child.last_exit} ({len(child.failures)}x in {FAILURE_WINDOW_S / 60:.0f} min)"
+            + (f": {said[:80]}" if said else ""))
 
 
 class _EventRate:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from connectors.process_supervisor import Child, Supervisor
+from pipeline.cli.up_cmd import restarting_text
 
 
 def run_until(supervisor: Supervisor, done: object, timeout_s: float = 20) -> list[str]:
@@ -69,5 +70,25 @@ def test_sighup_goes_to_the_children_that_reload_only(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert other.process is not None and other.process.poll() is None
         assert reloading.process is not None and reloading.process.poll() is None
+    finally:
+        supervisor.stop()
+
+
+def test_a_restarted_child_that_stays_up_is_well_again_and_a_kill_is_said(tmp_path: Path) -> None:
+    """After ``kill -9`` the status names the signal, not the unrelated line the child last
+    logged, and once the restart has stayed up it is no longer shown as failing."""
+    marker = tmp_path / "ran-once"
+    killed = Child("worker", ["sh", "-c", f"[ -e {marker} ] && exec sleep 30; touch {marker}; "
+                                          "echo 'INFO counting cycle took 3 ms'; kill -9 $$"],
+                   tmp_path / "worker.log")
+    supervisor = Supervisor([killed], backoff_s=(0.1,), max_failures=3, settle_s=1.0)
+    supervisor.start()
+    try:
+        run_until(supervisor, lambda: len(killed.history) == 2)
+        assert killed.last_exit == "killed by SIGKILL"
+        assert [c.name for c in supervisor.restarting()] == ["worker"]
+        assert restarting_text(killed) == "worker restarted after killed by SIGKILL (1x in 10 min)"
+        time.sleep(1.2)
+        assert supervisor.restarting() == []
     finally:
         supervisor.stop()

@@ -1,6 +1,6 @@
 """Security: a Kafka password given through the environment never shows in what Floodgate
-prints: config checks, the policy service's and the worker's logs (the broker here refuses
-SASL, so both also log their connection failures)."""
+prints: config checks, the policy service's and the worker's logs (the broker here speaks no
+SASL, so both also log their failed handshakes)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from connectors.kafka.embedded_broker import free_port
+from connectors.kafka.embedded_broker import EmbeddedBroker, free_port
 from tests.fixtures.processes import start, stop
 
 pytestmark = pytest.mark.slow
 SECRET = "s3cret-Floodgate-7f1c"
 
 
-def test_the_kafka_password_stays_out_of_every_log(tmp_path: Path) -> None:
+def test_the_kafka_password_stays_out_of_every_log(tmp_path: Path,
+                                                   kafka_broker: EmbeddedBroker) -> None:
     config = tmp_path / "floodgate.yaml"
     config.write_text(
-        f"kafka: {{bootstrap_servers: '127.0.0.1:{free_port()}', security_protocol: SASL_PLAINTEXT,"
+        f"kafka: {{bootstrap_servers: '{kafka_broker.bootstrap}', security_protocol: SASL_PLAINTEXT,"
         " sasl_mechanism: SCRAM-SHA-512, sasl_username: floodgate}\n"
         f"policy: {{listen: '127.0.0.1:{free_port()}', health_listen: '127.0.0.1:{free_port()}'}}\n"
         f"worker: {{data_dir: '{tmp_path / 'worker'}'}}\n")

@@ -86,7 +86,7 @@ def test_duplicate_names_and_keys(tmp_path: Path) -> None:
 
 
 def test_semantic_checks(tmp_path: Path) -> None:
-    text = "thresholds:\n  - {name: z, key: sender, window: 0s, messages: 0, spams: 0, " \
+    text = "thresholds:\n  - {name: z, key: sender, window: 1s, messages: 0, spams: 0, " \
            "action: warn, duration: 1m}\n"
     assert problems(tmp_path, text) == [
         "F:2: thresholds[0]: messages and spams are both 0: it would fire on every message"]
@@ -116,9 +116,25 @@ def test_escalation_ladder_is_checked(tmp_path: Path) -> None:
 
 
 def test_invalid_yaml_and_wrong_shapes(tmp_path: Path) -> None:
-    assert problems(tmp_path, "thresholds: [\n") [0].startswith("F:2: invalid YAML")
+    # an unclosed bracket or quote is pointed at where it opened, not where it was noticed
+    unclosed = "exempt:\n  ips: [10.0.0.1, 10.0.0.2\nthresholds:\n  - name: x\n"
+    assert problems(tmp_path, unclosed) == [
+        "F:2: invalid YAML: the [ opened on this line is not closed (expected ',' or ']', but "
+        "got ':' on line 3)"]
+    assert problems(tmp_path, 'thresholds:\n  - name: "burst\n    key: x\n')[0].startswith(
+        "F:2: invalid YAML: the quote opened on this line is not closed")
     assert problems(tmp_path, "- a\n- b\n") == ["F:1: the top level must be a mapping"]
     assert problems(tmp_path, "thresholds: 5\n") == ["F:1: thresholds: expected a list, got 5"]
+
+
+def test_every_field_problem_of_a_threshold_is_said_in_one_pass(tmp_path: Path) -> None:
+    text = ("thresholds:\n  - name: a\n    key: sasl_username\n    window: 40d\n"
+            "    messages: 60\n    action: explode\n    duration: 0s\n")
+    assert problems(tmp_path, text) == [
+        "F:4: thresholds[0].window: window must be at most 30d",
+        "F:6: thresholds[0].action: \"explode\" is not one of: 'warn', 'defer', 'quarantine', "
+        "'block'",
+        "F:7: thresholds[0].duration: duration must be longer than 0"]
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

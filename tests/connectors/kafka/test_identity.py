@@ -68,6 +68,6 @@ def test_an_unreachable_broker_is_named_within_the_timeout() -> None:
     began = time.monotonic()
     with pytest.raises(KafkaUnreachable, match=f"Kafka at 127.0.0.1:{port}"):
         read_identity(settings, ["t"], timeout_s=3)
-    with pytest.raises(KafkaUnreachable, match=f"Kafka at 127.0.0.1:{port} did not answer"):
-        require_kafka(settings, timeout_s=3)
+    with pytest.raises(KafkaUnreachable, match=f"Kafka at 127.0.0.1:{port}: connection refused"):
+        require_kafka(settings, timeout_s=3)  # said at once: nothing listens there
     assert time.monotonic() - began < 10
