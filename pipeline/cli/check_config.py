@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.action_text import ordinal
 from pipeline.settings_text import class_lines, limits_text
+from pipeline.streaming.sizing import partitions_held, worker_memory_mib
 from schemas.config import FloodgateConfig
 from schemas.config_file import ConfigError, load_config
 from schemas.durations import format_duration
@@ -33,7 +34,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {describe(threshold)}")
     for line in class_lines(config):
         print(line)
+    print(memory_line(config))
     return 0
+
+
+def memory_line(config: FloodgateConfig) -> str:
+    """The worker's memory need (``pipeline.streaming.sizing``), alone and shared by three."""
+    worker = config.worker
+    alone = worker_memory_mib(worker, worker.partitions)
+    held = partitions_held(worker, 3)
+    return (f"worker memory: at most {alone:,.0f} MiB holding all {worker.partitions} partitions, "
+            f"{worker_memory_mib(worker, held):,.0f} MiB holding {held} (one of 3 workers); "
+            "give its systemd unit a MemoryMax above the first")
 
 
 def load_or_report(path: str) -> FloodgateConfig | None:

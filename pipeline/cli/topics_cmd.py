@@ -1,4 +1,5 @@
-"""``floodgate topics create|check --config FILE``: every topic as production needs it.
+"""``floodgate topics create|check|acls --config FILE``: every topic as production needs it,
+and what each process needs on them (``acls``).
 
 ``create`` makes the missing ones with the partitions, replication factor,
 compaction and retention the README states, then checks all of them; ``check``
@@ -14,6 +15,7 @@ import argparse
 import sys
 from typing import Any
 
+from connectors.kafka.access import access_table
 from connectors.kafka.topics import (
     DAY_MS,
     TopicSpec,
@@ -42,6 +44,18 @@ def register(sub: Any) -> None:
                              help="copies of each partition (default: 3, or the number of "
                                   "brokers if fewer)")
         command.set_defaults(run=run, create=verb == "create")
+    acls = verbs.add_parser("acls", help="what each process reads, writes and joins on Kafka "
+                                         "(for the cluster's ACLs), as a Markdown table")
+    acls.add_argument("--config", required=True)
+    acls.set_defaults(run=run_acls)
+
+
+def run_acls(args: argparse.Namespace) -> int:
+    config = load_or_report(args.config)
+    if config is None:
+        return 1
+    print("\n".join(access_table(config)))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

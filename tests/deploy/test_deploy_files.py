@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 import yaml
 
+from connectors.kafka.access import access_table
 from connectors.kafka.topics import floodgate_topics
 from pipeline.cli import build_parser
+from pipeline.cli.check_config import memory_line
+from pipeline.streaming.sizing import worker_memory_mib
 from schemas.config_file import load_config
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -103,8 +106,8 @@ def test_every_long_running_command_has_a_unit_and_the_readme_installs_where_the
         parser = configparser.ConfigParser(strict=False, interpolation=None)
         parser.read(unit)
         commands.add(shlex.split(parser["Service"]["ExecStart"])[1])
-    assert commands == {"worker", "policy-server", "tail", "siem"}
-    readme = (DEPLOY.parent / "README.md").read_text()
+    assert commands == {"worker", "policy-server", "tail", "siem", "console"}
+    readme = (DEPLOY / "README.md").read_text()
     assert "python3.11 -m venv /opt/floodgate" in readme
     assert "/opt/floodgate/bin/pip install -r deploy/requirements.lock" in readme
 
@@ -183,3 +186,25 @@ def test_the_readmes_customer_class_examples_are_valid_configs() -> None:
     for block in classed:
         config = FloodgateConfig.model_validate(yaml.safe_load(block))
         assert len(config.classes.known) > 1
+
+
+def test_the_guide_s_acl_table_is_what_each_process_does() -> None:
+    """The deployment guide quotes ``floodgate topics acls`` for the example cluster."""
+    guide = (DEPLOY / "README.md").read_text()
+    config = load_config(DEPLOY / "examples" / "isp-cluster.yaml", {})
+    table = "\n".join(access_table(config))
+    assert table in guide
+
+
+def test_the_worker_unit_holds_a_worker_with_every_partition_of_the_example() -> None:
+    """MemoryMax is above what check-config says a worker holding all 24 partitions of
+    isp-cluster.yaml needs (the guide's sizing rule), and the guide quotes that line."""
+    config = load_config(DEPLOY / "examples" / "isp-cluster.yaml", {})
+    need = worker_memory_mib(config.worker, config.worker.partitions)
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.read(DEPLOY / "systemd" / "floodgate-worker.service")
+    limit = parser["Service"]["MemoryMax"]
+    units = {"K": 1 / 1024, "M": 1, "G": 1024}
+    assert need < float(limit[:-1]) * units[limit[-1]] < need * 1.25, (need, limit)
+    guide = (DEPLOY / "README.md").read_text()
+    assert memory_line(config) in guide and f"MemoryMax={limit}" in guide
