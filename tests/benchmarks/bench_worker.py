@@ -1,7 +1,7 @@
 """Streaming worker throughput, detection latency, memory and table size, on the embedded broker.
 
-Run: python -m tests.benchmarks.bench_worker [--events N] [--live-seconds S] [--live-rate R]
-                                              [--profile FILE] [--subjects M]
+Run: python -m tests.benchmarks.bench_worker [--mix zipf|isp] [--events N] [--live-seconds S]
+                                              [--live-rate R] [--profile FILE] [--subjects M]
 
 1. Preload N mail events on ``floodgate.mail-events``: Zipf-distributed over
    100,000 SASL users, each with a home address among 20,000 client IPs and
@@ -18,6 +18,14 @@ Run: python -m tests.benchmarks.bench_worker [--events N] [--live-seconds S] [--
    time of the event that fired it.
 5. Peak RSS of the worker (VmHWM) and the RocksDB size on disk per million
    subjects after a clean stop.
+
+With ``--mix isp`` the traffic is shaped like an ISP's instead: 400 accounts (a few of
+them bursting), each with its own sender and one of 40 domains, keyed by account on 4
+partitions; every message from one of 60,000 client addresses (a fifth IPv6), each seen a
+few times an hour, as dynamic and CGNAT addresses are; 1-3 recipients; the fields the
+tailer writes (queue id, Message-ID, size, spam score); four key dimensions counted by five
+thresholds, one of them counting recipients. ``--events`` then defaults to 200,000 over an
+hour of event time.
 
 With ``--subjects M`` the backlog is M/3 events each from an account, a client IP
 and a sender domain never seen before, every threshold's window is a day (so no
@@ -71,6 +79,20 @@ thresholds:
      action: warn, duration: 15m}
 """
 
+ISP_THRESHOLDS = """
+thresholds:
+  - {name: burst, key: sasl_username, direction: outbound, window: 30s, messages: 60,
+     action: defer, duration: 15m}
+  - {name: account-hour, key: sasl_username, direction: outbound, window: 1h, messages: 3000,
+     count: recipients, action: quarantine, duration: 1h}
+  - {name: all-spam, key: sender, direction: outbound, window: 30s, messages: 10, spams: 10,
+     action: block, duration: 1h}
+  - {name: ip-10m, key: client_ip, direction: outbound, window: 10m, messages: 40,
+     action: defer, duration: 15m}
+  - {name: domain-5m, key: sender_domain, direction: outbound, window: 5m, messages: 5000,
+     action: warn, duration: 15m}
+"""
+
 # --subjects: every subject stays live for the whole run
 LONG_THRESHOLDS = THRESHOLDS.replace("window: 30s", "window: 1d").replace(
     "window: 1h", "window: 1d").replace("window: 5m", "window: 1d")
@@ -78,6 +100,8 @@ LONG_THRESHOLDS = THRESHOLDS.replace("window: 30s", "window: 1d").replace(
 
 class Traffic:
     """Users with a home IP and domain; abusers among them."""
+
+    partitions, dimensions, thresholds, events = PARTITIONS, DIMENSIONS, THRESHOLDS, 300_000
 
     def __init__(self, seed: int = 7) -> None:
         self.rng = random.Random(seed)
@@ -112,6 +136,13 @@ class Traffic:
             }
             yield f"fresh{n}".encode(), json.dumps(event, separators=(",", ":")).encode()
 
+    def subjects(self, user: int) -> tuple[int, ...]:
+        """Ids of the subjects an event of ``user`` counts under (for the subject count)."""
+        return (user, -1 - self.ip_of[user], -100_000 - self.domain_of[user])
+
+    def span_ms(self, events: int) -> int:
+        return events * 2  # 500 events/s of event time
+
     def stream(self, count: int, start_ms: int, span_ms: int) -> Iterator[tuple[int, int]]:
         """``count`` (user, time) pairs over ``span_ms``: Zipf background plus abuser bursts."""
         bursts = max(1, int(len(self.abusers) * min(1.0, count / 1_000_000)))
@@ -119,6 +150,66 @@ class Traffic:
         times = sorted(self.rng.randrange(span_ms) for _ in range(background))
         pairs = list(zip(zipf(self.rng, USERS, background), times, strict=True))
         for abuser in self.rng.sample(self.abusers, bursts):
+            begin = self.rng.randrange(max(1, span_ms - BURST_SPAN_MS))
+            pairs += [(abuser, begin + i * BURST_SPAN_MS // BURST) for i in range(BURST)]
+        pairs.sort(key=lambda pair: pair[1])
+        for user, offset_ms in pairs:
+            yield user, start_ms + offset_ms
+
+
+class IspMix:
+    """Traffic shaped like an ISP's (see the module's text): few accounts, many short-lived
+    client addresses, multi-recipient mail, full tailer-shaped events."""
+
+    ACCOUNTS, DOMAINS, ADDRESSES, BURSTERS = 400, 40, 60_000, 8
+    partitions, dimensions, thresholds, events = 4, 4, ISP_THRESHOLDS, 200_000
+
+    def __init__(self, seed: int = 11) -> None:
+        self.rng = random.Random(seed)
+        self.domain_of = [self.rng.randrange(self.DOMAINS) for _ in range(self.ACCOUNTS)]
+        self.abusers = self.rng.sample(range(self.ACCOUNTS), self.BURSTERS)
+        self._ids = iter(range(10**12))
+        self.addresses: set[str] = set()
+
+    def _address(self) -> str:
+        n = self.rng.randrange(self.ADDRESSES)
+        if n % 5 == 0:  # a fifth of the customers on IPv6
+            return f"2001:db8:{n >> 12:x}:{n & 0xfff:x}::{self.rng.randrange(1, 0xffff):x}"
+        return f"100.{64 + (n >> 16)}.{n >> 8 & 255}.{n & 255}"
+
+    def record(self, user: int, ts_ms: int) -> tuple[bytes, bytes]:
+        number = next(self._ids)
+        address = self._address()
+        self.addresses.add(address)
+        recipients = [f"r{self.rng.randrange(10**6)}@gmail.example"
+                      for _ in range(self.rng.choice((1, 1, 1, 2, 3)))]
+        spam = self.rng.random() < 0.01
+        event = {
+            "schema_version": 1, "event_id": f"mx1/{number:X}", "ts": _iso(ts_ms),
+            "host": "mx1.isp.example", "queue_id": f"{number:010X}",
+            "message_id": f"<{number:x}.{user}@mail.isp.example>", "client_ip": address,
+            "client_name": "unknown", "sasl_username": f"customer{user}@isp.example",
+            "sender": f"customer{user}@c{self.domain_of[user]}.example",
+            "recipients": recipients, "recipient_count": len(recipients),
+            "size": self.rng.randrange(2_000, 200_000), "direction": "outbound",
+            "accepted": True, "spam": spam, "spam_score": 9.5 if spam else round(
+                self.rng.uniform(-2, 3), 2), "source": "log",
+        }
+        return f"customer{user}@isp.example".encode(), json.dumps(
+            event, separators=(",", ":")).encode()
+
+    def subjects(self, user: int) -> tuple[int, ...]:
+        return (user, 1_000_000 + user, -1 - self.domain_of[user])  # addresses apart
+
+    def span_ms(self, events: int) -> int:
+        return 3_600_000 * events // 200_000  # 200,000 events an hour
+
+    def stream(self, count: int, start_ms: int, span_ms: int) -> Iterator[tuple[int, int]]:
+        bursts = max(1, count * len(self.abusers) // 200_000)
+        background = count - bursts * BURST
+        pairs = [(self.rng.randrange(self.ACCOUNTS), self.rng.randrange(span_ms))
+                 for _ in range(background)]
+        for abuser in (self.rng.choice(self.abusers) for _ in range(bursts)):
             begin = self.rng.randrange(max(1, span_ms - BURST_SPAN_MS))
             pairs += [(abuser, begin + i * BURST_SPAN_MS // BURST) for i in range(BURST)]
         pairs.sort(key=lambda pair: pair[1])
@@ -148,9 +239,9 @@ def produce(settings: KafkaSettings, topic: str, records: Iterator[tuple[bytes, 
     return sent
 
 
-def raw_consume_rate(settings: KafkaSettings, topic: str, total: int) -> float:
+def raw_consume_rate(settings: KafkaSettings, topic: str, total: int, partitions: int) -> float:
     consumer = Consumer(consumer_config(settings, f"ceiling-{uuid.uuid4().hex[:6]}"))
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     seen, started = 0, None
     deadline = time.monotonic() + 600
     while seen < total and time.monotonic() < deadline:
@@ -195,7 +286,7 @@ def wait_for_backlog(port: int, entries: int, deadline_s: float,
                      f"{entries:,} entries counted)")
 
 
-def live_latencies(settings: KafkaSettings, traffic: Traffic, topics: dict[str, str],
+def live_latencies(settings: KafkaSettings, traffic: Traffic | IspMix, topics: dict[str, str],
                    seconds: float, rate: int) -> list[float]:
     """Produce live traffic; return (action seen - firing event time) in ms for new actions.
 
@@ -208,7 +299,7 @@ def live_latencies(settings: KafkaSettings, traffic: Traffic, topics: dict[str, 
                                        **{"fetch.wait.max.ms": 50}))
     ends = [TopicPartition(topics["actions"], p,
                            watcher.get_watermark_offsets(TopicPartition(topics["actions"], p))[1])
-            for p in range(PARTITIONS)]
+            for p in range(traffic.partitions)]
     watcher.assign(ends)
     producer = Producer(producer_config(settings, **{"linger.ms": 5}))
     producer.list_topics(topics["mail"], timeout=30)  # connected, before the clock starts
@@ -291,7 +382,9 @@ def directory_bytes(path: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--mix", choices=("zipf", "isp"), default="zipf",
+                        help="the traffic: Zipf over 100,000 users (default), or an ISP's shape")
+    parser.add_argument("--events", type=int, help="default 300,000 (zipf), 200,000 (isp)")
     parser.add_argument("--live-seconds", type=float, default=20)
     parser.add_argument("--live-rate", type=int, default=300)
     parser.add_argument("--profile", type=Path)
@@ -301,6 +394,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.subjects is not None and args.subjects < 3:
         parser.error("--subjects needs at least 3")
+    if args.subjects is not None and args.mix != "zipf":
+        parser.error("--subjects is a zipf run")
+    traffic: Traffic | IspMix = IspMix() if args.mix == "isp" else Traffic()
+    args.events = args.events or traffic.events
+    partitions = traffic.partitions
     work = Path(tempfile.mkdtemp(prefix="bench-worker-"))
     broker = EmbeddedBroker(work / "broker.log")
     broker.start()
@@ -314,35 +412,34 @@ def main() -> None:
         config.write_text(
             f"kafka: {{bootstrap_servers: '{broker.bootstrap}'}}\n"
             "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n"
-            + (LONG_THRESHOLDS if args.subjects else THRESHOLDS) +
+            + (LONG_THRESHOLDS if args.subjects else traffic.thresholds) +
             f"topics: {{mail_events: {topics['mail']}, subject_events: {topics['subjects']}, "
             f"actions: {topics['actions']}, dead_letter: {topics['dead']}}}\n"
             f"worker: {{app_id: bench-{run}, data_dir: '{work / 'data'}', "
-            f"partitions: {PARTITIONS}, health_listen: '127.0.0.1:{health}', "
+            f"partitions: {partitions}, health_listen: '127.0.0.1:{health}', "
             f"fetch_wait_ms: {args.fetch_wait_ms}}}\n")
         from connectors.kafka.topics import TopicSpec, ensure_topics
-        ensure_topics(settings, [TopicSpec(t, PARTITIONS) for t in topics.values()])
+        ensure_topics(settings, [TopicSpec(t, partitions) for t in topics.values()])
 
-        traffic = Traffic()
         day_ago = int(time.time() * 1000) - 86_400_000
-        span_ms = args.events * 2  # 500 events/s of event time
+        span_ms = traffic.span_ms(args.events)
         subjects: set[int] = set()
         records = []
         if args.subjects:
+            assert isinstance(traffic, Traffic)
             records = list(traffic.fresh(args.subjects // 3, day_ago, span_ms))
             subject_count = len(records) * 3
         else:
             for user, ts_ms in traffic.stream(args.events, day_ago, span_ms):
                 records.append(traffic.record(user, ts_ms))
-                subjects.update((user, -1 - traffic.ip_of[user],
-                                 -100_000 - traffic.domain_of[user]))
-            subject_count = len(subjects)
+                subjects.update(traffic.subjects(user))
+            subject_count = len(subjects) + len(getattr(traffic, "addresses", ()))
         MailEvent.model_validate_json(records[0][1])  # the hand-made JSON is a valid event
         began = time.perf_counter()
         produce(settings, topics["mail"], iter(records))
         print(f"preloaded {len(records):,} events in {time.perf_counter() - began:.1f} s; "
               f"{subject_count:,} subjects")
-        ceiling = raw_consume_rate(settings, topics["mail"], len(records))
+        ceiling = raw_consume_rate(settings, topics["mail"], len(records), partitions)
         print(f"ceiling: raw confluent-kafka consume {ceiling:,.0f} events/s")
 
         command = [sys.executable]
@@ -357,7 +454,7 @@ def main() -> None:
 
         def sample(done: int) -> None:
             nonlocal most_held, forced
-            quarter = min(done * 4 // (len(records) * DIMENSIONS), 4)
+            quarter = min(done * 4 // (len(records) * traffic.dimensions), 4)
             if quarter not in samples:
                 samples[quarter] = rss_mib(worker.pid)
             with contextlib.suppress(OSError):
@@ -365,10 +462,11 @@ def main() -> None:
                 most_held = max(most_held, metrics.get("floodgate_worker_entries_held", 0))
                 forced = metrics.get("floodgate_worker_entries_forced", forced)
 
-        seconds = wait_for_backlog(health, len(records) * DIMENSIONS, 4 * 3_600, sample)
+        seconds = wait_for_backlog(health, len(records) * traffic.dimensions, 4 * 3_600, sample)
         rate = len(records) / seconds
-        print(f"worker: {rate:,.0f} events/s ({len(records):,} events, 3 key dimensions, "
-              f"{seconds:.1f} s); ratio to the ceiling {rate / ceiling:.4f}")
+        print(f"worker ({args.mix} mix): {rate:,.0f} events/s ({len(records):,} events, "
+              f"{traffic.dimensions} key dimensions, {seconds:.1f} s); ratio to the ceiling "
+              f"{rate / ceiling:.4f}")
         print("worker RSS as the backlog was counted: " + ", ".join(
             f"{q * 25}% {mib:.0f} MiB" for q, mib in sorted(samples.items()))
             + f"; most entries held for event-time order {most_held:,.0f}, "
