@@ -16,6 +16,10 @@ persistent connections, like smtpd processes:
   the scheduled send time (so a server that falls behind is charged for it):
   p50, p99, p99.9.
 
+A third server, the trivial one (``trivial_policy_server``: DUNNO to everything, no
+parsing, no Kafka), runs under the same load: the most any Python policy server on this
+machine can do, so Floodgate's figures read as a share of it.
+
 Medians over rounds; the servers alternate within each round.
 """
 
@@ -241,10 +245,17 @@ def main() -> None:
         wait_listening(theirs)
         # postfwd detaches into a session of its own: its pidfile leads to the group to stop.
         groups.append(os.getpgid(int((work / "postfwd.pid").read_text().split()[0])))
+        trivial = free_port()
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "tests.benchmarks.trivial_policy_server", str(trivial)],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True))
+        wait_listening(trivial)
+        servers = (("floodgate", ours), ("postfwd", theirs), ("trivial", trivial))
         results: dict[str, dict[str, list[float]]] = {
-            name: {"rps": [], "p50": [], "p99": [], "p999": []} for name in ("floodgate", "postfwd")}
+            name: {"rps": [], "p50": [], "p99": [], "p999": []} for name, _ in servers}
         for _ in range(args.rounds):
-            for name, port in (("floodgate", ours), ("postfwd", theirs)):
+            for name, port in servers:
                 results[name]["rps"].append(float(run_load("closed", port, args.seconds, args.rate)))  # type: ignore[arg-type]
                 latencies = run_load("open", port, args.seconds, args.rate)
                 assert isinstance(latencies, list)
@@ -258,8 +269,9 @@ def main() -> None:
             print(f"{name:<10} {statistics.median(figures['rps']):9,.0f} "
                   f"{statistics.median(figures['p50']):8.2f} {statistics.median(figures['p99']):8.2f} "
                   f"{statistics.median(figures['p999']):9.2f}")
-        ratio = statistics.median(results["floodgate"]["rps"]) / statistics.median(results["postfwd"]["rps"])
-        print(f"throughput floodgate / postfwd: {ratio:.2f}")
+        rps = {name: statistics.median(figures["rps"]) for name, figures in results.items()}
+        print(f"throughput floodgate / postfwd: {rps['floodgate'] / rps['postfwd']:.2f}; "
+              f"floodgate / trivial DUNNO server: {rps['floodgate'] / rps['trivial']:.2f}")
     finally:
         groups += [p.pid for p in processes]  # each started in its own session
         for group in groups:
