@@ -1,6 +1,6 @@
 """Log connector throughput: lines/s of envelope parsing + Postfix parsing + correlation.
 
-Run: python -m tests.benchmarks.bench_log_parser [--lines N] [--rounds R]
+Run: python -m tests.benchmarks.bench_log_parser [--lines N] [--rounds R] [--no-pflogsumm]
 
 Generates a realistic interleaved Postfix log (SASL submissions, cleanup,
 qmgr, deliveries with some deferrals, bounces, NOQUEUE rejects, TLS and
@@ -9,6 +9,11 @@ LogReader ``floodgate parse`` uses, streaming. The baseline, timed in the same
 round on the same lines, is the cheapest possible pass: ``str.split`` of each
 line. Prints medians, the ratio, peak RSS, and RSS after each quarter of the
 input (flat = memory does not grow with log length).
+
+Against pflogsumm (Debian's ``pflogsumm``, when installed): the same lines written to a
+file, then ``floodgate parse FILE`` (the whole command, its JSON lines to /dev/null) and
+``pflogsumm FILE`` timed in alternating pairs, each the wall time of the process: the
+median of each, and pflogsumm's time over Floodgate's (1 or more: Floodgate is as fast).
 """
 
 from __future__ import annotations
@@ -17,7 +22,11 @@ import argparse
 import random
 import re
 import resource
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -110,10 +119,31 @@ def memory_profile(total: int) -> list[tuple[int, float, int]]:
     return points
 
 
+def wall_s(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - started
+
+
+def against_pflogsumm(lines: list[str], rounds: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-parse-") as work:
+        log = f"{work}/mail.log"
+        with open(log, "w") as out:
+            out.write("\n".join(lines) + "\n")
+        ours_s, theirs_s = [], []
+        for _ in range(rounds):  # alternating pairs: the machine's noise falls on both
+            ours_s.append(wall_s([sys.executable, "-m", "pipeline.cli", "parse", log]))
+            theirs_s.append(wall_s(["pflogsumm", log]))
+    ours, theirs = statistics.median(ours_s), statistics.median(theirs_s)
+    print(f"floodgate parse: {ours:.1f} s, pflogsumm: {theirs:.1f} s (wall, medians of "
+          f"{rounds} alternating pairs); pflogsumm / floodgate: {theirs / ours:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-pflogsumm", action="store_true", help="skip the comparison")
     args = parser.parse_args()
     profile = memory_profile(args.lines)
     lines = list(generate(args.lines))
@@ -133,6 +163,11 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process: {peak:.0f} MiB (includes the {len(lines):,} lines held in memory "
           "for the timed rounds)")
+    if not args.no_pflogsumm:
+        if shutil.which("pflogsumm") is None:
+            print("pflogsumm is not installed (apt-get install pflogsumm): no comparison")
+        else:
+            against_pflogsumm(lines, args.rounds)
 
 
 if __name__ == "__main__":
