@@ -17,6 +17,14 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 MAX_ADDRESS = 512  # characters of an address, account name or subject value in any record
+# (IPv4, IPv6) prefix lengths of a whole address: a client counted by these is its address,
+# by anything shorter its network
+WHOLE_ADDRESS = (32, 128)
+
+
+def whole_length(version: int) -> int:
+    """The prefix length of a whole address of IP ``version`` (4 or 6)."""
+    return WHOLE_ADDRESS[0] if version == 4 else WHOLE_ADDRESS[1]
 
 
 # A domain name in its one spelling (``normal_domain``): labels of letters, digits, - and _.

@@ -14,6 +14,7 @@ import ipaddress
 
 from schemas.addresses import (
     MAX_ADDRESS,
+    WHOLE_ADDRESS,
     client_network,
     is_domain_name,
     normal_address,
@@ -58,7 +59,8 @@ def normalise_subject(kind: SubjectType, raw: str | None, delimiters: str = "") 
     return raw
 
 
-def client_subject(address: str, ipv4: int = 32, ipv6: int = 128) -> tuple[SubjectType, str]:
+def client_subject(address: str, ipv4: int = WHOLE_ADDRESS[0], ipv6: int = WHOLE_ADDRESS[1]
+                   ) -> tuple[SubjectType, str]:
     """What a client address counts under for a threshold with these prefix lengths: the
     address itself (``client_ip``) at full length, else its network (``client_net``)."""
     network = client_network(address, ipv4, ipv6)

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from schemas.addresses import WHOLE_ADDRESS
 from schemas.config_types import (
     MAX_THRESHOLD_COUNT,
     MAX_WINDOW,
@@ -146,6 +147,12 @@ class Threshold(Section):
         prefix."""
         prefix = self.prefix or PrefixLengths()
         return prefix.ipv4, prefix.ipv6
+
+    @property
+    def counts_networks(self) -> bool:
+        """Whether a client address counts under a network (a prefix shorter than the
+        address for either IP version)."""
+        return self.key is SubjectType.CLIENT_IP and self.prefix_lengths != WHOLE_ADDRESS
 
     @property
     def flagged_limit(self) -> int:

@@ -15,6 +15,8 @@ from connectors.kafka.errors import KafkaUnreachable
 from schemas.config import KafkaSettings
 
 REACH_TIMEOUT_S = 10.0
+_CHECK = ("check kafka.bootstrap_servers (or FLOODGATE_KAFKA__BOOTSTRAP_SERVERS) and that it "
+          "is running")
 
 
 
@@ -22,13 +24,12 @@ def require_kafka(settings: KafkaSettings, timeout_s: float = REACH_TIMEOUT_S) -
     """Return once a broker answered; KafkaUnreachable (or KafkaNotConfigured) otherwise.
     When no bootstrap address can be reached at all (a name that does not resolve, a port
     nothing listens on) that is said at once, not after ``timeout_s``."""
-    admin = AdminClient(common_config(settings))
+    client_settings = common_config(settings)  # KafkaNotConfigured first, when unset
     refusals = _refusals(settings.bootstrap_servers or "")
     if refusals:
         raise KafkaUnreachable(
-            f"Kafka at {settings.bootstrap_servers}: {'; '.join(refusals)}; check "
-            "kafka.bootstrap_servers (or FLOODGATE_KAFKA__BOOTSTRAP_SERVERS) and that it is "
-            "running")
+            f"Kafka at {settings.bootstrap_servers}: {'; '.join(refusals)}; {_CHECK}")
+    admin = AdminClient(client_settings)  # only once a bootstrap address can be reached
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -43,8 +44,7 @@ def require_kafka(settings: KafkaSettings, timeout_s: float = REACH_TIMEOUT_S) -
 def unreachable(settings: KafkaSettings, timeout_s: float, exc: KafkaException) -> KafkaUnreachable:
     reason = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)
     return KafkaUnreachable(f"Kafka at {settings.bootstrap_servers} did not answer within "
-                            f"{timeout_s:.0f} s ({reason}); check kafka.bootstrap_servers "
-                            "(or FLOODGATE_KAFKA__BOOTSTRAP_SERVERS) and that it is running")
+                            f"{timeout_s:.0f} s ({reason}); {_CHECK}")
 
 
 def _refusals(bootstrap: str) -> list[str]:

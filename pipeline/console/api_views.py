@@ -59,13 +59,13 @@ def near_row(near: Nearness) -> dict[str, Any]:
     return {"subject": near.subject, "dimension": near.dimension.value, "value": near.value,
             "threshold": near.threshold, "window_s": near.window_s, "messages": near.messages,
             "limit": near.limit, "flagged": near.flagged, "flagged_limit": near.flagged_limit,
-            "share": near.share, "near": near.share >= NEAR, "at_least": near.at_least}
+            "share": near.share, "near": near.near, "at_least": near.at_least}
 
 
 def near_document(ranked: list[Nearness], now_ms: int, rows: int = NEAR_ROWS) -> dict[str, Any]:
     """The subjects nearest a threshold's limit, whatever their volume."""
     return {"now": now_ms / 1000, "window": "limits", "near_from": NEAR,
-            "subjects_near": sum(1 for n in ranked if n.share >= NEAR),
+            "subjects_near": sum(1 for n in ranked if n.near),
             "rows": [near_row(n) for n in ranked[:rows]]}
 
 
@@ -96,7 +96,7 @@ def top_document(top: TopSubjects, view_s: int, now_ms: int, rows: int = TOP_ROW
 
 def _nearest(near: Nearness | None) -> dict[str, Any] | None:
     return None if near is None else {"threshold": near.threshold, "share": near.share,
-                                      "near": near.share >= NEAR}
+                                      "near": near.near}
 
 
 def answers_document(answers: PolicyAnswers, now_ms: int) -> dict[str, Any]:

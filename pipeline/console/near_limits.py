@@ -44,6 +44,11 @@ class Nearness:
     share: float  # of the limit reached: 1.0 and more is at or over it
     at_least: bool  # the threshold counts recipients: messages are the least it has counted
 
+    @property
+    def near(self) -> bool:
+        """Flagged: at ``NEAR`` of its limit or more."""
+        return self.share >= NEAR
+
 
 def judged(threshold: Threshold, dimensions: Iterable[SubjectType],
            networks: PrefixLengths | None) -> SubjectType | None:
@@ -54,7 +59,7 @@ def judged(threshold: Threshold, dimensions: Iterable[SubjectType],
             or threshold.window.total_seconds() > LONGEST_S:
         return None
     dimension = threshold.key
-    if threshold.key is SubjectType.CLIENT_IP and threshold.prefix_lengths != (32, 128):
+    if threshold.counts_networks:
         if threshold.prefix != networks:
             return None  # ranked by another prefix than this one's
         dimension = SubjectType.CLIENT_NET

@@ -65,7 +65,7 @@ from pipeline.engine.counting import (
 from pipeline.engine.customisation import Customisation
 from pipeline.engine.subject_state import SubjectState, ThresholdState
 from pipeline.engine.window import TIME_TYPE
-from schemas.addresses import network_shape
+from schemas.addresses import WHOLE_ADDRESS, network_shape, whole_length
 from schemas.config import FloodgateConfig
 from schemas.events import ActionEvent, DeliveryEvent, Escalation, Evidence, MailEvent
 from schemas.subjects import SENDER_KEYS, client_subject, subject_key
@@ -195,7 +195,7 @@ class ThresholdEngine:
                 continue
             if key is SubjectType.CLIENT_IP:
                 subject = Subject(*client_subject(value, ipv4, ipv6)) \
-                    if ipv4 < 32 or ipv6 < 128 else Subject(key, value)
+                    if (ipv4, ipv6) != WHOLE_ADDRESS else Subject(key, value)
                 if subject in found:  # an address or /24 that two prefixes share
                     continue
                 found.append(subject)
@@ -207,13 +207,14 @@ class ThresholdEngine:
         """The thresholds that count under ``subject``: for a client address or network,
         those whose prefix length for its IP version is the subject's."""
         if subject.type is SubjectType.CLIENT_IP:
-            return self._by_length.get((4, 32) if "." in subject.value else (6, 128), [])
+            version = 4 if "." in subject.value else 6
+            return self._by_length.get((version, whole_length(version)), [])
         if subject.type is SubjectType.CLIENT_NET:
             try:
                 version, length = network_shape(subject.value)
             except ValueError:
                 return []  # not a network any prefix names (a foreign record's key)
-            if length >= (32 if version == 4 else 128):
+            if length >= whole_length(version):
                 return []  # a whole address is a client_ip subject, never a network
             return self._by_length.get((version, length), [])
         return self._by_key.get(subject.type, [])

@@ -35,11 +35,10 @@ def send_and_time(kafka_settings: KafkaSettings, topics: dict[str, str], user: s
     events = burst(user, offset_ms)
     produce(kafka_settings, topics["mail"], [e.model_dump_json().encode() for e in events],
             [user] * len(events))
-    got = read_until(kafka_settings, topics["actions"], 2,
-                     lambda values: any(a.key == f"sasl_username:{user}"
-                                        for a in active(values)), 120)
-    assert any(a.key == f"sasl_username:{user}" for a in active(got)), \
-        worker.log.read_text(errors="replace")[-3000:]
+    def acted(values: list[bytes]) -> bool:
+        return any(a.key == f"sasl_username:{user}" for a in active(values))
+    got = read_until(kafka_settings, topics["actions"], 2, acted, 120)
+    assert acted(got), worker.log.read_text(errors="replace")[-3000:]
     return time.monotonic() - started
 
 
