@@ -9,8 +9,9 @@ change, so old consumers keep working while the topics evolve.
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -38,18 +39,34 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-@lru_cache(maxsize=8192)  # busy clients repeat: parse each address once
-def _ip(value: str | None) -> str | None:
+# An IPv4 address already in its one spelling (no leading zeros, each part at most 255).
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_PLAIN_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+
+
+def canonical_ip(value: str | None) -> str | None:
+    """A client address in its compressed form; None for none; ValueError for anything
+    that is not an address."""
     if value is None or value == "":
         return None
+    if _PLAIN_IPV4.fullmatch(value):
+        return value  # most clients: no address object needed
+    text = value.strip("[]")
+    if ":" in text:  # IPv6: the C library's text form is Python's (RFC 5952), but for
+        try:  # an IPv4 tail, which Python writes in hex; a scope id it does not read
+            compressed = socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, text))
+            if "." not in compressed:
+                return compressed
+        except OSError:
+            pass
     try:
-        return str(ipaddress.ip_address(value.strip("[]")))
+        return str(ipaddress.ip_address(text))
     except ValueError:
         raise ValueError(f'"{value}" is not an IPv4 or IPv6 address') from None
 
 
 EventTime = Annotated[AwareDatetime, AfterValidator(_utc)]
-IpAddress = Annotated[str | None, AfterValidator(_ip)]
+IpAddress = Annotated[str | None, AfterValidator(canonical_ip)]
 
 
 class _Record(BaseModel):

@@ -27,6 +27,9 @@ from schemas.vocabulary import SubjectType
 SENDER_KEYS = frozenset({SubjectType.SENDER, SubjectType.SENDER_DOMAIN})
 
 
+_TYPES = {t.value: t for t in SubjectType}  # a dict: the worker splits a key per message
+
+
 def subject_key(kind: SubjectType, value: str) -> str:
     """``sender:alice@example.net``: the record and table key of a subject."""
     return f"{kind.value}:{value}"
@@ -35,9 +38,10 @@ def subject_key(kind: SubjectType, value: str) -> str:
 def split_subject_key(key: str) -> tuple[SubjectType, str]:
     """The type and value of a key made by ``subject_key``; ValueError for anything else."""
     kind, sep, value = key.partition(":")
-    if not sep or not value:
+    subject_type = _TYPES.get(kind)
+    if not sep or not value or subject_type is None:
         raise ValueError(f"not a subject key: {key[:80]!r}")
-    return SubjectType(kind), value
+    return subject_type, value
 
 
 def normalise_subject(kind: SubjectType, raw: str | None, delimiters: str = "") -> str | None:

@@ -31,26 +31,47 @@ def file_reference_time(path: str) -> datetime:
         return datetime.now(UTC)
 
 
+# smtpd's lines about the connection itself, a third of a busy server's log: nothing in them
+# is counted, and telling them costs far less than parsing them (``postfix_lines`` knows them
+# as noise too, should one come another way).
+_NOISE_STARTS = ("connect from ", "disconnect from ", "Anonymous TLS connection established ",
+                 "Trusted TLS connection established ", "Untrusted TLS connection established ",
+                 "Verified TLS connection established ", "lost connection after ",
+                 "timeout after ")
+
+
+def _connection_noise(line: str) -> bool:
+    """Whether a syslog line is one of smtpd's connection lines (``_NOISE_STARTS``), told
+    from its text alone: ``... postfix/submission/smtpd[123]: connect from ...``."""
+    end = line.find("]: ")
+    return (end > 0 and line.startswith(_NOISE_STARTS, end + 3)
+            and line.endswith("/smtpd", 0, line.rfind("[", 0, end)))
+
+
 class LogReader:
     """Parses lines in order, through one tracker (so messages span rotated files)."""
 
     def __init__(self, rules: DirectionRules, zone: tzinfo = UTC,
                  reference: datetime | None = None, default_host: str | None = None,
                  replies: RefusalReplies | None = None,
-                 reinjection_services: frozenset[str] = frozenset()) -> None:
+                 reinjection_services: frozenset[str] = frozenset(),
+                 deliveries: bool = True) -> None:
+        """``deliveries``: build DeliveryEvents (else only count them: ``floodgate parse``
+        without ``--deliveries`` prints none)."""
         self.tracker = MessageTracker(rules, replies=replies,
-                                      reinjection_services=reinjection_services)
+                                      reinjection_services=reinjection_services,
+                                      deliveries=deliveries)
         self._syslog = SyslogParser(zone, reference)
         self._default_host = default_host
 
     @classmethod
     def for_config(cls, config: FloodgateConfig, zone: tzinfo = UTC,
-                   reference: datetime | None = None,
-                   default_host: str | None = None) -> LogReader:
+                   reference: datetime | None = None, default_host: str | None = None,
+                   deliveries: bool = True) -> LogReader:
         """A reader with the config's networks, spam replies and policy reply texts."""
         return cls(DirectionRules(config.networks), zone, reference, default_host,
                    RefusalReplies.for_config(config),
-                   frozenset(config.log_reading.reinjection_services))
+                   frozenset(config.log_reading.reinjection_services), deliveries)
 
     def reconfigure(self, config: FloodgateConfig) -> None:
         """Read by ``config`` from the next line on; messages already open keep their state."""
@@ -64,14 +85,20 @@ class LogReader:
 
     def feed_line(self, line: str, position: Position = ()) -> list[Output]:
         """One line (``position``: where it starts) and what it made reportable."""
-        if not line.strip():
+        if not line or line.isspace():
             return []
+        if _connection_noise(line):
+            ts = self._syslog.known_time(line)
+            if ts is not None:  # no need to parse it: its time is all it tells
+                return self.tracker.ignore(ts, position)
         record = self._syslog.parse(line)
         if record is None:
             self.tracker.reject_unparsed(line.rstrip("\n"))
             return []
         if record.host is None and self._default_host:
             record = LogRecord(record.ts, self._default_host, record.tag, record.pid, record.message)
+        if record.message.startswith(_NOISE_STARTS) and record.tag.endswith("/smtpd"):
+            return self.tracker.ignore(record.ts, position)
         return self.tracker.feed(record, position)
 
     def finish(self) -> list[Output]:

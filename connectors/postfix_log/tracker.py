@@ -80,13 +80,17 @@ RESUME_HOLD_MS = 600_000
 REFUSING = frozenset({"reject", "milter-reject", "proxy-reject"})  # actions that refuse the mail
 
 
+_SESSION_FACTS = (ClientSeen, PickedUp)  # what a re-injecting service's copy starts with
+
 class MessageTracker:
     def __init__(self, rules: DirectionRules, settle_s: float = 10.0,
                  stale_after_s: float = 6 * 3600, max_messages: int = 200_000,
                  replies: RefusalReplies | None = None,
-                 reinjection_services: frozenset[str] = frozenset()) -> None:
+                 reinjection_services: frozenset[str] = frozenset(),
+                 deliveries: bool = True) -> None:
         self.configure(rules, replies or RefusalReplies(LogReadingSettings(), ReplyTexts()),
                        reinjection_services)
+        self._deliveries = deliveries  # False: delivery attempts are counted, not built
         self._settle_ms = int(settle_s * 1000)
         self._stale_ms = int(stale_after_s * 1000)
         self._max = max_messages
@@ -115,11 +119,7 @@ class MessageTracker:
         tells the earliest one a restart must read again.
         """
         self._position = position
-        self.stats.lines += 1
-        if record.ts is not self._last_ts:  # parsers reuse one datetime per distinct stamp
-            self._last_ts, self._last_ms = record.ts, to_ms(record.ts)
-        ts_ms = self._last_ms
-        self._now_ms = max(self._now_ms, ts_ms)
+        ts_ms = self._tick(record.ts)
         out: list[Output] = []
         postfix = self._tag_kinds.get(record.tag)
         if postfix is None:
@@ -140,10 +140,33 @@ class MessageTracker:
                 self._joins.verdict(record.host or "", verdict)
             else:
                 self.stats.other_lines += 1
+        self._tock(out)
+        return out
+
+    def ignore(self, ts: datetime, position: Position = ()) -> list[Output]:
+        """A Postfix line of no use, known as such without parsing its message (smtpd's
+        connection lines): counted, and its time ``ts`` moves the clock as any line's does."""
+        self._position = position
+        self._tick(ts)
+        self.stats.postfix_lines += 1
+        self.stats.ignored += 1
+        out: list[Output] = []
+        self._tock(out)
+        return out
+
+    def _tick(self, ts: datetime) -> int:
+        """A line read at ``ts``: its time in ms, and the clock moved to it."""
+        self.stats.lines += 1
+        if ts is not self._last_ts:  # parsers reuse one datetime per distinct stamp
+            self._last_ts, self._last_ms = ts, to_ms(ts)
+        self._now_ms = max(self._now_ms, self._last_ms)
+        return self._last_ms
+
+    def _tock(self, out: list[Output]) -> None:
+        """After a record: what the clock made due, and now and then the stale ones."""
         self._report_due(out)
         if self.stats.lines % 1024 == 0:
             self._evict_stale(out)
-        return out
 
     def flush(self) -> list[Output]:
         """End of input: report every queued message still open."""
@@ -184,7 +207,7 @@ class MessageTracker:
         if isinstance(fact, Refused) and (host, qid) in self._finished:
             return  # the same refusal logged again (a client retrying in one session)
         message = self._message(host, qid, record.ts, ts_ms, out)
-        by_service = isinstance(fact, ClientSeen | PickedUp) and bool(self._reinjection) \
+        by_service = bool(self._reinjection) and isinstance(fact, _SESSION_FACTS) \
             and record.tag.rpartition("/")[0] in self._reinjection
         if by_service:
             message.original_event_id = message.original_event_id or message.event_id  # a copy
@@ -252,22 +275,24 @@ class MessageTracker:
         if handed_to_filter:
             self._joins.link_copy(message, str(fact.queued_as))
         else:
-            out.append(self._outcome(message, ts, ts_ms, fact.recipient, fact.status,
-                                     orig=fact.orig_recipient, dsn=fact.dsn, relay=fact.relay,
-                                     delay_s=fact.delay_s, response=fact.text))
+            self._outcome(message, ts, ts_ms, fact.recipient, fact.status, out,
+                          orig=fact.orig_recipient, dsn=fact.dsn, relay=fact.relay,
+                          delay_s=fact.delay_s, response=fact.text)
         if message.nrcpt is not None and len(message.recipients) >= message.nrcpt:
             self._report(message, out)
 
     def _expired(self, message: OpenMessage, ts: datetime, ts_ms: int, out: list[Output]) -> None:
         """The queue lifetime ended: every recipient still deferred has failed for good."""
         for recipient in message.deferred:
-            out.append(self._outcome(message, ts, ts_ms, recipient, "expired"))
+            self._outcome(message, ts, ts_ms, recipient, "expired", out)
         message.deferred.clear()
 
     def _outcome(self, message: OpenMessage, ts: datetime, ts_ms: int, recipient: str,
-                 status: str, **details: Any) -> DeliveryEvent:
+                 status: str, out: list[Output], **details: Any) -> None:
         self.stats.delivery_events += 1
-        return delivery_event(message, self._rules, ts, ts_ms, recipient, status, **details)
+        if self._deliveries:
+            out.append(delivery_event(message, self._rules, ts, ts_ms, recipient, status,
+                                      **details))
 
     def _refused_queued(self, record: LogRecord, message: OpenMessage, fact: Refused,
                         out: list[Output]) -> None:

@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     zone = zone_or_report(args.timezone)
     if zone is None:
         return 2
-    reader = LogReader.for_config(config, zone, file_reference_time(args.files[0]), args.host)
+    reader = LogReader.for_config(config, zone, file_reference_time(args.files[0]), args.host,
+                                  deliveries=args.deliveries)
     failed = False
     for path in args.files:
         try:

@@ -46,12 +46,15 @@ from typing import Protocol
 from schemas.addresses import NetworkSet, normal_address
 from schemas.config import Exempt
 from schemas.events import DeliveryEvent, MailEvent
+from schemas.mail_facts import MailFacts
 from schemas.subjects import normalise_subject
 from schemas.thresholds import Threshold
 from schemas.time_ms import to_ms
 from schemas.vocabulary import DELIVERY_UNIT, FLAG_BITS, CountMode, DirectionScope, Flag, SubjectType
 
 MAX_UNIT = 2**31 - 1  # weights and recipient counts are stored as 32-bit values
+# A message (the model, or the facts the worker reads of one) or a delivery attempt
+Unit = MailEvent | MailFacts | DeliveryEvent
 
 
 class Exemptions:
@@ -73,7 +76,7 @@ class Exemptions:
 
     def exempts_sender(self, sender: str | None, sender_domain: str | None) -> bool:
         """An exempt sender address or domain: its sender and domain subjects do not count."""
-        if not sender:
+        if not sender or not (self._addresses or self._domains):
             return False
         return (normal_address(sender, self._delimiters) in self._addresses
                 or sender_domain in self._domains)
@@ -90,7 +93,7 @@ _SUSPENDED = "delivery temporarily suspended: "
 _UNKNOWN_MAILBOX = re.compile(r"[45]\d\d[ -][45]\.1\.1(?:\s|$)")
 
 
-def is_countable(event: MailEvent | DeliveryEvent, exemptions: Exemptions,
+def is_countable(event: Unit, exemptions: Exemptions,
                  flags: int | None = None) -> bool:
     """Whether the message or delivery attempt counts at all, before any threshold's scope.
 
@@ -114,20 +117,20 @@ def is_suspended(event: DeliveryEvent) -> bool:
     return event.response is not None and event.response.startswith(_SUSPENDED)
 
 
-def refused_as_unknown(event: MailEvent) -> bool:
+def refused_as_unknown(event: MailEvent | MailFacts) -> bool:
     """Refused (not as spam) because no such mailbox exists (X.1.1)."""
     return (not event.accepted and event.spam is not True and event.reject_reason is not None
             and _UNKNOWN_MAILBOX.match(event.reject_reason) is not None)
 
 
-def unit_id(event: MailEvent | DeliveryEvent) -> str:
+def unit_id(event: Unit) -> str:
     """What tells repeats of a counted unit: a delivery attempt's own id, else the message's."""
     return event.delivery_id if isinstance(event, DeliveryEvent) else event.event_id
 
 
-def unit_flags(event: MailEvent | DeliveryEvent) -> int:
+def unit_flags(event: Unit) -> int:
     """The ``FLAG_BITS`` (and ``DELIVERY_UNIT``) a counted message or attempt carries."""
-    if isinstance(event, MailEvent):
+    if not isinstance(event, DeliveryEvent):
         if refused_as_unknown(event):
             return FLAG_BITS[Flag.UNKNOWN_RECIPIENT]
         return FLAG_BITS[Flag.SPAM] if event.spam is True else 0
@@ -155,9 +158,13 @@ class CountedMail:
     sender_domain: str | None
 
     @classmethod
-    def of(cls, event: MailEvent | DeliveryEvent) -> CountedMail:
-        recipients = event.recipient_count if isinstance(event, MailEvent) else 1
-        return cls(to_ms(event.ts), unit_flags(event), min(max(recipients, 1), MAX_UNIT),
+    def of(cls, event: Unit) -> CountedMail:
+        if isinstance(event, DeliveryEvent):
+            recipients, ts_ms = 1, to_ms(event.ts)
+        else:
+            recipients = event.recipient_count
+            ts_ms = event.ts_ms if isinstance(event, MailFacts) else to_ms(event.ts)
+        return cls(ts_ms, unit_flags(event), min(max(recipients, 1), MAX_UNIT),
                    event.direction.value, event.sender_domain)
 
 
@@ -195,16 +202,18 @@ class _Attributed(Protocol):
     def client_ip(self) -> str | None: ...
 
 
+# What names each kind of subject; a client network's is its threshold's prefix
+# (``client_subject``), never a field of its own.
+_NAMED_BY = {SubjectType.SASL_USERNAME: "sasl_username", SubjectType.SENDER: "sender",
+             SubjectType.SENDER_DOMAIN: "sender_domain", SubjectType.CLIENT_IP: "client_ip"}
+
+
 def subject_of(key: SubjectType, event: _Attributed, delimiters: str = "") -> str | None:
     """The normalised subject a message or attempt counts under; None when it has none."""
-    raw = {
-        SubjectType.SASL_USERNAME: event.sasl_username,
-        SubjectType.SENDER: event.sender,
-        SubjectType.SENDER_DOMAIN: event.sender_domain,
-        SubjectType.CLIENT_IP: event.client_ip,
-        SubjectType.CLIENT_NET: None,  # a threshold's prefix names it (``client_subject``)
-    }[key]
-    return normalise_subject(key, raw, delimiters)
+    field = _NAMED_BY.get(key)
+    if field is None:
+        return None
+    return normalise_subject(key, getattr(event, field), delimiters)
 
 
 def units(threshold: Threshold, mail: CountedMail) -> int:

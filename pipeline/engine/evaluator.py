@@ -47,14 +47,16 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from pipeline.engine.actions import fired
 from pipeline.engine.baseline import Learning
 from pipeline.engine.counting import (
     CountedMail,
     Exemptions,
+    Unit,
     in_scope,
     is_countable,
     key_types,
@@ -74,8 +76,7 @@ from schemas.time_ms import from_ms, span_ms
 from schemas.vocabulary import FLAG_BITS, ActionKind, CountMode, SubjectType
 
 
-@dataclass(frozen=True, slots=True)
-class Subject:
+class Subject(NamedTuple):  # a tuple: built for every unit counted, cheaply
     type: SubjectType
     value: str
 
@@ -94,6 +95,7 @@ class _Step:
 
 
 Limits = tuple[int, int]  # (messages, flagged limit) for one subject
+_SCOPES_KEPT = 4_096  # scope answers (direction, domain, unit kind) a threshold remembers
 
 
 class Pruned(Enum):
@@ -118,6 +120,19 @@ class _Compiled:
     history_ms: int  # the longest step period: how long a firing may count
     history_len: int  # earlier firings the highest step needs
     learning: Learning | None  # a baseline threshold's
+    # (direction, domain when the threshold names domains, unit flags) -> in scope: every
+    # unit counted asks, and the answers are few
+    scopes: dict[tuple[str, str | None, int], bool] = field(default_factory=dict, compare=False)
+
+    def counts(self, direction: str, domain: str | None, flags: int) -> bool:
+        """``in_scope`` of the threshold, remembered."""
+        asked = (direction, domain if self.threshold.sender_domains else None, flags)
+        answer = self.scopes.get(asked)
+        if answer is None:
+            if len(self.scopes) >= _SCOPES_KEPT:
+                self.scopes.clear()
+            answer = self.scopes[asked] = in_scope(self.threshold, direction, domain, flags)
+        return answer
 
     @classmethod
     def of(cls, threshold: Threshold, classes: list[str]) -> _Compiled:
@@ -176,31 +191,40 @@ class ThresholdEngine:
         self.key_types = key_types(config.thresholds)
         self.counts_deliveries = any(t.count is CountMode.DELIVERIES for t in config.thresholds)
 
-    def subjects(self, event: MailEvent | DeliveryEvent,
-                 mail: CountedMail | None = None) -> list[Subject]:
+    def subjects(self, event: Unit, mail: CountedMail | None = None) -> list[Subject]:
         """The subjects whose state this message or delivery attempt may change (one per
         key type). ``mail``: the event's ``CountedMail`` when the caller already built it."""
+        return [Subject(kind, value) for kind, value in self.named(event, mail)]
+
+    def subject_keys(self, event: Unit, mail: CountedMail | None = None) -> list[str]:
+        """``subjects``' keys (``type:value``), as the worker routes them."""
+        return [f"{kind.value}:{value}" for kind, value in self.named(event, mail)]
+
+    def named(self, event: Unit, mail: CountedMail | None = None
+              ) -> list[tuple[SubjectType, str]]:
+        """``subjects`` as (type, value) pairs: the worker's router runs this for every
+        message, so it builds nothing it does not return."""
         flags = unit_flags(event) if mail is None else mail.flags
         if not is_countable(event, self._exemptions, flags):
             return []
-        found: list[Subject] = []
-        domain = event.sender_domain
+        found: list[tuple[SubjectType, str]] = []
+        domain, direction = event.sender_domain, event.direction
         sender_exempt = self._exemptions.exempts_sender(event.sender, domain)
-        for key, ipv4, ipv6, compiled in self._dimensions:
+        for dimension in self._dimensions:
+            key = dimension.key
             if sender_exempt and key in SENDER_KEYS:
                 continue
             value = subject_of(key, event, self._delimiters)
-            if not value or not any(in_scope(c.threshold, event.direction, domain, flags)
-                                    for c in compiled):
+            if not value or not dimension.counts(direction, domain, flags):
                 continue
             if key is SubjectType.CLIENT_IP:
-                subject = Subject(*client_subject(value, ipv4, ipv6)) \
-                    if (ipv4, ipv6) != WHOLE_ADDRESS else Subject(key, value)
+                subject = (key, value) if dimension.whole else \
+                    client_subject(value, dimension.ipv4, dimension.ipv6)
                 if subject in found:  # an address or /24 that two prefixes share
                     continue
                 found.append(subject)
             else:
-                found.append(Subject(key, value))
+                found.append((key, value))
         return found
 
     def _counting(self, subject: Subject) -> list[_Compiled]:
@@ -241,16 +265,17 @@ class ThresholdEngine:
         kind = subject.type
         counting = self._by_key.get(kind, ()) if kind not in _ADDRESS_KEYS else \
             self._counting(subject)
+        records = state.thresholds
         for compiled in counting:
-            threshold = compiled.threshold
-            if not in_scope(threshold, mail.direction, mail.sender_domain, mail.flags):
+            if not compiled.counts(mail.direction, mail.sender_domain, mail.flags):
                 continue
-            limits = compiled.limits(custom)
+            limits = compiled.default_limits if custom is None else compiled.limits(custom)
             if limits is None:
                 continue
-            record = state.thresholds.get(threshold.name)
+            threshold = compiled.threshold
+            record = records.get(threshold.name)
             if record is None:
-                record = state.thresholds[threshold.name] = ThresholdState()
+                record = records[threshold.name] = ThresholdState()
             action = _count(compiled, record, subject, mail, units(threshold, mail), limits,
                             subject_class)
             if action is not None:
@@ -296,7 +321,29 @@ class ThresholdEngine:
 
 
 _ADDRESS_KEYS = frozenset({SubjectType.CLIENT_IP, SubjectType.CLIENT_NET})
-_Dimension = tuple[SubjectType, int, int, list[_Compiled]]  # key, IPv4 and IPv6 prefix lengths
+class _Dimension:
+    """The thresholds whose subject one thing names: a key and, for client addresses,
+    prefix lengths; and which units any of them counts (remembered: every message asks)."""
+
+    __slots__ = ("_by_domain", "_scopes", "compiled", "ipv4", "ipv6", "key", "whole")
+
+    def __init__(self, key: SubjectType, ipv4: int, ipv6: int,
+                 compiled: list[_Compiled]) -> None:
+        self.key, self.ipv4, self.ipv6, self.compiled = key, ipv4, ipv6, compiled
+        self.whole = (ipv4, ipv6) == WHOLE_ADDRESS
+        self._by_domain = any(c.threshold.sender_domains for c in compiled)
+        self._scopes: dict[tuple[str, str | None, int], bool] = {}
+
+    def counts(self, direction: str, domain: str | None, flags: int) -> bool:
+        """Whether any of the thresholds counts a unit of this kind, direction and domain."""
+        asked = (direction, domain if self._by_domain else None, flags)
+        answer = self._scopes.get(asked)
+        if answer is None:
+            if len(self._scopes) >= _SCOPES_KEPT:
+                self._scopes.clear()
+            answer = self._scopes[asked] = any(
+                in_scope(c.threshold, direction, domain, flags) for c in self.compiled)
+        return answer
 
 
 def _dimensions(compiled: Iterable[_Compiled]) -> list[_Dimension]:
@@ -306,7 +353,7 @@ def _dimensions(compiled: Iterable[_Compiled]) -> list[_Dimension]:
     for item in compiled:
         groups.setdefault((item.threshold.key, *item.threshold.prefix_lengths), []).append(item)
     order = list(SubjectType)
-    return [(key, ipv4, ipv6, items) for (key, ipv4, ipv6), items in
+    return [_Dimension(key, ipv4, ipv6, items) for (key, ipv4, ipv6), items in
             sorted(groups.items(), key=lambda g: (order.index(g[0][0]), g[0][1], g[0][2]))]
 
 

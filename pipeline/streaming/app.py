@@ -28,7 +28,7 @@ import faust
 import mode
 from pydantic import ValidationError
 
-from pipeline.streaming import gc_tuning
+from pipeline import gc_tuning
 from pipeline.streaming.clients import worker_instance
 from pipeline.streaming.counting_loop import CountingLoop
 from pipeline.streaming.faust_settings import broker_credentials, broker_urls
@@ -113,7 +113,7 @@ class CountingService(mode.Service):
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
-        gc_tuning.settle_for_counting()
+        gc_tuning.settle()
         self.thread = threading.Thread(target=self._run, name="floodgate-counting", daemon=True)
         self.thread.start()
 

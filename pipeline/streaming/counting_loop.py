@@ -39,8 +39,8 @@ from pydantic import ValidationError
 
 from connectors.kafka.client_failures import RestartBudget
 from connectors.kafka.topics import changelog_topic
+from pipeline import gc_tuning
 from pipeline.engine.evaluator import ThresholdEngine
-from pipeline.streaming import gc_tuning
 from pipeline.streaming.clients import (
     Clients,
     counting_consumer_settings,
@@ -312,7 +312,7 @@ class CountingLoop:
         assert self._router is not None
         early: dict[int, CountingPartition] = {}
         now = wall_ms()
-        for number, batch in self._router.batches(now):
+        for number, batch, record in self._router.batches(now):
             self._routed += 1
             tag = routed_tag(self._life, self._routed)
             on_delivery = self._outputs.on_delivery
@@ -324,7 +324,7 @@ class CountingLoop:
                     on_delivery = partial(self._on_routed_delivery, entries)
                     early[number] = partition
             self._metrics.routed.labels("early" if number in early else "kafka").inc()
-            self._outputs.produce(self._subject_topic, batch.model_dump_json().encode(),
+            self._outputs.produce(self._subject_topic, record,
                                   partition=number, on_delivery=on_delivery,
                                   headers={KIND_HEADER: BATCH_KIND, ROUTED_HEADER: tag})
         for partition in early.values():

@@ -27,7 +27,7 @@ re-sending after their own crash are recognised the same way.
 
 from __future__ import annotations
 
-import heapq
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +83,10 @@ class OrderCheckpoint:
         return cls(frontier, read)
 
 
+def _time(key: OrderKey) -> int:
+    return key[0]
+
+
 class EventOrder:
     """The held entries and the watermark of one counting partition."""
 
@@ -93,8 +97,13 @@ class EventOrder:
         self.read: dict[Source, int] = dict(checkpoint.read)
         self._sources = set(sources)
         self._marks: dict[Source, int] = {}
-        self._heap: list[tuple[OrderKey, int]] = []  # (key, sequence) -> self._held
-        self._held: dict[tuple[Source, int, str], Entry] = {}
+        # Held entries by key; their keys in order, and those offered since the last release
+        # (sorted into the others then: one sort of a nearly sorted list costs far fewer
+        # comparisons than a heap's push and pop per entry, and a list of tuples of
+        # ints and strings sorts with CPython's specialised comparisons).
+        self._held: dict[OrderKey, Entry] = {}
+        self._keys: list[OrderKey] = []
+        self._new: list[OrderKey] = []
         self._max_held = max_held
         self.forced = 0  # entries released before the watermark because too many were held
 
@@ -116,15 +125,16 @@ class EventOrder:
         return floor
 
     def offer(self, entry: Entry) -> None:
-        """Hold a new entry (or one re-read after a restart); drop one already applied or held."""
-        ident = (entry.source, entry.offset, entry.subject)
-        if entry.offset <= self.read.get(entry.source, -1):  # read before: applied, or held
-            if (self.frontier is not None and entry.key <= self.frontier) or ident in self._held:
-                return
-        elif ident in self._held:
+        """Hold a new entry (or one re-read after a restart); drop one already applied or held.
+        An entry's key names it: the same source offset and subject are the same event."""
+        key = (entry.mail.ts_ms, entry.source[0], entry.source[1], entry.offset, entry.subject)
+        if key in self._held:
             return
-        self._held[ident] = entry
-        heapq.heappush(self._heap, (entry.key, entry.offset))
+        if (entry.offset <= self.read.get(entry.source, -1)  # read before: applied, or held
+                and self.frontier is not None and key <= self.frontier):
+            return
+        self._held[key] = entry
+        self._new.append(key)
 
     def source_read(self, source: Source, upto: int) -> None:
         """Every entry of ``source`` up to offset ``upto`` has been offered."""
@@ -133,20 +143,28 @@ class EventOrder:
 
     def release(self) -> list[Entry]:
         """The entries now due, in order; the frontier moves to the last of them."""
-        out: list[Entry] = []
+        keys = self._keys
+        if self._new:
+            keys += self._new
+            keys.sort()
+            self._new = []
+        if not keys:
+            return []
         watermark = self.watermark()
-        heap = self._heap
-        while heap and ((watermark is not None and heap[0][0][0] <= watermark)
-                        or len(self._held) > self._max_held):
-            key, _ = heapq.heappop(heap)
-            entry = self._held.pop(((key[1], key[2]), key[3], key[4]))
-            if watermark is None or key[0] > watermark:
-                self.forced += 1
-            out.append(entry)
-            if self.frontier is None or key > self.frontier:
-                self.frontier = key
-                if watermark is not None and watermark < key[0]:
-                    watermark = key[0]  # forced past it: the frontier's time is the floor now
+        due = 0 if watermark is None else bisect_right(keys, watermark, key=_time)
+        excess = len(keys) - due - self._max_held
+        if excess > 0:  # too many held: the oldest go, and all others of their time
+            floor = keys[due + excess - 1][0]
+            forced_to = bisect_right(keys, floor, key=_time)
+            self.forced += forced_to - due
+            due = forced_to
+        if not due:
+            return []
+        held = self._held
+        out = [held.pop(key) for key in keys[:due]]
+        if self.frontier is None or keys[due - 1] > self.frontier:
+            self.frontier = keys[due - 1]
+        del keys[:due]
         return out
 
     @property

@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
-
+from connectors.kafka.key_partition import partition_of
 from connectors.postfix_policy.counting_source import mail_event_from_policy
 from pipeline.engine.counting import CountedMail, unit_id
 from pipeline.engine.customisation import Customisation
@@ -28,13 +27,15 @@ from pipeline.streaming.event_order import Source
 from pipeline.streaming.state.stored_state import id_hash
 from schemas.direction import DirectionRules
 from schemas.events import DeliveryEvent, MailEvent, PolicyEvent
+from schemas.mail_facts import MailFacts, read_mail_facts
 from schemas.subject_batch import SettingsEntry, SubjectBatch, SubjectEntry
 from schemas.subject_settings import SubjectSettings
 from schemas.subjects import split_subject_key
 from schemas.time_ms import to_ms
 
 MARK_EVERY_MS = 100  # a source's mark alone goes to every counting partition this often at most
-_PARTITION_CACHE = 16_384  # hot keys repeat; a bigger cache costs memory (~120 B a key), not time
+RECORD_BYTES = 524_288  # of a SubjectBatch record at most: half Kafka's default limit
+_PARTITION_CACHE = 65_536  # hot keys repeat; a bigger cache costs memory (~120 B a key), not time
 
 
 class SubjectPartitioner:
@@ -49,7 +50,7 @@ class SubjectPartitioner:
         if partition is None:
             if len(self._cache) >= _PARTITION_CACHE:
                 self._cache.clear()
-            partition = self._cache[key] = (murmur2(key.encode()) & 0x7FFFFFFF) % self.partitions
+            partition = self._cache[key] = partition_of(key.encode(), self.partitions)
         return partition
 
 
@@ -116,7 +117,7 @@ class Router:
             return
         value = value or b""
         progress = self._progress_of(source, offset)
-        event: MailEvent | DeliveryEvent | None
+        event: MailFacts | MailEvent | DeliveryEvent | None
         if source[0] == self.policy_topic and self.directions is not None:
             request = PolicyEvent.model_validate_json(value)
             self._advance(progress, to_ms(request.ts))  # the source reached it, counted or not
@@ -126,17 +127,18 @@ class Router:
         elif source[0] == self.delivery_topic:
             event = DeliveryEvent.model_validate_json(value)
         else:
-            event = MailEvent.model_validate_json(value)
+            event = read_mail_facts(value)
         unit = CountedMail.of(event)
         self._advance(progress, unit.ts_ms)
-        subjects = self.engine.subjects(event, unit)
+        subjects = self.engine.subject_keys(event, unit)
         if not subjects:
             return
         digest = id_hash(unit_id(event))
+        pending, partitioner = self._pending, self.partitioner
+        ts_ms, flags, recipients = unit.ts_ms, unit.flags, unit.recipients
         for subject in subjects:
-            subject_key = subject.key
-            self._pending[(self.partitioner(subject_key), source)].append(SubjectEntry(
-                subject_key, offset, unit.ts_ms, unit.flags, unit.recipients, digest, unit.direction,
+            pending[(partitioner(subject), source)].append(SubjectEntry(
+                subject, offset, ts_ms, flags, recipients, digest, unit.direction,
                 unit.sender_domain))
 
     @staticmethod
@@ -191,9 +193,10 @@ class Router:
     def sources(self) -> list[Source]:
         return list(self._progress)
 
-    def batches(self, wall_ms: int) -> list[tuple[int, SubjectBatch]]:
-        """(partition, SubjectBatch) for this cycle: every entry, and marks that moved."""
-        out: list[tuple[int, SubjectBatch]] = []
+    def batches(self, wall_ms: int) -> list[Routed]:
+        """This cycle's batches, each with its record: every entry, and marks that moved.
+        What one source sends one partition in a cycle may take several (``_records``)."""
+        out: list[Routed] = []
         for source, progress in self._progress.items():
             mark = progress.mark_ms
             if progress.caught_up:
@@ -206,10 +209,62 @@ class Router:
                 settings = self._settings.pop((partition, source), None)
                 if entries is None and settings is None and not send_marks:
                     continue
-                # our own output, already valid: no second validation on the hot path
-                out.append((partition, SubjectBatch.model_construct(
-                    source_topic=source[0], source_partition=source[1], upto=progress.upto,
-                    mark_ms=mark, entries=list(entries or []), settings=list(settings or []))))
+                out += [Routed(partition, batch, record) for batch, record in _records(
+                    source, progress.upto, mark, entries or [], settings or [])]
             if send_marks:
                 progress.sent_mark, progress.sent_wall_ms = mark, wall_ms
         return out
+
+
+class Routed(NamedTuple):
+    """A batch for counting partition ``partition``, and its record's value."""
+
+    partition: int
+    batch: SubjectBatch
+    record: bytes
+
+
+def _records(source: Source, upto: int, mark: int | None, entries: list[Any],
+             settings: list[Any]) -> list[tuple[SubjectBatch, bytes]]:
+    """One source's entries (or settings: a source carries one kind) for one partition, as
+    batches of at most ``RECORD_BYTES`` of JSON: Kafka limits a record's size (1 MB by
+    default), and a cycle of 5,000 records of one hot domain, or of settings, can pass it.
+    A batch too large is cut in two between two source offsets, never inside one; only the
+    last carries the mark and the whole ``upto``, an earlier one the offset before its
+    successor's first: every entry up to its ``upto`` is in it or before it, as
+    ``event_order`` relies on after a crash between two of them."""
+    out: list[tuple[SubjectBatch, bytes]] = []
+    for items in [items for items in (entries, settings) if items] or [[]]:
+        out += _cut(source, upto, mark, items, items is settings)
+    for number in range(len(out) - 1):  # only the last batch says where the source is
+        batch, following = out[number][0], out[number + 1][0]
+        first = (following.entries or following.settings)[0][1]
+        out[number] = _record(source, min(upto, first - 1), None,
+                              batch.settings or batch.entries, bool(batch.settings))
+    return out
+
+
+def _cut(source: Source, upto: int, mark: int | None, items: list[Any],
+         settings: bool) -> list[tuple[SubjectBatch, bytes]]:
+    whole = _record(source, upto, mark, items, settings)
+    if len(whole[1]) <= RECORD_BYTES:
+        return [whole]
+    middle = len(items) // 2
+    offset = items[middle][1]
+    while middle and items[middle - 1][1] == offset:  # back to the first of its offset
+        middle -= 1
+    if not middle:  # the first offset's items fill the first half: cut after them
+        middle = next((n for n, item in enumerate(items) if item[1] != offset), len(items))
+    if middle == len(items):
+        return [whole]  # one message's entries: never this large (a record of ~5 subjects)
+    return (_cut(source, upto, mark, items[:middle], settings)
+            + _cut(source, upto, mark, items[middle:], settings))
+
+
+def _record(source: Source, upto: int, mark: int | None, items: list[Any],
+            settings: bool) -> tuple[SubjectBatch, bytes]:
+    # our own output, already valid: no second validation on the hot path
+    batch = SubjectBatch.model_construct(
+        source_topic=source[0], source_partition=source[1], upto=upto, mark_ms=mark,
+        entries=[] if settings else items, settings=items if settings else [])
+    return batch, batch.model_dump_json().encode()

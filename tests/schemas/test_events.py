@@ -1,9 +1,11 @@
+import ipaddress
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
-from schemas.events import ActionEvent, MailEvent
+from schemas.events import ActionEvent, MailEvent, canonical_ip
 
 BASE = {"event_id": "mx1:4Bx", "ts": "2026-11-27T13:00:00+01:00", "host": "mx1",
         "accepted": True, "source": "log"}
@@ -52,3 +54,27 @@ def test_action_key_is_type_and_subject() -> None:
         expires_at="2026-11-27T14:00:00Z")
     assert action.key == "sender:a@x.org"
     assert ActionEvent.model_validate_json(action.model_dump_json()) == action
+
+
+def test_client_addresses_are_written_as_python_writes_them() -> None:
+    """The fast paths (a plain IPv4 address as given, IPv6 through the C library) give
+    ``ipaddress``'s compressed form for every spelling of an address, and refuse what it
+    refuses."""
+    rng = random.Random(9)
+    spellings = ["::ffff:1.2.3.4", "::1.2.3.4", "fe80::1%eth0", "0001::", "::", "1::2::3",
+                 "12345::", "01.2.3.4", "1.2.3.256", "[10.0.0.1]", "IPv6:2001:db8::1", " ::1"]
+    for _ in range(3_000):
+        groups = [rng.choice([0, 0, rng.randrange(65536), rng.randrange(16)]) for _ in range(8)]
+        address = ipaddress.IPv6Address(b"".join(g.to_bytes(2, "big") for g in groups))
+        spellings += [address.exploded, address.compressed, address.exploded.upper()]
+        spellings.append(".".join(str(rng.choice([0, rng.randrange(256)])) for _ in range(4)))
+    for text in spellings:
+        try:
+            expected: str | None = str(ipaddress.ip_address(text.strip("[]")))
+        except ValueError:
+            expected = None
+        if expected is None:
+            with pytest.raises(ValueError, match="not an IPv4 or IPv6 address"):
+                canonical_ip(text)
+        else:
+            assert canonical_ip(text) == expected, text

@@ -3,11 +3,13 @@ mark and progress; revoked sources leave nothing behind."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
 
 from pipeline.engine.evaluator import ThresholdEngine
-from pipeline.streaming.router import MARK_EVERY_MS, Router, SubjectPartitioner
+from pipeline.streaming.router import MARK_EVERY_MS, RECORD_BYTES, Routed, Router, SubjectPartitioner
 from schemas.config import Networks
 from schemas.direction import DirectionRules
 from schemas.events import PolicyEvent, PolicyRequest
@@ -25,10 +27,9 @@ def router(partitions: int = 4, lateness_ms: int = 1_000) -> Router:
     return Router(engine, SubjectPartitioner(partitions), lateness_ms)
 
 
-def decoded(out: list[tuple[int, SubjectBatch]]) -> dict[int, SubjectBatch]:
-    """The batches as the counting partitions read them: through their JSON."""
-    return {partition: SubjectBatch.model_validate_json(batch.model_dump_json())
-            for partition, batch in out}
+def decoded(out: list[Routed]) -> dict[int, SubjectBatch]:
+    """The batches as the counting partitions read them: their records."""
+    return {partition: SubjectBatch.model_validate_json(record) for partition, _, record in out}
 
 
 def test_each_subject_goes_to_the_partition_its_key_hashes_to() -> None:
@@ -179,4 +180,38 @@ def test_a_bad_settings_record_raises_and_routes_nothing(key: bytes, value: byte
     with pytest.raises(ValueError, match=problem):
         r.route(SETTINGS, 0, value, key, START)
     r.skipped(SETTINGS, 0)
-    assert all(not batch.settings for _, batch in r.batches(START + 10_000))
+    assert all(not batch.settings for _, batch, _ in r.batches(START + 10_000))
+
+
+def test_a_cycle_too_large_for_one_record_goes_in_several_each_complete_up_to_its_upto() -> None:
+    """10,000 messages (20,000 entries, 9 MB of JSON) in one cycle for one partition: batches of
+    at most RECORD_BYTES each, in order, never cutting a message's entries apart; only the
+    last carries the mark; an earlier batch's upto stops before the next batch's first."""
+    r = router(partitions=1)
+    for offset in range(10_000):
+        r.route(MAIL, offset, mail(at_ms=offset, client_ip=f"10.0.{offset >> 8}.{offset & 255}",
+                                   sasl_username="a" * 400).model_dump_json().encode())
+    out = r.batches(START + 20_000)
+    assert len(out) > 5
+    encoded = [record for _, _, record in out]
+    assert max(len(raw) for raw in encoded) <= RECORD_BYTES  # below Kafka's 1 MB
+    batches = [SubjectBatch.model_validate_json(raw) for raw in encoded]
+    entries = [entry for batch in batches for entry in batch.entries]
+    assert len(entries) == 20_000 and [e[1] for e in entries] == sorted(e[1] for e in entries)
+    for batch, following in itertools.pairwise(batches):
+        assert batch.mark_ms is None and batch.upto < following.entries[0][1]
+        assert all(entry[1] <= batch.upto for entry in batch.entries)
+    assert batches[-1].upto == 9_999 and batches[-1].mark_ms == START + 9_999
+
+
+def test_many_settings_records_are_split_too() -> None:
+    r = router(partitions=1)
+    r.settings_topic = SETTINGS[0]
+    for offset in range(3_000):
+        subject = f"sasl_username:{offset:05d}{'u' * 500}"
+        r.route(SETTINGS, offset, _settings(subject, offset, subject_class="business"),
+                subject.encode(), START)
+    out = r.batches(START + 10_000)
+    assert len(out) > 3 and [entry[1] for _, batch, _ in out for entry in batch.settings] == \
+        list(range(3_000))
+    assert all(len(record) <= RECORD_BYTES for _, _, record in out)

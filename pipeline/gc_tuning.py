@@ -1,6 +1,7 @@
 """Python's garbage collector, set for a process that holds a large, churning heap.
 
-The counting thread keeps hundreds of thousands of live objects (decoded
+Used by the worker and the policy service. The worker's counting thread keeps hundreds
+of thousands of live objects (decoded
 subjects: ~16 tracked objects each, held entries, caches) and loads and drops
 thousands a second. What a collection costs is the number of live objects it
 walks; almost none of them is cyclic garbage (reference counting frees them).
@@ -39,7 +40,7 @@ FULL_EVERY_S = 3_600.0
 _next_full = [float("inf")]
 
 
-def settle_for_counting() -> None:
+def settle() -> None:
     """Freeze today's objects, set the thresholds; call once, after start-up."""
     gc.collect()
     gc.freeze()
@@ -48,7 +49,7 @@ def settle_for_counting() -> None:
 
 
 def collect_if_due(now: float | None = None) -> bool:
-    """Run the full collection when it is due (never before ``settle_for_counting``);
+    """Run the full collection when it is due (never before ``settle``);
     True when it ran."""
     now = time.monotonic() if now is None else now
     if now < _next_full[0]:

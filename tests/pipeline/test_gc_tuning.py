@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pipeline.streaming import gc_tuning
+from pipeline import gc_tuning
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def restored() -> Iterator[None]:
 
 def test_settling_sets_small_young_collections_and_no_automatic_full_ones(
         restored: None) -> None:
-    gc_tuning.settle_for_counting()
+    gc_tuning.settle()
     young, middle, old = gc.get_threshold()
     assert (young, middle) == (gc_tuning.YOUNG, gc_tuning.MIDDLE)
     assert old >= 1 << 30
@@ -33,7 +33,7 @@ def test_settling_sets_small_young_collections_and_no_automatic_full_ones(
 def test_the_full_collection_runs_when_due_and_frees_cycles(
         restored: None, caplog: pytest.LogCaptureFixture) -> None:
     assert not gc_tuning.collect_if_due()  # never before settling
-    gc_tuning.settle_for_counting()
+    gc_tuning.settle()
     start = gc_tuning._next_full[0] - gc_tuning.FULL_EVERY_S
     assert not gc_tuning.collect_if_due(start + gc_tuning.FULL_EVERY_S - 1)
 
