@@ -165,9 +165,11 @@ class WorkerSettings(Section):
                                                "and sweeps idle subjects")
     live_lateness_s: float = Field(
         1.0, ge=0, le=3600,
-        description="a source partition read to its end is taken to have reached the wall clock "
-                    "less this: live messages stamped later than that are counted on arrival "
-                    "instead of in event-time order")
+        description="a mail source partition read to its end is taken to have reached the "
+                    "wall clock less this (a settings partition, the wall clock): live "
+                    "messages stamped later than that are counted on arrival instead of in "
+                    "event-time order; a mail partition with no traffic holds counting back "
+                    "by this much")
     decoded_subjects: int = Field(
         5_000, ge=100, le=10_000_000,
         description="subjects a counting partition keeps decoded after a checkpoint (about "

@@ -58,6 +58,17 @@ def test_a_source_read_to_its_end_is_marked_at_the_wall_clock_less_the_lateness(
     assert marks == {START + 100}
 
 
+def test_an_idle_settings_source_is_marked_at_the_wall_clock_itself() -> None:
+    """Its partitions are idle almost always: marked with the mail sources' lateness, they
+    held every live count back by that much (detection p50 1.17 s at 5,000 events/s)."""
+    r = router(lateness_ms=1_000)
+    r.settings_topic = SETTINGS[0]
+    r.at_end(SETTINGS)
+    r.at_end(MAIL)
+    marks = {(batch.source_topic, batch.mark_ms) for _, batch, _ in r.batches(START)}
+    assert marks == {(SETTINGS[0], START), (MAIL[0], START - 1_000)}
+
+
 def test_marks_alone_are_sent_at_most_every_mark_interval() -> None:
     r = router()
     r.at_end(MAIL)
