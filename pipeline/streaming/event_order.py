@@ -127,7 +127,7 @@ class EventOrder:
     def offer(self, entry: Entry) -> None:
         """Hold a new entry (or one re-read after a restart); drop one already applied or held.
         An entry's key names it: the same source offset and subject are the same event."""
-        key = (entry.mail.ts_ms, entry.source[0], entry.source[1], entry.offset, entry.subject)
+        key = entry.key
         if key in self._held:
             return
         if (entry.offset <= self.read.get(entry.source, -1)  # read before: applied, or held
