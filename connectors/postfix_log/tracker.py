@@ -82,6 +82,7 @@ REFUSING = frozenset({"reject", "milter-reject", "proxy-reject"})  # actions tha
 
 _SESSION_FACTS = (ClientSeen, PickedUp)  # what a re-injecting service's copy starts with
 
+
 class MessageTracker:
     def __init__(self, rules: DirectionRules, settle_s: float = 10.0,
                  stale_after_s: float = 6 * 3600, max_messages: int = 200_000,

@@ -95,7 +95,29 @@ class _Step:
 
 
 Limits = tuple[int, int]  # (messages, flagged limit) for one subject
-_SCOPES_KEPT = 4_096  # scope answers (direction, domain, unit kind) a threshold remembers
+_SCOPES_KEPT = 4_096  # scope answers (direction, domain, unit kind) a _Scope remembers
+
+
+class _Scope:
+    """Whether any of some thresholds counts a unit of a kind (its flags), direction and
+    domain (``in_scope``), remembered: every unit asks, and the answers are few."""
+
+    __slots__ = ("_answers", "_by_domain", "_thresholds")
+
+    def __init__(self, thresholds: list[Threshold]) -> None:
+        self._thresholds = thresholds
+        self._by_domain = any(t.sender_domains for t in thresholds)
+        self._answers: dict[tuple[str, str | None, int], bool] = {}
+
+    def counts(self, direction: str, domain: str | None, flags: int) -> bool:
+        asked = (direction, domain if self._by_domain else None, flags)
+        answer = self._answers.get(asked)
+        if answer is None:
+            if len(self._answers) >= _SCOPES_KEPT:
+                self._answers.clear()
+            answer = self._answers[asked] = any(
+                in_scope(t, direction, domain, flags) for t in self._thresholds)
+        return answer
 
 
 class Pruned(Enum):
@@ -120,19 +142,7 @@ class _Compiled:
     history_ms: int  # the longest step period: how long a firing may count
     history_len: int  # earlier firings the highest step needs
     learning: Learning | None  # a baseline threshold's
-    # (direction, domain when the threshold names domains, unit flags) -> in scope: every
-    # unit counted asks, and the answers are few
-    scopes: dict[tuple[str, str | None, int], bool] = field(default_factory=dict, compare=False)
-
-    def counts(self, direction: str, domain: str | None, flags: int) -> bool:
-        """``in_scope`` of the threshold, remembered."""
-        asked = (direction, domain if self.threshold.sender_domains else None, flags)
-        answer = self.scopes.get(asked)
-        if answer is None:
-            if len(self.scopes) >= _SCOPES_KEPT:
-                self.scopes.clear()
-            answer = self.scopes[asked] = in_scope(self.threshold, direction, domain, flags)
-        return answer
+    scope: _Scope = field(compare=False)  # which units it counts, remembered
 
     @classmethod
     def of(cls, threshold: Threshold, classes: list[str]) -> _Compiled:
@@ -148,7 +158,7 @@ class _Compiled:
                    max([*spams, threshold.flagged_limit]), steps,
                    max((s.within_ms for s in steps), default=0),
                    max((s.after for s in steps), default=1) - 1,
-                   Learning.of(threshold))
+                   Learning.of(threshold), _Scope([threshold]))
 
     def limits(self, custom: Customisation | None) -> Limits | None:
         """The subject's (messages, flagged limit); None when the threshold does not count it."""
@@ -215,7 +225,7 @@ class ThresholdEngine:
             if sender_exempt and key in SENDER_KEYS:
                 continue
             value = subject_of(key, event, self._delimiters)
-            if not value or not dimension.counts(direction, domain, flags):
+            if not value or not dimension.scope.counts(direction, domain, flags):
                 continue
             if key is SubjectType.CLIENT_IP:
                 subject = (key, value) if dimension.whole else \
@@ -267,7 +277,7 @@ class ThresholdEngine:
             self._counting(subject)
         records = state.thresholds
         for compiled in counting:
-            if not compiled.counts(mail.direction, mail.sender_domain, mail.flags):
+            if not compiled.scope.counts(mail.direction, mail.sender_domain, mail.flags):
                 continue
             limits = compiled.default_limits if custom is None else compiled.limits(custom)
             if limits is None:
@@ -323,27 +333,15 @@ class ThresholdEngine:
 _ADDRESS_KEYS = frozenset({SubjectType.CLIENT_IP, SubjectType.CLIENT_NET})
 class _Dimension:
     """The thresholds whose subject one thing names: a key and, for client addresses,
-    prefix lengths; and which units any of them counts (remembered: every message asks)."""
+    prefix lengths; and which units any of them counts."""
 
-    __slots__ = ("_by_domain", "_scopes", "compiled", "ipv4", "ipv6", "key", "whole")
+    __slots__ = ("compiled", "ipv4", "ipv6", "key", "scope", "whole")
 
     def __init__(self, key: SubjectType, ipv4: int, ipv6: int,
                  compiled: list[_Compiled]) -> None:
         self.key, self.ipv4, self.ipv6, self.compiled = key, ipv4, ipv6, compiled
         self.whole = (ipv4, ipv6) == WHOLE_ADDRESS
-        self._by_domain = any(c.threshold.sender_domains for c in compiled)
-        self._scopes: dict[tuple[str, str | None, int], bool] = {}
-
-    def counts(self, direction: str, domain: str | None, flags: int) -> bool:
-        """Whether any of the thresholds counts a unit of this kind, direction and domain."""
-        asked = (direction, domain if self._by_domain else None, flags)
-        answer = self._scopes.get(asked)
-        if answer is None:
-            if len(self._scopes) >= _SCOPES_KEPT:
-                self._scopes.clear()
-            answer = self._scopes[asked] = any(
-                in_scope(c.threshold, direction, domain, flags) for c in self.compiled)
-        return answer
+        self.scope = _Scope([c.threshold for c in compiled])
 
 
 def _dimensions(compiled: Iterable[_Compiled]) -> list[_Dimension]:
