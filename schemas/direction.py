@@ -29,10 +29,22 @@ class DirectionRules:
     def classify(self, client_ip: str | None, sasl_username: str | None, local_submission: bool,
                  recipients: Iterable[str]) -> Direction:
         """The direction; UNKNOWN for outside mail whose recipients are unknown or not ours."""
-        domains = [domain_of(r) for r in recipients]
-        remote = any(d is None or d not in self._local for d in domains)
+        listed, remote = self._recipients(recipients)
         if self.is_ours(client_ip, sasl_username, local_submission):
-            return Direction.OUTBOUND if remote or not domains else Direction.INTERNAL
-        if domains and not remote:
+            return Direction.OUTBOUND if remote or not listed else Direction.INTERNAL
+        if listed and not remote:
             return Direction.INBOUND
         return Direction.UNKNOWN
+
+    def _recipients(self, recipients: Iterable[str]) -> tuple[bool, bool]:
+        """(any recipient, any of them outside ``local_domains``), read no further than
+        needed: one remote recipient decides."""
+        listed = False
+        for recipient in recipients:
+            listed = True
+            if not self._local:
+                return True, True
+            domain = domain_of(recipient)
+            if domain is None or domain not in self._local:
+                return True, True
+        return listed, False

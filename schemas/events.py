@@ -36,7 +36,7 @@ MAX_TEXT = 2000
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 # An IPv4 address already in its one spelling (no leading zeros, each part at most 255).
@@ -117,11 +117,13 @@ class MailEvent(_Record):
 
     @model_validator(mode="after")
     def _derive(self) -> MailEvent:
-        if self.sender_domain is None:
-            self.sender_domain = domain_of(self.sender)
-        else:
-            self.sender_domain = normal_domain(self.sender_domain)
-        self.recipient_count = max(self.recipient_count, len(self.recipients))
+        # Set only what changes: every set of a field goes through pydantic's __setattr__.
+        domain = domain_of(self.sender) if self.sender_domain is None \
+            else normal_domain(self.sender_domain)
+        if domain != self.sender_domain:
+            self.sender_domain = domain
+        if len(self.recipients) > self.recipient_count:
+            self.recipient_count = len(self.recipients)
         return self
 
 

@@ -269,7 +269,7 @@ def _delivery(qid: str, rest: str) -> Delivery | None:
             return None
     text = m["text"] or ""
     text = text[:-1] if text.endswith(")") else text
-    queued = _QUEUED_AS.match(text) if m["status"] == "sent" else None
+    queued = _QUEUED_AS.match(text) if m["status"] == "sent" and "queued as" in text else None
     return Delivery(qid, recipient, orig, m["relay"], float(m["delay"]), m["dsn"],
                     m["status"], text, queued["qid"] if queued else None)
 

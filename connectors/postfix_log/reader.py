@@ -18,9 +18,11 @@ from schemas.direction import DirectionRules
 def open_log_lines(path: str) -> Iterator[str]:
     """Lines of a plain or gzip-compressed log, decoded leniently (logs are not always UTF-8)."""
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as stream:
-        for raw in stream:
-            yield raw[:MAX_LINE + 1].decode("utf-8", "replace")
+    # Lines end at "\n" only (a "\r" inside one is the line's own); one longer than any
+    # log line is cut, and the parser refuses it.
+    with opener(path, "rt", encoding="utf-8", errors="replace", newline="\n") as stream:
+        for line in stream:
+            yield line if len(line) <= MAX_LINE else line[:MAX_LINE + 1]
 
 
 def file_reference_time(path: str) -> datetime:
@@ -81,7 +83,9 @@ class LogReader:
 
     def read(self, lines: Iterable[str]) -> Iterator[Output]:
         for line in lines:
-            yield from self.feed_line(line)
+            outputs = self.feed_line(line)
+            if outputs:  # most lines make nothing reportable
+                yield from outputs
 
     def feed_line(self, line: str, position: Position = ()) -> list[Output]:
         """One line (``position``: where it starts) and what it made reportable."""

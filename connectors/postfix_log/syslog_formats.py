@@ -27,6 +27,8 @@ _BSD = re.compile(
 _ISO = re.compile(
     _PRI + r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?) "
     r"(?P<host>\S+) " + _TAG + r"(?P<msg>.*)", re.S)
+# What follows a BSD stamp already read: host, tag, pid, message (``_BSD`` after its stamp).
+_BSD_TAIL = re.compile(r"(\S+) ([^\s\[:]+)(?:\[(\d+)\])?:\s?(.*)", re.S)
 _RFC5424 = re.compile(
     r"<\d{1,3}>1 (?P<ts>\S+) (?P<host>\S+) (?P<tag>\S+) (?P<pid>\S+) \S+ "
     r"(?P<sd>-|(?:\[(?:[^\]\\]|\\.)*\])+) ?(?P<msg>.*)", re.S)
@@ -100,6 +102,13 @@ class SyslogParser:
         if len(line) > MAX_LINE:
             return None
         line = line.rstrip("\r\n")
+        end = line.find(" ", 14)
+        if end > 0:  # most lines of a busy log repeat a BSD stamp already read
+            ts = self._stamp_texts.get(line[:end])
+            tail = _BSD_TAIL.match(line, end + 1) if ts is not None else None
+            if tail is not None:
+                host, tag, pid, message = tail.groups()
+                return LogRecord(ts, host, tag, _pid(pid), message)  # type: ignore[arg-type]
         first = line[:1]
         try:
             if first == "{":

@@ -101,7 +101,7 @@ class MessageTracker:
         self._now_ms = 0
         self._last_ts: datetime | None = None
         self._last_ms = 0
-        self._tag_kinds: dict[str, bool] = {}
+        self._daemons: dict[str, str] = {}  # a syslog tag's Postfix daemon ("": not Postfix)
         self._position: Position = ()
         self.stats = TrackerStats()
         self._joins = ContentJoins(self._messages, self.stats)
@@ -122,13 +122,13 @@ class MessageTracker:
         self._position = position
         ts_ms = self._tick(record.ts)
         out: list[Output] = []
-        postfix = self._tag_kinds.get(record.tag)
-        if postfix is None:
-            postfix = self._tag_kinds[record.tag] = is_postfix_tag(record.tag)
-            if len(self._tag_kinds) > RECENT_LOOKUPS:
-                self._tag_kinds.clear()
-        if postfix:
-            self._postfix(record, ts_ms, out)
+        daemon = self._daemons.get(record.tag)
+        if daemon is None:
+            daemon = self._daemons[record.tag] = record.daemon if is_postfix_tag(record.tag) else ""
+            if len(self._daemons) > RECENT_LOOKUPS:
+                self._daemons.clear()
+        if daemon:
+            self._postfix(record, daemon, ts_ms, out)
         else:
             verdict = parse_verdict(record.tag, record.message)
             if isinstance(verdict, Ambiguous):
@@ -165,7 +165,9 @@ class MessageTracker:
 
     def _tock(self, out: list[Output]) -> None:
         """After a record: what the clock made due, and now and then the stale ones."""
-        self._report_due(out)
+        due = self._due
+        if due and due[0][0] <= self._now_ms:
+            self._report_due(out)
         if self.stats.lines % 1024 == 0:
             self._evict_stale(out)
 
@@ -189,9 +191,9 @@ class MessageTracker:
 
     # -- Postfix facts -----------------------------------------------------
 
-    def _postfix(self, record: LogRecord, ts_ms: int, out: list[Output]) -> None:
+    def _postfix(self, record: LogRecord, daemon: str, ts_ms: int, out: list[Output]) -> None:
         self.stats.postfix_lines += 1
-        fact = parse_postfix(record.daemon, record.message)
+        fact = parse_postfix(daemon, record.message)
         if fact is None:
             self._unparsed(f"{record.tag}: {record.message}")
             return
@@ -276,9 +278,7 @@ class MessageTracker:
         if handed_to_filter:
             self._joins.link_copy(message, str(fact.queued_as))
         else:
-            self._outcome(message, ts, ts_ms, fact.recipient, fact.status, out,
-                          orig=fact.orig_recipient, dsn=fact.dsn, relay=fact.relay,
-                          delay_s=fact.delay_s, response=fact.text)
+            self._outcome(message, ts, ts_ms, fact.recipient, fact.status, out, fact)
         if message.nrcpt is not None and len(message.recipients) >= message.nrcpt:
             self._report(message, out)
 
@@ -289,11 +289,17 @@ class MessageTracker:
         message.deferred.clear()
 
     def _outcome(self, message: OpenMessage, ts: datetime, ts_ms: int, recipient: str,
-                 status: str, out: list[Output], **details: Any) -> None:
+                 status: str, out: list[Output], line: Delivery | None = None) -> None:
+        """One recipient's outcome (``line``: the delivery line that said it, if one did)."""
         self.stats.delivery_events += 1
-        if self._deliveries:
+        if not self._deliveries:
+            return
+        if line is None:
+            out.append(delivery_event(message, self._rules, ts, ts_ms, recipient, status))
+        else:
             out.append(delivery_event(message, self._rules, ts, ts_ms, recipient, status,
-                                      **details))
+                                      orig=line.orig_recipient, dsn=line.dsn, relay=line.relay,
+                                      delay_s=line.delay_s, response=line.text))
 
     def _refused_queued(self, record: LogRecord, message: OpenMessage, fact: Refused,
                         out: list[Output]) -> None:

@@ -13,11 +13,8 @@ from contextlib import contextmanager
 
 from connectors.kafka.errors import KAFKA_FAILURES
 from connectors.kafka.reachability import require_kafka
+from pipeline.cli.command_failed import CommandFailed
 from schemas.config import KafkaSettings
-
-
-class CommandFailed(Exception):
-    """The command cannot go on; the message (one line for the operator) says why."""
 
 
 @contextmanager

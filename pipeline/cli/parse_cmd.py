@@ -9,9 +9,10 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.postfix_log.reader import LogReader, file_reference_time, open_log_lines
+from pipeline import gc_tuning
 from pipeline.cli.check_config import load_or_report
 from schemas.config import FloodgateConfig
-from schemas.events import DeliveryEvent
+from schemas.events import DeliveryEvent, MailEvent
 
 
 def register(sub: Any) -> None:
@@ -55,11 +56,13 @@ def run(args: argparse.Namespace) -> int:
     reader = LogReader.for_config(config, zone, file_reference_time(args.files[0]), args.host,
                                   deliveries=args.deliveries)
     failed = False
+    gc_tuning.settle()  # a reader's heap churns like the worker's: no full collections
     for path in args.files:
         try:
             outputs = reader.read(open_log_lines(path))
             for output in outputs:
                 _print(output, args.deliveries)
+                gc_tuning.collect_if_due()
         except OSError as exc:
             print(f"{path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
             failed = True
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _print(output: object, deliveries: bool) -> None:
+def _print(output: MailEvent | DeliveryEvent, deliveries: bool) -> None:
     if isinstance(output, DeliveryEvent) and not deliveries:
         return
-    sys.stdout.write(output.model_dump_json(exclude_none=True) + "\n")  # type: ignore[attr-defined]
+    # model_dump_json's bytes, without making them a str and encoding it back
+    sys.stdout.buffer.write(output.__pydantic_serializer__.to_json(output, exclude_none=True) + b"\n")

@@ -33,7 +33,8 @@ from connectors.kafka.topics import ensure_topics, settings_topic
 from connectors.settings_files import read_settings
 from pipeline.cli.arguments import audit_arguments
 from pipeline.cli.check_config import load_or_report
-from pipeline.cli.kafka_preflight import CommandFailed, ask_kafka, kafka_preflight
+from pipeline.cli.command_failed import CommandFailed
+from pipeline.cli.kafka_preflight import ask_kafka, kafka_preflight
 from pipeline.engine.customisation import Customisation
 from pipeline.settings_text import effective_lines, parse_overrides, record_problem
 from schemas.config import FloodgateConfig

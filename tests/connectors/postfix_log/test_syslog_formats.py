@@ -62,3 +62,19 @@ def test_other_envelopes(line: str, ts: datetime, host: str | None, tag: str, pi
 ])
 def test_unusable_lines_give_none_never_raise(line: str) -> None:
     assert SyslogParser(UTC, REF).parse(line) is None
+
+
+@pytest.mark.parametrize("stamp", ["Nov 27 01:47:03", "Nov  7 01:47:03", "Nov 7 01:47:03",
+                                   "<13>Nov 27 01:47:03", "Nov 27 01:47:03.250"])
+@pytest.mark.parametrize("rest", [
+    "mx1 postfix/smtpd[12]: connect from x", "mx1 postfix/smtpd: no pid", "mx1 postfix/smtpd[]: x",
+    "mx1 postfix/smtpd[1a]: x", "mx1 tag:\tmessage", "mx1 tag:no space", "mx1 tag[3]:",
+    "mx1  double space[1]: x", "mx1 tag[12] missing colon", "mx1", "", "mx1 a:b[1]: c",
+    "mx1 postfix/smtpd[12]: multi\nline\r", "mx1 postfix/smtpd[١٢]: unicode digits"])
+def test_a_stamp_already_read_gives_what_a_full_parse_gives(stamp: str, rest: str) -> None:
+    """Lines of a stamp seen before skip the stamp's parse: the record is the same."""
+    line = f"{stamp} {rest}"
+    fresh = SyslogParser(UTC, REF).parse(line)
+    warm = SyslogParser(UTC, REF)
+    assert warm.parse(f"{stamp} mx0 postfix/qmgr[1]: earlier") is not None  # the stamp seen
+    assert warm.parse(line) == fresh
