@@ -2,9 +2,9 @@
 
 Used by the worker, the policy service and ``floodgate parse``. The worker's counting
 thread keeps hundreds of thousands of live objects (decoded subjects: ~16 tracked objects
-each, held entries, caches) and loads and drops
-thousands a second. What a collection costs is the number of live objects it
-walks; almost none of them is cyclic garbage (reference counting frees them).
+each, held entries, caches) and loads and drops thousands a second. What a collection
+costs is the number of live objects it walks; almost none of them is cyclic garbage
+(reference counting frees them).
 Measured on ``bench_worker`` (5,000 events/s live, the collector's own
 callbacks timed):
 
