@@ -56,7 +56,7 @@ from pipeline.streaming.outputs import WorkerOutputs
 from pipeline.streaming.pacing import Pacer
 from pipeline.streaming.router import Router, SubjectPartitioner
 from pipeline.streaming.state import changelog
-from pipeline.streaming.state.checkpoint import write_checkpoint
+from pipeline.streaming.state.checkpoint import Checkpoint
 from pipeline.streaming.state.manager import PartitionManager
 from pipeline.streaming.ticks import tick_due
 from schemas.config import FloodgateConfig
@@ -70,6 +70,10 @@ log = logging.getLogger("floodgate.worker")
 BATCH = 5_000  # records per cycle at most
 ASSIGNED_LINE = "counting partitions assigned:"  # logged at each assignment (tests wait for it)
 POLL_S = 0.05  # longest wait for a first record (ticks run between waits)
+# While a checkpoint is being written: the longest wait for a record, and the time a cycle
+# gives the checkpoint (a record arriving meanwhile waits at most that long)
+CHECKPOINT_POLL_S = 0.002
+CHECKPOINT_SLICE_S = 0.005
 EARLY_WITHIN_MS = 30_000  # a routed batch this close to the wall clock is counted at once
 RESTART_PAUSE_S = 5.0  # after a failure, before new clients connect
 STALL_S = 0.3  # a cycle of the counting loop this long is logged, with where the time went,
@@ -111,6 +115,7 @@ class CountingLoop:
         self._producer: Producer | None = None
         self._consumer: Consumer | None = None
         self._healthy = True  # False once the clients failed: revoking then skips the checkpoint
+        self._writing: Checkpoint | None = None  # the checkpoint being written
         self._assigned_sources: set[Source] = set()
         self._life, self._routed = "", 0  # this life of the clients; batches it took early
         self._new_config: FloodgateConfig | None = None  # from SIGHUP, for the counting thread
@@ -172,6 +177,7 @@ class CountingLoop:
         """One life of the consumer and producer."""
         self._healthy = True
         self._life, self._routed = uuid.uuid4().hex[:12], 0  # tags batches taken early
+        self._writing = None  # a checkpoint of the last life's is not carried on
         self._producer, self._consumer = self._clients(self._producer_settings,
                                                        self._consumer_settings)
         self._outputs.bind(self._producer)
@@ -228,6 +234,8 @@ class CountingLoop:
             self._send_routed()
             self._producer.poll(0)
             sent = time.monotonic()
+            if self._writing is not None and self._writing.advance(CHECKPOINT_SLICE_S):
+                self._written()
             if sent - last_checkpoint >= self._tick_s:
                 last_checkpoint = sent
                 self._checkpoint()
@@ -243,14 +251,14 @@ class CountingLoop:
                          (ticked - started) * 1000, (fetched - started) * 1000,
                          (handled - fetched) * 1000, len(messages), (sent - handled) * 1000,
                          (checkpointed - sent) * 1000, (ticked - checkpointed) * 1000)
-        self._checkpoint()
+        self._checkpoint(wait=True)
 
     def _next_records(self) -> list[Any]:
         """The records fetched so far, once there is one. ``consume(n, timeout)`` would wait
         the whole timeout for n records: on live traffic that wait is added to every
         message's detection time, while a backlog fills the batch either way."""
         assert self._consumer is not None
-        first = self._consumer.poll(POLL_S)
+        first = self._consumer.poll(POLL_S if self._writing is None else CHECKPOINT_POLL_S)
         if first is None:
             return []
         return [first, *self._consumer.consume(BATCH - 1, 0)]
@@ -361,22 +369,38 @@ class CountingLoop:
                 max(0.0, time.time() - released[0].mail.ts_ms / 1000))
 
     # -- checkpoints and gauges -----------------------------------------------------------
-    def _checkpoint(self) -> None:
-        """What is routed out, everything acknowledged, then ``state.checkpoint``."""
+    def _checkpoint(self, wait: bool = False) -> None:
+        """What is routed out, everything acknowledged, then a ``Checkpoint`` begun: written
+        in the cycles that follow, or at once when ``wait`` (a revocation, the end). One still
+        being written is completed first."""
         assert self._producer is not None and self._router is not None
-        with self._metrics.checkpoint.time():
-            self._send_routed()
-            changelog.flush(self._producer)  # routed batches, actions, dead letters
-            undelivered = self._outputs.undelivered
-            if undelivered:  # nothing of this checkpoint may be committed: start again
-                raise changelog.ChangelogError(
-                    f"Kafka refused {len(undelivered)} record(s) of the worker's; first: "
-                    f"{undelivered[0]}")
-            router = self._router
-            positions = [(topic, number, position) for topic, number in router.sources()
-                         if (position := router.position((topic, number))) is not None]
-            write_checkpoint(self._producer, self._consumer, self._changelog,
-                             self._subject_topic, self._state.partitions.values(), positions)
+        if self._writing is not None:
+            self._writing.finish()
+            self._written()
+        began = time.perf_counter()
+        self._send_routed()
+        changelog.flush(self._producer)  # routed batches, actions, dead letters
+        undelivered = self._outputs.undelivered
+        if undelivered:  # nothing of this checkpoint may be committed: start again
+            raise changelog.ChangelogError(
+                f"Kafka refused {len(undelivered)} record(s) of the worker's; first: "
+                f"{undelivered[0]}")
+        router = self._router
+        positions = [(topic, number, position) for topic, number in router.sources()
+                     if (position := router.position((topic, number))) is not None]
+        self._writing = Checkpoint.begin(self._producer, self._consumer, self._changelog,
+                                         self._subject_topic, self._state.partitions.values(),
+                                         positions)
+        self._writing.busy_s += time.perf_counter() - began
+        if wait:
+            self._writing.finish()
+            self._written()
+
+    def _written(self) -> None:
+        """The checkpoint being written is complete."""
+        assert self._writing is not None
+        self._metrics.checkpoint.observe(self._writing.busy_s)
+        self._writing = None
 
     def _measure(self) -> None:
         """Held and forced entries, and the consumer's lag."""
@@ -409,7 +433,7 @@ class CountingLoop:
 
     def _on_revoke(self, consumer: Consumer, revoked: list[TopicPartition]) -> None:
         if self._healthy:
-            self._checkpoint()
+            self._checkpoint(wait=True)
         self._close(revoked)
 
     def _on_lost(self, consumer: Consumer, lost: list[TopicPartition]) -> None:
@@ -420,6 +444,9 @@ class CountingLoop:
     def _close(self, partitions: list[TopicPartition]) -> None:
         assert self._router is not None
         gone = {(tp.topic, tp.partition) for tp in partitions}
+        if self._writing is not None:  # not written for partitions lost (their next owner
+            # restores the last complete checkpoint); a revocation finished it first
+            self._writing.forget({n for topic, n in gone if topic == self._subject_topic}, gone)
         for source in gone:
             self._lag.ends.pop(source, None)
         self._assigned_sources -= gone

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import atheris
 
+from tests.pipeline.streaming.state.store_writes import commit_now
+
 with atheris.instrument_imports(include=["connectors", "pipeline", "schemas"]):
     from pydantic import ValidationError
 
@@ -97,8 +99,7 @@ def _count(pairs: list[tuple[bytes, bytes]]) -> dict[bytes, bytes | None]:
         if pairs:
             with contextlib.suppress(ValueError, ValidationError):
                 partition.take(len(pairs), LIFT_KIND, *pairs[-1])
-        changes = partition.store.changes()
-        partition.store.write(changes, {})
+        changes = commit_now(partition.store)
         partition.counter.tick(2**62, 2**62)
         return changes
     finally:

@@ -6,6 +6,6 @@
 - ``table_layout``: the keys (subjects, expiries, marker, fence, metadata);
 - ``store_options``: RocksDB sized for many partitions;
 - ``changelog``: changed keys and markers written, acknowledged;
-- ``checkpoint``: changes, markers, RocksDB, offsets, in that order;
+- ``checkpoint``: changes, markers, RocksDB, offsets, in that order, while counting goes on;
 - ``recovery``: a partition restored from its changelog on assignment.
 """

@@ -1,6 +1,6 @@
 """A counting partition's changelog records: changed keys, markers, and their acknowledgement.
 
-At each checkpoint (``checkpoint.write_checkpoint``) the changed keys go out,
+At each checkpoint (``checkpoint.Checkpoint``) the changed keys go out,
 then, once Kafka has acknowledged all of them, a marker record (``MARKER_KEY``)
 with what the partition needs to resume (see ``event_order``). Everything
 before the last marker is therefore complete; records after it belong to a
@@ -32,8 +32,16 @@ class Delivery:
 
     last: dict[int, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    sent: int = 0  # records produced with this as their report (``produce_record``)
+    reported: int = 0
+
+    @property
+    def outstanding(self) -> int:
+        """Records produced and not acknowledged (nor refused) yet."""
+        return self.sent - self.reported
 
     def __call__(self, error: Any, message: Any) -> None:
+        self.reported += 1
         if error is not None:
             self.errors.append(str(error))
         else:
@@ -65,3 +73,4 @@ def produce_record(producer: Producer, topic: str, partition: int, key: bytes, v
              delivery: Delivery) -> None:
     produce_waiting(producer, topic, key=key, value=value, partition=partition,
                     on_delivery=delivery)
+    delivery.sent += 1

@@ -12,6 +12,12 @@ state is about 2 KB, encoded about a tenth of that). Past ``HARD_LIMIT`` times
 its size the oldest go; a changed one is kept encoded until the checkpoint
 writes it.
 
+A checkpoint does not stop counting while it is written (``checkpoint``): ``freeze``
+takes what changed until then as a ``Snapshot`` and counting goes on with a new set of
+changes. A subject of the snapshot not encoded yet is encoded before anything may change it
+again (when it is loaded), so the snapshot stays what it was at the freeze; reads see it
+until ``commit`` has written it to RocksDB.
+
 Keys are those of ``table_layout``; the metadata (``META_KEY``) is local: the
 changelog offset the database is restored up to, and the marker it came from.
 """
@@ -42,6 +48,47 @@ HARD_LIMIT = 4
 SETTINGS_CACHE = 10_000
 
 
+class Snapshot:
+    """The changes of one checkpoint, as they were at its ``freeze``: encoded ones, and
+    subjects' states still to encode (each encoded at the latest before it next changes)."""
+
+    __slots__ = ("_keys", "_sent", "batch", "encoded", "pending")
+
+    def __init__(self, encoded: Changes, pending: dict[bytes, StoredState]) -> None:
+        self.encoded = encoded
+        self.pending = pending
+        self._keys = [*encoded, *pending]  # the order they are sent in
+        self._sent = 0
+        self.batch = rocksdict.WriteBatch(raw_mode=True)  # filled as they are sent
+
+    def encode(self, key: bytes) -> None:
+        """Encode a pending subject now (it is about to change, or be sent)."""
+        self.encoded[key] = stored_state.pack(self.pending.pop(key))
+
+    def next_changes(self, limit: int) -> list[tuple[bytes, bytes | None]]:
+        """The next ``limit`` changes to send, encoded; [] once all were."""
+        keys = self._keys[self._sent:self._sent + limit]
+        self._sent += len(keys)
+        out = []
+        for key in keys:
+            if key in self.pending:
+                self.encode(key)
+            value = self.encoded[key]
+            if value is None:
+                self.batch.delete(key)
+            else:
+                self.batch.put(key, value)
+            out.append((key, value))
+        return out
+
+    @property
+    def all_sent(self) -> bool:
+        return self._sent >= len(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 class PartitionStore:
     def __init__(self, path: Path, options: Any, cache_limit: int = 5_000) -> None:
         self.path, self._options, self._cache_limit = path, options, cache_limit
@@ -54,24 +101,38 @@ class PartitionStore:
         self._settings: dict[bytes, Customisation | None] = {}
         # most subjects share a few settings (a class alone): each distinct form decoded once
         self._decoded_settings: dict[bytes, Customisation] = {}
+        self._frozen: Snapshot | None = None  # the checkpoint being written, until ``commit``
 
     # -- subjects -------------------------------------------------------------------------
     def load(self, key: bytes) -> StoredState:
         """The subject's state, decoded once; raises ValueError for damaged stored bytes."""
         stored = self._cache.get(key)
-        if stored is None:
-            evicted = self._evicted.pop(key, None)
-            if evicted is not None:  # changed since the last checkpoint: still to be written
-                stored = stored_state.unpack(evicted)
-                self._dirty.add(key)
-            elif key in self._raw:  # deleted since the last checkpoint, whatever RocksDB has
-                stored = stored_state.empty()
-            else:
-                stored = stored_state.unpack(self._db.get(key))
-            if len(self._cache) >= HARD_LIMIT * self._cache_limit:
-                self._evict(len(self._cache) - self._cache_limit)
-            self._cache[key] = stored
+        frozen = self._frozen
+        if stored is not None:
+            if frozen is not None and key in frozen.pending:  # the snapshot's copy first
+                frozen.encode(key)
+            return stored
+        evicted = self._evicted.pop(key, None)
+        if evicted is not None:  # changed since the last checkpoint: still to be written
+            stored = stored_state.unpack(evicted)
+            self._dirty.add(key)
+        elif key in self._raw:  # deleted since the last checkpoint, whatever RocksDB has
+            stored = stored_state.empty()
+        else:
+            stored = self._unpack_committed(key)
+        if len(self._cache) >= HARD_LIMIT * self._cache_limit:
+            self._evict(len(self._cache) - self._cache_limit)
+        self._cache[key] = stored
         return stored
+
+    def _unpack_committed(self, key: bytes) -> StoredState:
+        """The subject as of the last checkpoint: the one being written, else RocksDB's."""
+        frozen = self._frozen
+        if frozen is not None and (key in frozen.pending or key in frozen.encoded):
+            if key in frozen.pending:  # left the cache unchanged since the freeze
+                frozen.encode(key)
+            return stored_state.unpack(frozen.encoded[key])
+        return stored_state.unpack(self._db.get(key))
 
     def _evict(self, count: int) -> None:
         """The ``count`` oldest loaded go; changed ones stay encoded until the checkpoint."""
@@ -95,10 +156,15 @@ class PartitionStore:
     def cached(self, key: bytes) -> StoredState | None:
         """The subject's state if it changed since the last checkpoint or is in use (the
         checkpoint's bytes in RocksDB are older); None otherwise."""
-        stored = self._cache.get(key)
-        if stored is None and key in self._evicted:
-            stored = stored_state.unpack(self._evicted[key])
-        return stored
+        if key in self._cache:
+            return self.load(key)  # the snapshot's copy made first: the caller may change it
+        if key in self._evicted:
+            return stored_state.unpack(self._evicted[key])
+        frozen = self._frozen
+        if frozen is not None and key not in self._raw and (
+                key in frozen.pending or frozen.encoded.get(key) is not None):
+            return self._unpack_committed(key)
+        return None
 
     # -- settings -------------------------------------------------------------------------
     def settings(self, key: bytes) -> Customisation | None:
@@ -109,7 +175,13 @@ class PartitionStore:
         except KeyError:
             pass
         stored_key = SETTINGS_PREFIX + key
-        raw = self._raw[stored_key] if stored_key in self._raw else self._db.get(stored_key)
+        frozen = self._frozen
+        if stored_key in self._raw:
+            raw = self._raw[stored_key]
+        elif frozen is not None and stored_key in frozen.encoded:
+            raw = frozen.encoded[stored_key]
+        else:
+            raw = self._db.get(stored_key)
         custom = None
         if raw:
             custom = self._decoded_settings.get(raw)
@@ -138,30 +210,36 @@ class PartitionStore:
         return iter(items)
 
     # -- checkpoints ----------------------------------------------------------------------
-    def changes(self) -> Changes:
-        """Everything changed since the last checkpoint, encoded."""
-        out: Changes = dict(self._raw)
-        out.update(self._evicted)
-        for key in self._dirty:
-            out[key] = stored_state.pack(self._cache[key])
-        return out
+    def freeze(self) -> Snapshot:
+        """Everything changed since the last checkpoint, as a snapshot for the checkpoint to
+        write; what changes from now on belongs to the next one."""
+        if self._frozen is not None:
+            raise RuntimeError("a checkpoint of this partition is still being written")
+        encoded: Changes = dict(self._raw)
+        encoded.update(self._evicted)
+        self._frozen = Snapshot(encoded, {key: self._cache[key] for key in self._dirty})
+        self._raw, self._evicted, self._dirty = {}, {}, set()
+        return self._frozen
 
-    def write(self, changes: Changes, meta: dict[str, Any]) -> None:
-        """Write a checkpoint's changes and metadata atomically; forget what is pending."""
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in changes.items():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
+    def commit(self, snapshot: Snapshot, meta: dict[str, Any]) -> None:
+        """Write the snapshot (every change sent: ``Snapshot.next_changes``) and the
+        metadata to RocksDB, atomically."""
+        if snapshot is not self._frozen or not snapshot.all_sent:
+            raise RuntimeError("not this partition's snapshot, or not all of it sent")
+        batch = snapshot.batch
         batch.put(META_KEY, json.dumps(meta).encode())
         self._db.write(batch)
-        self._dirty.clear()
-        self._evicted.clear()
-        self._raw.clear()
+        self._frozen = None
         if len(self._cache) > self._cache_limit:  # the oldest loaded go first
-            for key in list(self._cache)[: len(self._cache) - self._cache_limit * 3 // 4]:
-                del self._cache[key]
+            self._evict(len(self._cache) - self._cache_limit * 3 // 4)
+
+    def write(self, changes: Changes, meta: dict[str, Any]) -> None:
+        """Write changes and metadata at once, with nothing else pending (recovery)."""
+        if self.pending or self._frozen is not None:
+            raise RuntimeError("changes of a checkpoint are pending")
+        snapshot = self._frozen = Snapshot(dict(changes), {})
+        snapshot.next_changes(len(snapshot))
+        self.commit(snapshot, meta)
 
     def write_restored(self, records: list[tuple[bytes, bytes | None]]) -> None:
         """Apply changelog records as they are (restore); metadata is written separately."""
@@ -174,6 +252,7 @@ class PartitionStore:
         self._db.write(batch)
         self._cache.clear()
         self._settings.clear()
+        self._frozen = None
 
     def meta(self) -> dict[str, Any]:
         raw = self._db.get(META_KEY)
@@ -205,4 +284,5 @@ class PartitionStore:
         self._dirty.clear()
         self._evicted.clear()
         self._raw.clear()
+        self._frozen = None
         self._db.close()

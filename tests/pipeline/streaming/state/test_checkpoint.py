@@ -14,8 +14,9 @@ from pipeline.engine.evaluator import ThresholdEngine
 from pipeline.streaming.counter import SubjectCounter
 from pipeline.streaming.counting_partition import CountingPartition
 from pipeline.streaming.event_order import EventOrder
+from pipeline.streaming.state import stored_state
 from pipeline.streaming.state.changelog import ChangelogError
-from pipeline.streaming.state.checkpoint import write_checkpoint
+from pipeline.streaming.state.checkpoint import Checkpoint, write_checkpoint
 from pipeline.streaming.state.partition_store import PartitionStore
 from pipeline.streaming.state.store_options import StoreOptions
 from pipeline.streaming.state.table_layout import MARKER_KEY
@@ -51,6 +52,12 @@ class Changelog:
     def poll(self, timeout: float = 0) -> int:
         return 0
 
+    def ack(self) -> None:
+        """Kafka's acknowledgements arrive (served by ``poll`` in the counting loop)."""
+        for report, message in self.unacked:
+            report(None, message)
+        self.unacked = []
+
     def flush(self, timeout: float = 0) -> int:
         for report, message in self.unacked:
             report("refused" if self.refuse else None, message)
@@ -65,8 +72,7 @@ class Committer:
         self._log = log
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
-        assert not asynchronous
-        self._log.append("commit")
+        self._log.append("commit async" if asynchronous else "commit")
         self.committed = offsets
 
 
@@ -81,6 +87,41 @@ def busy_partition(path: Path) -> CountingPartition:
     part.take(7, BATCH_KIND, b"", batch.model_dump_json().encode())
     part.release(lambda entry, error: pytest.fail(error))
     return part
+
+
+def count_more(part: CountingPartition, offset: int) -> None:
+    batch = SubjectBatch(source_topic="mail", source_partition=0, upto=offset, mark_ms=10_000_000,
+                         entries=[SubjectEntry("sasl_username:alice", offset, 1_000_000 + offset,
+                                               0, 1, offset, "outbound", "example.net")])
+    part.take(7 + offset, BATCH_KIND, b"", batch.model_dump_json().encode())
+    part.release(lambda entry, error: pytest.fail(error))
+
+
+def test_counting_goes_on_while_a_checkpoint_is_written(tmp_path: Path) -> None:
+    """Begun at once, then carried on a slice at a time as Kafka acknowledges: what it
+    writes is the state at its beginning, and what was counted meanwhile is the next one's."""
+    part = busy_partition(tmp_path / "p0")
+    alice = b"sasl_username:alice"
+    at_begin = stored_state.pack(part.store.load(alice))
+    producer = Changelog()
+    consumer = Committer(producer.events)
+    checkpoint = Checkpoint.begin(producer, consumer, "changelog", "subjects", [part],
+                                  [("mail", 0, 2)])
+    assert not checkpoint.advance(1.0)  # the changes sent: their acknowledgement awaited
+    assert producer.records and all(key != MARKER_KEY for _, key, _ in producer.records)
+    count_more(part, 2)  # counted while the checkpoint is written
+    assert not checkpoint.advance(1.0) and consumer.committed == []
+    producer.ack()
+    assert not checkpoint.advance(1.0)  # the markers sent
+    assert producer.records[-1][1] == MARKER_KEY and part.store.meta() == {}
+    producer.ack()
+    assert checkpoint.advance(1.0) and checkpoint.complete
+    assert producer.events == ["commit async"] and consumer.committed
+    assert part.store.get_raw(alice) == at_begin  # the state at the beginning
+    now = stored_state.pack(part.store.load(alice))
+    assert now != at_begin and part.touched and part.store.pending
+    write_checkpoint(producer, consumer, "changelog", "subjects", [part], [])  # type: ignore[arg-type]
+    assert part.store.get_raw(alice) == now
 
 
 def test_changes_then_markers_then_rocksdb_then_offsets(tmp_path: Path) -> None:
@@ -106,7 +147,8 @@ def test_a_refused_record_keeps_nothing_of_the_checkpoint(tmp_path: Path) -> Non
     with pytest.raises(ChangelogError, match="refused"):
         write_checkpoint(producer, consumer, "changelog", "subjects", [part],  # type: ignore[arg-type]
                          [("mail", 0, 2)])
-    assert part.store.meta() == {} and part.touched and consumer.committed == []
+    assert part.store.meta() == {} and consumer.committed == []
+    assert part.store.get_raw(b"sasl_username:alice") is None  # nothing of it in RocksDB
 
 
 def test_an_idle_partition_writes_nothing_and_sources_still_commit(tmp_path: Path) -> None:
