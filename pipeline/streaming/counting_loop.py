@@ -70,9 +70,8 @@ log = logging.getLogger("floodgate.worker")
 BATCH = 5_000  # records per cycle at most
 ASSIGNED_LINE = "counting partitions assigned:"  # logged at each assignment (tests wait for it)
 POLL_S = 0.05  # longest wait for a first record (ticks run between waits)
-# While a checkpoint is being written: the longest wait for a record, and the time a cycle
-# gives the checkpoint (a record arriving meanwhile waits at most that long)
-CHECKPOINT_POLL_S = 0.002
+# The time a cycle gives a checkpoint being written (a record arriving meanwhile waits at most
+# that long); while it has changes to encode the loop does not wait for records.
 CHECKPOINT_SLICE_S = 0.005
 EARLY_WITHIN_MS = 30_000  # a routed batch this close to the wall clock is counted at once
 RESTART_PAUSE_S = 5.0  # after a failure, before new clients connect
@@ -258,7 +257,8 @@ class CountingLoop:
         the whole timeout for n records: on live traffic that wait is added to every
         message's detection time, while a backlog fills the batch either way."""
         assert self._consumer is not None
-        first = self._consumer.poll(POLL_S if self._writing is None else CHECKPOINT_POLL_S)
+        writing = self._writing is not None and self._writing.encoding
+        first = self._consumer.poll(0 if writing else POLL_S)
         if first is None:
             return []
         return [first, *self._consumer.consume(BATCH - 1, 0)]

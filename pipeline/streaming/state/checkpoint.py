@@ -146,6 +146,11 @@ class Checkpoint:
         return False
 
     @property
+    def encoding(self) -> bool:
+        """Changes are still to encode and send (else it waits for Kafka, or is complete)."""
+        return self._step == self._send_changes
+
+    @property
     def complete(self) -> bool:
         return self._step == self._done  # bound methods: equal, never the same object
 

@@ -230,8 +230,12 @@ class PartitionStore:
         batch.put(META_KEY, json.dumps(meta).encode())
         self._db.write(batch)
         self._frozen = None
-        if len(self._cache) > self._cache_limit:  # the oldest loaded go first
-            self._evict(len(self._cache) - self._cache_limit * 3 // 4)
+        if len(self._cache) > self._cache_limit:  # the oldest loaded go first; those changed
+            # since the freeze stay (evicted, they would be encoded now and decoded again soon)
+            excess = len(self._cache) - self._cache_limit * 3 // 4
+            dirty = self._dirty
+            for key in list(itertools.islice((k for k in self._cache if k not in dirty), excess)):
+                del self._cache[key]
 
     def write(self, changes: Changes, meta: dict[str, Any]) -> None:
         """Write changes and metadata at once, with nothing else pending (recovery)."""
