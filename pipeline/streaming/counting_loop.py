@@ -235,7 +235,11 @@ class CountingLoop:
             sent = time.monotonic()
             if self._writing is not None and self._writing.advance(CHECKPOINT_SLICE_S):
                 self._written()
-            if sent - last_checkpoint >= self._tick_s:
+            # The next checkpoint waits for the last one to be written, unless the loop is
+            # behind (a full batch read): then no one waits on a cycle and it is finished at
+            # once. Live, finishing a large one at once (the end of a backlog) was a stall.
+            if sent - last_checkpoint >= self._tick_s and (
+                    self._writing is None or len(messages) >= BATCH):
                 last_checkpoint = sent
                 self._checkpoint()
                 self._measure()
