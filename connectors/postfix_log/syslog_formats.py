@@ -145,7 +145,7 @@ class SyslogParser:
                 self._stamp_texts.clear()
             self._stamp_texts[text] = ts
         host, tag, pid, message = match.group("host", "tag", "pid", "msg")
-        return LogRecord(ts, host, tag, int(pid) if pid and pid.isdigit() else None, message)
+        return LogRecord(ts, host, tag, _pid(pid), message)
 
     def _bsd_time(self, match: re.Match[str]) -> datetime:
         month = _MONTHS.get(match["mon"])

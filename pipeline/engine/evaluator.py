@@ -208,7 +208,7 @@ class ThresholdEngine:
 
     def subject_keys(self, event: Unit, mail: CountedMail | None = None) -> list[str]:
         """``subjects``' keys (``type:value``), as the worker routes them."""
-        return [f"{kind.value}:{value}" for kind, value in self.named(event, mail)]
+        return [subject_key(kind, value) for kind, value in self.named(event, mail)]
 
     def named(self, event: Unit, mail: CountedMail | None = None
               ) -> list[tuple[SubjectType, str]]:

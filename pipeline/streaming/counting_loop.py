@@ -378,9 +378,7 @@ class CountingLoop:
         in the cycles that follow, or at once when ``wait`` (a revocation, the end). One still
         being written is completed first."""
         assert self._producer is not None and self._router is not None
-        if self._writing is not None:
-            self._writing.finish()
-            self._written()
+        self._finish_writing()
         began = time.perf_counter()
         self._send_routed()
         changelog.flush(self._producer)  # routed batches, actions, dead letters
@@ -397,6 +395,11 @@ class CountingLoop:
                                          positions)
         self._writing.busy_s += time.perf_counter() - began
         if wait:
+            self._finish_writing()
+
+    def _finish_writing(self) -> None:
+        """Complete the checkpoint being written, if one is."""
+        if self._writing is not None:
             self._writing.finish()
             self._written()
 

@@ -154,10 +154,3 @@ class Checkpoint:
     def complete(self) -> bool:
         return self._step == self._done  # bound methods: equal, never the same object
 
-
-def write_checkpoint(producer: Producer, consumer: Any, changelog_topic: str, subject_topic: str,
-                     partitions: Iterable[CountingPartition],
-                     source_positions: Iterable[tuple[str, int, int]]) -> None:
-    """A whole checkpoint at once (``Checkpoint.begin``, then ``finish``)."""
-    Checkpoint.begin(producer, consumer, changelog_topic, subject_topic, partitions,
-                     source_positions).finish()

@@ -48,6 +48,14 @@ HARD_LIMIT = 4
 SETTINGS_CACHE = 10_000
 
 
+def _stage(batch: Any, key: bytes, value: bytes | None) -> None:
+    """A change into a RocksDB write batch: None deletes."""
+    if value is None:
+        batch.delete(key)
+    else:
+        batch.put(key, value)
+
+
 class Snapshot:
     """The changes of one checkpoint, as they were at its ``freeze``: encoded ones, and
     subjects' states still to encode (each encoded at the latest before it next changes)."""
@@ -74,10 +82,7 @@ class Snapshot:
             if key in self.pending:
                 self.encode(key)
             value = self.encoded[key]
-            if value is None:
-                self.batch.delete(key)
-            else:
-                self.batch.put(key, value)
+            _stage(self.batch, key, value)
             out.append((key, value))
         return out
 
@@ -126,13 +131,19 @@ class PartitionStore:
         return stored
 
     def _unpack_committed(self, key: bytes) -> StoredState:
-        """The subject as of the last checkpoint: the one being written, else RocksDB's."""
+        """The subject as of the last checkpoint."""
+        return stored_state.unpack(self._committed(key))
+
+    def _committed(self, key: bytes) -> bytes | None:
+        """A key's bytes as of the last checkpoint: the one being written, else RocksDB's."""
         frozen = self._frozen
-        if frozen is not None and (key in frozen.pending or key in frozen.encoded):
-            if key in frozen.pending:  # left the cache unchanged since the freeze
+        if frozen is not None:
+            if key in frozen.pending:  # a subject left the cache unchanged since the freeze
                 frozen.encode(key)
-            return stored_state.unpack(frozen.encoded[key])
-        return stored_state.unpack(self._db.get(key))
+            if key in frozen.encoded:
+                return frozen.encoded[key]
+        value: bytes | None = self._db.get(key)
+        return value
 
     def _evict(self, count: int) -> None:
         """The ``count`` oldest loaded go; changed ones stay encoded until the checkpoint."""
@@ -175,13 +186,7 @@ class PartitionStore:
         except KeyError:
             pass
         stored_key = SETTINGS_PREFIX + key
-        frozen = self._frozen
-        if stored_key in self._raw:
-            raw = self._raw[stored_key]
-        elif frozen is not None and stored_key in frozen.encoded:
-            raw = frozen.encoded[stored_key]
-        else:
-            raw = self._db.get(stored_key)
+        raw = self._raw[stored_key] if stored_key in self._raw else self._committed(stored_key)
         custom = None
         if raw:
             custom = self._decoded_settings.get(raw)
@@ -249,10 +254,7 @@ class PartitionStore:
         """Apply changelog records as they are (restore); metadata is written separately."""
         batch = rocksdict.WriteBatch(raw_mode=True)
         for key, value in records:
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
+            _stage(batch, key, value)
         self._db.write(batch)
         self._cache.clear()
         self._settings.clear()

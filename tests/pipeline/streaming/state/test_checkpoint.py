@@ -16,7 +16,7 @@ from pipeline.streaming.counting_partition import CountingPartition
 from pipeline.streaming.event_order import EventOrder
 from pipeline.streaming.state import stored_state
 from pipeline.streaming.state.changelog import ChangelogError
-from pipeline.streaming.state.checkpoint import Checkpoint, write_checkpoint
+from pipeline.streaming.state.checkpoint import Checkpoint
 from pipeline.streaming.state.partition_store import PartitionStore
 from pipeline.streaming.state.store_options import StoreOptions
 from pipeline.streaming.state.table_layout import MARKER_KEY
@@ -89,6 +89,11 @@ def busy_partition(path: Path) -> CountingPartition:
     return part
 
 
+def whole_checkpoint(*args: Any) -> None:
+    """A checkpoint begun and finished at once, as a revocation writes one."""
+    Checkpoint.begin(*args).finish()
+
+
 def count_more(part: CountingPartition, offset: int) -> None:
     batch = SubjectBatch(source_topic="mail", source_partition=0, upto=offset, mark_ms=10_000_000,
                          entries=[SubjectEntry("sasl_username:alice", offset, 1_000_000 + offset,
@@ -120,7 +125,7 @@ def test_counting_goes_on_while_a_checkpoint_is_written(tmp_path: Path) -> None:
     assert part.store.get_raw(alice) == at_begin  # the state at the beginning
     now = stored_state.pack(part.store.load(alice))
     assert now != at_begin and part.touched and part.store.pending
-    write_checkpoint(producer, consumer, "changelog", "subjects", [part], [])  # type: ignore[arg-type]
+    whole_checkpoint(producer, consumer, "changelog", "subjects", [part], [])
     assert part.store.get_raw(alice) == now
 
 
@@ -128,7 +133,7 @@ def test_changes_then_markers_then_rocksdb_then_offsets(tmp_path: Path) -> None:
     part = busy_partition(tmp_path / "p0")
     producer = Changelog()
     consumer = Committer(producer.events)
-    write_checkpoint(producer, consumer, "changelog", "subjects", [part],  # type: ignore[arg-type]
+    whole_checkpoint(producer, consumer, "changelog", "subjects", [part],
                      [("mail", 0, 2)])
     keys = [key for _, key, _ in producer.records]
     assert keys[-1] == MARKER_KEY and b"sasl_username:alice" in keys[:-1]
@@ -145,7 +150,7 @@ def test_a_refused_record_keeps_nothing_of_the_checkpoint(tmp_path: Path) -> Non
     producer = Changelog(refuse=True)
     consumer = Committer(producer.events)
     with pytest.raises(ChangelogError, match="refused"):
-        write_checkpoint(producer, consumer, "changelog", "subjects", [part],  # type: ignore[arg-type]
+        whole_checkpoint(producer, consumer, "changelog", "subjects", [part],
                          [("mail", 0, 2)])
     assert part.store.meta() == {} and consumer.committed == []
     assert part.store.get_raw(b"sasl_username:alice") is None  # nothing of it in RocksDB
@@ -153,11 +158,11 @@ def test_a_refused_record_keeps_nothing_of_the_checkpoint(tmp_path: Path) -> Non
 
 def test_an_idle_partition_writes_nothing_and_sources_still_commit(tmp_path: Path) -> None:
     part = busy_partition(tmp_path / "p0")
-    write_checkpoint(Changelog(), Committer([]), "changelog", "subjects", [part],  # type: ignore[arg-type]
+    whole_checkpoint(Changelog(), Committer([]), "changelog", "subjects", [part],
                      [])
     producer = Changelog()
     consumer = Committer(producer.events)
-    write_checkpoint(producer, consumer, "changelog", "subjects", [part],  # type: ignore[arg-type]
+    whole_checkpoint(producer, consumer, "changelog", "subjects", [part],
                      [("mail", 0, 5)])
     assert producer.records == []
     assert [(tp.topic, tp.offset) for tp in consumer.committed] == [("mail", 5)]
