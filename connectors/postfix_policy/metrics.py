@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from connectors.http.observability import counter_families
 
@@ -66,9 +68,35 @@ class PolicyCollector(Collector):
                                 value=1 if self._feed.caught_up.is_set() else 0)
 
 
-def policy_registry(collector: PolicyCollector) -> tuple[CollectorRegistry, Histogram]:
+class LatencyHistogram(Collector):
+    """``floodgate_policy_request_seconds``: observed on every request, so a bucket is a
+    list slot bumped under the event loop's single thread (a Prometheus ``Histogram``
+    takes a lock per observation, five times the cost); cumulated when scraped."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...]) -> None:
+        self._name, self._documentation, self._bounds = name, documentation, buckets
+        self._counts = [0] * (len(buckets) + 1)  # the last: above every bound
+        self._sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self._counts[bisect_left(self._bounds, seconds)] += 1
+        self._sum += seconds
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        counts, total = list(self._counts), self._sum  # one moment's figures
+        cumulative, running = [], 0
+        for bound, count in zip((*map(floatToGoString, self._bounds), "+Inf"), counts,
+                                strict=True):
+            running += count
+            cumulative.append((bound, running))
+        yield HistogramMetricFamily(self._name, self._documentation, buckets=cumulative,
+                                    sum_value=total)
+
+
+def policy_registry(collector: PolicyCollector) -> tuple[CollectorRegistry, LatencyHistogram]:
     registry = CollectorRegistry()
     registry.register(collector)
-    latency = Histogram("floodgate_policy_request_seconds", "Time to answer a policy request",
-                        buckets=LATENCY_BUCKETS, registry=registry)
+    latency = LatencyHistogram("floodgate_policy_request_seconds",
+                               "Time to answer a policy request", LATENCY_BUCKETS)
+    registry.register(latency)
     return registry, latency

@@ -92,10 +92,9 @@ class PolicyServer:
         """
         idle = self._settings.idle_timeout.total_seconds()
         half_sent = self._settings.request_timeout.total_seconds()
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(min(1.0, half_sent, idle))
-            now = loop.time()
+            now = time.monotonic()
             for connection in list(self._connections):
                 limit = half_sent if connection.parser.pending else idle
                 if now - connection.last_active > limit:
@@ -125,8 +124,7 @@ class PolicyServer:
                           "DUNNO" if self._settings.fail_open else "DEFER_IF_PERMIT")
             wire = DUNNO if self._settings.fail_open else FAIL_CLOSED
             answer = Answer(wire, None)
-        keyword = answer.wire[7:].split(b" ", 1)[0].strip().decode()
-        self.stats.answers[keyword] += 1
+        self.stats.answers[answer.keyword] += 1
         return answer
 
     def _report(self, answers: list[tuple[dict[str, str], Answer]]) -> None:
@@ -146,7 +144,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, server: PolicyServer) -> None:
         self._server = server
         self.parser = RequestReader()
-        self.last_active = 0.0
+        self.last_active = 0.0  # time.monotonic()
         self._transport: asyncio.Transport | None = None
         self._peer: object = None
 
@@ -167,7 +165,7 @@ class _Connection(asyncio.Protocol):
             return
         self._transport = transport
         self._peer = peer
-        self.last_active = asyncio.get_running_loop().time()
+        self.last_active = time.monotonic()
         stats.connections += 1
         stats.open_connections += 1
         server._connections.add(self)
@@ -176,7 +174,8 @@ class _Connection(asyncio.Protocol):
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        self.last_active = asyncio.get_running_loop().time()
+        # time.monotonic, not the loop's time: get_running_loop makes a getpid system call
+        self.last_active = time.monotonic()
         server = self._server
         try:
             requests = self.parser.feed(data)
@@ -185,10 +184,14 @@ class _Connection(asyncio.Protocol):
             log.warning("closing policy connection from %s: %s", self._peer, exc)
             self.close()
             return
-        if requests:
+        if len(requests) == 1:  # smtpd's way: one request, then it waits for the answer
+            answer = server._answer(requests[0])
+            transport.write(answer.wire)
+            server._report([(requests[0], answer)])  # after the reply left: never delays Postfix
+        elif requests:
             answers = [(attributes, server._answer(attributes)) for attributes in requests]
             transport.write(b"".join(answer.wire for _, answer in answers))
-            server._report(answers)  # after the reply left: reporting never delays Postfix
+            server._report(answers)
 
     def pause_writing(self) -> None:
         # A client that sends without reading our replies: stop reading it until it does.

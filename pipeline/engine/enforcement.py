@@ -8,6 +8,7 @@ even before its ``expired`` record arrives.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 
 from schemas.addresses import network_shape
@@ -17,34 +18,64 @@ from schemas.vocabulary import ACTION_STRENGTH, ActionState, SubjectType
 
 
 class ActiveActions:
-    """Active actions by subject key (``subject_type:subject``)."""
+    """Active actions by subject key (``subject_type:subject``).
+
+    Ends are kept in a heap and the census as running counts, so the chores run every
+    few milliseconds (``expire``) and every second (``census``) cost what changed, not
+    what is held: an ISP can have thousands of actions in force."""
 
     def __init__(self) -> None:
         self._by_key: dict[str, dict[str, ActionEvent]] = {}
         self._key_of: dict[str, str] = {}  # action_id -> subject key
         self._networks = NetworkShapes()  # of the client_net subjects with actions
+        self._ends: list[tuple[int, str]] = []  # (expires at, action_id), a heap; may be stale
+        self._kinds: dict[str, int] = {}  # census: actions held by kind
 
     def apply(self, event: ActionEvent) -> None:
         """Take one record of the action topic, in topic order; repeats are harmless."""
         key = event.key
         if event.state is ActionState.ACTIVE:
-            if key not in self._by_key:
+            if self._key_of.get(event.action_id, key) != key:  # one action, one subject: the
+                self._drop(event.action_id, self._key_of[event.action_id])  # last record's
+            actions = self._by_key.get(key)
+            if actions is None:
                 self._networks.add(key)
-            self._by_key.setdefault(key, {})[event.action_id] = event
+                actions = self._by_key[key] = {}
+            old = actions.get(event.action_id)
+            if old is not None:
+                self._count(old, -1)
+            actions[event.action_id] = event
+            self._count(event, 1)
             self._key_of[event.action_id] = key
+            if old is None or old.expires_at != event.expires_at:
+                heapq.heappush(self._ends, (to_ms(event.expires_at), event.action_id))
             return
-        known = self._key_of.pop(event.action_id, key)
-        actions = self._by_key.get(known)
+        self._drop(event.action_id, self._key_of.pop(event.action_id, key))
+
+    def _drop(self, action_id: str, key: str) -> None:
+        actions = self._by_key.get(key)
         if actions is not None:
-            actions.pop(event.action_id, None)
+            gone = actions.pop(action_id, None)
+            if gone is not None:
+                self._count(gone, -1)
             if not actions:
-                del self._by_key[known]
-                self._networks.discard(known)
+                del self._by_key[key]
+                self._networks.discard(key)
+
+    def _count(self, action: ActionEvent, change: int) -> None:
+        kind = _census_kind(action)
+        left = self._kinds.get(kind, 0) + change
+        if left:
+            self._kinds[kind] = left
+        else:
+            self._kinds.pop(kind, None)
 
     def clear(self) -> None:
         """Forget every action (the topic they came from is gone)."""
         self._by_key.clear()
         self._key_of.clear()
+        self._ends.clear()
+        self._kinds.clear()
         self._networks = NetworkShapes()
 
     @property
@@ -72,9 +103,13 @@ class ActiveActions:
 
     def expire(self, now_ms: int) -> list[ActionEvent]:
         """Forget actions that ended by ``now_ms``; return them (for metrics and logs)."""
-        ended = [a for actions in self._by_key.values() for a in actions.values()
-                 if to_ms(a.expires_at) <= now_ms]
-        for action in ended:
+        ended = []
+        while self._ends and self._ends[0][0] <= now_ms:
+            when, action_id = heapq.heappop(self._ends)
+            action = self._by_key.get(self._key_of.get(action_id, ""), {}).get(action_id)
+            if action is None or to_ms(action.expires_at) != when:
+                continue  # lifted, or its end moved: that end has its own entry
+            ended.append(action)
             self.apply(action.model_copy(update={"state": ActionState.EXPIRED}))
         return ended
 
@@ -89,12 +124,7 @@ class ActiveActions:
     def census(self) -> dict[str, int]:
         """How many actions of each kind the view holds: ``block``, ``defer``, ... and
         ``shadow_block``, ... for shadow thresholds' actions (never applied)."""
-        counts: dict[str, int] = {}
-        for actions in self._by_key.values():
-            for action in actions.values():
-                kind = action.action.value if action.enforced else f"shadow_{action.action.value}"
-                counts[kind] = counts.get(kind, 0) + 1
-        return counts
+        return dict(self._kinds)
 
     def all(self) -> list[ActionEvent]:
         return [a for actions in self._by_key.values() for a in actions.values()]
@@ -135,6 +165,10 @@ class NetworkShapes:
             return network_shape(key[len(self._PREFIX):])
         except ValueError:
             return None  # not a network Floodgate spells: no address can fall in it
+
+
+def _census_kind(action: ActionEvent) -> str:
+    return action.action.value if action.enforced else f"shadow_{action.action.value}"
 
 
 def _rank(action: ActionEvent) -> tuple[int, int]:

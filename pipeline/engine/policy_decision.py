@@ -17,14 +17,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
-from connectors.postfix_policy.policy_protocol import DUNNO, Answer, reply
+from connectors.postfix_policy.policy_protocol import PASS, Answer, reply
 from pipeline.engine.counting import Exemptions
 from pipeline.engine.enforcement import ActiveActions, NetworkShapes
-from schemas.addresses import client_address, client_network, domain_of
+from schemas.addresses import client_address, client_network, domain_of, normal_address
 from schemas.config import MAX_SUBJECT_IN_REPLY, Exempt, PolicySettings
 from schemas.events import ActionEvent
 from schemas.subject_settings import SubjectSettings
-from schemas.subjects import SENDER_KEYS, normalise_subject, subject_key
+from schemas.subjects import normalise_subject, subject_key
 from schemas.vocabulary import ActionKind, CountMode, Flag, SubjectType
 
 # Cheap test before a record is parsed: a settings record that exempts says so in its bytes;
@@ -79,11 +79,18 @@ class SettingsExemptions:
 
     def exempts_request(self, keys: list[str]) -> bool:
         """An exempt account or client address among the request's subjects."""
-        return any(key in self._keys for key in keys if key.startswith(_WHOLE_REQUEST))
+        return bool(self._keys) and any(key in self._keys for key in keys
+                                        if key.startswith(_WHOLE_REQUEST))
 
     def others(self, keys: list[str]) -> list[str]:
         """The subjects to look actions up under: the exempt ones left out."""
         return [key for key in keys if key not in self._keys] if self._keys else keys
+
+
+_SASL = subject_key(SubjectType.SASL_USERNAME, "")
+_SENDER = subject_key(SubjectType.SENDER, "")
+_DOMAIN = subject_key(SubjectType.SENDER_DOMAIN, "")
+_CLIENT = subject_key(SubjectType.CLIENT_IP, "")
 
 
 def subject_keys(attributes: dict[str, str], sender_exempt: bool = False,
@@ -91,23 +98,22 @@ def subject_keys(attributes: dict[str, str], sender_exempt: bool = False,
                  networks: Iterable[tuple[int, int]] = ()) -> list[str]:
     """The table keys (``type:subject``) a request is looked up under. ``networks``: the
     (IP version, prefix length) of the ``client_net`` subjects to look the client address
-    up under too."""
-    sender = attributes.get("sender", "")
-    raw = {
-        SubjectType.SASL_USERNAME: attributes.get("sasl_username", ""),
-        SubjectType.SENDER: sender,
-        SubjectType.SENDER_DOMAIN: domain_of(sender) or "",
-        SubjectType.CLIENT_IP: client_address(attributes.get("client_address", "")),
-    }
+    up under too. Each subject spelt by ``normalise_subject``, the keys in the order
+    account, sender, sender domain, client address, networks (every request goes
+    through here: the prefixes are made once)."""
     keys = []
-    for kind, value in raw.items():
-        if sender_exempt and kind in SENDER_KEYS:
-            continue
-        subject = normalise_subject(kind, value, delimiters)
-        if subject:
-            keys.append(subject_key(kind, subject))
-    address = raw[SubjectType.CLIENT_IP]
+    account = attributes.get("sasl_username")
+    if account:
+        keys.append(_SASL + account)
+    sender = attributes.get("sender")
+    if sender and not sender_exempt:
+        keys.append(_SENDER + normal_address(sender, delimiters))
+        domain = normalise_subject(SubjectType.SENDER_DOMAIN, domain_of(sender))
+        if domain:
+            keys.append(_DOMAIN + domain)
+    address = client_address(attributes.get("client_address"))
     if address:
+        keys.append(_CLIENT + address)
         version = 4 if "." in address else 6
         for shape_version, length in networks:
             network = client_network(address, length, length) \
@@ -133,15 +139,17 @@ class PolicyResponder:
         sender = attributes.get("sender", "")
         client = client_address(attributes.get("client_address"))
         if self._exemptions.exempts_message(attributes.get("sasl_username") or None, client):
-            return Answer(DUNNO, None)
+            return PASS
         sender_exempt = self._exemptions.exempts_sender(sender, domain_of(sender))
-        networks = self._view.network_shapes | self._live.network_shapes
+        networks = self._view.network_shapes
+        if self._live.network_shapes:
+            networks = networks | self._live.network_shapes
         keys = subject_keys(attributes, sender_exempt, self._delimiters, networks)
         if self._live.exempts_request(keys):
-            return Answer(DUNNO, None)
+            return PASS
         action = self._view.strongest(self._live.others(keys), now_ms)
         if action is None:
-            return Answer(DUNNO, None)
+            return PASS
         return Answer(self._reply_for(action), action)
 
     def _reply_for(self, action: ActionEvent) -> bytes:

@@ -7,14 +7,16 @@ Starts a Kafka-compatible broker (Tansu), ``floodgate policy-server`` with
 request published as a PolicyEvent: the production path), and Debian's
 postfwd with an equivalent rate limit (60 mails per 30 s per SASL account).
 A load generator in its own process (the machine has 2 cores: one for the
-server under test, one for the load; a plain epoll loop over pre-made
+server under test, one for the load; a plain event loop over pre-made
 requests, so the load is not the bottleneck) drives each in turn over
 persistent connections, like smtpd processes:
 
 * closed loop: 8 connections sending back to back: requests/s;
 * open loop: ``--rate`` requests/s spread over 20 connections, latency from
   the scheduled send time (so a server that falls behind is charged for it):
-  p50, p99, p99.9.
+  p50, p99, p99.9, and how late the generator itself sent (p99: what of the
+  latency is the machine's and the generator's, not the server's; for a server
+  that falls behind it includes waiting for the connection's last answer).
 
 A third server, the trivial one (``trivial_policy_server``: DUNNO to everything, no
 parsing, no Kafka), runs under the same load: the most any Python policy server on this
@@ -66,6 +68,7 @@ def request(rng: random.Random) -> bytes:
             ).encode()
 
 
+SPIN_S = 0.0001  # the generator spins this close to a send instead of sleeping
 REQUEST_POOL = 4_096  # requests are made before the clock starts: the load costs no formatting
 
 
@@ -85,10 +88,12 @@ class _Connection:
         self.buffer = b""
         self.sent_at = 0.0  # when the request in flight was due (open loop) or sent
 
-    def send(self, due: float) -> None:
+    def send(self, due: float) -> float:
+        """Send the next request due at ``due``; how late it left (the generator's own delay)."""
         self.sent_at = due
         self.sock.send(self.pool[self.next_request % len(self.pool)])
         self.next_request += 1
+        return time.perf_counter() - due
 
     def answered(self) -> bool:
         """Read what arrived; True when a whole reply (ending in an empty line) is in."""
@@ -122,30 +127,37 @@ def _closed_loop(port: int, connections: int, seconds: float) -> int:
     return answered
 
 
-def _open_loop(port: int, connections: int, rate: float, seconds: float) -> list[float]:
-    """Latency of each request from its scheduled time (a late server is charged for it)."""
-    epoll = select.epoll()
+def _open_loop(port: int, connections: int, rate: float,
+               seconds: float) -> tuple[list[float], list[float]]:
+    """Latency of each request from its scheduled time (a late server is charged for it), and
+    how late the generator itself sent each one.
+
+    ``select`` waits to the microsecond (``epoll`` rounds its timeout up to a whole
+    millisecond: every request sent up to 1 ms late, charged to the server); the last
+    ``SPIN_S`` before a send is spun, since a wait overshoots by the kernel's timer slack."""
     conns: dict[int, _Connection] = {}
     interval = connections / rate
     for index in range(connections):
         conn = _Connection(port, request_pool(1000 + index))
         conns[conn.sock.fileno()] = conn
-        epoll.register(conn.sock.fileno(), select.EPOLLIN)
     # The schedule starts once every connection and request is ready.
     start = time.perf_counter() + 0.05
     due = {fd: start + index * interval / connections  # connection -> its next request's time
            for index, fd in enumerate(conns)}
     busy: set[int] = set()
+    waiting = list(conns)
     latencies: list[float] = []
+    late: list[float] = []
     end = start + seconds
     while due or busy:
         now = time.perf_counter()
         for fd in [fd for fd, when in due.items() if when <= now and fd not in busy]:
-            conns[fd].send(due[fd])
+            late.append(conns[fd].send(due[fd]))
             busy.add(fd)
         waits = [when - now for fd, when in due.items() if fd not in busy]
-        timeout = max(0.0, min(waits)) if waits else 0.1
-        for fd, _ in epoll.poll(timeout):
+        timeout = max(0.0, min(waits) - SPIN_S) if waits else 0.1
+        readable, _, _ = select.select(waiting, [], [], timeout)
+        for fd in readable:
             conn = conns[fd]
             if conn.answered():
                 finished = time.perf_counter()
@@ -158,7 +170,7 @@ def _open_loop(port: int, connections: int, rate: float, seconds: float) -> list
                     del due[fd]
     for conn in conns.values():
         conn.sock.close()
-    return latencies
+    return latencies, late
 
 
 def _load(kind: str, port: int, seconds: float, rate: float, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
@@ -253,22 +265,27 @@ def main() -> None:
         wait_listening(trivial)
         servers = (("floodgate", ours), ("postfwd", theirs), ("trivial", trivial))
         results: dict[str, dict[str, list[float]]] = {
-            name: {"rps": [], "p50": [], "p99": [], "p999": []} for name, _ in servers}
+            name: {"rps": [], "p50": [], "p99": [], "p999": [], "late99": []} for name, _ in servers}
         for _ in range(args.rounds):
             for name, port in servers:
                 results[name]["rps"].append(float(run_load("closed", port, args.seconds, args.rate)))  # type: ignore[arg-type]
-                latencies = run_load("open", port, args.seconds, args.rate)
-                assert isinstance(latencies, list)
+                latencies, late = run_load("open", port, args.seconds, args.rate)  # type: ignore[misc]
                 results[name]["p50"].append(percentile(latencies, 0.50) * 1000)
                 results[name]["p99"].append(percentile(latencies, 0.99) * 1000)
                 results[name]["p999"].append(percentile(latencies, 0.999) * 1000)
+                results[name]["late99"].append(percentile(late, 0.99) * 1000)
         print(f"rounds: {args.rounds} x {args.seconds:.0f} s; closed loop 8 connections; "
               f"open loop {args.rate:.0f} req/s over 20 connections; medians")
-        print(f"{'server':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9}")
+        print(f"{'server':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} "
+              f"{'sent late p99 ms':>17}")
         for name, figures in results.items():
             print(f"{name:<10} {statistics.median(figures['rps']):9,.0f} "
                   f"{statistics.median(figures['p50']):8.2f} {statistics.median(figures['p99']):8.2f} "
-                  f"{statistics.median(figures['p999']):9.2f}")
+                  f"{statistics.median(figures['p999']):9.2f} "
+                  f"{statistics.median(figures['late99']):17.3f}")
+        print("p99 of each round (ms): " + "; ".join(
+            f"{name} " + ", ".join(f"{v:.2f}" for v in figures["p99"])
+            for name, figures in results.items()))
         rps = {name: statistics.median(figures["rps"]) for name, figures in results.items()}
         print(f"throughput floodgate / postfwd: {rps['floodgate'] / rps['postfwd']:.2f}; "
               f"floodgate / trivial DUNNO server: {rps['floodgate'] / rps['trivial']:.2f}")

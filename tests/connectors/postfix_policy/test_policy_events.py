@@ -4,15 +4,20 @@ producer against a killed and restarted broker: tests/robustness/test_broker_res
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from connectors.postfix_policy.policy_events import PolicyEventPublisher
+from connectors.postfix_policy.policy_events import PolicyEventPublisher, policy_event_json
 from connectors.postfix_policy.policy_protocol import Answer
 from schemas.config import KafkaSettings
+from schemas.events import ActionEvent, PolicyEvent, PolicyRequest
+from schemas.time_ms import from_ms, to_ms
+from tests.pipeline.engine.builders import T0
 
 FATAL = KafkaException(KafkaError(KafkaError._FATAL, "sequence desynchronization", fatal=True))
 Report = Callable[[object, object], None]
@@ -107,3 +112,33 @@ def test_refusals_of_the_current_producer_count_and_a_full_buffer_drops(
     assert p.dropped == 1
     producers[0].acknowledge(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
     assert (p.published, p.failed) == (0, 2)
+
+
+def test_the_event_json_is_what_the_contract_model_writes() -> None:
+    """``policy_event_json`` skips the model on the hot path: its bytes must be the model's,
+    for any request the server can read (unknown attributes, one named ``other``, quotes,
+    control characters, non-ASCII, no instance) and any answer."""
+    rng = random.Random(3)
+    names = [*(n for n in PolicyRequest.model_fields if n != "other"), "other", "x_custom",
+             "Sender", "ccert_subject"]
+    values = ["", "alice@example.net", 'a"b\\c', "\x00\x1f\x7f", "Bücher\u2028end", "=", "CN=a=b",
+              "\ufffd", "x" * 3000]
+    action = ActionEvent(action_id="a-1", ts=T0, subject_type="sasl_username", subject="bob",
+                         action="block", threshold="burst", state="active", origin="auto",
+                         triggered_at=T0, expires_at=T0 + timedelta(minutes=5))
+    answers = [Answer(b"action=DUNNO\n\n", None),
+               Answer(b"action=REJECT 5.7.1 too much mail\n\n", action)]
+    for n in range(2_000):
+        attributes = {rng.choice(names): rng.choice(values) for _ in range(rng.randrange(0, 12))}
+        answer, now_ms = rng.choice(answers), to_ms(T0) + rng.randrange(0, 5_000) * 7
+        request = PolicyRequest(**{k: v for k, v in attributes.items()
+                                   if k in PolicyRequest.model_fields and k != "other"},
+                                other={k: v for k, v in attributes.items()
+                                       if k not in PolicyRequest.model_fields or k == "other"})
+        expected = PolicyEvent(
+            event_id=f"mx1/policy/{request.instance or '-'}/{request.protocol_state}/"
+                     f"{request.recipient}"[:2000],
+            ts=from_ms(now_ms), host="mx1", request=request, answer=answer.line,
+            action_id=answer.action.action_id if answer.action else None)
+        assert policy_event_json("mx1", attributes, answer, now_ms) == \
+            expected.model_dump_json().encode(), (n, attributes)

@@ -1,10 +1,15 @@
+import random
+
 import pytest
 
 from connectors.postfix_policy.policy_protocol import (
     MAX_ATTRIBUTES,
     MAX_LINE,
+    PASS,
+    Answer,
     ProtocolError,
     RequestReader,
+    _one_clean_request,
     reply,
     to_policy_request,
 )
@@ -51,3 +56,42 @@ def test_replies_are_one_line_with_a_known_keyword() -> None:
     assert len(hostile) < 500
     with pytest.raises(ValueError):
         reply("PERMIT")
+
+
+def _line_by_line(data: bytes) -> tuple[list[dict[str, str]], int]:
+    """What ``feed`` makes of ``data`` read one byte at a time (never its one-request path)."""
+    reader = RequestReader()
+    found = [r for byte in data for r in reader.feed(bytes([byte]))]
+    return found, reader.malformed_lines
+
+
+def test_one_request_a_read_is_read_as_line_by_line() -> None:
+    """The one-request path (smtpd's writes) gives what the general one gives, request for
+    request and malformed line for malformed line, on random and hostile bytes."""
+    rng = random.Random(7)
+    pieces = [b"sender=a@b.c", b"x=", b"=v", b"noequals", b"", b"\r", b"a=b=c", b"\xff\xfe=\xe2\x80",
+              b"k\xe2\x80\xa8=v", b"request=smtpd_access_policy", b"\xc3(=1", b"n=\x00\x1f"]
+    samples = [REQUEST, b"\n\n", b"a=1\n\n\n", b"a=1\n\nb=2\n\n", b"=x\n\n",
+               b"".join(b"a%d=1\n" % i for i in range(MAX_ATTRIBUTES + 1)) + b"\n"]
+    for _ in range(3_000):
+        lines = [rng.choice(pieces) for _ in range(rng.randrange(1, 8))]
+        samples.append(b"\n".join(lines) + b"\n\n")
+    taken_whole = 0
+    for data in samples:
+        reader = RequestReader()
+        try:
+            found = reader.feed(data)
+        except ProtocolError:
+            with pytest.raises(ProtocolError):
+                _line_by_line(data)
+            continue
+        assert (found, reader.malformed_lines) == _line_by_line(data), data
+        taken_whole += _one_clean_request(data) is not None
+    assert taken_whole > 500  # the path under test was taken, not only the general one
+
+
+def test_an_answer_knows_its_line_and_keyword() -> None:
+    answer = Answer(reply("DEFER_IF_PERMIT", "4.7.1 too much mail"), None)
+    assert (answer.line, answer.keyword) == ("DEFER_IF_PERMIT 4.7.1 too much mail",
+                                             "DEFER_IF_PERMIT")
+    assert (PASS.line, PASS.keyword) == ("DUNNO", "DUNNO")

@@ -1,3 +1,5 @@
+import random
+
 from pipeline.engine.enforcement import ActiveActions
 from schemas.time_ms import to_ms
 from tests.fixtures.policy_requests import action
@@ -27,3 +29,34 @@ def test_census_counts_the_actions_held_by_kind() -> None:
     assert view.census() == {"block": 1, "defer": 2}
     view.apply(action("defer", "sasl_username", "user1", "id1", state="lifted"))
     assert view.census() == {"block": 1, "defer": 1}
+
+
+def test_expiry_and_census_match_a_scan_of_every_action_held() -> None:
+    """The heap of ends and the running census against the plain reading of the view: random
+    actions raised, repeated, moved to a later end, lifted and left to expire."""
+    for seed in range(5):
+        rng = random.Random(seed)
+        view = ActiveActions()
+        now = to_ms(T0)
+        for step in range(1_500):
+            roll = rng.random()
+            ident, subject = f"id{rng.randrange(60)}", f"user{rng.randrange(25)}"
+            if roll < 0.55:
+                view.apply(action(rng.choice(("block", "defer", "warn")), "sasl_username",
+                                  subject, ident, minutes=rng.randrange(1, 30),
+                                  enforced=rng.random() < 0.8))
+            elif roll < 0.7:
+                for held in view.all():
+                    if held.action_id == ident:
+                        view.apply(held.model_copy(update={"state": "lifted"}))
+            else:
+                now += rng.randrange(0, 90_000)
+                expected = sorted(a.action_id for a in view.all()
+                                  if to_ms(a.expires_at) <= now)
+                assert sorted(a.action_id for a in view.expire(now)) == expected, (seed, step)
+                assert all(to_ms(a.expires_at) > now for a in view.all())
+            census: dict[str, int] = {}
+            for held in view.all():
+                kind = held.action.value if held.enforced else f"shadow_{held.action.value}"
+                census[kind] = census.get(kind, 0) + 1
+            assert view.census() == census, (seed, step)

@@ -1,8 +1,13 @@
+import random
+
 import pytest
 
 from pipeline.engine.policy_decision import PolicyResponder, reason_of, subject_keys
+from schemas.addresses import client_address, client_network, domain_of
 from schemas.config import Exempt, PolicySettings
 from schemas.events import ActionEvent, Evidence
+from schemas.subjects import SENDER_KEYS, normalise_subject, subject_key
+from schemas.vocabulary import SubjectType
 from tests.fixtures.policy_requests import NOW, action, answer, request, view_of
 from tests.pipeline.engine.builders import T0
 
@@ -185,3 +190,44 @@ def test_a_network_exempted_by_its_settings_record_passes_from_any_address_insid
         b"action=REJECT")
     live.apply("client_net:2001:db8:9::/48", None)
     assert live.network_shapes == frozenset()
+
+
+def _keys_one_kind_at_a_time(attributes: dict[str, str], sender_exempt: bool, delimiters: str,
+                             networks: frozenset[tuple[int, int]]) -> list[str]:
+    """``subject_keys`` spelt plainly: each subject type's raw value through
+    ``normalise_subject`` (the spelling counting uses), in the type order."""
+    sender = attributes.get("sender", "")
+    raw = {SubjectType.SASL_USERNAME: attributes.get("sasl_username", ""),
+           SubjectType.SENDER: sender, SubjectType.SENDER_DOMAIN: domain_of(sender) or "",
+           SubjectType.CLIENT_IP: client_address(attributes.get("client_address", ""))}
+    keys = []
+    for kind, value in raw.items():
+        subject = None if sender_exempt and kind in SENDER_KEYS else \
+            normalise_subject(kind, value, delimiters)
+        if subject:
+            keys.append(subject_key(kind, subject))
+    address = raw[SubjectType.CLIENT_IP]
+    for version, length in networks if address else ():
+        network = client_network(address, length, length) \
+            if version == (4 if "." in address else 6) else None
+        if network is not None:
+            keys.append(subject_key(SubjectType.CLIENT_NET, network))
+    return keys
+
+
+def test_keys_are_spelt_as_counting_spells_them() -> None:
+    rng = random.Random(11)
+    senders = ["", "Alice@Example.NET", "a+tag@x.org", '"A b"@x.org', "x@Bücher.example.",
+               "noat", "@", "a@", "A-B@x.org."]
+    accounts = ["", "alice", "Bob@Corp", " spaced "]
+    addresses = ["", "unknown", "10.0.0.5", "[10.0.0.6]", "IPv6:2001:db8::1", "2001:DB8::2",
+                 "not-an-ip"]
+    shapes = [frozenset(), frozenset({(4, 24)}), frozenset({(6, 64), (4, 16)})]
+    for _ in range(2_000):
+        attributes = {"sender": rng.choice(senders), "sasl_username": rng.choice(accounts),
+                      "client_address": rng.choice(addresses)}
+        attributes = {k: v for k, v in attributes.items() if v or rng.random() < 0.5}
+        exempt, delimiters, networks = rng.random() < 0.2, rng.choice(["", "+", "+-"]), \
+            rng.choice(shapes)
+        assert subject_keys(attributes, exempt, delimiters, networks) == \
+            _keys_one_kind_at_a_time(attributes, exempt, delimiters, networks), attributes
