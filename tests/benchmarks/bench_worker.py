@@ -2,6 +2,7 @@
 
 Run: python -m tests.benchmarks.bench_worker [--mix zipf|isp] [--events N] [--live-seconds S]
                                               [--live-rate R] [--profile FILE] [--subjects M]
+                                              [--against DIR [--rounds N]]
 
 1. Preload N mail events on ``floodgate.mail-events``: Zipf-distributed over
    100,000 SASL users, each with a home address among 20,000 client IPs and
@@ -32,6 +33,12 @@ and a sender domain never seen before, every threshold's window is a day (so no
 subject is idle long enough to be swept), and the worker's resident memory is
 sampled as the subjects pile up: the worst case for memory, M subjects held at once.
 
+With ``--against DIR`` (another checkout: ``git worktree add DIR REV``) steps 3 to 5 give
+way to a comparison: this checkout's worker and DIR's count the same backlog in turn,
+``--rounds`` times, order alternating; it prints each rate and the median ratio. Tansu's
+read rate moves the ceiling several times over from run to run; a baseline commit run on
+the same backlog in the same script does not.
+
 With ``--profile FILE`` the worker runs under cProfile and the top functions
 are printed (cProfile slows it about eight times: use a small ``--events``;
 ``py-spy record --pid PID`` on a normal run costs almost nothing).
@@ -57,11 +64,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from connectors.kafka.client_config import consumer_config, producer_config
 from connectors.kafka.embedded_broker import EmbeddedBroker, free_port
+from connectors.kafka.topics import TopicSpec, ensure_topics
 from schemas.config import KafkaSettings
 from schemas.events import ActionEvent, MailEvent
 from tests.benchmarks.bench_engine import zipf
 from tests.fixtures.http_probe import scrape
-from tests.fixtures.processes import peak_rss_mib, rss_mib, start, stop
+from tests.fixtures.processes import REPO, peak_rss_mib, rss_mib, start, stop
 
 USERS, IPS, DOMAINS = 100_000, 20_000, 5_000
 ABUSER_SHARE, BURST, BURST_SPAN_MS = 0.02, 80, 8_000
@@ -380,6 +388,53 @@ def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def worker_config(bootstrap: str, thresholds: str, topics: dict[str, str], run: str,
+                  data: Path, partitions: int, health: int, fetch_wait_ms: int) -> str:
+    """The worker's config for one run: its own group, internal topics and state."""
+    return (f"kafka: {{bootstrap_servers: '{bootstrap}'}}\n"
+            "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n"
+            + thresholds +
+            f"topics: {{mail_events: {topics['mail']}, subject_events: {topics['subjects']}, "
+            f"actions: {topics['actions']}, dead_letter: {topics['dead']}}}\n"
+            f"worker: {{app_id: bench-{run}, data_dir: '{data}', "
+            f"partitions: {partitions}, health_listen: '127.0.0.1:{health}', "
+            f"fetch_wait_ms: {fetch_wait_ms}}}\n")
+
+
+def compare(args: argparse.Namespace, bootstrap: str, settings: KafkaSettings, thresholds: str,
+            mail_topic: str, partitions: int, entries: int, events: int, work: Path) -> None:
+    """``--against DIR``: this checkout's worker and DIR's count the same preloaded backlog
+    in turn, ``--rounds`` times, each run with its own group, topics and state; the order
+    alternates from round to round. The machine's drift (±15% from run to run on
+    2026-12-07) then falls on both alike: the median ratio compares the code."""
+    sides = {"this": REPO, "against": Path(args.against).resolve()}
+    rates: dict[str, list[float]] = {side: [] for side in sides}
+    for number in range(args.rounds):
+        for side in (list(sides) if number % 2 == 0 else list(sides)[::-1]):
+            run = uuid.uuid4().hex[:6]
+            topics = {"mail": mail_topic,
+                      **{name: f"{name}-{run}" for name in ("subjects", "actions", "dead")}}
+            ensure_topics(settings, [TopicSpec(t, partitions) for t in topics.values()])
+            health = free_port()
+            config = work / f"floodgate-{run}.yaml"
+            config.write_text(worker_config(bootstrap, thresholds, topics, run,
+                                            work / f"data-{run}", partitions, health,
+                                            args.fetch_wait_ms))
+            worker = start([sys.executable, "-m", "pipeline.cli", "worker", "--config",
+                            str(config), "--log-level", "warning"], work / f"worker-{run}.log",
+                           cwd=sides[side])
+            try:
+                rate = events / wait_for_backlog(health, entries, 4 * 3_600)
+            finally:
+                stop(worker)
+            rates[side].append(rate)
+            print(f"round {number + 1}, {side} ({sides[side]}): {rate:,.0f} events/s")
+    ratios = [mine / theirs for mine, theirs in zip(rates["this"], rates["against"], strict=True)]
+    print(f"median events/s: this {statistics.median(rates['this']):,.0f}, against "
+          f"{statistics.median(rates['against']):,.0f}; ratio this / against per round "
+          + ", ".join(f"{r:.3f}" for r in ratios) + f" (median {statistics.median(ratios):.3f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mix", choices=("zipf", "isp"), default="zipf",
@@ -393,7 +448,15 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, help="M fresh subjects held at once (see above)")
     parser.add_argument("--fetch-wait-ms", type=int, default=500,
                         help="worker.fetch_wait_ms (Tansu holds every fetch this long)")
+    parser.add_argument("--against", type=Path,
+                        help="another checkout (git worktree add DIR REV): its worker and this "
+                             "one count the same backlog in turn, --rounds times; no live phase")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against (default 3)")
     args = parser.parse_args()
+    if args.against is not None and not (args.against / "pipeline" / "cli").is_dir():
+        parser.error(f"--against {args.against}: not a Floodgate checkout")
+    if args.rounds < 1:
+        parser.error("--rounds needs at least 1")
     if args.subjects is not None and args.subjects < 3:
         parser.error("--subjects needs at least 3")
     if args.subjects is not None and args.mix != "zipf":
@@ -413,16 +476,9 @@ def main() -> None:
         topics = {name: f"{name}-{run}" for name in ("mail", "subjects", "actions", "dead")}
         health = free_port()
         config = work / "floodgate.yaml"
-        config.write_text(
-            f"kafka: {{bootstrap_servers: '{broker.bootstrap}'}}\n"
-            "networks: {internal: [10.0.0.0/8], local_domains: [example.net]}\n"
-            + (LONG_THRESHOLDS if args.subjects else traffic.thresholds) +
-            f"topics: {{mail_events: {topics['mail']}, subject_events: {topics['subjects']}, "
-            f"actions: {topics['actions']}, dead_letter: {topics['dead']}}}\n"
-            f"worker: {{app_id: bench-{run}, data_dir: '{work / 'data'}', "
-            f"partitions: {partitions}, health_listen: '127.0.0.1:{health}', "
-            f"fetch_wait_ms: {args.fetch_wait_ms}}}\n")
-        from connectors.kafka.topics import TopicSpec, ensure_topics
+        config.write_text(worker_config(broker.bootstrap, LONG_THRESHOLDS if args.subjects
+                                        else traffic.thresholds, topics, run, work / "data",
+                                        partitions, health, args.fetch_wait_ms))
         ensure_topics(settings, [TopicSpec(t, partitions) for t in topics.values()])
 
         day_ago = int(time.time() * 1000) - 86_400_000
@@ -447,6 +503,10 @@ def main() -> None:
         # 970,000 records/s on 2026-12-07): the ratio moves with it
         ceiling = raw_consume_rate(settings, topics["mail"], len(records), partitions)
         print(f"ceiling: raw confluent-kafka consume {ceiling:,.0f} events/s")
+        if args.against:
+            compare(args, broker.bootstrap, settings, traffic.thresholds, topics["mail"],
+                    partitions, len(records) * traffic.dimensions, len(records), work)
+            return
 
         command = [sys.executable]
         if args.profile:
