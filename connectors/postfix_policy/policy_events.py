@@ -19,9 +19,8 @@ from confluent_kafka import KafkaException, Producer
 from pydantic_core import to_json
 
 from connectors.kafka.client_config import producer_config
-from connectors.postfix_policy.policy_protocol import Answer
+from connectors.postfix_policy.policy_protocol import REQUEST_FIELDS, Answer
 from schemas.config import KafkaSettings
-from schemas.events import PolicyRequest
 from schemas.time_ms import from_ms
 
 log = logging.getLogger("floodgate.policy")
@@ -30,8 +29,7 @@ log = logging.getLogger("floodgate.policy")
 Record = tuple[bytes, bytes, int]  # value, key, timestamp (ms)
 
 
-_REQUEST_FIELDS = tuple(name for name in PolicyRequest.model_fields if name != "other")
-_EMPTY_REQUEST = dict.fromkeys(_REQUEST_FIELDS, "")
+_EMPTY_REQUEST = dict.fromkeys(REQUEST_FIELDS, "")
 
 
 def policy_event_json(host: str, attributes: dict[str, str], answer: Answer,

@@ -22,7 +22,9 @@ MAX_REPLY_TEXT: Final = 450
 REPLY_KEYWORDS: Final = frozenset({"DUNNO", "OK", "REJECT", "DEFER", "DEFER_IF_PERMIT", "HOLD",
                                    "WARN", "INFO"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-_KNOWN = frozenset(PolicyRequest.model_fields) - {"other"}
+# The attributes PolicyRequest names, in its field order (the rest go in ``other``).
+REQUEST_FIELDS: Final = tuple(name for name in PolicyRequest.model_fields if name != "other")
+_KNOWN = frozenset(REQUEST_FIELDS)
 
 
 # What an answer does to the mail, as the console charts it and counting reads it.
