@@ -41,6 +41,7 @@ from connectors.kafka.client_failures import RestartBudget
 from connectors.kafka.topics import changelog_topic
 from pipeline import gc_tuning
 from pipeline.engine.evaluator import ThresholdEngine
+from pipeline.heap_trim import HeapTrimmer
 from pipeline.streaming.clients import (
     Clients,
     counting_consumer_settings,
@@ -109,6 +110,7 @@ class CountingLoop:
         self._pacer = Pacer(round(settings.max_source_lead_s * 1000), settings.max_held_entries,
                             metrics)
         self._lag = LagGauge(metrics)
+        self._heap = HeapTrimmer()
         self.assigned = threading.Event()  # joined the group and got partitions (readiness)
         self._router: Router | None = None
         self._producer: Producer | None = None
@@ -408,6 +410,11 @@ class CountingLoop:
         assert self._writing is not None
         self._metrics.checkpoint.observe(self._writing.busy_s)
         self._writing = None
+        # what the checkpoint freed (its encoded states, the decoded subjects its commit
+        # dropped) back to the system, not left resident in the heap
+        took = self._heap.trim_if_due(time.monotonic())
+        if took is not None:
+            self._metrics.heap_trim.observe(took)
 
     def _measure(self) -> None:
         """Held and forced entries, and the consumer's lag."""

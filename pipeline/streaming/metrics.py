@@ -35,6 +35,11 @@ class WorkerMetrics:
             "Time the counting thread spent on a checkpoint (changelog, markers, RocksDB, "
             "offsets), its slices added up", registry=r,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.heap_trim = Histogram(
+            "floodgate_worker_heap_trim_seconds",
+            "Time the counting thread spent giving freed heap memory back to the system "
+            "(malloc_trim, after a checkpoint)", registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25))
         self.release_delay = Histogram(
             "floodgate_worker_release_delay_seconds",
             "Wall clock minus the event time of the oldest entry counted, per release "

@@ -537,6 +537,9 @@ def main() -> None:
             f"{q * 25}% {mib:.0f} MiB" for q, mib in sorted(samples.items()))
             + f"; most entries held for event-time order {most_held:,.0f}, "
             f"released early because too many were held {forced:,.0f}")
+        trims = histogram(health, "floodgate_worker_heap_trim_seconds")
+        print(f"heap trims: {trims.get('+Inf', 0):.0f}, {trims['sum']:.2f} s in all "
+              f"({trims['sum'] / seconds:.1%} of the backlog's time)")
 
         live = not args.subjects and args.live_seconds > 0
         before = {name: histogram(health, metric) for name, metric in LIVE_HISTOGRAMS.items()}
