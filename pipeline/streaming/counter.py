@@ -80,7 +80,7 @@ class SubjectCounter:
         if stored.seen_hash(entry.event_hash):
             self._store.changed(key)
             return
-        fired = self.engine.apply(subject, stored.state, entry.mail, self._store.settings(key))
+        fired = self.engine.apply(subject, stored.state, entry, self._store.settings(key))
         for action in fired:
             stored.actions.append(action.model_dump_json().encode())
             self._store.put_raw(expiry_key(to_ms(action.expires_at), key), b"1")

@@ -372,7 +372,7 @@ class CountingLoop:
         if released:
             self._metrics.counted.inc(len(released))
             self._metrics.release_delay.observe(  # the oldest: the longest wait
-                max(0.0, time.time() - released[0].mail.ts_ms / 1000))
+                max(0.0, time.time() - released[0].ts_ms / 1000))
 
     # -- checkpoints and gauges -----------------------------------------------------------
     def _checkpoint(self, wait: bool = False) -> None:

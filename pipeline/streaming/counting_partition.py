@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.engine.counting import CountedMail
 from pipeline.streaming.counter import SubjectCounter
 from pipeline.streaming.event_order import Entry, EventOrder, Source
 from pipeline.streaming.state.partition_store import PartitionStore
@@ -108,12 +107,14 @@ class CountingPartition:
     def _offer(self, offset: int, batch: SubjectBatch) -> list[Entry]:
         source = (batch.source_topic, batch.source_partition)
         order = self.order
-        entries = [Entry(subject, source, source_offset, digest,
-                         CountedMail(ts_ms, flags, recipients, direction, domain), offset)
+        # Entry's fields: the CountedMail's (ts_ms, flags, recipients, direction, domain), then
+        # subject, source, source offset, event hash, record offset (and a settings change)
+        entries = [Entry(ts_ms, flags, recipients, direction, domain, subject, source,
+                         source_offset, digest, offset)
                    for subject, source_offset, ts_ms, flags, recipients, digest, direction,
                    domain in batch.entries]
-        entries += [Entry(subject, source, source_offset, 0, CountedMail(ts_ms, 0, 1, "", None),
-                          offset, record or "")
+        entries += [Entry(ts_ms, 0, 1, "", None, subject, source, source_offset, 0, offset,
+                          record or "")
                     for subject, source_offset, ts_ms, record in batch.settings]
         for entry in entries:
             order.offer(entry)

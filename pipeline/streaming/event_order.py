@@ -39,21 +39,31 @@ OrderKey = tuple[int, str, int, int, str]  # (ts, topic, partition, source offse
 
 
 @dataclass(slots=True)
-class Entry:
-    """One message to count under one subject, and where it came from."""
+class Entry(CountedMail):
+    """One message to count under one subject, and where it came from. The entry is the
+    counted mail itself (its first fields are ``CountedMail``'s): a backlog holds hundreds
+    of thousands of entries for event-time order, each one object instead of two (88 bytes
+    and one object for the garbage collector to walk fewer). Built in the counting
+    partition's hot path from a batch's fields; ``carrying`` builds one from a
+    ``CountedMail``."""
 
     subject: str
     source: Source
     offset: int  # in its source partition
     event_hash: int
-    mail: CountedMail
     record_offset: int  # of the subject-events record that carried it
     # a settings change instead of mail: the record's JSON, "" for a removal
     change: str | None = None
 
+    @classmethod
+    def carrying(cls, mail: CountedMail, subject: str, source: Source, offset: int,
+                 event_hash: int, record_offset: int, change: str | None = None) -> Entry:
+        return cls(mail.ts_ms, mail.flags, mail.recipients, mail.direction, mail.sender_domain,
+                   subject, source, offset, event_hash, record_offset, change)
+
     @property
     def key(self) -> OrderKey:
-        return (self.mail.ts_ms, self.source[0], self.source[1], self.offset, self.subject)
+        return (self.ts_ms, self.source[0], self.source[1], self.offset, self.subject)
 
 
 @dataclass

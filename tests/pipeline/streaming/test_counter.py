@@ -41,8 +41,9 @@ class Harness:
         for event in events:
             for subject in self.engine.subjects(event):
                 self.offset += 1
-                self.counter.count(Entry(subject.key, ("mail", 0), self.offset,
-                                         id_hash(event.event_id), CountedMail.of(event), 0))
+                self.counter.count(Entry.carrying(CountedMail.of(event), subject.key,
+                                                  ("mail", 0), self.offset,
+                                                  id_hash(event.event_id), 0))
 
     def checkpoint(self) -> None:
         commit_now(self.store)
@@ -192,9 +193,9 @@ def test_a_cache_far_smaller_than_the_subjects_between_checkpoints_counts_the_sa
 
 def _change(harness: Harness, key: str, at_ms: int, record: bytes | None) -> None:
     harness.offset += 1
-    harness.counter.count(Entry(key, ("floodgate.subject-settings", 0), harness.offset, 0,
-                                CountedMail(START + at_ms, 0, 1, "", None), 0,
-                                record.decode() if record else ""))
+    harness.counter.count(Entry.carrying(CountedMail(START + at_ms, 0, 1, "", None), key,
+                                         ("floodgate.subject-settings", 0), harness.offset, 0,
+                                         0, record.decode() if record else ""))
 
 
 def _record(key: str, **fields: object) -> bytes:

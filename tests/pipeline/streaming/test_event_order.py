@@ -16,8 +16,8 @@ A, B = ("mail", 0), ("mail", 1)
 
 def entry(source: tuple[str, int], offset: int, ts: int, subject: str = "sasl_username:u",
           record: int = 0) -> Entry:
-    return Entry(subject, source, offset, offset, CountedMail(ts, False, 1, "outbound", None),
-                 record)
+    return Entry.carrying(CountedMail(ts, False, 1, "outbound", None), subject, source, offset,
+                          offset, record)
 
 
 def test_entries_wait_for_every_source_then_come_out_in_time_order() -> None:
@@ -27,10 +27,10 @@ def test_entries_wait_for_every_source_then_come_out_in_time_order() -> None:
     order.mark(A, 300)
     assert order.release() == []  # B has said nothing yet
     order.mark(B, 200)
-    assert [e.mail.ts_ms for e in order.release()] == [100]
+    assert [e.ts_ms for e in order.release()] == [100]
     order.offer(entry(B, 0, 250))
     order.mark(B, 400)
-    assert [e.mail.ts_ms for e in order.release()] == [250, 300]
+    assert [e.ts_ms for e in order.release()] == [250, 300]
     assert order.watermark() == 300
 
 
@@ -109,5 +109,5 @@ def test_a_restart_from_any_checkpoint_applies_every_entry_once(seed: int, cut: 
     idents = [(e.source, e.offset, e.subject) for e in before + after]
     assert sorted(idents) == sorted((e.source, e.offset, e.subject) for e in expected)
     assert len(set(idents)) == len(idents)
-    times = [e.mail.ts_ms for e in before + after]
+    times = [e.ts_ms for e in before + after]
     assert times == sorted(times)
