@@ -42,8 +42,9 @@ OrderKey = tuple[int, str, int, int, str]  # (ts, topic, partition, source offse
 class Entry(CountedMail):
     """One message to count under one subject, and where it came from. The entry is the
     counted mail itself (its first fields are ``CountedMail``'s): a backlog holds hundreds
-    of thousands of entries for event-time order, each one object instead of two (88 bytes
-    and one object for the garbage collector to walk fewer). Built in the counting
+    of thousands of entries for event-time order, each one object instead of two (409 bytes
+    a held entry instead of 449, ``test_counting_partition``; one object fewer for the
+    garbage collector to walk). Built in the counting
     partition's hot path from a batch's fields; ``carrying`` builds one from a
     ``CountedMail``."""
 

@@ -39,11 +39,11 @@ with atheris.instrument_imports(include=["connectors", "pipeline", "schemas"]):
     from schemas.subject_batch import BATCH_KIND, LIFT_KIND, SubjectBatch
     from schemas.vocabulary import ActionState
     from tests.fixtures.counting import counting_partition
+    from tests.fixtures.policy_requests import NOW, action
+    from tests.pipeline.engine.builders import config, threshold
     from tests.pipeline.streaming.state.store_writes import commit_now
 
 from tests.connectors.postfix_log.corpora import CORPORA
-from tests.fixtures.policy_requests import NOW, action
-from tests.pipeline.engine.builders import config, threshold
 
 RS = b"\x1e"  # separates the records of one ``record`` input
 REPLY = re.compile(rf"action=[A-Z_]+( [^\x00-\x1f\x7f]{{0,{MAX_REPLY_TEXT}}})?\n\n")
